@@ -1,0 +1,133 @@
+"""The FastAPI app factory and the services each worker shares across requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api import admin, carrier, errors, operator, ops, scrub
+from registry.api.auth import Authenticator
+from registry.api.responses import JSON
+from registry.bloom import RegisteredFilter
+from registry.config import Settings, load_settings
+from registry.metrics import Metrics
+from registry.scrub import Scrubber
+from registry.store.connect import async_client
+from registry.store.operators import OperatorStore
+from registry.store.receipts import ReceiptStore
+from registry.store.registrations import RegistrationStore
+
+log = logging.getLogger("dnc.api")
+# How often a worker pulls the change stream on its own, between requests.
+FOLLOW_INTERVAL = 1.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Any
+    registrations: RegistrationStore
+    operators: OperatorStore
+    receipts: ReceiptStore
+    bloom: RegisteredFilter
+    scrubber: Scrubber
+    auth: Authenticator
+    metrics: Metrics
+
+
+def build_services(settings: Settings) -> Services:
+    if settings.redis_url is None:
+        raise ValueError("the API needs DNC_REDIS_URL; `dnc serve` sets it for the embedded Redis")
+    redis = async_client(settings.redis_url)
+    registrations = RegistrationStore(redis, settings.retention_days)
+    operators = OperatorStore(redis, settings.retention_days)
+    bloom = RegisteredFilter(registrations)
+    return Services(
+        settings=settings,
+        redis=redis,
+        registrations=registrations,
+        operators=operators,
+        receipts=ReceiptStore(redis, settings.retention_days),
+        bloom=bloom,
+        scrubber=Scrubber(registrations, bloom),
+        auth=Authenticator(operators, settings.admin_key, settings.auth_cache_seconds),
+        metrics=Metrics(),
+    )
+
+
+async def _follow(services: Services) -> None:
+    """Build the Bloom filter (retrying while Redis is away), then keep it current."""
+    while not services.bloom.ready:
+        try:
+            await services.bloom.build()
+        except Exception as exc:  # noqa: BLE001 - any failure here means "try again soon"
+            log.warning("bloom filter not built yet: %s", exc)
+            await asyncio.sleep(0.5)
+    while True:
+        await asyncio.sleep(FOLLOW_INTERVAL)
+        try:
+            await services.bloom.catch_up()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("change stream not followed: %s", exc)
+
+
+class CountResponses:
+    """Pure ASGI middleware: counts answers by method and status for /metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.requests[(scope["method"], message["status"])] += 1
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    services = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        follower = asyncio.create_task(_follow(services))
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await services.redis.aclose()
+
+    app = FastAPI(
+        title="dnc-registry",
+        version="0.1.0",
+        summary="National do-not-call registry: registrations, look-ups and bulk scrubs.",
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    for router in (ops.router, admin.router, carrier.router, operator.router, scrub.router):
+        app.include_router(router)
+    app.add_middleware(CountResponses, metrics=services.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory uvicorn's workers call: every worker reads the same environment."""
+    return create_app(load_settings())

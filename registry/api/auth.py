@@ -1,0 +1,77 @@
+"""API keys to operators: `Authorization: Bearer KEY`, roles, and a short per-worker cache."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from registry.api.errors import ApiError
+from registry.store.operators import Operator, OperatorStore, key_hash
+
+ADMIN = Operator("admin", "administrator", "admin")
+
+
+class Authenticator:
+    """Resolves keys; a found key is cached `ttl` seconds, so a revocation takes that long."""
+
+    def __init__(self, operators: OperatorStore, admin_key: str | None, ttl: float) -> None:
+        self.operators = operators
+        self.admin_key = admin_key
+        self.ttl = ttl
+        self._cache: dict[str, tuple[Operator, float]] = {}
+
+    async def resolve(self, authorization: str | None) -> Operator:
+        if not authorization:
+            raise ApiError(401, "missing_key", "send your API key as 'Authorization: Bearer KEY'")
+        scheme, _, api_key = authorization.partition(" ")
+        api_key = api_key.strip()
+        if scheme.lower() != "bearer" or not api_key:
+            raise ApiError(401, "missing_key", "the Authorization header must be 'Bearer KEY'")
+        if self.admin_key is not None and secrets.compare_digest(api_key, self.admin_key):
+            return ADMIN
+        digest = key_hash(api_key)
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        operator = await self.operators.by_key(api_key)
+        if operator is None and await self.operators.admin_key_matches(api_key):
+            operator = ADMIN
+        if operator is None:
+            self._cache.pop(digest, None)
+            raise ApiError(401, "unknown_key", "this API key is not known or was revoked")
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (operator, now + self.ttl)
+        return operator
+
+    def forget(self, operator_id: str) -> None:
+        """Drop a revoked operator at once in this worker (others wait out the ttl)."""
+        self._cache = {k: v for k, v in self._cache.items() if v[0].id != operator_id}
+
+
+def require(*roles: str) -> Callable[[Request], Awaitable[Operator]]:
+    """A dependency that admits the given roles, and administrators everywhere."""
+
+    async def dependency(request: Request) -> Operator:
+        auth: Authenticator = request.app.state.services.auth
+        operator = await auth.resolve(request.headers.get("authorization"))
+        if not operator.is_admin and operator.role not in roles:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this endpoint is for the {' or '.join(roles)} role; your key is {operator.role}",
+            )
+        return operator
+
+    return dependency
+
+
+# The caller's account, for route signatures: `operator: OperatorKey`.
+OperatorKey = Annotated[Operator, Depends(require("operator"))]
+CarrierKey = Annotated[Operator, Depends(require("carrier"))]
+AdminKey = Annotated[Operator, Depends(require("admin"))]

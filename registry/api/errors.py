@@ -1,0 +1,101 @@
+"""One error type per failure the caller can act on, mapped to HTTP in one place.
+
+Every error answers `{"error": {"code", "message", "details"}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
+
+from registry.api.responses import JSON
+
+log = logging.getLogger("dnc.api")
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSON:
+    return JSON(error_body(code, message, details), status_code=status, headers=headers)
+
+
+def unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "redis_unavailable",
+        "the registry store cannot be reached; retry later",
+        headers={"Retry-After": "1"},
+    )
+
+
+_HTTP_CODES = {
+    404: ("not_found", "no such path; see /docs for the API"),
+    405: ("method_not_allowed", "this path does not accept that method; see /docs"),
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSON:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSON:
+        problems = [
+            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"where": "body", "problem": "is not valid"}
+        return error_response(
+            400, "invalid_request", f"{first['where']}: {first['problem']}", {"problems": problems}
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSON:
+        code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
+        return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+
+    for redis_error in (RedisConnectionError, RedisTimeoutError, RedisClusterException):
+
+        @app.exception_handler(redis_error)
+        async def redis_down(_: Request, exc: Exception) -> JSON:
+            log.warning("redis unavailable: %s", exc)
+            err = unavailable()
+            return error_response(err.status, err.code, err.message, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSON:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "the registry failed; this is our bug")

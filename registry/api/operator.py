@@ -1,0 +1,128 @@
+"""Operator endpoints: single look-ups, receipts, change lists and the full list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from registry import numbers as nums
+from registry import rules
+from registry.api import params
+from registry.api.auth import OperatorKey
+from registry.api.errors import ApiError
+from registry.store import changes
+from registry.store.operators import Operator
+
+router = APIRouter(tags=["operators"])
+
+
+@router.get("/v1/numbers/{number}")
+async def lookup(
+    number: str,
+    request: Request,
+    operator: OperatorKey,
+    channel: str | None = None,
+    category: str | None = None,
+    region: str | None = None,
+) -> dict[str, object]:
+    """Whether one number may be called; one Redis round trip, no Bloom filter needed."""
+    services = request.app.state.services
+    channel_bits = params.channel(channel)
+    category_code = params.category(category)
+    value, reason = nums.normalize(number, params.region(region, services.settings.default_region))
+    if reason is not None:
+        return {"number": None, "status": "invalid", "reason": reason}
+    params.check_prefix(operator, value)
+    registration = await services.registrations.get(value)
+    prefs = registration.preferences if registration else rules.Preferences()
+    status, why = rules.decide_one(
+        registration is not None, prefs, False, channel_bits, category_code
+    )
+    return {"number": f"+{value}", "status": status, "reason": why}
+
+
+@router.get("/v1/scrubs/{receipt_id}")
+async def get_receipt(
+    receipt_id: str, request: Request, operator: OperatorKey
+) -> dict[str, object]:
+    receipt = await request.app.state.services.receipts.get(receipt_id)
+    # Another operator's receipt is reported as missing: receipt ids are not secrets.
+    if receipt is None or (not operator.is_admin and receipt["operator"] != operator.id):
+        raise ApiError(404, "receipt_not_found", f"no scrub receipt {receipt_id!r}")
+    return receipt  # type: ignore[no-any-return]
+
+
+def _prefixes(operator: Operator, prefix: str | None) -> tuple[str, ...]:
+    """The prefixes a request covers: the one asked for, within the operator's own."""
+    if prefix is None or prefix == "":
+        return operator.prefixes
+    try:
+        value, _ = nums.prefix_range(prefix)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_prefix", str(exc)) from None
+    if operator.prefixes and not any(prefix.startswith(p) for p in operator.prefixes):
+        raise ApiError(
+            403,
+            "prefix_not_subscribed",
+            f"{prefix} is outside your subscribed prefixes",
+            {"prefixes": list(operator.prefixes)},
+        )
+    return (f"+{value}",)
+
+
+@router.get("/v1/changes")
+async def change_list(
+    request: Request,
+    operator: OperatorKey,
+    since: str | None = None,
+    limit: int = Query(default=10_000, ge=1, le=100_000),
+) -> dict[str, object]:
+    """Adds and removes after `since`, within the operator's prefixes; `next` resumes."""
+    services = request.app.state.services
+    prefixes = operator.prefixes
+    try:
+        entry_id, _ = changes.parse_cursor(since)
+    except changes.CursorError as exc:
+        raise ApiError(400, "invalid_cursor", str(exc)) from None
+    oldest_ms = (time.time() - services.settings.retention_days * 86400) * 1000
+    if since and entry_id != "0-0" and int(entry_id.split("-")[0]) < oldest_ms:
+        raise ApiError(
+            410, "cursor_expired", "changes that old are no longer kept; download the full list"
+        )
+
+    def keep(numbers: np.ndarray) -> np.ndarray:
+        return nums.in_prefixes(numbers, prefixes)
+
+    found, next_cursor = await changes.read(services.redis, since, limit, keep)
+    return {
+        "changes": [{"number": f"+{n}", "op": op, "at": _iso_ms(at)} for n, op, at in found],
+        "next": next_cursor,
+    }
+
+
+@router.get("/v1/export")
+async def export(
+    request: Request, operator: OperatorKey, prefix: str | None = None
+) -> StreamingResponse:
+    """The full list, one E.164 a line, ascending, within the operator's prefixes."""
+    services = request.app.state.services
+    prefixes = _prefixes(operator, prefix)
+    chunks = services.registrations.all_numbers(prefixes)
+    first = await anext(chunks, None)  # fail with a 503 now rather than mid-stream
+
+    async def body() -> AsyncIterator[bytes]:
+        chunk = first
+        while chunk is not None:
+            yield ("".join(f"+{n}\n" for n in chunk.tolist())).encode()
+            chunk = await anext(chunks, None)
+
+    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+
+def _iso_ms(at_ms: int) -> str:
+    seconds, ms = divmod(at_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"

@@ -1,0 +1,65 @@
+"""Parsing of the parameters many endpoints share, into domain values or an ApiError."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from registry import numbers as nums
+from registry import rules
+from registry.api.errors import ApiError
+from registry.store.operators import Operator
+
+
+def region(raw: str | None, default: str) -> str:
+    try:
+        return nums.check_region(raw, default)
+    except nums.RegionError as exc:
+        raise ApiError(400, "invalid_region", str(exc)) from None
+
+
+def channel(raw: str | None) -> int:
+    try:
+        return rules.parse_channel(raw)
+    except rules.PreferenceError as exc:
+        raise ApiError(400, "invalid_channel", str(exc)) from None
+
+
+def category(raw: str | None) -> int | None:
+    try:
+        return rules.parse_category(raw)
+    except rules.PreferenceError as exc:
+        raise ApiError(400, "invalid_category", str(exc)) from None
+
+
+def number(raw: str, region_code: str) -> int:
+    """A number the caller wants to act on; invalid ones are a 400 with the reason."""
+    value, reason = nums.normalize(raw, region_code)
+    if reason is not None:
+        raise ApiError(
+            400,
+            "invalid_number",
+            f"{raw!r} is not a valid phone number ({reason}); send E.164 such as +12125551234",
+            {"reason": reason, "input": raw[:64]},
+        )
+    return value
+
+
+def check_prefix(operator: Operator, value: int) -> None:
+    if (
+        operator.prefixes
+        and not nums.in_prefixes(np.array([value], dtype=np.int64), operator.prefixes)[0]
+    ):
+        raise ApiError(
+            403,
+            "prefix_not_subscribed",
+            f"+{value} is outside your subscribed prefixes",
+            {"prefixes": list(operator.prefixes)},
+        )
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

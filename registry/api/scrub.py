@@ -1,0 +1,266 @@
+"""POST /v1/scrub: a JSON list in, a JSON answer out; or a text/plain or text/csv list
+in, a streamed text/csv answer out. Either way a receipt records what was scrubbed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from registry import rules
+from registry.api import params
+from registry.api.auth import OperatorKey
+from registry.api.errors import ApiError
+from registry.api.responses import JSON
+from registry.scrub import Batch, ScrubQuery, Tally
+from registry.store.operators import Operator
+
+router = APIRouter(tags=["operators"])
+BATCH_ROWS = 65_536
+_STATUS = np.array(rules.STATUS_NAMES, dtype=object)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or a 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    too_large = ApiError(
+        413,
+        "body_too_large",
+        f"the body is over {limit} bytes; split the list into several scrubs",
+        {"limit_bytes": limit},
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, "invalid_encoding", f"the body is not UTF-8 (byte {exc.start}); send UTF-8 text"
+        ) from None
+
+
+def _too_many(rows: int, limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "too_many_rows",
+        f"{rows} rows is over the limit of {limit} a scrub; split the list",
+        {"rows": rows, "limit_rows": limit},
+    )
+
+
+def parse_json_numbers(body: bytes, limit: int) -> list[str]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("numbers"), list):
+        raise ApiError(400, "invalid_request", 'send {"numbers": ["+12125551234", ...]}')
+    items = document["numbers"]
+    if len(items) > limit:
+        raise _too_many(len(items), limit)
+    # Numbers sent as JSON integers are read as their digits; anything else is not a number.
+    return [
+        item if isinstance(item, str)
+        else str(item) if isinstance(item, int) and not isinstance(item, bool)
+        else orjson.dumps(item).decode()[:64]
+        for item in items
+    ]  # fmt: skip
+
+
+def parse_plain(body: bytes, limit: int) -> list[str]:
+    rows = [line.strip() for line in _text(body).splitlines()]
+    rows = [row for row in rows if row]
+    if len(rows) > limit:
+        raise _too_many(len(rows), limit)
+    return rows
+
+
+def parse_csv(
+    body: bytes, column: str | None, limit: int
+) -> tuple[list[str], list[list[str]], int]:
+    """Header, rows and the index of the phone column."""
+    try:
+        table = [row for row in csv.reader(io.StringIO(_text(body), newline="")) if row]
+    except csv.Error as exc:
+        raise ApiError(400, "invalid_csv", f"the CSV body cannot be read: {exc}") from None
+    if not table:
+        raise ApiError(400, "invalid_csv", "the CSV body has no header row")
+    header, rows = table[0], table[1:]
+    if len(rows) > limit:
+        raise _too_many(len(rows), limit)
+    if column is None or column == "":
+        return header, rows, 0
+    if column not in header:
+        raise ApiError(
+            400, "unknown_column", f"no column {column!r} in the header", {"columns": header}
+        )
+    return header, rows, header.index(column)
+
+
+def _query(request: Request, operator: Operator) -> ScrubQuery:
+    services = request.app.state.services
+    q = request.query_params
+    return ScrubQuery(
+        channel=params.channel(q.get("channel")),
+        category=params.category(q.get("category")),
+        region=params.region(q.get("region"), services.settings.default_region),
+        prefixes=operator.prefixes,
+    )
+
+
+@router.post(
+    "/v1/scrub",
+    openapi_extra={
+        "parameters": [
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in ("channel", "category", "region", "column", "only")
+        ],
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"numbers": {"type": "array", "items": {"type": "string"}}},
+                    }
+                },
+                "text/plain": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        },
+    },
+)
+async def scrub(request: Request, operator: OperatorKey) -> Any:
+    """Scrub a list: JSON gets a JSON answer, text/plain and text/csv a streamed CSV."""
+    services = request.app.state.services
+    settings = services.settings
+    query = _query(request, operator)
+    only = request.query_params.get("only")
+    if only not in (None, "", "callable"):
+        raise ApiError(400, "invalid_only", "only= takes the value 'callable'")
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind not in ("application/json", "text/plain", "text/csv"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send application/json, text/plain (a number a line) or text/csv",
+        )
+    limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
+    body = await read_body(request, limit)
+    if kind == "application/json":
+        inputs = parse_json_numbers(body, settings.max_scrub_rows)
+        return await _scrub_json(request, operator, inputs, query)
+    if kind == "text/plain":
+        inputs = parse_plain(body, settings.max_scrub_rows)
+        return await _scrub_stream(request, operator, query, ["input"], inputs, None, only)
+    header, rows, col = parse_csv(body, request.query_params.get("column"), settings.max_scrub_rows)
+    inputs = [row[col] if col < len(row) else "" for row in rows]
+    return await _scrub_stream(request, operator, query, header, inputs, rows, only)
+
+
+async def _scrub_json(
+    request: Request, operator: Operator, inputs: list[str], query: ScrubQuery
+) -> JSON:
+    services = request.app.state.services
+    version = await services.scrubber.prepare()
+    batch = await services.scrubber.run(inputs, query)
+    tally = Tally()
+    tally.add(batch)
+    receipt = tally.receipt(operator.id, version)
+    await services.receipts.put(receipt)
+    _count(services, tally)
+    blocked = np.flatnonzero(batch.status == rules.BLOCKED)
+    invalid = np.flatnonzero(batch.status == rules.INVALID)
+    return JSON(
+        {
+            "receipt_id": receipt["receipt_id"],
+            "counts": receipt["counts"],
+            "blocked": [f"+{n}" for n in batch.numbers[blocked].tolist()],
+            "invalid": [
+                {"index": i, "input": inputs[i], "reason": batch.reasons[i]}
+                for i in invalid.tolist()
+            ],
+        }
+    )
+
+
+def _encode(batch: Batch, rows: list[list[str]] | None, only: str | None) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    keep = np.arange(len(batch.inputs))
+    if only == "callable":
+        keep = np.flatnonzero(batch.status == rules.CALLABLE)
+    e164 = batch.e164()
+    status = _STATUS[batch.status]
+    if rows is None:
+        writer.writerows((batch.inputs[i], e164[i], status[i]) for i in keep.tolist())
+    else:
+        writer.writerows([*rows[i], e164[i], status[i]] for i in keep.tolist())
+    return out.getvalue().encode()
+
+
+async def _scrub_stream(
+    request: Request,
+    operator: Operator,
+    query: ScrubQuery,
+    header: list[str],
+    inputs: list[str],
+    rows: list[list[str]] | None,
+    only: str | None,
+) -> StreamingResponse:
+    """Stream the answer batch by batch; the receipt is stored before the last bytes go out,
+    and a failure mid-way cuts the stream off without them."""
+    services = request.app.state.services
+    scrubber = services.scrubber
+    version = await scrubber.prepare()
+    tally = Tally()
+    receipt_id = tally.new_id()
+    starts = list(range(0, len(inputs), BATCH_ROWS)) or [0]
+
+    async def run(start: int) -> bytes:
+        batch = await scrubber.run(inputs[start : start + BATCH_ROWS], query)
+        tally.add(batch)
+        part = None if rows is None else rows[start : start + BATCH_ROWS]
+        return _encode(batch, part, only)
+
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow([*header, "number", "status"])
+    pending = head.getvalue().encode() + await run(starts[0])  # errors here are a proper 503
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pending
+        for start in starts[1:]:
+            ready = pending
+            pending = await run(start)
+            yield ready
+        receipt = tally.receipt(operator.id, version, receipt_id)
+        await services.receipts.put(receipt)
+        _count(services, tally)
+        yield pending
+
+    return StreamingResponse(
+        body(),
+        media_type="text/csv; charset=utf-8",
+        headers={"X-Scrub-Receipt": receipt_id},
+    )
+
+
+def _count(services: Any, tally: Tally) -> None:
+    for name in rules.STATUS_NAMES:
+        services.metrics.scrubbed[name] += tally.counts[name]

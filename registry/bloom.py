@@ -1,0 +1,157 @@
+"""The fast negative path: a Bloom filter of every registered number, per process.
+
+A register-blocked Bloom filter (Putze, Sanders, Singler 2007): each number
+picks one 64-bit word and sets K bits inside it, so a look-up is one random
+memory access and the whole batch is a handful of numpy operations. It can
+only say "maybe registered" or "certainly not"; every "maybe" is confirmed in
+Redis, and it never forgets a number (removals stay "maybe" until a rebuild).
+
+pybloom-live, the design card's package, hashes each key in Python; see
+benchmarks/ for the measurement that put this one in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from registry.store import changes
+from registry.store.registrations import RegistrationStore
+
+K = 6  # bits set per number inside its word
+BITS_PER_NUMBER = 16  # about 0.5% false positives at capacity for K=6 in 64-bit blocks
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(numbers: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a cheap, well-spread 64-bit hash of each number."""
+    z = numbers.astype(np.uint64) * _M1
+    z ^= z >> np.uint64(30)
+    z *= _M2
+    z ^= z >> np.uint64(27)
+    z *= _M3
+    z ^= z >> np.uint64(31)
+    return z
+
+
+class BloomFilter:
+    def __init__(self, capacity: int) -> None:
+        words = max(1024, (max(capacity, 1) * BITS_PER_NUMBER) // 64)
+        self.words = np.zeros(1 << (words - 1).bit_length(), dtype=np.uint64)
+        self.capacity = len(self.words) * 64 // BITS_PER_NUMBER
+        self.count = 0  # numbers added, duplicates included: an upper bound on distinct ones
+
+    def _locate(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = _mix(numbers)
+        index = (h & np.uint64(len(self.words) - 1)).astype(np.intp)
+        mask = np.zeros(len(numbers), dtype=np.uint64)
+        one = np.uint64(1)
+        # Bits come from the high half of the hash, which the index does not use.
+        for i in range(K):
+            mask |= one << ((h >> np.uint64(64 - 6 * (i + 1))) & np.uint64(63))
+        return index, mask
+
+    def add(self, numbers: np.ndarray) -> None:
+        if len(numbers) == 0:
+            return
+        index, mask = self._locate(numbers)
+        np.bitwise_or.at(self.words, index, mask)
+        self.count += len(numbers)
+
+    def might_contain(self, numbers: np.ndarray) -> np.ndarray:
+        """Boolean mask: False means certainly not registered."""
+        if len(numbers) == 0:
+            return np.zeros(0, dtype=bool)
+        index, mask = self._locate(numbers)
+        return (self.words[index] & mask) == mask
+
+    @property
+    def overfull(self) -> bool:
+        """Past capacity the false-positive rate climbs; the owner should rebuild it larger."""
+        return self.count > self.capacity
+
+
+class RegisteredFilter:
+    """A process's Bloom filter of the registry, kept up with the change stream.
+
+    `catch_up()` costs one Redis round trip: it reads the epoch, the version and
+    the stream entries after the filter's cursor, and adds every logged number.
+    Callers run it after a request arrives and before trusting a negative, so a
+    registration acknowledged by any process before that moment is in the filter.
+    A changed epoch means the Redis data was replaced: the filter is rebuilt.
+    """
+
+    def __init__(self, store: RegistrationStore, page: int = 10_000) -> None:
+        self.store = store
+        self.page = page
+        self.bloom: BloomFilter | None = None
+        self.epoch: str | None = None
+        self.cursor = "0-0"
+        self.version = 0
+        self._lock = asyncio.Lock()
+        self._rebuilding: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.bloom is not None
+
+    async def _build(self) -> tuple[BloomFilter, str, str]:
+        # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
+        epoch = await self.store.epoch()
+        cursor = await self.store.last_change_id()
+        arrays = [numbers async for numbers in self.store.all_numbers()]
+        total = sum(len(a) for a in arrays)
+        bloom = BloomFilter(capacity=max(2 * total, 1_000_000))
+        for numbers in arrays:
+            bloom.add(numbers)
+        return bloom, epoch, cursor
+
+    async def build(self) -> None:
+        bloom, epoch, cursor = await self._build()
+        async with self._lock:
+            self.bloom, self.epoch, self.cursor = bloom, epoch, cursor
+        await self.catch_up()
+
+    async def catch_up(self) -> int:
+        """Apply every change logged so far; returns the registry version seen."""
+        async with self._lock:
+            while True:
+                epoch, version, entries = await self.store.sync_point(self.cursor, self.page)
+                if epoch != self.epoch or self.bloom is None:
+                    self.bloom, self.epoch, self.cursor = await self._build()
+                    continue
+                for entry_id, fields in entries:
+                    change = changes.decode(entry_id, fields)
+                    if change.op == changes.ADD:
+                        self.bloom.add(change.numbers)
+                    self.cursor = change.id
+                self.version = version
+                if len(entries) < self.page:
+                    break
+            if self.bloom.overfull and self._rebuilding is None:
+                self._rebuilding = asyncio.create_task(self._grow())
+            return self.version
+
+    async def _grow(self) -> None:
+        """Rebuild a larger filter in the background; the full one stays correct meanwhile."""
+        try:
+            bloom, epoch, cursor = await self._build()
+            async with self._lock:
+                if epoch == self.epoch:
+                    # The new filter's cursor is not later than ours: catch_up re-applies the gap.
+                    self.bloom, self.cursor = bloom, min(cursor, self.cursor, key=_stream_id)
+        finally:
+            self._rebuilding = None
+
+    def might_contain(self, numbers: np.ndarray) -> np.ndarray:
+        if self.bloom is None:
+            return np.ones(len(numbers), dtype=bool)
+        return self.bloom.might_contain(numbers)
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

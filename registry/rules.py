@@ -1,0 +1,145 @@
+"""Preferences, channels, categories and the callable rule (CONTRACT section 3).
+
+Pure functions on plain values and numpy arrays; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+VOICE = 1
+SMS = 2
+CHANNELS = {"voice": VOICE, "sms": SMS}
+ALL_CHANNELS = VOICE | SMS
+CATEGORIES = {
+    1: "banking, insurance, finance",
+    2: "real estate",
+    3: "education",
+    4: "health",
+    5: "consumer goods and automobiles",
+    6: "communication, broadcasting, entertainment, IT",
+    7: "tourism and leisure",
+    8: "food and beverages",
+}
+
+# Scrub statuses as small ints, so a million of them fit in one numpy array.
+CALLABLE, BLOCKED, INVALID = 0, 1, 2
+STATUS_NAMES = ("callable", "blocked", "invalid")
+
+
+class PreferenceError(ValueError):
+    """Channels or categories that the registry does not know."""
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What a registration blocks; the default blocks every channel and category."""
+
+    channels: int = ALL_CHANNELS
+    allow_categories: int = 0  # bit c set: category c is still accepted
+
+    @property
+    def is_default(self) -> bool:
+        return self.channels == ALL_CHANNELS and self.allow_categories == 0
+
+    def channel_names(self) -> list[str]:
+        return [name for name, bit in CHANNELS.items() if self.channels & bit]
+
+    def category_codes(self) -> list[int]:
+        return [c for c in CATEGORIES if self.allow_categories & (1 << c)]
+
+
+def parse_preferences(
+    channels: Iterable[str] | None, allow_categories: Iterable[int] | None
+) -> Preferences:
+    channel_mask = ALL_CHANNELS
+    if channels is not None:
+        channel_mask = 0
+        for name in channels:
+            if name not in CHANNELS:
+                raise PreferenceError(f"channel {name!r} is not one of voice, sms")
+            channel_mask |= CHANNELS[name]
+        if channel_mask == 0:
+            raise PreferenceError("channels must name at least one of voice, sms")
+    category_mask = 0
+    for code in allow_categories or ():
+        category_mask |= 1 << check_category(code)
+    return Preferences(channel_mask, category_mask)
+
+
+def check_category(code: object) -> int:
+    if isinstance(code, bool) or not isinstance(code, int) or code not in CATEGORIES:
+        raise PreferenceError(f"category {code!r} is not a code from 1 to 8")
+    return code
+
+
+def parse_channel(name: str | None) -> int:
+    """The channel bits a request asks about: no channel asks about both."""
+    if name is None or name == "":
+        return ALL_CHANNELS
+    if name not in CHANNELS:
+        raise PreferenceError(f"channel {name!r} is not one of voice, sms")
+    return CHANNELS[name]
+
+
+def parse_category(raw: str | int | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        code = int(raw)
+    except (TypeError, ValueError):
+        raise PreferenceError(f"category {raw!r} is not a code from 1 to 8") from None
+    return check_category(code)
+
+
+def decide(
+    registered: np.ndarray,
+    channels: np.ndarray,
+    allowed: np.ndarray,
+    consent: np.ndarray,
+    channel: int,
+    category: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The callable rule for valid numbers: (status, reason index into REASONS).
+
+    `channels` and `allowed` are the registrations' masks (ignored where not
+    registered); `consent` says the requesting operator holds a live consent.
+    """
+    n = len(registered)
+    reason = np.full(n, REASON_REGISTERED, dtype=np.int8)
+    blocks_channel = (channels & channel) != 0
+    category_ok = np.zeros(n, dtype=bool) if category is None else (allowed & (1 << category)) != 0
+    # Later assignments win, so write them from the weakest reason to the strongest.
+    reason[consent] = REASON_CONSENT
+    reason[category_ok] = REASON_CATEGORY_ALLOWED
+    reason[~blocks_channel] = REASON_CHANNEL_NOT_BLOCKED
+    reason[~registered] = REASON_NOT_REGISTERED
+    status = np.where(reason == REASON_REGISTERED, BLOCKED, CALLABLE).astype(np.int8)
+    return status, reason
+
+
+REASONS = ("not_registered", "channel_not_blocked", "category_allowed", "consent", "registered")
+(
+    REASON_NOT_REGISTERED,
+    REASON_CHANNEL_NOT_BLOCKED,
+    REASON_CATEGORY_ALLOWED,
+    REASON_CONSENT,
+    REASON_REGISTERED,
+) = range(len(REASONS))
+
+
+def decide_one(
+    registered: bool, prefs: Preferences, consent: bool, channel: int, category: int | None
+) -> tuple[str, str]:
+    status, reason = decide(
+        np.array([registered]),
+        np.array([prefs.channels]),
+        np.array([prefs.allow_categories]),
+        np.array([consent]),
+        channel,
+        category,
+    )
+    return STATUS_NAMES[int(status[0])], REASONS[int(reason[0])]

@@ -1,0 +1,119 @@
+"""The bulk pipeline: parse -> normalize -> prefix -> Bloom -> confirm in Redis -> decide.
+
+Work is done a batch at a time on numpy arrays; the only per-number Python
+left is normalization's slow path and the response encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from registry import numbers as nums
+from registry import rules
+from registry.bloom import RegisteredFilter
+from registry.store.registrations import RegistrationStore
+
+NOT_SUBSCRIBED = "not_subscribed"
+
+
+@dataclass(frozen=True)
+class ScrubQuery:
+    """What the operator asks: for which channel and category, read against which region."""
+
+    channel: int = rules.ALL_CHANNELS
+    category: int | None = None
+    region: str = "US"
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass
+class Batch:
+    """One batch's answers, aligned with its inputs."""
+
+    inputs: list[str]
+    numbers: np.ndarray  # int64 E.164 digits, 0 where invalid
+    status: np.ndarray  # int8: rules.CALLABLE, BLOCKED or INVALID
+    reasons: list[str | None]  # why invalid, None elsewhere
+
+    def e164(self) -> list[str]:
+        return nums.e164_many(self.numbers)
+
+
+@dataclass
+class Tally:
+    """Running counts and checksum of a whole scrub, for its receipt."""
+
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"total": 0, "callable": 0, "blocked": 0, "invalid": 0}
+    )
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+    def add(self, batch: Batch) -> None:
+        status = batch.status
+        self.counts["total"] += len(status)
+        for code, name in enumerate(rules.STATUS_NAMES):
+            self.counts[name] += int(np.count_nonzero(status == code))
+        valid = batch.numbers[status != rules.INVALID]
+        if len(valid):
+            self.digest.update(("\n".join(f"+{n}" for n in valid.tolist()) + "\n").encode())
+
+    @staticmethod
+    def new_id() -> str:
+        return "scr_" + secrets.token_hex(10)
+
+    def receipt(
+        self, operator_id: str, registry_version: int, receipt_id: str | None = None
+    ) -> dict[str, object]:
+        return {
+            "receipt_id": receipt_id or self.new_id(),
+            "operator": operator_id,
+            "created_at": _iso(time.time()),
+            "counts": dict(self.counts),
+            "sha256": self.digest.hexdigest(),
+            "registry_version": registry_version,
+        }
+
+
+class Scrubber:
+    def __init__(self, store: RegistrationStore, bloom: RegisteredFilter) -> None:
+        self.store = store
+        self.bloom = bloom
+
+    async def prepare(self) -> int:
+        """Bring the Bloom filter up to the registry as of now; returns the registry version."""
+        return await self.bloom.catch_up()
+
+    async def run(self, inputs: list[str], query: ScrubQuery) -> Batch:
+        """Scrub one batch. Call `prepare()` once before the first batch of a request."""
+        numbers, reasons = nums.normalize_many(inputs, query.region)
+        if query.prefixes:
+            outside = (numbers != 0) & ~nums.in_prefixes(numbers, query.prefixes)
+            for i in np.flatnonzero(outside).tolist():
+                reasons[i] = NOT_SUBSCRIBED
+            numbers[outside] = 0
+        status = np.full(len(inputs), rules.INVALID, dtype=np.int8)
+        valid = np.flatnonzero(numbers != 0)
+        candidates = valid[self.bloom.might_contain(numbers[valid])]
+        found = await self.store.confirm(numbers[candidates])
+        n = len(valid)
+        registered = np.zeros(n, dtype=bool)
+        channels = np.full(n, rules.ALL_CHANNELS, dtype=np.int64)
+        allowed = np.zeros(n, dtype=np.int64)
+        position = np.searchsorted(valid, candidates)
+        registered[position] = found.registered
+        channels[position] = found.channels
+        allowed[position] = found.allowed
+        consent = np.zeros(n, dtype=bool)
+        status[valid], _ = rules.decide(
+            registered, channels, allowed, consent, query.channel, query.category
+        )
+        return Batch(inputs, numbers, status, reasons)
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

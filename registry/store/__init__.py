@@ -1,0 +1,1 @@
+"""Everything that speaks Redis: key layout, connections, registrations, streams."""

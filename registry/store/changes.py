@@ -1,0 +1,132 @@
+"""The change stream: every add and remove, with its time, in one Redis stream.
+
+An entry is either one number (`a` or `r` -> E.164 digits) or one bucket's
+batch from a bulk load (`A` or `R` -> bucket id, `m` -> members packed as
+little-endian int16). Batches keep a 10-million-number load to a few thousand
+entries, and the Bloom followers decode them with one numpy call each.
+
+Order of writes, so that a crash between two of them can only over-block:
+an add is logged *before* the set changes (a follower may learn a number that
+never arrived: a false "maybe", confirmed away in Redis), a remove *after*
+(a change-list reader keeps blocking a number a little longer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from registry.store import keys
+
+ADD, REMOVE = "add", "remove"
+
+# KEYS: changes, version, buckets. ARGV: minid, then bucket ids to index, '--', entry fields.
+LOG_SCRIPT = """
+local sep = 0
+for i = 2, #ARGV do
+  if ARGV[i] == '--' then sep = i break end
+  redis.call('SADD', KEYS[3], ARGV[i])
+end
+local fields = {}
+for i = sep + 1, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(fields))
+local version = redis.call('INCR', KEYS[2])
+return {id, version}
+"""
+
+
+def min_id(retention_days: int, now: float | None = None) -> str:
+    """The oldest stream id to keep: entries older than the retention are trimmed."""
+    now = time.time() if now is None else now
+    return str(int((now - retention_days * 86400) * 1000))
+
+
+def log_args(retention_days: int, buckets: list[int], fields: list[bytes | str | int]) -> list[Any]:
+    return [
+        3,
+        keys.CHANGES,
+        keys.VERSION,
+        keys.BUCKETS,
+        min_id(retention_days),
+        *buckets,
+        "--",
+        *fields,
+    ]
+
+
+def single_fields(op: str, number: int) -> list[bytes | str | int]:
+    return ["a" if op == ADD else "r", number]
+
+
+def batch_fields(op: str, bucket: int, members: np.ndarray) -> list[bytes | str | int]:
+    return ["A" if op == ADD else "R", bucket, "m", members.astype("<i2").tobytes()]
+
+
+@dataclass(frozen=True)
+class Change:
+    id: str
+    op: str
+    numbers: np.ndarray  # int64 E.164 digits
+
+    @property
+    def at_ms(self) -> int:
+        return int(self.id.split("-", 1)[0])
+
+
+def decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Change:
+    entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    if b"a" in fields:
+        return Change(entry, ADD, np.array([int(fields[b"a"])], dtype=np.int64))
+    if b"r" in fields:
+        return Change(entry, REMOVE, np.array([int(fields[b"r"])], dtype=np.int64))
+    op = ADD if b"A" in fields else REMOVE
+    bucket = int(fields[b"A" if op == ADD else b"R"])
+    members = np.frombuffer(fields[b"m"], dtype="<i2")
+    return Change(entry, op, keys.join(bucket, members))
+
+
+class CursorError(ValueError):
+    """A change-list cursor that this registry never handed out."""
+
+
+def parse_cursor(cursor: str | None) -> tuple[str, int]:
+    """`ID` resumes after entry ID; `ID.K` resumes inside entry ID at its K-th number."""
+    if not cursor or cursor == "0":
+        return "0-0", 0
+    entry, _, offset = cursor.partition(".")
+    ms, _, seq = entry.partition("-")
+    if not ms.isdigit() or not (seq or "0").isdigit() or not (offset or "0").isdigit():
+        raise CursorError(f"cursor {cursor!r} is not one this registry handed out")
+    return f"{int(ms)}-{int(seq or 0)}", int(offset or 0)
+
+
+async def read(
+    redis: Any, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
+) -> tuple[list[tuple[int, str, int]], str]:
+    """Up to `limit` changes after `cursor` that `keep` admits: (number, op, at_ms), next cursor."""
+    entry_id, offset = parse_cursor(cursor)
+    found: list[tuple[int, str, int]] = []
+    start = entry_id if offset else f"({entry_id}"
+    next_cursor = cursor or "0-0"
+    while len(found) < limit:
+        entries = await redis.xrange(keys.CHANGES, min=start, max="+", count=256)
+        if not entries:
+            break
+        for raw_id, fields in entries:
+            change = decode(raw_id, fields)
+            begin = offset if change.id == entry_id else 0
+            tail = change.numbers[begin:]
+            picked = np.flatnonzero(keep(tail))
+            room = limit - len(found)
+            found += [(n, change.op, change.at_ms) for n in tail[picked[:room]].tolist()]
+            if len(picked) > room:
+                return found, f"{change.id}.{begin + int(picked[room])}"
+            next_cursor = change.id
+            if len(found) >= limit:
+                return found, next_cursor
+        start = f"({entries[-1][0].decode()}"
+    return found, next_cursor

@@ -1,0 +1,66 @@
+"""Redis clients from DNC_REDIS_URL: single node, TLS, unix socket or Cluster."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+
+CLUSTER_SCHEME = "redis+cluster://"
+# Bounded waits: a dead Redis must turn into a 503 quickly, not a hung request.
+CONNECT_TIMEOUT = 2.0
+REPLY_TIMEOUT = 30.0
+
+
+class RedisURLError(ValueError):
+    """DNC_REDIS_URL is not a URL the registry can connect to."""
+
+
+def _cluster_nodes(url: str) -> list[tuple[str, int]]:
+    nodes = []
+    for part in url[len(CLUSTER_SCHEME) :].split("/")[0].split(","):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise RedisURLError(f"cluster node {part!r} in DNC_REDIS_URL is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
+def _check(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise RedisURLError(
+            f"DNC_REDIS_URL scheme {scheme!r} is not redis, rediss, unix or redis+cluster"
+        )
+
+
+def sync_client(url: str) -> redis.Redis | RedisCluster:
+    if url.startswith(CLUSTER_SCHEME):
+        nodes = [ClusterNode(h, p) for h, p in _cluster_nodes(url)]
+        return RedisCluster(
+            startup_nodes=nodes,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=REPLY_TIMEOUT,
+        )  # type: ignore[abstract]
+    _check(url)
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=REPLY_TIMEOUT
+    )
+
+
+def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
+    if url.startswith(CLUSTER_SCHEME):
+        nodes = [AsyncClusterNode(h, p) for h, p in _cluster_nodes(url)]
+        return AsyncRedisCluster(
+            startup_nodes=nodes,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=REPLY_TIMEOUT,
+        )
+    _check(url)
+    return aioredis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=REPLY_TIMEOUT
+    )

@@ -1,0 +1,89 @@
+"""The Redis key layout.
+
+A number n (its E.164 digits as an int) lives in bucket `n >> 16` as the member
+`(n & 0xFFFF) - 32768`. Members are therefore 16-bit integers and a bucket's set
+stays intset-encoded at 2 bytes a member. Every key of a bucket carries the
+bucket in a hash tag, so the set, the per-number details and the ended records
+of one bucket share a Redis Cluster slot and one Lua script can touch them all.
+Registry-wide keys share the tag `{dnc}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+BUCKET_BITS = 16
+MEMBER_OFFSET = 1 << (BUCKET_BITS - 1)
+_MASK = (1 << BUCKET_BITS) - 1
+
+# Registry-wide keys, all in the slot of the tag {dnc}.
+EPOCH = "dnc:{dnc}:epoch"  # random token; changes when the Redis data is replaced
+VERSION = "dnc:{dnc}:version"  # monotonic registry version, one step per change
+CHANGES = "dnc:{dnc}:changes"  # the change stream: adds and removes, with time
+BUCKETS = "dnc:{dnc}:buckets"  # the set of bucket ids that ever held a number
+ADMIN_KEY_HASH = "dnc:{dnc}:admin"  # sha256 of the generated administrator key
+OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
+
+
+def bucket_of(number: int) -> int:
+    return number >> BUCKET_BITS
+
+
+def member_of(number: int) -> int:
+    return (number & _MASK) - MEMBER_OFFSET
+
+
+def number_of(bucket: int, member: int) -> int:
+    return (bucket << BUCKET_BITS) | (member + MEMBER_OFFSET)
+
+
+def split(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Buckets and members of an int64 array of numbers."""
+    return numbers >> BUCKET_BITS, (numbers & _MASK) - MEMBER_OFFSET
+
+
+def join(bucket: int, members: np.ndarray) -> np.ndarray:
+    return (np.int64(bucket) << BUCKET_BITS) | (members.astype(np.int64) + MEMBER_OFFSET)
+
+
+def numbers_set(bucket: int) -> str:
+    return f"dnc:s:{{{bucket}}}"
+
+
+def details(bucket: int) -> str:
+    """Hash member -> registration details, only for numbers registered one by one."""
+    return f"dnc:r:{{{bucket}}}"
+
+
+def ended(bucket: int, member: int) -> str:
+    """An ended registration, kept DNC_RETENTION_DAYS after deregistration."""
+    return f"dnc:e:{{{bucket}}}:{member}"
+
+
+def operator(operator_id: str) -> str:
+    return f"dnc:op:{{{operator_id}}}"
+
+
+def api_key(key_hash: str) -> str:
+    return f"dnc:key:{{{key_hash}}}"
+
+
+def receipt(receipt_id: str) -> str:
+    return f"dnc:rcpt:{{{receipt_id}}}"
+
+
+def buckets_under(buckets: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
+    """The buckets (from a sorted array) that can hold numbers under any of the prefixes."""
+    if not prefixes:
+        return buckets
+    keep = np.zeros(len(buckets), dtype=bool)
+    for prefix in prefixes:
+        value = int(prefix.removeprefix("+"))
+        width = len(prefix.removeprefix("+"))
+        for length in range(width, 16):
+            scale = 10 ** (length - width)
+            low, high = value * scale, (value + 1) * scale - 1
+            keep |= (buckets >= low >> BUCKET_BITS) & (buckets <= high >> BUCKET_BITS)
+    return buckets[keep]

@@ -1,0 +1,100 @@
+"""Operator accounts and their API keys; keys are stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from registry.store import keys
+
+ROLES = ("operator", "carrier", "admin")
+
+
+def key_hash(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return "dnc_" + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: str
+    name: str
+    role: str
+    prefixes: tuple[str, ...] = ()
+    rate_limit: int | None = None  # requests a second; None: unlimited
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class OperatorStore:
+    def __init__(self, redis: Any, retention_days: int) -> None:
+        self.redis = redis
+        self.retention_days = retention_days
+
+    async def create(
+        self, name: str, role: str, prefixes: list[str], rate_limit: int | None
+    ) -> tuple[Operator, str]:
+        operator = Operator("op_" + secrets.token_hex(6), name, role, tuple(prefixes), rate_limit)
+        api_key = new_api_key()
+        digest = key_hash(api_key)
+        await self.redis.hset(
+            keys.operator(operator.id),
+            mapping={
+                "name": name,
+                "role": role,
+                "prefixes": ",".join(prefixes),
+                "rate_limit": "" if rate_limit is None else str(rate_limit),
+                "created_at": str(int(time.time())),
+                "key_hash": digest,
+            },
+        )
+        await self.redis.set(keys.api_key(digest), operator.id)
+        await self.redis.sadd(keys.OPERATORS, operator.id)
+        return operator, api_key
+
+    async def get(self, operator_id: str) -> Operator | None:
+        fields = await self.redis.hgetall(keys.operator(operator_id))
+        if not fields or b"revoked_at" in fields:
+            return None
+        prefixes = fields.get(b"prefixes", b"").decode()
+        rate = fields.get(b"rate_limit", b"").decode()
+        return Operator(
+            operator_id,
+            fields[b"name"].decode(),
+            fields[b"role"].decode(),
+            tuple(p for p in prefixes.split(",") if p),
+            int(rate) if rate else None,
+        )
+
+    async def by_key(self, api_key: str) -> Operator | None:
+        operator_id = await self.redis.get(keys.api_key(key_hash(api_key)))
+        return await self.get(operator_id.decode()) if operator_id else None
+
+    async def revoke(self, operator_id: str) -> bool:
+        """Revoke an account; its record stays DNC_RETENTION_DAYS so past scrubs keep a sender."""
+        fields = await self.redis.hgetall(keys.operator(operator_id))
+        if not fields or b"revoked_at" in fields:
+            return False
+        await self.redis.delete(keys.api_key(fields[b"key_hash"].decode()))
+        await self.redis.hset(keys.operator(operator_id), "revoked_at", str(int(time.time())))
+        await self.redis.expire(keys.operator(operator_id), self.retention_days * 86400)
+        await self.redis.srem(keys.OPERATORS, operator_id)
+        return True
+
+    async def admin_key_matches(self, api_key: str) -> bool:
+        stored = await self.redis.get(keys.ADMIN_KEY_HASH)
+        return stored is not None and secrets.compare_digest(stored.decode(), key_hash(api_key))
+
+    async def create_admin_key(self) -> str | None:
+        """A generated administrator key on first start; None when one exists already."""
+        api_key = new_api_key()
+        created = await self.redis.set(keys.ADMIN_KEY_HASH, key_hash(api_key), nx=True)
+        return api_key if created else None

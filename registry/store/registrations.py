@@ -1,0 +1,196 @@
+"""Registrations in Redis: writing them, confirming membership in batches, reading them back.
+
+A registered number is a member of its bucket's set. Numbers registered one by
+one (API, SMS, web) also get a details entry `registered_at|channels|allowed|source`
+in the bucket's hash; bulk-loaded numbers have none and mean "full block,
+registration time unknown", which keeps the bulk list at 2 bytes a number.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from registry import numbers as nums
+from registry.rules import ALL_CHANNELS, Preferences
+from registry.store import changes, keys
+
+# KEYS: set, details. ARGV: member, now, "channels|allowed|source".
+REGISTER_SCRIPT = """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+local at = ARGV[2]
+if added == 0 then
+  local old = redis.call('HGET', KEYS[2], ARGV[1])
+  at = old and string.match(old, '^(%d+)') or '0'
+end
+redis.call('HSET', KEYS[2], ARGV[1], at .. '|' .. ARGV[3])
+return {added, tonumber(at)}
+"""
+
+# KEYS: set, details, ended. ARGV: member, now, retention seconds, who.
+DEREGISTER_SCRIPT = """
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local old = redis.call('HGET', KEYS[2], ARGV[1]) or '0|3|0|bulk'
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], old .. '|' .. ARGV[2] .. '|' .. ARGV[4], 'EX', ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Registration:
+    number: int
+    registered_at: int | None  # epoch seconds; None for bulk-loaded numbers
+    preferences: Preferences
+    source: str
+
+
+def parse_details(number: int, raw: bytes | None) -> Registration:
+    if raw is None:
+        return Registration(number, None, Preferences(), "bulk")
+    at, channels, allowed, source = raw.decode().split("|", 3)
+    return Registration(number, int(at) or None, Preferences(int(channels), int(allowed)), source)
+
+
+@dataclass
+class Confirmation:
+    """What Redis says about a batch of numbers that the Bloom filter let through."""
+
+    registered: np.ndarray  # bool
+    channels: np.ndarray  # int64 channel masks, ALL_CHANNELS where unknown
+    allowed: np.ndarray  # int64 allowed-category masks
+
+
+class RegistrationStore:
+    def __init__(self, redis: Any, retention_days: int) -> None:
+        self.redis = redis
+        self.retention_days = retention_days
+
+    async def epoch(self) -> str:
+        """The registry's epoch token, created on first use; a new one means new data."""
+        await self.redis.set(keys.EPOCH, secrets.token_hex(8), nx=True)
+        value = await self.redis.get(keys.EPOCH)
+        return value.decode()
+
+    async def sync_point(self, after: str, count: int) -> tuple[str | None, int, list[Any]]:
+        """One round trip: the epoch, the version and the change entries after `after`."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.EPOCH)
+        pipe.get(keys.VERSION)
+        pipe.xrange(keys.CHANGES, min=f"({after}", max="+", count=count)
+        epoch, version, entries = await pipe.execute()
+        return (epoch.decode() if epoch else None), int(version or 0), entries
+
+    async def last_change_id(self) -> str:
+        entries = await self.redis.xrevrange(keys.CHANGES, max="+", min="-", count=1)
+        return entries[0][0].decode() if entries else "0-0"
+
+    async def all_numbers(
+        self, prefixes: Sequence[str] = (), chunk: int = 256
+    ) -> AsyncIterator[np.ndarray]:
+        """Every registered number (under `prefixes`, if any), ascending, one array per chunk."""
+        index = np.array(
+            sorted(int(b) for b in await self.redis.smembers(keys.BUCKETS)), dtype=np.int64
+        )
+        buckets = keys.buckets_under(index, prefixes).tolist()
+        for start in range(0, len(buckets), chunk):
+            group = buckets[start : start + chunk]
+            pipe = self.redis.pipeline(transaction=False)
+            for bucket in group:
+                pipe.smembers(keys.numbers_set(bucket))
+            for bucket, members in zip(group, await pipe.execute(), strict=True):
+                if members:
+                    found = keys.join(bucket, np.sort(np.array(list(map(int, members)))))
+                    yield found[nums.in_prefixes(found, prefixes)] if prefixes else found
+
+    async def log(self, op: str, number: int) -> int:
+        """Append one change to the stream; returns the new registry version."""
+        bucket = keys.bucket_of(number)
+        args = changes.log_args(
+            self.retention_days,
+            [bucket] if op == changes.ADD else [],
+            changes.single_fields(op, number),
+        )
+        _, version = await self.redis.eval(changes.LOG_SCRIPT, *args)
+        return int(version)
+
+    async def register(
+        self, number: int, prefs: Preferences, source: str, now: int
+    ) -> tuple[bool, int | None]:
+        """Store a registration: (created, registered_at). Logged before it is stored."""
+        await self.log(changes.ADD, number)
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        created, at = await self.redis.eval(
+            REGISTER_SCRIPT,
+            2,
+            keys.numbers_set(bucket),
+            keys.details(bucket),
+            member,
+            now,
+            f"{prefs.channels}|{prefs.allow_categories}|{source}",
+        )
+        return bool(created), (int(at) or None)
+
+    async def deregister(self, number: int, who: str, now: int) -> bool:
+        """Remove a registration, keeping its record DNC_RETENTION_DAYS; logged after."""
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        removed = await self.redis.eval(
+            DEREGISTER_SCRIPT,
+            3,
+            keys.numbers_set(bucket),
+            keys.details(bucket),
+            keys.ended(bucket, member),
+            member,
+            now,
+            self.retention_days * 86400,
+            who,
+        )
+        if removed:
+            await self.log(changes.REMOVE, number)
+        return bool(removed)
+
+    async def get(self, number: int) -> Registration | None:
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sismember(keys.numbers_set(bucket), member)
+        pipe.hget(keys.details(bucket), member)
+        registered, raw = await pipe.execute()
+        return parse_details(number, raw) if registered else None
+
+    async def confirm(self, numbers: np.ndarray) -> Confirmation:
+        """Membership and preferences of a batch, one pipelined round trip for all buckets."""
+        n = len(numbers)
+        result = Confirmation(
+            np.zeros(n, dtype=bool),
+            np.full(n, ALL_CHANNELS, dtype=np.int64),
+            np.zeros(n, dtype=np.int64),
+        )
+        if n == 0:
+            return result
+        buckets, members = keys.split(numbers)
+        order = np.argsort(buckets, kind="stable")
+        sorted_buckets = buckets[order]
+        starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]])
+        ends = np.r_[starts[1:], n]
+        pipe = self.redis.pipeline(transaction=False)
+        groups = []
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            bucket = int(sorted_buckets[start])
+            index = order[start:end]
+            group_members = members[index].tolist()
+            pipe.smismember(keys.numbers_set(bucket), group_members)
+            pipe.hmget(keys.details(bucket), group_members)
+            groups.append(index)
+        replies = await pipe.execute()
+        for i, index in enumerate(groups):
+            result.registered[index] = np.array(replies[2 * i], dtype=bool)
+            for j, raw in zip(index.tolist(), replies[2 * i + 1], strict=True):
+                if raw is not None:
+                    _, channels, allowed, _ = raw.split(b"|", 3)
+                    result.channels[j] = int(channels)
+                    result.allowed[j] = int(allowed)
+        return result
