@@ -20,6 +20,10 @@ import redis
 _PR_SET_PDEATHSIG = 1
 # Unix socket paths longer than this do not fit in sockaddr_un.
 _MAX_SOCKET_PATH = 100
+# Where a running embedded Redis says how to reach it, for `dnc load` beside `dnc serve`.
+URL_FILE = "redis.url"
+# Buckets hold up to 2^16 members; keep them intset-encoded (2 bytes a member) at any size.
+SERVER_SETTINGS = ["--set-max-intset-entries", "65536"]
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -63,9 +67,17 @@ def _die_with_parent() -> None:
 class RedisProcess:
     """A redis-server child process with its own config; a context manager."""
 
-    def __init__(self, data_dir: Path, *, durable: bool = True, extra: list[str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        durable: bool = True,
+        tcp: bool = False,
+        extra: list[str] | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.durable = durable
+        self.tcp = tcp
         self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -82,12 +94,13 @@ class RedisProcess:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
+            *SERVER_SETTINGS,
         ]  # fmt: skip
         if self.durable:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
-        if len(str(sock)) <= _MAX_SOCKET_PATH:
+        if not self.tcp and len(str(sock)) <= _MAX_SOCKET_PATH:
             if sock.exists():
                 sock.unlink()
             args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
@@ -104,6 +117,7 @@ class RedisProcess:
             preexec_fn=_die_with_parent,
         )
         self._wait_ready(timeout)
+        (self.data_dir / URL_FILE).write_text(self.url + "\n")
         return self.url
 
     def _wait_ready(self, timeout: float) -> None:
@@ -127,6 +141,7 @@ class RedisProcess:
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        (self.data_dir / URL_FILE).unlink(missing_ok=True)
         self.process.send_signal(signal.SIGTERM)  # redis-server fsyncs the AOF and exits
         try:
             self.process.wait(timeout)
@@ -146,3 +161,18 @@ class RedisProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of an embedded Redis already serving `data_dir`, if one answers."""
+    try:
+        url = (data_dir / URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        return url if client.ping() else None
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()

@@ -1,0 +1,227 @@
+"""The `dnc` command: thin wrappers over the registry and loader modules.
+
+Exit status: 0 on success, 2 on bad arguments or input, 1 otherwise; a short
+message on stderr and never a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from registry import embedded
+from registry.config import ConfigError, Settings, load_settings
+from registry.store import setup
+from registry.store.connect import RedisURLError, async_client, sync_client
+
+
+class UsageError(Exception):
+    """Bad arguments or input: exit status 2."""
+
+
+class Failure(Exception):
+    """Anything else that stops a command: exit status 1."""
+
+
+@contextlib.contextmanager
+def redis_url(settings: Settings, durable: bool = True) -> Iterator[str]:
+    """DNC_REDIS_URL; else the embedded Redis of `dnc serve` if it runs; else one of our own."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    running = embedded.running_url(settings.data_dir)
+    if running:
+        yield running
+        return
+    with embedded.RedisProcess(settings.data_dir, durable=durable) as server:
+        yield server.url
+
+
+def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    server: embedded.RedisProcess | None = None
+    if settings.redis_url is None:
+        if embedded.running_url(settings.data_dir):
+            raise Failure(f"another dnc serve already uses {settings.data_dir}")
+        server = embedded.RedisProcess(settings.data_dir)
+        os.environ["DNC_REDIS_URL"] = server.start()
+        settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])
+        print(f"embedded redis-server: {server.url} (data in {server.data_dir})", flush=True)
+    try:
+        assert settings.redis_url is not None
+        client = sync_client(settings.redis_url)
+        setup.tune(client)
+        client.close()
+        if settings.admin_key is None:
+            key = asyncio.run(_create_admin_key(settings.redis_url, settings.retention_days))
+            if key:
+                print(f"admin key (shown once, keep it): {key}", flush=True)
+        print(f"dnc-registry serving http://{settings.host}:{settings.port}", flush=True)
+        uvicorn.run(
+            "registry.api.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+async def _create_admin_key(url: str, retention_days: int) -> str | None:
+    from registry.store.operators import OperatorStore
+
+    client = async_client(url)
+    try:
+        return await OperatorStore(client, retention_days).create_admin_key()
+    finally:
+        await client.aclose()
+
+
+def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
+    from registry.api.admin import PREFIX
+    from registry.store.operators import OperatorStore
+
+    for prefix in args.prefix:
+        if not PREFIX.match(prefix):
+            raise UsageError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
+    if not args.name.strip():
+        raise UsageError("the operator needs a name")
+
+    async def create(url: str) -> tuple[Any, str]:
+        client = async_client(url)
+        try:
+            store = OperatorStore(client, settings.retention_days)
+            return await store.create(args.name, args.role, args.prefix, args.rate_limit)
+        finally:
+            await client.aclose()
+
+    with redis_url(settings) as url:
+        operator, api_key = asyncio.run(create(url))
+    print(f"operator_id: {operator.id}")
+    print(f"api_key: {api_key}")
+    print("(the key is shown once; the registry keeps only its hash)", file=sys.stderr)
+    return 0
+
+
+def _load(settings: Settings, args: argparse.Namespace) -> int:
+    from loader.load import LoadError, load_files
+
+    paths = [Path(p) for p in args.files]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    region = (args.region or settings.default_region).upper()
+    with redis_url(settings) as url:
+        client = sync_client(url)
+        setup.tune(client)
+        try:
+            result = load_files(
+                client,
+                paths,
+                fmt=args.format,
+                column=args.column,
+                region=region,
+                remove=args.remove,
+                retention_days=settings.retention_days,
+                progress=sys.stderr.isatty(),
+            )
+        except LoadError as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            client.close()
+    print(f"loaded {result.loaded}, already present {result.present}, invalid {result.invalid}")
+    for rejects in result.rejects:
+        print(f"invalid lines written to {rejects}", file=sys.stderr)
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from loader.export import ExportError, export_changes, export_full
+
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        with redis_url(settings) as url:
+            client = sync_client(url)
+            try:
+                prefixes = [args.prefix] if args.prefix else []
+                if args.since is None:
+                    export_full(client, out, prefixes)
+                else:
+                    cursor = export_changes(client, out, args.since, prefixes)
+                    print(f"next cursor: {cursor}", file=sys.stderr)
+            except ExportError as exc:
+                raise UsageError(str(exc)) from None
+            finally:
+                client.close()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="dnc", description="The do-not-call registry.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the API (and the embedded Redis)")
+    serve.set_defaults(run=_serve)
+
+    load = commands.add_parser("load", help="bulk-import registrations into Redis")
+    load.add_argument("files", nargs="+", metavar="FILE")
+    load.add_argument("--format", choices=["auto", "e164", "ftc", "csv"], default="auto")
+    load.add_argument("--column", help="the phone column of a csv file (default: the first)")
+    load.add_argument("--region", help="region for national-format numbers")
+    load.add_argument("--remove", action="store_true", help="remove the numbers instead")
+    load.set_defaults(run=_load)
+
+    export = commands.add_parser("export", help="the full list, or the changes since a cursor")
+    export.add_argument("--prefix", help="only numbers under this prefix, e.g. +1212")
+    export.add_argument("--since", metavar="CURSOR", help="the change list after CURSOR (0: all)")
+    export.add_argument("-o", "--output", metavar="FILE")
+    export.set_defaults(run=_export)
+
+    operators = commands.add_parser("operators", help="operator accounts")
+    op_commands = operators.add_subparsers(dest="op_command", required=True, metavar="COMMAND")
+    create = op_commands.add_parser("create", help="create an account and print its key once")
+    create.add_argument("name")
+    create.add_argument("--role", choices=["operator", "carrier", "admin"], default="operator")
+    create.add_argument("--prefix", action="append", default=[], help="repeat for several")
+    create.add_argument("--rate-limit", type=int, default=None, help="requests a second")
+    create.set_defaults(run=_operators_create)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.run(settings, args))
+    except (UsageError, ConfigError, RedisURLError) as exc:
+        print(f"dnc: {exc}", file=sys.stderr)
+        return 2
+    except (Failure, embedded.EmbeddedRedisError) as exc:
+        print(f"dnc: {exc}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(f"dnc: Redis: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""What the registry needs from Redis' own settings, applied when it connects."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+
+log = logging.getLogger("dnc.store")
+
+# A bucket holds up to 2^16 numbers; an intset keeps them at 2 bytes each. Past
+# set-max-intset-entries (default 512) Redis converts a set to a hash table at
+# about 40 bytes a member, so the registry raises the limit to a bucket's size.
+INTSET_ENTRIES = 65536
+
+
+def tune(client: Any) -> bool:
+    """Raise set-max-intset-entries; False where CONFIG is forbidden (managed services)."""
+    try:
+        current = client.config_get("set-max-intset-entries")
+        values = current.values() if isinstance(current, dict) else [current]
+        if all(int(v) >= INTSET_ENTRIES for v in values if v is not None):
+            return True
+        client.config_set("set-max-intset-entries", INTSET_ENTRIES)
+        return True
+    except redis.ResponseError as exc:
+        log.warning(
+            "cannot CONFIG SET set-max-intset-entries %d (%s): large buckets will use "
+            "about 20x the memory; set it in the server's configuration",
+            INTSET_ENTRIES,
+            exc,
+        )
+        return False

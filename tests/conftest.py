@@ -1,0 +1,108 @@
+"""Fixtures: real redis-server processes on free loopback ports, and the real ASGI app.
+
+No fakeredis and no mocks: every test talks to a redis-server started here
+from the same binary `dnc serve` embeds.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from registry.embedded import RedisProcess
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from registry.api import create_app  # noqa: E402
+from registry.config import Settings  # noqa: E402
+
+ADMIN_KEY = "test-admin-key"
+
+
+def start_redis(directory: Path, durable: bool = False) -> RedisProcess:
+    """A redis-server on a free loopback TCP port (not a socket: tests may stop it)."""
+    server = RedisProcess(directory, durable=durable, tcp=True)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis"), durable=False, tcp=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProcess) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(redis_url=redis_url, admin_key=ADMIN_KEY, data_dir=tmp_path / "data")
+
+
+def ready_client(settings: Settings) -> TestClient:
+    """A TestClient whose app has started and built its Bloom filter (call __enter__)."""
+    client = TestClient(create_app(settings))
+    client.__enter__()
+    deadline = time.monotonic() + 10
+    while client.get("/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError("the app never became ready")
+        time.sleep(0.02)
+    return client
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    api = ready_client(settings)
+    yield api
+    api.__exit__(None, None, None)
+
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def new_key(client: TestClient) -> Callable[..., dict[str, str]]:
+    """Create an account through the API; returns its Authorization header."""
+
+    def make(role: str = "operator", prefixes: list[str] | None = None) -> dict[str, str]:
+        body: dict[str, object] = {"name": f"test {role}", "role": role}
+        if prefixes:
+            body["prefixes"] = prefixes
+        answer = client.post("/v1/operators", json=body, headers=ADMIN)
+        assert answer.status_code == 201, answer.text
+        return {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+    return make
+
+
+@pytest.fixture
+def carrier(new_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return new_key("carrier")
+
+
+@pytest.fixture
+def operator(new_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return new_key("operator")
