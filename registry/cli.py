@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,9 +46,16 @@ def redis_url(settings: Settings, durable: bool = True) -> Iterator[str]:
         yield server.url
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # uvicorn re-raises the signal it shut down on; with the default action SIGTERM would end
+    # us before `finally` stops the embedded Redis. As KeyboardInterrupt, uvicorn.run returns.
+    raise KeyboardInterrupt
+
+
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     server: embedded.RedisProcess | None = None
     if settings.redis_url is None:
         if embedded.running_url(settings.data_dir):

@@ -55,8 +55,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    # If `dnc serve` is killed outright, the kernel stops its Redis too.
+def die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when its parent dies, even by `kill -9`."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -114,7 +114,7 @@ class RedisProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop Redis after the API
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,  # `dnc serve` killed: Redis stops
         )
         self._wait_ready(timeout)
         (self.data_dir / URL_FILE).write_text(self.url + "\n")

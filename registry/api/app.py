@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry import embedded
 from registry.api import admin, carrier, errors, operator, ops, scrub
 from registry.api.auth import Authenticator
 from registry.api.responses import JSON
@@ -130,4 +133,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """The factory uvicorn's workers call: every worker reads the same environment."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None:
+        # A worker must not outlive a supervisor killed outright, holding the port.
+        embedded.die_with_parent()
+        if os.getppid() != supervisor.pid:
+            raise SystemExit("the uvicorn supervisor is gone")
     return create_app(load_settings())

@@ -1,0 +1,350 @@
+"""The real `dnc` command, run as a user runs it: `dnc serve` and friends as subprocesses.
+
+These check the safety rules of CONTRACT section 7 from outside the process:
+read your writes across workers and processes, nothing acknowledged is lost
+to a `kill -9`, and the embedded Redis starts and stops with `dnc serve`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from registry.embedded import free_port
+
+pytestmark = pytest.mark.slow
+
+ADMIN_KEY = "serve-test-admin-key"
+_installed = Path(sys.executable).with_name("dnc")
+DNC = [str(_installed)] if _installed.exists() else [sys.executable, "-m", "registry.cli"]
+# Every request on its own connection, so that consecutive ones may reach different workers.
+http = httpx.Client(timeout=10, headers={"Connection": "close"})
+
+
+def dnc_env(**values: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DNC_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(values)
+    return env
+
+
+def dnc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DNC, *args], env=dnc_env(**env), capture_output=True, text=True, timeout=60
+    )
+
+
+class Serve:
+    """One `dnc serve` process, its output kept in a file."""
+
+    def __init__(self, log: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*DNC, "serve"],
+                env=dnc_env(DNC_HOST="127.0.0.1", DNC_PORT=str(self.port), **env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: cleanup reaches uvicorn's workers
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"dnc serve exited with {self.process.returncode}:\n{self.output}")
+            try:
+                if http.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dnc serve not ready within {timeout:.0f} s:\n{self.output}")
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        """Ctrl-C (or a service manager's SIGTERM); the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                pytest.fail(f"dnc serve did not stop on signal {sig}:\n{self.output}")
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    """Start `dnc serve` with these DNC_* variables and wait until it is ready."""
+    started: list[Serve] = []
+
+    def start(**env: str) -> Serve:
+        server = Serve(tmp_path / f"serve-{len(started)}.log", env)
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def request(
+    method: str,
+    url: str,
+    key: str | None = None,
+    *,
+    json: object = None,
+    content: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    headers = dict(headers or {})
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return http.request(method, url, headers=headers, json=json, content=content)
+
+
+def new_key(server: Serve, role: str, admin_key: str = ADMIN_KEY) -> str:
+    answer = request(
+        "POST", f"{server.url}/v1/operators", admin_key, json={"name": f"e2e {role}", "role": role}
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["api_key"])
+
+
+def register(server: Serve, carrier_key: str, number: str) -> None:
+    answer = request("PUT", f"{server.url}/v1/registrations/{number}", carrier_key)
+    assert answer.status_code == 201, answer.text
+
+
+def statuses(server: Serve, key: str, number: str, times: int) -> list[str]:
+    """`times` answers about `number`: look-ups, JSON scrubs and text scrubs in turn."""
+    answers = []
+    for i in range(times):
+        kind = i % 3
+        if kind == 0:
+            answer = request("GET", f"{server.url}/v1/numbers/{number}", key)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["status"])
+        elif kind == 1:
+            answer = request("POST", f"{server.url}/v1/scrub", key, json={"numbers": [number]})
+            assert answer.status_code == 200, answer.text
+            scrub = answer.json()
+            counts = {status: n for status, n in scrub["counts"].items() if status != "total"}
+            answers.append(max(counts, key=counts.__getitem__))
+            assert scrub["blocked"] == ([number] if answers[-1] == "blocked" else [])
+        else:
+            answer = request(
+                "POST",
+                f"{server.url}/v1/scrub",
+                key,
+                content=f"{number}\n",
+                headers={"Content-Type": "text/plain"},
+            )
+            assert answer.status_code == 200, answer.text
+            header, row = answer.text.splitlines()
+            assert header == "input,number,status"
+            answers.append(row.rsplit(",", 1)[1])
+    return answers
+
+
+def worker_pids(server: Serve, attempts: int = 100) -> set[int]:
+    """The pids that label /metrics answers over fresh connections."""
+    seen: set[int] = set()
+    for _ in range(attempts):
+        text = request("GET", f"{server.url}/metrics").text
+        seen |= {int(p) for p in re.findall(r'dnc_http_requests_total\{worker="(\d+)"', text)}
+        if len(seen) > 1:
+            break
+    return seen
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def redis_pids(data_dir: Path) -> list[int]:
+    """Live redis-server processes that serve `data_dir` (its path in their title or cwd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "redis-server" not in title:
+                continue
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue  # gone, or a zombie
+        if str(data_dir) in title or cwd == str(data_dir):
+            found.append(int(entry.name))
+    return found
+
+
+def number(i: int) -> str:
+    return f"+1212555{1000 + i}"
+
+
+def test_read_your_writes_across_workers(serve: Callable[..., Serve], redis_url: str) -> None:
+    server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY, DNC_WORKERS="2")
+    carrier, operator = new_key(server, "carrier"), new_key(server, "operator")
+    for i in range(5):
+        # Each worker has answered "callable" before: its filter is built and lacks the number.
+        assert set(statuses(server, operator, number(i), 6)) == {"callable"}
+        register(server, carrier, number(i))
+        assert set(statuses(server, operator, number(i), 40)) == {"blocked"}
+
+    pids = worker_pids(server)
+    assert len(pids) == 2, f"one worker answered every request: {pids}"
+    assert {parent_pid(pid) for pid in pids} == {server.pid}
+
+
+def test_read_your_writes_across_processes(serve: Callable[..., Serve], redis_url: str) -> None:
+    a = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY)
+    b = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY)
+    carrier, operator = new_key(a, "carrier"), new_key(b, "operator")
+    for i in range(5):
+        assert statuses(b, operator, number(i), 3) == ["callable"] * 3
+        register(a, carrier, number(i))
+        assert statuses(b, operator, number(i), 3) == ["blocked"] * 3
+
+
+def test_embedded_redis_keeps_data_across_restarts(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    data = (tmp_path / "data").resolve()
+    first = serve(DNC_DATA_DIR=str(data))
+    assert f"serving {first.url}" in first.output
+    admin_key = re.search(r"admin key \(shown once, keep it\): (\S+)", first.output)
+    assert admin_key, first.output
+    carrier = new_key(first, "carrier", admin_key[1])
+    register(first, carrier, number(0))
+    assert redis_pids(data), "no redis-server found for the data dir"
+
+    assert first.stop() == 0, first.output
+    assert redis_pids(data) == []
+    assert not (data / "redis.url").exists()
+    assert (data / "appendonly.aof").exists() or (data / "appendonlydir").is_dir()
+
+    second = serve(DNC_DATA_DIR=str(data))
+    assert "admin key" not in second.output
+    assert statuses(second, admin_key[1], number(0), 3) == ["blocked"] * 3
+    assert second.stop(signal.SIGTERM) == 0, second.output
+    assert redis_pids(data) == []
+    assert not (data / "redis.url").exists()
+
+
+def test_acknowledged_registration_survives_kill_9(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    data = (tmp_path / "data").resolve()
+    server = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
+    embedded_url = re.search(r"embedded redis-server: (\S+)", server.output)
+    assert embedded_url, server.output
+    embedded = redis.Redis.from_url(embedded_url[1])
+    assert embedded.config_get("appendonly") == {"appendonly": "yes"}
+    assert embedded.config_get("appendfsync") == {"appendfsync": "always"}
+    embedded.close()
+    carrier = new_key(server, "carrier")
+    (redis_pid,) = redis_pids(data)
+    for i in range(3):
+        register(server, carrier, number(i))
+    os.kill(redis_pid, signal.SIGKILL)
+    server.kill()
+    deadline = time.monotonic() + 10
+    while redis_pids(data):
+        assert time.monotonic() < deadline, "redis-server outlived SIGKILL"
+        time.sleep(0.05)
+
+    again = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
+    for i in range(3):
+        assert statuses(again, ADMIN_KEY, number(i), 3) == ["blocked"] * 3
+
+
+def test_operators_create_prints_a_working_key(serve: Callable[..., Serve], redis_url: str) -> None:
+    server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY)
+    created = dnc(
+        "operators", "create", "Acme Mobile", "--role", "carrier", "--prefix", "+1212",
+        DNC_REDIS_URL=redis_url,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    api_key = re.search(r"^api_key: (\S+)$", created.stdout, re.MULTILINE)
+    assert api_key, created.stdout
+    register(server, api_key[1], number(0))
+    assert statuses(server, ADMIN_KEY, number(0), 3) == ["blocked"] * 3
+
+
+def test_bad_arguments_exit_2_without_a_traceback(redis_url: str) -> None:
+    bare = dnc()
+    assert bare.returncode == 2
+    assert bare.stderr.startswith("usage: dnc")
+
+    bad_prefix = dnc("operators", "create", "Acme", "--prefix", "1212", DNC_REDIS_URL=redis_url)
+    assert bad_prefix.returncode == 2
+    assert len(bad_prefix.stderr.strip().splitlines()) == 1, bad_prefix.stderr
+    assert "Traceback" not in bad_prefix.stderr
+
+    missing = dnc("load", "no-such-file.txt", DNC_REDIS_URL=redis_url)
+    assert missing.returncode == 2, missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_load_is_seen_by_a_running_server_without_restart(
+    serve: Callable[..., Serve], redis_url: str, tmp_path: Path
+) -> None:
+    server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY, DNC_WORKERS="2")
+    operator = new_key(server, "operator")
+    loaded = [f"+1212555{2000 + i}" for i in range(50)]
+    for _ in range(6):  # both workers' filters are built, without these numbers
+        answer = request("POST", f"{server.url}/v1/scrub", operator, json={"numbers": loaded})
+        assert answer.json()["counts"]["callable"] == 50
+    register(server, new_key(server, "carrier"), loaded[0])
+    ftc = tmp_path / "ftc.txt"
+    ftc.write_text("".join(f"212,{n[-7:]}\n" for n in loaded))
+
+    load = dnc("load", str(ftc), DNC_REDIS_URL=redis_url)
+    assert load.returncode == 0, load.stderr
+    assert load.stdout.strip().splitlines()[-1] == "loaded 49, already present 1, invalid 0"
+
+    for _ in range(10):
+        answer = request("POST", f"{server.url}/v1/scrub", operator, json={"numbers": loaded})
+        assert answer.json()["blocked"] == loaded
+        answer = request(
+            "POST",
+            f"{server.url}/v1/scrub",
+            operator,
+            content="\n".join(loaded),
+            headers={"Content-Type": "text/plain"},
+        )
+        rows = answer.text.splitlines()[1:]
+        assert rows == [f"{n},{n},blocked" for n in loaded]
+    for n in loaded:
+        assert statuses(server, operator, n, 1) == ["blocked"]
