@@ -14,6 +14,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from registry import numbers as nums
 from registry import rules
 from registry.api import params
 from registry.api.auth import OperatorKey
@@ -65,7 +66,8 @@ def _too_many(rows: int, limit: int) -> ApiError:
     )
 
 
-def parse_json_numbers(body: bytes, limit: int) -> list[str]:
+def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int]]:
+    """The inputs as text, and the indices of items that are neither strings nor integers."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -75,17 +77,26 @@ def parse_json_numbers(body: bytes, limit: int) -> list[str]:
     items = document["numbers"]
     if len(items) > limit:
         raise _too_many(len(items), limit)
-    # Numbers sent as JSON integers are read as their digits; anything else is not a number.
-    return [
+    # Numbers sent as JSON integers are read as their digits; anything else is not a number,
+    # even when its JSON text holds one ({"n": "+1212..."} must not scrub as +1212...).
+    inputs = [
         item if isinstance(item, str)
         else str(item) if isinstance(item, int) and not isinstance(item, bool)
         else orjson.dumps(item).decode()[:64]
         for item in items
     ]  # fmt: skip
+    not_numbers = [
+        i
+        for i, item in enumerate(items)
+        if not isinstance(item, str) and (not isinstance(item, int) or isinstance(item, bool))
+    ]
+    return inputs, not_numbers
 
 
 def parse_plain(body: bytes, limit: int) -> list[str]:
-    rows = [line.strip() for line in _text(body).splitlines()]
+    # Only line ends split rows (str.splitlines would also split on form feeds and U+2028).
+    lines = _text(body).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    rows = [line.strip() for line in lines]
     rows = [row for row in rows if row]
     if len(rows) > limit:
         raise _too_many(len(rows), limit)
@@ -105,6 +116,9 @@ def parse_csv(
     header, rows = table[0], table[1:]
     if len(rows) > limit:
         raise _too_many(len(rows), limit)
+    # Short rows are padded, so number and status land under their own header names.
+    width = len(header)
+    rows = [row + [""] * (width - len(row)) if len(row) < width else row for row in rows]
     if column is None or column == "":
         return header, rows, 0
     if column not in header:
@@ -164,8 +178,8 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
     limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
     body = await read_body(request, limit)
     if kind == "application/json":
-        inputs = parse_json_numbers(body, settings.max_scrub_rows)
-        return await _scrub_json(request, operator, inputs, query)
+        inputs, not_numbers = parse_json_numbers(body, settings.max_scrub_rows)
+        return await _scrub_json(request, operator, inputs, not_numbers, query)
     if kind == "text/plain":
         inputs = parse_plain(body, settings.max_scrub_rows)
         return await _scrub_stream(request, operator, query, ["input"], inputs, None, only)
@@ -175,11 +189,19 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
 
 
 async def _scrub_json(
-    request: Request, operator: Operator, inputs: list[str], query: ScrubQuery
+    request: Request,
+    operator: Operator,
+    inputs: list[str],
+    not_numbers: list[int],
+    query: ScrubQuery,
 ) -> JSON:
     services = request.app.state.services
     version = await services.scrubber.prepare()
     batch = await services.scrubber.run(inputs, query)
+    batch.numbers[not_numbers] = 0
+    batch.status[not_numbers] = rules.INVALID
+    for i in not_numbers:
+        batch.reasons[i] = nums.NOT_A_NUMBER
     tally = Tally()
     tally.add(batch)
     receipt = tally.receipt(operator.id, version)

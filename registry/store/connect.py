@@ -14,6 +14,10 @@ CLUSTER_SCHEME = "redis+cluster://"
 # Bounded waits: a dead Redis must turn into a 503 quickly, not a hung request.
 CONNECT_TIMEOUT = 2.0
 REPLY_TIMEOUT = 30.0
+# A worker's connections to one Redis node. Past this, requests queue for a free
+# connection (up to POOL_WAIT seconds) instead of failing: a burst is not an outage.
+POOL_SIZE = 64
+POOL_WAIT = 10.0
 
 
 class RedisURLError(ValueError):
@@ -57,10 +61,16 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
         nodes = [AsyncClusterNode(h, p) for h, p in _cluster_nodes(url)]
         return AsyncRedisCluster(
             startup_nodes=nodes,
+            max_connections=POOL_SIZE,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
         )
     _check(url)
-    return aioredis.Redis.from_url(
-        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=REPLY_TIMEOUT
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=REPLY_TIMEOUT,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it

@@ -1,0 +1,692 @@
+"""POST /v1/scrub and GET /v1/scrubs/{receipt_id}, as CONTRACT section 6 states them."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from conftest import ADMIN, ready_client, start_redis
+from fastapi.testclient import TestClient
+
+from registry.api import create_app
+from registry.api.scrub import BATCH_ROWS
+from registry.config import Settings
+from registry.embedded import RedisProcess, free_port
+
+SCRUB = "/v1/scrub"
+A = "+12125551234"  # registered in most tests below
+B = "+13105550199"
+FREE = "+12125550000"  # never registered
+PLAIN = {"content-type": "text/plain"}
+CSV = {"content-type": "text/csv"}
+
+
+def digest(e164s: list[str]) -> str:
+    """The receipt checksum computed from the contract's words, not from the code."""
+    return hashlib.sha256("".join(f"{n}\n" for n in e164s).encode()).hexdigest()
+
+
+def register(client: TestClient, carrier: dict[str, str], number: str, **prefs: object) -> None:
+    answer = client.put(f"/v1/registrations/{number}", json=prefs or None, headers=carrier)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def account(
+    client: TestClient, role: str = "operator", prefixes: list[str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """A new account: its operator id and its Authorization header."""
+    body: dict[str, object] = {"name": f"scrub test {role}", "role": role}
+    if prefixes:
+        body["prefixes"] = prefixes
+    answer = client.post("/v1/operators", json=body, headers=ADMIN)
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    return created["operator_id"], {"Authorization": f"Bearer {created['api_key']}"}
+
+
+def table(response: httpx.Response) -> list[list[str]]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(response.text, newline="")))
+
+
+def scrub_plain(
+    client: TestClient, headers: dict[str, str], lines: list[str], **query: str
+) -> httpx.Response:
+    body = "".join(f"{line}\n" for line in lines).encode()
+    return client.post(SCRUB, content=body, params=query, headers={**headers, **PLAIN})
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    return error
+
+
+@pytest.fixture
+def small(settings: Settings) -> Iterator[TestClient]:
+    """An app with tiny limits: 3 rows a scrub, 200-byte bodies."""
+    api = ready_client(
+        settings.with_(max_scrub_rows=3, max_body_bytes=200, max_json_body_bytes=200)
+    )
+    yield api
+    api.__exit__(None, None, None)
+
+
+# --- JSON form ---------------------------------------------------------------------------
+
+
+def test_json_counts_and_lists_blocked_per_input_in_order_with_duplicates(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    register(client, carrier, B)
+    numbers = [A, FREE, B, "(212) 555-1234", "junk", A, "12", "310.555.0199"]
+    answer = client.post(SCRUB, json={"numbers": numbers}, headers=operator)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["counts"] == {"total": 8, "callable": 1, "blocked": 5, "invalid": 2}
+    assert body["blocked"] == [A, B, A, A, B]
+    assert body["invalid"] == [
+        {"index": 4, "input": "junk", "reason": "not_a_number"},
+        {"index": 6, "input": "12", "reason": "too_short"},
+    ]
+    assert body["receipt_id"]
+
+
+def test_json_integers_are_read_as_digits(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    answer = client.post(
+        SCRUB, json={"numbers": [12125551234, 2125551234, 12125550000]}, headers=operator
+    ).json()
+    assert answer["counts"] == {"total": 3, "callable": 1, "blocked": 2, "invalid": 0}
+    assert answer["blocked"] == [A, A]
+
+
+def test_json_items_that_are_not_strings_are_invalid_not_errors(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    items: list[object] = [None, {"number": A}, [A], True, 12125551234.0, {}, A]
+    answer = client.post(SCRUB, json={"numbers": items}, headers=operator)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["counts"] == {"total": 7, "callable": 0, "blocked": 1, "invalid": 6}
+    assert body["blocked"] == [A]
+    assert [item["index"] for item in body["invalid"]] == [0, 1, 2, 3, 4, 5]
+    assert all(isinstance(item["reason"], str) and item["reason"] for item in body["invalid"])
+
+
+def test_channel_and_category_change_the_answer_per_the_callable_rule(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    voice_only, allows_real_estate, full = "+12125550101", "+12125550102", "+12125550103"
+    sms_only = "+12125550104"
+    register(client, carrier, voice_only, channels=["voice"])
+    register(client, carrier, allows_real_estate, allow_categories=[2])
+    register(client, carrier, full)
+    register(client, carrier, sms_only, channels=["sms"])
+    numbers = [voice_only, allows_real_estate, full, sms_only, FREE]
+
+    def blocked(**query: str) -> list[str]:
+        answer = client.post(SCRUB, params=query, json={"numbers": numbers}, headers=operator)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["counts"]["callable"] + body["counts"]["blocked"] == len(numbers)
+        return body["blocked"]
+
+    # No channel asks about both: any registration blocks.
+    assert blocked() == [voice_only, allows_real_estate, full, sms_only]
+    assert blocked(channel="sms") == [allows_real_estate, full, sms_only]
+    assert blocked(channel="voice") == [voice_only, allows_real_estate, full]
+    assert blocked(category="2") == [voice_only, full, sms_only]
+    assert blocked(category="3") == [voice_only, allows_real_estate, full, sms_only]
+    assert blocked(channel="sms", category="2") == [full, sms_only]
+
+
+def test_region_reads_national_numbers(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, "+442079460958")
+    numbers = ["020 7946 0958", "(212) 555-1234"]
+    default = client.post(SCRUB, json={"numbers": numbers}, headers=operator).json()
+    assert default["counts"] == {"total": 2, "callable": 1, "blocked": 0, "invalid": 1}
+    assert [item["index"] for item in default["invalid"]] == [0]
+    british = client.post(
+        SCRUB, params={"region": "gb"}, json={"numbers": numbers}, headers=operator
+    ).json()
+    assert british["blocked"] == ["+442079460958"]
+    assert [item["index"] for item in british["invalid"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"channel": "fax"}, "invalid_channel"),
+        ({"category": "9"}, "invalid_category"),
+        ({"category": "two"}, "invalid_category"),
+        ({"region": "XX"}, "invalid_region"),
+        ({"only": "blocked"}, "invalid_only"),
+    ],
+)
+def test_bad_query_parameters_are_400(
+    client: TestClient, operator: dict[str, str], query: dict[str, str], code: str
+) -> None:
+    answer = client.post(SCRUB, params=query, json={"numbers": [A]}, headers=operator)
+    assert_error(answer, 400, code)
+
+
+def test_numbers_outside_the_operators_prefixes_are_invalid_not_subscribed(
+    client: TestClient, carrier: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    register(client, carrier, B)  # registered, but outside the prefix: must not leak as blocked
+    _, scoped = account(client, prefixes=["+1212"])
+    answer = client.post(SCRUB, json={"numbers": [A, B, FREE, "junk"]}, headers=scoped).json()
+    assert answer["counts"] == {"total": 4, "callable": 1, "blocked": 1, "invalid": 2}
+    assert answer["blocked"] == [A]
+    assert answer["invalid"][0] == {"index": 1, "input": B, "reason": "not_subscribed"}
+    assert answer["invalid"][1]["index"] == 3
+    rows = table(scrub_plain(client, scoped, [A, B, FREE]))
+    assert rows[1:] == [[A, A, "blocked"], [B, "", "invalid"], [FREE, FREE, "callable"]]
+
+
+def test_body_that_is_not_json_is_400_invalid_json(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    answer = client.post(
+        SCRUB,
+        content=b'{"numbers": [',
+        headers={**operator, "content-type": "application/json"},
+    )
+    assert_error(answer, 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b'["+12125551234"]', b'{"numbers": "+12125551234"}', b'{"nums": []}', b'"+1212"', b"null"],
+)
+def test_json_of_the_wrong_shape_is_400(
+    client: TestClient, operator: dict[str, str], document: bytes
+) -> None:
+    answer = client.post(
+        SCRUB, content=document, headers={**operator, "content-type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_request"
+
+
+def test_more_rows_than_the_limit_is_413_too_many_rows(small: TestClient) -> None:
+    _, key = account(small)
+    ok = small.post(SCRUB, json={"numbers": [A, B, FREE]}, headers=key)
+    assert ok.status_code == 200, ok.text
+    over = small.post(SCRUB, json={"numbers": [A, B, FREE, A]}, headers=key)
+    assert_error(over, 413, "too_many_rows")
+    # Blank lines are not rows: three numbers among blank lines fit.
+    fits = small.post(
+        SCRUB, content=f"{A}\n\n{B}\n  \n{FREE}\n\n".encode(), headers={**key, **PLAIN}
+    )
+    assert len(table(fits)) == 4
+    assert_error(scrub_plain(small, key, [A, B, FREE, A]), 413, "too_many_rows")
+    csv_over = small.post(
+        SCRUB, content=f"phone\n{A}\n{B}\n{FREE}\n{A}\n".encode(), headers={**key, **CSV}
+    )
+    assert_error(csv_over, 413, "too_many_rows")
+
+
+def test_body_over_the_byte_limit_is_413_body_too_large(small: TestClient) -> None:
+    _, key = account(small)
+    big_text = (A + " " * 300).encode()  # one row, but 300-odd bytes
+    assert_error(
+        small.post(SCRUB, content=big_text, headers={**key, **PLAIN}), 413, "body_too_large"
+    )
+    big_json = b'{"numbers": ["' + b" " * 250 + b'"]}'
+    assert_error(
+        small.post(SCRUB, content=big_json, headers={**key, "content-type": "application/json"}),
+        413,
+        "body_too_large",
+    )
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit holds while reading
+        for _ in range(10):
+            yield (A + "\n").encode() * 3
+
+    assert_error(
+        small.post(SCRUB, content=chunked(), headers={**key, **PLAIN}), 413, "body_too_large"
+    )
+
+
+def test_unsupported_content_type_is_415(client: TestClient, operator: dict[str, str]) -> None:
+    answer = client.post(
+        SCRUB, content=b"<numbers/>", headers={**operator, "content-type": "application/xml"}
+    )
+    assert_error(answer, 415, "unsupported_media_type")
+
+
+def test_scrub_needs_an_operator_key(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    body = {"numbers": [A]}
+    assert_error(client.post(SCRUB, json=body), 401, "missing_key")
+    unknown = {"Authorization": "Bearer dnc_not-a-key"}
+    assert_error(client.post(SCRUB, json=body, headers=unknown), 401, "unknown_key")
+    assert_error(client.post(SCRUB, json=body, headers=carrier), 403, "forbidden")
+    assert client.post(SCRUB, json=body, headers=operator).status_code == 200
+    assert client.post(SCRUB, json=body, headers=ADMIN).status_code == 200
+
+
+# --- text/plain --------------------------------------------------------------------------
+
+
+def test_plain_answers_every_non_blank_line_in_order(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    body = f"\n{A}\r\n   \n  (212) 555-0000  \n\njunk\n{A}\n12\n\n".encode()
+    answer = client.post(SCRUB, content=body, headers={**operator, **PLAIN})
+    assert answer.headers["x-scrub-receipt"]
+    assert table(answer) == [
+        ["input", "number", "status"],
+        [A, A, "blocked"],
+        ["(212) 555-0000", FREE, "callable"],
+        ["junk", "", "invalid"],
+        [A, A, "blocked"],
+        ["12", "", "invalid"],
+    ]
+
+
+def test_plain_a_line_is_a_row_whatever_other_separators_it_holds(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    # Only line ends split rows; form feeds and Unicode separators stay inside the row.
+    lines = [f"{A}\x0c{FREE}", f"{FREE}\u2028x", f"{A}\x85", FREE]
+    rows = table(scrub_plain(client, operator, lines))
+    assert [row[0] for row in rows[1:]] == [line.strip() for line in lines]
+    assert rows[-1] == [FREE, FREE, "callable"]
+
+
+def test_plain_inputs_with_commas_and_quotes_come_back_quoted(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    lines = ['"(212) 555-1234"', "+1 (212) 555-0000,", 'say "hi", then "bye"', '"', ","]
+    rows = table(scrub_plain(client, operator, lines))
+    assert rows[1:] == [
+        ['"(212) 555-1234"', A, "blocked"],
+        ["+1 (212) 555-0000,", FREE, "callable"],
+        ['say "hi", then "bye"', "", "invalid"],
+        ['"', "", "invalid"],
+        [",", "", "invalid"],
+    ]
+
+
+def test_plain_only_callable_keeps_just_the_callable_rows(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    lines = [A, FREE, "junk", "+12125550001", A, "(212) 555-0002"]
+    answer = scrub_plain(client, operator, lines, only="callable")
+    assert table(answer) == [
+        ["input", "number", "status"],
+        [FREE, FREE, "callable"],
+        ["+12125550001", "+12125550001", "callable"],
+        ["(212) 555-0002", "+12125550002", "callable"],
+    ]
+    receipt = client.get(f"/v1/scrubs/{answer.headers['x-scrub-receipt']}", headers=operator)
+    assert receipt.json()["counts"] == {"total": 6, "callable": 3, "blocked": 2, "invalid": 1}
+
+
+@pytest.mark.parametrize("kind", [PLAIN, CSV])
+def test_a_body_that_is_not_utf8_is_400(
+    client: TestClient, operator: dict[str, str], kind: dict[str, str]
+) -> None:
+    body = b"phone\n+12125551234\n\xff\xfe212 555 0000\n"
+    assert_error(
+        client.post(SCRUB, content=body, headers={**operator, **kind}), 400, "invalid_encoding"
+    )
+
+
+def test_an_empty_list_gets_a_header_and_an_empty_receipt(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    answer = client.post(SCRUB, content=b"\n\n", headers={**operator, **PLAIN})
+    assert table(answer) == [["input", "number", "status"]]
+    receipt = client.get(f"/v1/scrubs/{answer.headers['x-scrub-receipt']}", headers=operator)
+    assert receipt.json()["counts"] == {"total": 0, "callable": 0, "blocked": 0, "invalid": 0}
+    assert receipt.json()["sha256"] == digest([])
+
+
+# --- text/csv ----------------------------------------------------------------------------
+
+
+def test_csv_keeps_the_input_columns_and_adds_number_and_status(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    body = (
+        "name,phone,note\n"
+        'Ann,(212) 555-1234,"likes ""quotes"", commas"\n'
+        "\n"
+        "Bob,212.555.0000,\n"
+        'Cy,"not, a number",x\n'
+    )
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body.encode(), headers={**operator, **CSV}
+    )
+    assert answer.headers["x-scrub-receipt"]
+    assert table(answer) == [
+        ["name", "phone", "note", "number", "status"],
+        ["Ann", "(212) 555-1234", 'likes "quotes", commas', A, "blocked"],
+        ["Bob", "212.555.0000", "", FREE, "callable"],
+        ["Cy", "not, a number", "x", "", "invalid"],
+    ]
+
+
+def test_csv_phone_column_defaults_to_the_first(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    body = f"mobile,home\n{A},{FREE}\n{FREE},{A}\n".encode()
+    rows = table(client.post(SCRUB, content=body, headers={**operator, **CSV}))
+    assert rows == [
+        ["mobile", "home", "number", "status"],
+        [A, FREE, A, "blocked"],
+        [FREE, A, FREE, "callable"],
+    ]
+    by_home = client.post(
+        SCRUB, params={"column": "home"}, content=body, headers={**operator, **CSV}
+    )
+    assert [row[-2:] for row in table(by_home)[1:]] == [[FREE, "callable"], [A, "blocked"]]
+
+
+def test_csv_unknown_column_is_400(client: TestClient, operator: dict[str, str]) -> None:
+    body = f"mobile,home\n{A},{FREE}\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, **CSV}
+    )
+    error = assert_error(answer, 400, "unknown_column")
+    assert error["details"]["columns"] == ["mobile", "home"]
+
+
+def test_csv_rows_shorter_than_the_header_keep_number_and_status_in_their_columns(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    body = f"name,phone,note\nAnn,{A}\nBob\nCy,{FREE},x\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, **CSV}
+    )
+    table(answer)
+    rows = list(csv.DictReader(io.StringIO(answer.text, newline="")))
+    assert [(r["name"], r["phone"], r["number"], r["status"]) for r in rows] == [
+        ("Ann", A, A, "blocked"),
+        ("Bob", "", "", "invalid"),
+        ("Cy", FREE, FREE, "callable"),
+    ]
+    assert all(None not in row for row in rows)  # no row longer than the header
+
+
+def test_csv_only_callable(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    body = f"phone,id\n{A},1\n{FREE},2\njunk,3\n".encode()
+    answer = client.post(
+        SCRUB, params={"only": "callable"}, content=body, headers={**operator, **CSV}
+    )
+    assert table(answer) == [["phone", "id", "number", "status"], [FREE, "2", FREE, "callable"]]
+
+
+# --- receipts ----------------------------------------------------------------------------
+
+
+def test_receipt_of_a_streamed_scrub(client: TestClient, carrier: dict[str, str]) -> None:
+    register(client, carrier, A)
+    operator_id, key = account(client)
+    before = datetime.now(UTC).replace(microsecond=0)
+    answer = scrub_plain(client, key, [A, "junk", "(212) 555-0000", A, "12", "+442079460958"])
+    table(answer)  # read in full
+    receipt_id = answer.headers["x-scrub-receipt"]
+    receipt = client.get(f"/v1/scrubs/{receipt_id}", headers=key)
+    assert receipt.status_code == 200, receipt.text
+    body = receipt.json()
+    assert set(body) == {
+        "receipt_id",
+        "operator",
+        "created_at",
+        "counts",
+        "sha256",
+        "registry_version",
+    }
+    assert body["receipt_id"] == receipt_id
+    assert body["operator"] == operator_id
+    created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+    assert before <= created <= datetime.now(UTC)
+    assert body["counts"] == {"total": 6, "callable": 2, "blocked": 2, "invalid": 2}
+    assert body["sha256"] == digest([A, FREE, A, "+442079460958"])
+    assert isinstance(body["registry_version"], int) and body["registry_version"] >= 1
+
+
+def test_receipt_of_a_json_scrub(client: TestClient, carrier: dict[str, str]) -> None:
+    register(client, carrier, B)
+    operator_id, key = account(client)
+    answer = client.post(SCRUB, json={"numbers": [FREE, None, B, "310-555-0199"]}, headers=key)
+    body = answer.json()
+    receipt = client.get(f"/v1/scrubs/{body['receipt_id']}", headers=key).json()
+    assert receipt["operator"] == operator_id
+    assert (
+        receipt["counts"]
+        == body["counts"]
+        == {
+            "total": 4,
+            "callable": 1,
+            "blocked": 2,
+            "invalid": 1,
+        }
+    )
+    assert receipt["sha256"] == digest([FREE, B, B])
+
+
+def test_receipt_is_private_to_its_operator(client: TestClient, operator: dict[str, str]) -> None:
+    receipt_id = client.post(SCRUB, json={"numbers": [A]}, headers=operator).json()["receipt_id"]
+    _, other = account(client)
+    assert_error(client.get(f"/v1/scrubs/{receipt_id}", headers=other), 404, "receipt_not_found")
+    assert_error(
+        client.get("/v1/scrubs/scr_nonexistent", headers=operator), 404, "receipt_not_found"
+    )
+    assert client.get(f"/v1/scrubs/{receipt_id}", headers=operator).status_code == 200
+    assert client.get(f"/v1/scrubs/{receipt_id}", headers=ADMIN).status_code == 200
+    assert client.get(f"/v1/scrubs/{receipt_id}").status_code == 401
+
+
+def test_receipt_registry_version_follows_registrations(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    def version() -> int:
+        answer = scrub_plain(client, operator, [A])
+        receipt = client.get(f"/v1/scrubs/{answer.headers['x-scrub-receipt']}", headers=operator)
+        return receipt.json()["registry_version"]
+
+    first = version()
+    assert version() == first
+    register(client, carrier, A)
+    second = version()
+    assert second > first
+    assert client.delete(f"/v1/registrations/{A}", headers=carrier).status_code == 200
+    assert version() > second
+
+
+# --- streaming in batches ----------------------------------------------------------------
+
+
+def test_a_scrub_of_several_batches_comes_back_whole_and_in_order(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    total = BATCH_ROWS + 4_464
+    lines = [f"+1212{200 + i // 10_000:03d}{i % 10_000:04d}" for i in range(total)]
+    junk = {5, BATCH_ROWS - 1, BATCH_ROWS, total - 2}
+    for i in junk:
+        lines[i] = f"junk {i}"
+    registered = [3, 40_000, BATCH_ROWS - 2, BATCH_ROWS + 1, total - 1]
+    for i in registered:
+        register(client, carrier, lines[i])
+    answer = scrub_plain(client, operator, lines)
+    rows = table(answer)
+    assert rows[0] == ["input", "number", "status"]
+    assert len(rows) == total + 1
+    expected_status = ["callable"] * total
+    for i in junk:
+        expected_status[i] = "invalid"
+    for i in registered:
+        expected_status[i] = "blocked"
+    assert [row[0] for row in rows[1:]] == lines
+    assert [row[2] for row in rows[1:]] == expected_status
+    assert [row[1] for row in rows[1:]] == ["" if i in junk else n for i, n in enumerate(lines)]
+    receipt = client.get(f"/v1/scrubs/{answer.headers['x-scrub-receipt']}", headers=operator)
+    assert receipt.json()["counts"] == {
+        "total": total,
+        "callable": total - len(junk) - len(registered),
+        "blocked": len(registered),
+        "invalid": len(junk),
+    }
+    assert receipt.json()["sha256"] == digest([n for i, n in enumerate(lines) if i not in junk])
+
+
+# --- Redis lost --------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A durable redis-server of one test's own, which the test may kill and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.servers = [start_redis(directory, durable=True)]
+
+    @property
+    def server(self) -> RedisProcess:
+        return self.servers[-1]
+
+    def restart(self) -> RedisProcess:
+        """A new redis-server on the same files: it reloads what the last one had stored."""
+        self.servers.append(start_redis(self.directory, durable=True))
+        return self.server
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    private = PrivateRedis(tmp_path / "redis")
+    yield private
+    for server in private.servers:
+        server.stop()
+
+
+@contextlib.contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app behind a real uvicorn on a loopback port, so a response can be cut off."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, http="h11", log_level="critical"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the server never became ready"
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def test_a_scrub_while_redis_is_down_is_503(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    server = private_redis.server
+    api = ready_client(settings.with_(redis_url=server.url))
+    try:
+        _, key = account(api)
+        assert api.post(SCRUB, json={"numbers": [A]}, headers=key).status_code == 200
+        server.kill()
+        for answer in (
+            api.post(SCRUB, json={"numbers": [A]}, headers=key),
+            scrub_plain(api, key, [A, FREE]),
+            api.post(SCRUB, content=f"phone\n{A}\n".encode(), headers={**key, **CSV}),
+        ):
+            assert_error(answer, 503, "redis_unavailable")
+            assert "callable" not in answer.text
+    finally:
+        api.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+def test_redis_lost_mid_stream_cuts_the_answer_off_and_stores_no_receipt(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    server = private_redis.server
+    lines = [f"+1212555{i % 100:04d}" for i in range(BATCH_ROWS + 10)]
+    body = "".join(f"{line}\n" for line in lines).encode()
+    with (
+        live_server(settings.with_(redis_url=server.url)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        created = http.post(
+            "/v1/operators", json={"name": "cut", "role": "operator"}, headers=ADMIN
+        )
+        key = {"Authorization": f"Bearer {created.json()['api_key']}"}
+
+        # A scrub that completes: its receipt is readable the moment the body has been read.
+        whole = http.post(SCRUB, content=body, headers={**key, **PLAIN})
+        assert whole.status_code == 200
+        assert whole.text.count("\n") == len(lines) + 1
+        whole_id = whole.headers["x-scrub-receipt"]
+        assert http.get(f"/v1/scrubs/{whole_id}", headers=key).status_code == 200
+
+        # Hold writes, so the receipt (the scrub's one write) cannot land before Redis dies.
+        pause = redis.Redis.from_url(server.url)
+        pause.execute_command("CLIENT", "PAUSE", "60000", "WRITE")
+        pause.close()
+        received = b""
+        with http.stream("POST", SCRUB, content=body, headers={**key, **PLAIN}) as response:
+            assert response.status_code == 200
+            cut_id = response.headers["x-scrub-receipt"]
+            chunks = response.iter_raw()
+            while received.count(b"\n") < BATCH_ROWS + 1:  # the header and the first batch
+                received += next(chunks)
+            server.kill()
+            with pytest.raises(httpx.RemoteProtocolError):
+                for chunk in chunks:
+                    received += chunk
+        assert received.count(b"\n") < len(lines) + 1
+
+    # Restarted from its append-only file, Redis holds the first receipt but not the second.
+    revived = private_redis.restart()
+    api = ready_client(settings.with_(redis_url=revived.url))
+    try:
+        assert api.get(f"/v1/scrubs/{whole_id}", headers=key).status_code == 200
+        assert_error(api.get(f"/v1/scrubs/{cut_id}", headers=key), 404, "receipt_not_found")
+    finally:
+        api.__exit__(None, None, None)
