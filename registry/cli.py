@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from registry import embedded
 from registry.config import ConfigError, Settings, load_settings
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Failure, embedded.EmbeddedRedisError) as exc:
         print(f"dnc: {exc}", file=sys.stderr)
         return 1
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         print(f"dnc: Redis: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -60,6 +60,8 @@ def _prefixes(operator: Operator, prefix: str | None) -> tuple[str, ...]:
     """The prefixes a request covers: the one asked for, within the operator's own."""
     if prefix is None or prefix == "":
         return operator.prefixes
+    # An unescaped '+' in a query string arrives as a space: `?prefix=+1212` means +1212.
+    prefix = "+" + prefix.strip().removeprefix("+")
     try:
         value, _ = nums.prefix_range(prefix)
     except ValueError as exc:
@@ -99,7 +101,9 @@ async def change_list(
 
     found, next_cursor = await changes.read(services.redis, since, limit, keep)
     return {
-        "changes": [{"number": f"+{n}", "op": op, "at": _iso_ms(at)} for n, op, at in found],
+        "changes": [
+            {"number": f"+{n}", "op": op, "at": changes.iso_time(at)} for n, op, at in found
+        ],
         "next": next_cursor,
     }
 
@@ -121,8 +125,3 @@ async def export(
             chunk = await anext(chunks, None)
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
-
-
-def _iso_ms(at_ms: int) -> str:
-    seconds, ms = divmod(at_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -104,29 +104,77 @@ def parse_cursor(cursor: str | None) -> tuple[str, int]:
     return f"{int(ms)}-{int(seq or 0)}", int(offset or 0)
 
 
+PAGE = 256  # stream entries per XRANGE round trip
+
+
+@dataclass
+class Reading:
+    """One change-list read in progress: the part the async API and the sync CLI share.
+
+    The caller drives it: XRANGE from `start`, hand the page to `take`, until `done`.
+    """
+
+    entry_id: str
+    offset: int
+    limit: int
+    keep: Callable[[np.ndarray], np.ndarray]
+    cursor: str
+    start: str
+    found: list[tuple[int, str, int]] = field(default_factory=list)
+    done: bool = False
+
+    @classmethod
+    def after(
+        cls, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
+    ) -> Reading:
+        entry_id, offset = parse_cursor(cursor)
+        start = entry_id if offset else f"({entry_id}"
+        return cls(entry_id, offset, limit, keep, cursor or "0-0", start, done=limit <= 0)
+
+    def take(self, entries: list[Any]) -> None:
+        """Consume one XRANGE page; `done` once the limit is reached or the stream ends."""
+        if not entries:
+            self.done = True
+            return
+        for raw_id, fields in entries:
+            change = decode(raw_id, fields)
+            begin = self.offset if change.id == self.entry_id else 0
+            tail = change.numbers[begin:]
+            picked = np.flatnonzero(self.keep(tail))
+            room = self.limit - len(self.found)
+            self.found += [(n, change.op, change.at_ms) for n in tail[picked[:room]].tolist()]
+            if len(picked) > room:
+                self.cursor, self.done = f"{change.id}.{begin + int(picked[room])}", True
+                return
+            self.cursor = change.id
+            if len(self.found) >= self.limit:
+                self.done = True
+                return
+        last = entries[-1][0]
+        self.start = f"({last.decode() if isinstance(last, bytes) else last}"
+
+
 async def read(
     redis: Any, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[list[tuple[int, str, int]], str]:
     """Up to `limit` changes after `cursor` that `keep` admits: (number, op, at_ms), next cursor."""
-    entry_id, offset = parse_cursor(cursor)
-    found: list[tuple[int, str, int]] = []
-    start = entry_id if offset else f"({entry_id}"
-    next_cursor = cursor or "0-0"
-    while len(found) < limit:
-        entries = await redis.xrange(keys.CHANGES, min=start, max="+", count=256)
-        if not entries:
-            break
-        for raw_id, fields in entries:
-            change = decode(raw_id, fields)
-            begin = offset if change.id == entry_id else 0
-            tail = change.numbers[begin:]
-            picked = np.flatnonzero(keep(tail))
-            room = limit - len(found)
-            found += [(n, change.op, change.at_ms) for n in tail[picked[:room]].tolist()]
-            if len(picked) > room:
-                return found, f"{change.id}.{begin + int(picked[room])}"
-            next_cursor = change.id
-            if len(found) >= limit:
-                return found, next_cursor
-        start = f"({entries[-1][0].decode()}"
-    return found, next_cursor
+    reading = Reading.after(cursor, limit, keep)
+    while not reading.done:
+        reading.take(await redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE))
+    return reading.found, reading.cursor
+
+
+def read_sync(
+    redis: Any, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
+) -> tuple[list[tuple[int, str, int]], str]:
+    """`read` on a synchronous client, for the command line."""
+    reading = Reading.after(cursor, limit, keep)
+    while not reading.done:
+        reading.take(redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE))
+    return reading.found, reading.cursor
+
+
+def iso_time(at_ms: int) -> str:
+    """A change's time as ISO 8601 UTC with milliseconds, as the change list shows it."""
+    seconds, ms = divmod(at_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"

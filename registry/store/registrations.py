@@ -9,7 +9,7 @@ registration time unknown", which keeps the bulk list at 2 bytes a number.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,21 @@ def parse_details(number: int, raw: bytes | None) -> Registration:
     return Registration(number, int(at) or None, Preferences(int(channels), int(allowed)), source)
 
 
+def bucket_list(index: Iterable[bytes], prefixes: Sequence[str]) -> list[int]:
+    """The bucket index's ids, ascending, that can hold numbers under `prefixes` (all if none).
+
+    Buckets in ascending order give numbers in ascending order: a bucket is a number's high bits.
+    """
+    buckets = np.array(sorted(int(b) for b in index), dtype=np.int64)
+    return [int(b) for b in keys.buckets_under(buckets, prefixes)]
+
+
+def bucket_numbers(bucket: int, members: Iterable[bytes], prefixes: Sequence[str]) -> np.ndarray:
+    """A bucket's set members as its numbers, ascending, only those under `prefixes` if any."""
+    found = keys.join(bucket, np.sort(np.array([int(m) for m in members], dtype=np.int64)))
+    return found[nums.in_prefixes(found, prefixes)] if prefixes else found
+
+
 @dataclass
 class Confirmation:
     """What Redis says about a batch of numbers that the Bloom filter let through."""
@@ -93,10 +108,7 @@ class RegistrationStore:
         self, prefixes: Sequence[str] = (), chunk: int = 256
     ) -> AsyncIterator[np.ndarray]:
         """Every registered number (under `prefixes`, if any), ascending, one array per chunk."""
-        index = np.array(
-            sorted(int(b) for b in await self.redis.smembers(keys.BUCKETS)), dtype=np.int64
-        )
-        buckets = keys.buckets_under(index, prefixes).tolist()
+        buckets = bucket_list(await self.redis.smembers(keys.BUCKETS), prefixes)
         for start in range(0, len(buckets), chunk):
             group = buckets[start : start + chunk]
             pipe = self.redis.pipeline(transaction=False)
@@ -104,8 +116,7 @@ class RegistrationStore:
                 pipe.smembers(keys.numbers_set(bucket))
             for bucket, members in zip(group, await pipe.execute(), strict=True):
                 if members:
-                    found = keys.join(bucket, np.sort(np.array(list(map(int, members)))))
-                    yield found[nums.in_prefixes(found, prefixes)] if prefixes else found
+                    yield bucket_numbers(bucket, members, prefixes)
 
     async def log(self, op: str, number: int) -> int:
         """Append one change to the stream; returns the new registry version."""

@@ -1,0 +1,152 @@
+"""Bulk writes to the bucket sets, in the order the API's Bloom filters rely on.
+
+An add is logged to the change stream *before* its numbers enter the sets, so a
+running API worker's filter learns them before Redis can confirm them; a remove
+is logged *after* (see registry.store.changes). Work goes bucket by bucket: one
+log entry per bucket per batch, pipelined, every command on one hash slot, so
+the same code runs on one Redis and on a Cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from redis.exceptions import NoScriptError
+
+from registry.store import changes, keys
+
+# KEYS: set, details. ARGV: members. Returns the members that were in the set:
+# exactly those must be logged as removed. Details exist only for numbers
+# registered one by one, so most buckets skip the HDELs.
+REMOVE_SCRIPT = """
+local removed = {}
+local has_details = redis.call('EXISTS', KEYS[2]) == 1
+for i = 1, #ARGV do
+  if redis.call('SREM', KEYS[1], ARGV[i]) == 1 then
+    removed[#removed + 1] = ARGV[i]
+    if has_details then redis.call('HDEL', KEYS[2], ARGV[i]) end
+  end
+end
+return removed
+"""
+
+SCRIPTS = (changes.LOG_SCRIPT, REMOVE_SCRIPT)
+
+# One pipelined round trip carries at most this much.
+MAX_BUCKETS = 1024
+MAX_MEMBERS = 1 << 16
+
+Group = list[tuple[int, np.ndarray]]  # (bucket, its members ascending as int16 values)
+
+
+def bucket_groups(numbers: np.ndarray) -> Iterator[Group]:
+    """Distinct numbers split by bucket, members ascending, in groups sized for one pipeline."""
+    distinct = np.unique(numbers)
+    if len(distinct) == 0:
+        return
+    buckets, members = keys.split(distinct)
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    ends = np.r_[starts[1:], len(distinct)]
+    group: Group = []
+    size = 0
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        group.append((int(buckets[start]), members[start:end]))
+        size += end - start
+        if size >= MAX_MEMBERS or len(group) >= MAX_BUCKETS:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+class BulkWriter:
+    """Adds and removes batches of numbers; each call returns how many sets actually changed.
+
+    `client` is a synchronous redis-py client, single node or Cluster. The
+    scripts run by hash (SCRIPT LOAD reaches every Cluster primary), so a load
+    that logs thousands of buckets does not resend their source for each one.
+    """
+
+    def __init__(self, client: Any, retention_days: int) -> None:
+        self.client = client
+        self.retention_days = retention_days
+        self.shas = {script: client.script_load(script) for script in SCRIPTS}
+
+    def add(self, numbers: np.ndarray) -> int:
+        """Register numbers; returns how many were new.
+
+        Only the members a bucket lacks are logged and added, so loading the same
+        file twice leaves the change list alone. A member that a deregistration
+        removes between the check and the add stays removed, which is the order
+        "load, then deregister": every member in a set was logged before it got there.
+        """
+        return sum(self._add_group(group) for group in bucket_groups(numbers))
+
+    def remove(self, numbers: np.ndarray) -> int:
+        """Remove numbers (and their details); returns how many were registered."""
+        return sum(self._remove_group(group) for group in bucket_groups(numbers))
+
+    def _add_group(self, group: Group) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for bucket, members in group:
+            pipe.smismember(keys.numbers_set(bucket), members.tolist())
+        fresh = [
+            (bucket, members[~np.array(present, dtype=bool)])
+            for (bucket, members), present in zip(group, pipe.execute(), strict=True)
+            if not all(present)
+        ]
+        self._log(changes.ADD, fresh)
+        pipe = self.client.pipeline(transaction=False)
+        for bucket, members in fresh:
+            pipe.sadd(keys.numbers_set(bucket), *members.tolist())
+        return sum(pipe.execute())
+
+    def _remove_group(self, group: Group) -> int:
+        calls = [
+            [2, keys.numbers_set(bucket), keys.details(bucket), *members.tolist()]
+            for bucket, members in group
+        ]
+        removed = [
+            (bucket, np.array([int(m) for m in reply], dtype=np.int64))
+            for (bucket, _), reply in zip(group, self._eval(REMOVE_SCRIPT, calls), strict=True)
+            if reply
+        ]
+        self._log(changes.REMOVE, removed)
+        return sum(len(members) for _, members in removed)
+
+    def _log(self, op: str, group: Group) -> None:
+        """One change-stream entry per bucket; adds also enter the bucket index."""
+        calls = [
+            changes.log_args(
+                self.retention_days,
+                [bucket] if op == changes.ADD else [],
+                changes.batch_fields(op, bucket, members),
+            )
+            for bucket, members in group
+        ]
+        self._eval(changes.LOG_SCRIPT, calls)
+
+    def _eval(self, script: str, calls: list[list[Any]]) -> list[Any]:
+        """Run the script once per call, pipelined; a node that lost it (a restart, a new
+        shard) is given it again and those calls retried. The replies come in call order."""
+        replies = self._evalsha(self.shas[script], calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            self.shas[script] = self.client.script_load(script)
+            retried = self._evalsha(self.shas[script], [calls[i] for i in missing])
+            for i, reply in zip(missing, retried, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _evalsha(self, sha: str, calls: list[list[Any]]) -> list[Any]:
+        # execute_command: the Cluster pipeline refuses `pipe.evalsha`, yet routes the
+        # command by its keys like any other.
+        pipe = self.client.pipeline(transaction=False)
+        for args in calls:
+            pipe.execute_command("EVALSHA", sha, *args)
+        return list(pipe.execute(raise_on_error=False))

@@ -1,0 +1,199 @@
+"""The input formats of `dnc load`: telling them apart and reading them line by line.
+
+Every format turns a file into records: the line number, the input as the file
+wrote it, and the text to normalize (or, for a line that cannot be a number at
+all, the reason). Lines are read as bytes and decoded one at a time, so a line
+of junk in a 10-million-line file is one reject, not a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from registry import numbers as nums
+
+FORMATS = ("auto", "e164", "ftc", "csv")
+# The US National DNC Registry's flat file: area code, comma, seven-digit number.
+_FTC_LINE = re.compile(r"\s*\d{3}\s*,\s*\d{7}\s*")
+# Git's rule for "binary": a NUL byte near the start. The share of non-text
+# characters catches short junk files that happen to have no NUL.
+_SNIFF_BYTES = 8192
+_MAX_JUNK_SHARE = 0.3
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+_BOM = b"\xef\xbb\xbf"
+
+
+class LoadError(Exception):
+    """An input file that cannot be loaded as a whole: unreadable, binary, a missing column."""
+
+
+class Record(NamedTuple):
+    line: int  # 1-based line number in the file
+    input: str  # what the file says, for the rejects file
+    text: str  # what to normalize
+    reason: str | None  # set when the line is invalid before normalizing
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file checked and ready to load: its format and, for csv, the phone column."""
+
+    path: Path
+    format: str
+    column: int = 0
+
+    def records(self, file: BinaryIO) -> Iterator[Record]:
+        lines = _lines(file)
+        if self.format == "csv":
+            return _csv_records(self.path, lines, self.column)
+        if self.format == "ftc":
+            return _ftc_records(lines)
+        return _plain_records(lines)
+
+
+def open_source(path: Path, fmt: str, column: str | None) -> Source:
+    """Check a file before anything is written: readable, text, known format, column there."""
+    try:
+        with path.open("rb") as file:
+            _reject_binary(path, file.read(_SNIFF_BYTES))
+            file.seek(0)
+            first = _first_line(file)
+            if fmt == "auto":
+                fmt = "e164" if first is None else detect(first)
+            if fmt != "csv" or first is None:
+                return Source(path, fmt)
+            file.seek(0)
+            return Source(path, fmt, _column_index(path, _header(path, file), column))
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def detect(first_line: str) -> str:
+    """`ftc` for `ddd,ddddddd`; `csv` when the first line is a header row; else `e164`.
+
+    A header row has a non-numeric field (`phone`, `Number`: no digit at all; a
+    number in any national format has digits, even `1-800-FLOWERS`) and no
+    numeric one: `+12125551234,Ann` is a row of data, so it is not taken for a
+    header and silently skipped.
+    """
+    if _FTC_LINE.fullmatch(first_line):
+        return "ftc"
+    fields = [f for f in next(csv.reader([first_line]), []) if f.strip()]
+    if fields and not any(c.isdigit() for f in fields for c in f):
+        return "csv"
+    return "e164"
+
+
+def _reject_binary(path: Path, sample: bytes) -> None:
+    text = sample.decode("utf-8", "replace")
+    junk = sum(1 for c in text if c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS))
+    if b"\0" in sample or junk > _MAX_JUNK_SHARE * len(text):
+        raise LoadError(
+            f"{path}: binary content, not a list of numbers; send UTF-8 text: one number "
+            "a line, an FTC flat file (212,5551234) or a CSV with a header row"
+        )
+
+
+def _lines(file: BinaryIO) -> Iterator[tuple[int, str]]:
+    """(line number, text) with the line ending kept; bytes that are not UTF-8 survive as
+    surrogates (PEP 383) so that the line can be reported and rejected, not crash the load."""
+    for number, raw in enumerate(file, start=1):
+        if number == 1:
+            raw = raw.removeprefix(_BOM)
+        yield number, raw.decode("utf-8", "surrogateescape")
+
+
+def _first_line(file: BinaryIO) -> str | None:
+    return next((text.strip() for _, text in _lines(file) if text.strip()), None)
+
+
+def _header(path: Path, file: BinaryIO) -> list[str]:
+    rows = csv.reader(text for _, text in _lines(file))
+    try:
+        return next((row for row in rows if not _blank(row)), [])
+    except csv.Error as exc:
+        raise LoadError(f"{path}: the header row is not readable as CSV: {exc}") from None
+
+
+def _column_index(path: Path, header: list[str], column: str | None) -> int:
+    if column is None:
+        return 0
+    names = [name.strip() for name in header]
+    if column.strip() not in names:
+        raise LoadError(
+            f"{path}: no column {column!r} in the header; it has {', '.join(map(repr, names))}"
+        )
+    return names.index(column.strip())
+
+
+def _record(line: int, given: str, text: str) -> Record:
+    """A record to normalize, unless bytes that are not UTF-8 make it not a number."""
+    if not _decodable(given):
+        return _not_a_number(line, given)
+    return Record(line, given, text, None)
+
+
+def _not_a_number(line: int, given: str) -> Record:
+    return Record(line, _printable(given), "", nums.NOT_A_NUMBER)
+
+
+def _plain_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
+    for line, text in lines:
+        stripped = text.strip()
+        if stripped:
+            yield _record(line, stripped, stripped)
+
+
+def _ftc_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
+    """`212,5551234` is +1 212 555 1234; the library judges the number so built."""
+    for line, text in lines:
+        stripped = text.strip()
+        if not stripped:
+            continue
+        area, comma, local = stripped.partition(",")
+        if comma and "," not in local:
+            yield _record(line, stripped, f"+1{area.strip()}{local.strip()}")
+        else:
+            yield _not_a_number(line, stripped)
+
+
+def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> Iterator[Record]:
+    """The phone column of every row after the header; a row's line is the line it starts on."""
+    rows = csv.reader(text for _, text in lines)
+    start, header_seen = 1, False
+    try:
+        for row in rows:
+            line, start = start, rows.line_num + 1
+            if _blank(row):
+                continue
+            if not header_seen:
+                header_seen = True
+                continue
+            field = row[column].strip() if column < len(row) else ""
+            yield _record(line, field, field)
+    except csv.Error as exc:
+        raise LoadError(f"{path}, line {rows.line_num}: not readable as CSV: {exc}") from None
+
+
+def _blank(row: list[str]) -> bool:
+    return len(row) <= 1 and not "".join(row).strip()
+
+
+def _decodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """Undecodable bytes as `\\xff` escapes, so the rejects file itself is valid UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -1,0 +1,154 @@
+"""`dnc load`: bulk registrations (or removals) from files, straight into Redis.
+
+Files are read in chunks of CHUNK lines, so a 10-million-line file needs the
+memory of one chunk: each chunk is normalized in one batch, its invalid lines
+go to `FILE.rejects.csv`, and its valid numbers are written bucket by bucket
+(loader.bulk). Every file is checked before the first one is loaded, so a bad
+file or a missing column stops the command before anything changes.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from loader.bulk import BulkWriter
+from loader.formats import FORMATS, LoadError, Record, Source, open_source
+from loader.progress import Progress
+from registry import numbers as nums
+
+__all__ = ["CHUNK", "LoadError", "LoadResult", "load_files", "rejects_path"]
+
+CHUNK = 200_000
+REJECTS_HEADER = ("line", "input", "reason")
+
+
+@dataclass
+class LoadResult:
+    """What a load did. With `remove`, `loaded` counts the numbers removed and
+    `present` the valid numbers that were not registered (nothing to remove)."""
+
+    loaded: int = 0
+    present: int = 0
+    invalid: int = 0
+    rejects: list[Path] = field(default_factory=list)
+
+
+def rejects_path(path: Path) -> Path:
+    return path.with_name(path.name + ".rejects.csv")
+
+
+def load_files(
+    client: Any,
+    paths: list[Path],
+    *,
+    fmt: str,
+    column: str | None,
+    region: str,
+    remove: bool,
+    retention_days: int,
+    progress: bool,
+) -> LoadResult:
+    """Load (or with `remove`, remove) every valid number in `paths`.
+
+    `loaded` counts numbers newly registered; `present` the valid inputs that
+    were registered already, duplicates within the input included.
+    """
+    if fmt not in FORMATS:
+        raise LoadError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if column is not None and fmt in ("e164", "ftc"):
+        raise LoadError(f"--column names a CSV column; {fmt} files have none")
+    sources = [open_source(path, fmt, column) for path in paths]
+    sizes = [path.stat().st_size for path in paths]
+    meter = Progress(sum(sizes), progress)
+    writer = BulkWriter(client, retention_days)
+    result = LoadResult()
+    for source, size in zip(sources, sizes, strict=True):
+        _load_source(source, writer, region, remove, result, meter)
+        meter.file_done(size)
+    meter.finish()
+    return result
+
+
+def _load_source(
+    source: Source,
+    writer: BulkWriter,
+    region: str,
+    remove: bool,
+    result: LoadResult,
+    meter: Progress,
+) -> None:
+    with source.path.open("rb") as file, Rejects(rejects_path(source.path)) as rejects:
+        for chunk in _chunks(source.records(file), CHUNK):
+            numbers, invalid = _normalize(chunk, region)
+            rejects.write(invalid)
+            changed = writer.remove(numbers) if remove else writer.add(numbers)
+            result.loaded += changed
+            result.present += len(numbers) - changed
+            result.invalid += len(invalid)
+            meter.advance(file.tell(), len(chunk))
+    if rejects.written:
+        result.rejects.append(rejects.path)
+
+
+def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    while chunk := list(islice(records, size)):
+        yield chunk
+
+
+def _normalize(chunk: list[Record], region: str) -> tuple[np.ndarray, list[Record]]:
+    """The valid numbers of a chunk, and its invalid records with their reasons."""
+    numbers, reasons = nums.normalize_many([record.text for record in chunk], region)
+    invalid = [
+        record if record.reason else record._replace(reason=reason)
+        for record, number, reason in zip(chunk, numbers.tolist(), reasons, strict=True)
+        if record.reason or number == 0
+    ]
+    return numbers[numbers != 0], invalid
+
+
+class Rejects:
+    """`FILE.rejects.csv`, created at the first invalid line.
+
+    A rejects file left by an earlier run is removed on entry, so the file that
+    exists after a load always belongs to that load.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: TextIO | None = None
+        self.written = 0
+
+    def __enter__(self) -> Rejects:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise LoadError(f"{self.path}: cannot remove the old rejects file: {exc}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def write(self, records: Iterable[Record]) -> None:
+        rows = [(record.line, record.input, record.reason) for record in records]
+        if not rows:
+            return
+        writer = csv.writer(self._open(), lineterminator="\n")
+        writer.writerows(rows)
+        self.written += len(rows)
+
+    def _open(self) -> TextIO:
+        if self.file is None:
+            try:
+                self.file = self.path.open("w", encoding="utf-8", newline="")
+            except OSError as exc:
+                raise LoadError(f"{self.path}: cannot write the rejects file: {exc}") from None
+            csv.writer(self.file, lineterminator="\n").writerow(REJECTS_HEADER)
+        return self.file

@@ -1,0 +1,552 @@
+"""`dnc load` and `dnc export` (CONTRACT section 5), against a real redis-server.
+
+The loader writes straight into the bucket sets; these tests check the
+formats, the counts, the rejects file, the storage layout the API's Bloom
+filters depend on, that a running API sees a load without a restart, and the
+command line end to end.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from loader import load
+from loader.bulk import BulkWriter
+from loader.export import ExportError, export_changes, export_full
+from loader.formats import detect
+from loader.load import LoadError, LoadResult, load_files
+from registry.store import keys, setup
+
+DNC = Path(sys.executable).parent / "dnc"
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def run_load(
+    client: redis.Redis,
+    *paths: Path,
+    fmt: str = "auto",
+    column: str | None = None,
+    region: str = "US",
+    remove: bool = False,
+    progress: bool = False,
+) -> LoadResult:
+    return load_files(
+        client,
+        list(paths),
+        fmt=fmt,
+        column=column,
+        region=region,
+        remove=remove,
+        retention_days=153,
+        progress=progress,
+    )
+
+
+def counts(result: LoadResult) -> tuple[int, int, int]:
+    return result.loaded, result.present, result.invalid
+
+
+def registered(client: redis.Redis) -> list[str]:
+    """Every number in the bucket sets, as E.164, ascending."""
+    found = []
+    for raw in client.smembers(keys.BUCKETS):
+        bucket = int(raw)
+        members = np.array([int(m) for m in client.smembers(keys.numbers_set(bucket))])
+        found += keys.join(bucket, members).tolist()
+    return [f"+{n}" for n in sorted(found)]
+
+
+def dnc(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DNC_REDIS_URL": redis_url}
+    return subprocess.run(
+        [str(DNC), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+# Formats
+
+
+def test_e164_file_takes_national_formats_and_skips_blank_lines(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "list.txt", "+12125551234\n\n(212) 555-1235\r\n  212.555.1236  \n")
+    result = run_load(redis_client, path, fmt="e164")
+    assert counts(result) == (3, 0, 0)
+    assert result.rejects == []
+    assert registered(redis_client) == ["+12125551234", "+12125551235", "+12125551236"]
+
+
+def test_national_numbers_are_read_against_the_region(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "beijing.txt", "010 1234 5678\n")
+    assert counts(run_load(redis_client, path, region="CN")) == (1, 0, 0)
+    assert registered(redis_client) == ["+861012345678"]
+
+
+def test_ftc_flat_file(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(tmp_path / "ftc.txt", "212,5551234\n415,5552671\n")
+    assert counts(run_load(redis_client, path, fmt="ftc")) == (2, 0, 0)
+    assert registered(redis_client) == ["+12125551234", "+14155552671"]
+
+
+def test_csv_takes_the_first_column_by_default(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.csv", "phone,name\n+12125551234,Ann\n(415) 555-2671,Bob\n")
+    assert counts(run_load(redis_client, path, fmt="csv")) == (2, 0, 0)
+    assert registered(redis_client) == ["+12125551234", "+14155552671"]
+
+
+def test_csv_column_by_name(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "list.csv",
+        'name,phone\nAnn,+12125551234\n"Bob, Jr.",212-555-1235\nCid,\n',
+    )
+    result = run_load(redis_client, path, column="phone")
+    assert counts(result) == (2, 0, 1)
+    assert rejects(result) == "line,input,reason\n4,,empty\n"
+    assert registered(redis_client) == ["+12125551234", "+12125551235"]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "fmt"),
+    [
+        ("212,5551234", "ftc"),
+        (" 212 , 5551234 ", "ftc"),
+        ("phone,name", "csv"),
+        ("Number", "csv"),
+        ("name,phone", "csv"),
+        ("+12125551234", "e164"),
+        ("(212) 555-1234", "e164"),
+        ("1-800-FLOWERS", "e164"),
+        ("+12125551234,Ann", "e164"),
+        ("2125551234", "e164"),
+    ],
+)
+def test_auto_detection_from_the_first_line(first_line: str, fmt: str) -> None:
+    assert detect(first_line) == fmt
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "\n212,5551234\n415,5552671\n",
+        "\n+12125551234\n+14155552671\n",
+        "phone\n+12125551234\n+14155552671\n",
+        "\ufeffname,phone\nAnn,+12125551234\nBob,+14155552671\n",
+    ],
+    ids=["ftc", "e164", "csv", "csv-with-bom"],
+)
+def test_auto_loads_every_format(redis_client: redis.Redis, tmp_path: Path, content: str) -> None:
+    column = "phone" if "name,phone" in content else None
+    result = run_load(redis_client, write(tmp_path / "in", content), column=column)
+    assert counts(result) == (2, 0, 0)
+    assert registered(redis_client) == ["+12125551234", "+14155552671"]
+
+
+# Rejects
+
+
+def rejects(result: LoadResult) -> str:
+    assert len(result.rejects) == 1
+    return result.rejects[0].read_text(encoding="utf-8")
+
+
+def test_rejects_file_lists_each_invalid_line_with_its_reason(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "list.txt",
+        b"+12125551234\n\n12\nhello\n2120001234\n\xff\xfe2125551235\n"
+        b"  (212) 555-1236  \n+99912345\n",
+    )
+    result = run_load(redis_client, path)
+    assert counts(result) == (2, 0, 5)
+    assert result.rejects == [tmp_path / "list.txt.rejects.csv"]
+    assert rejects(result) == (
+        "line,input,reason\n"
+        "3,12,too_short\n"
+        "4,hello,not_a_number\n"
+        "5,2120001234,invalid_for_region\n"
+        "6,\\xff\\xfe2125551235,not_a_number\n"
+        "8,+99912345,invalid_country_code\n"
+    )
+
+
+def test_ftc_rejects_keep_the_line_as_written(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(tmp_path / "ftc.txt", "212,5551234\n212,555123\n999,5551234\n2125551234\n")
+    result = run_load(redis_client, path, fmt="ftc")
+    assert counts(result) == (1, 0, 3)
+    assert rejects(result) == (
+        "line,input,reason\n"
+        '2,"212,555123",too_short\n'
+        '3,"999,5551234",invalid_for_region\n'
+        "4,2125551234,not_a_number\n"
+    )
+
+
+def test_line_numbers_run_on_across_chunks(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load, "CHUNK", 2)
+    lines = [f"+1212555{i:04d}" if i % 3 else "bad" for i in range(1, 10)]
+    result = run_load(redis_client, write(tmp_path / "list.txt", "\n".join(lines) + "\n"))
+    assert counts(result) == (6, 0, 3)
+    assert rejects(result) == (
+        "line,input,reason\n3,bad,not_a_number\n6,bad,not_a_number\n9,bad,not_a_number\n"
+    )
+
+
+def test_no_rejects_file_when_every_line_is_valid_and_a_stale_one_goes(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "list.txt", "+12125551234\n")
+    stale = write(tmp_path / "list.txt.rejects.csv", "line,input,reason\n1,old,too_short\n")
+    result = run_load(redis_client, path)
+    assert result.rejects == []
+    assert not stale.exists()
+
+
+# Counts
+
+
+def test_duplicates_count_as_already_present(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.txt", "+12125551234\n(212) 555-1234\n+14155552671\nbad\n")
+    assert counts(run_load(redis_client, path)) == (2, 1, 1)
+
+
+def test_a_second_load_finds_everything_present_and_logs_nothing(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "list.txt", "+12125551234\n+14155552671\n+12125551234\n")
+    assert counts(run_load(redis_client, path)) == (2, 1, 0)
+    entries = redis_client.xlen(keys.CHANGES)
+    assert counts(run_load(redis_client, path)) == (0, 3, 0)
+    assert redis_client.xlen(keys.CHANGES) == entries
+
+
+def test_counts_add_up_over_several_files(redis_client: redis.Redis, tmp_path: Path) -> None:
+    first = write(tmp_path / "a.txt", "+12125551234\n+14155552671\n")
+    second = write(tmp_path / "b.txt", "+14155552671\n+12025550123\nbad\n")
+    result = run_load(redis_client, first, second)
+    assert counts(result) == (3, 1, 1)
+    assert result.rejects == [tmp_path / "b.txt.rejects.csv"]
+
+
+# Removal
+
+
+def test_remove_counts_removed_and_not_registered(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    run_load(redis_client, write(tmp_path / "in.txt", "+12125551234\n+14155552671\n"))
+    path = write(tmp_path / "out.txt", "+12125551234\n+12125551234\n+12025550123\nbad\n")
+    result = run_load(redis_client, path, remove=True)
+    # loaded = removed; present = valid inputs that were not registered (the repeat included).
+    assert counts(result) == (1, 2, 1)
+    assert registered(redis_client) == ["+14155552671"]
+
+
+def test_remove_logs_only_what_it_removed(redis_client: redis.Redis, tmp_path: Path) -> None:
+    run_load(redis_client, write(tmp_path / "in.txt", "+12125551234\n"))
+    before = redis_client.xlen(keys.CHANGES)
+    run_load(redis_client, write(tmp_path / "out.txt", "+12125551234\n+12125551299\n"), remove=True)
+    entries = redis_client.xrange(keys.CHANGES, count=100)[before:]
+    assert len(entries) == 1
+    _, fields = entries[0]
+    removed = np.frombuffer(fields[b"m"], dtype="<i2")
+    assert keys.join(int(fields[b"R"]), removed).tolist() == [12125551234]
+
+
+def test_remove_drops_the_details_of_a_number_registered_through_the_api(
+    client: TestClient,
+    carrier: dict[str, str],
+    operator: dict[str, str],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    assert client.put("/v1/registrations/+12125551234", headers=carrier).status_code == 201
+    bucket, member = keys.bucket_of(12125551234), keys.member_of(12125551234)
+    assert redis_client.hexists(keys.details(bucket), member)
+    result = run_load(redis_client, write(tmp_path / "out.txt", "+12125551234\n"), remove=True)
+    assert counts(result) == (1, 0, 0)
+    assert not redis_client.hexists(keys.details(bucket), member)
+    answer = client.get("/v1/numbers/%2B12125551234", headers=operator).json()
+    assert answer["status"] == "callable"
+
+
+# Storage layout
+
+
+def test_numbers_are_int16_members_of_their_buckets(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    run_load(redis_client, write(tmp_path / "list.txt", "+12125551234\n+861012345678\n"))
+    for number in (12125551234, 861012345678):
+        bucket = number >> 16
+        assert redis_client.smembers(keys.numbers_set(bucket)) == {
+            str((number & 0xFFFF) - 32768).encode()
+        }
+        assert str(bucket).encode() in redis_client.smembers(keys.BUCKETS)
+    assert redis_client.smembers(keys.numbers_set(12125551234 >> 16)) == {b"-17790"}
+
+
+def test_big_buckets_stay_intsets_after_tune(redis_client: redis.Redis, tmp_path: Path) -> None:
+    redis_client.config_set("set-max-intset-entries", 512)
+    assert setup.tune(redis_client)
+    base = (12125551234 >> 16) << 16
+    lines = "".join(f"+{base + i}\n" for i in range(0, 65536, 16))  # 4096 in one bucket
+    assert counts(run_load(redis_client, write(tmp_path / "big.txt", lines))) == (4096, 0, 0)
+    key = keys.numbers_set(base >> 16)
+    assert redis_client.scard(key) == 4096
+    assert redis_client.object("encoding", key) == b"intset"
+    members = sorted(int(m) for m in redis_client.smembers(key))
+    assert members[0] == -32768 and members[-1] == 32767 - 15
+
+
+def test_one_change_entry_per_bucket(redis_client: redis.Redis, tmp_path: Path) -> None:
+    numbers = ["+12125551234", "+12125551235", "+14155552671", "+442079460958"]
+    run_load(redis_client, write(tmp_path / "list.txt", "\n".join(numbers) + "\n"))
+    assert redis_client.xlen(keys.CHANGES) == 3
+    assert int(redis_client.get(keys.VERSION)) == 3
+
+
+def test_the_writer_survives_redis_forgetting_its_scripts(redis_client: redis.Redis) -> None:
+    writer = BulkWriter(redis_client, retention_days=153)
+    redis_client.script_flush()
+    assert writer.add(np.array([12125551234, 14155552671])) == 2
+    redis_client.script_flush()
+    assert writer.remove(np.array([12125551234])) == 1
+    assert registered(redis_client) == ["+14155552671"]
+    assert redis_client.xlen(keys.CHANGES) == 3
+
+
+# A running API sees the load
+
+
+def test_a_load_is_visible_to_a_running_api_without_restart(
+    client: TestClient, operator: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    numbers = ["+12125551234", "+14155552671"]
+    look_up = "/v1/numbers/%2B12125551234"
+    assert client.get(look_up, headers=operator).json()["status"] == "callable"
+    path = write(tmp_path / "list.txt", "\n".join(numbers) + "\n")
+
+    assert counts(run_load(redis_client, path)) == (2, 0, 0)
+    assert client.get(look_up, headers=operator).json() == {
+        "number": "+12125551234",
+        "status": "blocked",
+        "reason": "registered",
+    }
+    scrub = client.post("/v1/scrub", json={"numbers": numbers}, headers=operator).json()
+    assert scrub["blocked"] == numbers
+
+    assert counts(run_load(redis_client, path, remove=True)) == (2, 0, 0)
+    assert client.get(look_up, headers=operator).json()["status"] == "callable"
+    scrub = client.post("/v1/scrub", json={"numbers": numbers}, headers=operator).json()
+    assert scrub["counts"]["callable"] == 2
+
+
+# Bad input
+
+
+def test_binary_file_is_refused(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.gz", bytes(range(256)) * 4)
+    with pytest.raises(LoadError, match="binary"):
+        run_load(redis_client, path)
+
+
+def test_missing_csv_column_is_refused_before_anything_loads(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    good = write(tmp_path / "a.csv", "phone\n+12125551234\n")
+    bad = write(tmp_path / "b.csv", "name,tel\nAnn,+14155552671\n")
+    with pytest.raises(LoadError, match="no column 'phone'"):
+        run_load(redis_client, good, bad, column="phone")
+    assert registered(redis_client) == []
+
+
+def test_column_with_a_format_that_has_none_is_refused(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    with pytest.raises(LoadError, match="--column"):
+        run_load(redis_client, write(tmp_path / "a.txt", "+1\n"), fmt="e164", column="phone")
+
+
+def test_progress_bar_goes_to_stderr_only_when_asked(
+    redis_client: redis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "list.txt", "+12125551234\n")
+    run_load(redis_client, path)
+    assert capsys.readouterr() == ("", "")
+    run_load(redis_client, path, progress=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "100%" in err and err.endswith("\n")
+
+
+# Export
+
+
+def load_numbers(client: redis.Redis, tmp_path: Path, numbers: list[str]) -> None:
+    run_load(client, write(tmp_path / "list.txt", "\n".join(numbers) + "\n"))
+
+
+EXPORT_SET = ["+442079460958", "+12125551235", "+14155552671", "+12125551234", "+12025550123"]
+
+
+def test_export_full_is_ascending(redis_client: redis.Redis, tmp_path: Path) -> None:
+    load_numbers(redis_client, tmp_path, EXPORT_SET)
+    out = io.StringIO()
+    assert export_full(redis_client, out, []) == 5
+    assert out.getvalue() == (
+        "+12025550123\n+12125551234\n+12125551235\n+14155552671\n+442079460958\n"
+    )
+
+
+def test_export_full_within_a_prefix(redis_client: redis.Redis, tmp_path: Path) -> None:
+    load_numbers(redis_client, tmp_path, EXPORT_SET)
+    out = io.StringIO()
+    assert export_full(redis_client, out, ["+1212"]) == 2
+    assert out.getvalue() == "+12125551234\n+12125551235\n"
+    with pytest.raises(ExportError):
+        export_full(redis_client, io.StringIO(), ["+12x"])
+
+
+def change_lines(text: str) -> list[tuple[str, str]]:
+    rows = [line.split(",") for line in text.splitlines()]
+    assert all(len(row) == 3 and row[2].endswith("Z") for row in rows)
+    return [(number, op) for number, op, _ in rows]
+
+
+def test_export_changes_resume_from_the_cursor(redis_client: redis.Redis, tmp_path: Path) -> None:
+    load_numbers(redis_client, tmp_path, ["+12125551234", "+14155552671"])
+    out = io.StringIO()
+    cursor = export_changes(redis_client, out, "0", [])
+    assert sorted(change_lines(out.getvalue())) == [
+        ("+12125551234", "add"),
+        ("+14155552671", "add"),
+    ]
+
+    nothing = io.StringIO()
+    assert export_changes(redis_client, nothing, cursor, []) == cursor
+    assert nothing.getvalue() == ""
+
+    path = write(tmp_path / "out.txt", "+12125551234\n")
+    run_load(redis_client, path, remove=True)
+    later = io.StringIO()
+    next_cursor = export_changes(redis_client, later, cursor, [])
+    assert change_lines(later.getvalue()) == [("+12125551234", "remove")]
+    assert next_cursor != cursor
+
+
+def test_export_changes_within_a_prefix(redis_client: redis.Redis, tmp_path: Path) -> None:
+    load_numbers(redis_client, tmp_path, ["+12125551234", "+14155552671"])
+    out = io.StringIO()
+    export_changes(redis_client, out, "0", ["+1415"])
+    assert change_lines(out.getvalue()) == [("+14155552671", "add")]
+
+
+def test_export_changes_match_the_api_change_list(
+    client: TestClient, operator: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    load_numbers(redis_client, tmp_path, EXPORT_SET)
+    out = io.StringIO()
+    cursor = export_changes(redis_client, out, "0", [])
+    api = client.get("/v1/changes?since=0", headers=operator).json()
+    assert out.getvalue() == "".join(f"{c['number']},{c['op']},{c['at']}\n" for c in api["changes"])
+    assert cursor == api["next"]
+
+
+def test_export_changes_refuses_a_foreign_cursor(redis_client: redis.Redis) -> None:
+    with pytest.raises(ExportError, match="cursor"):
+        export_changes(redis_client, io.StringIO(), "yesterday", [])
+
+
+# The command line
+
+
+@pytest.mark.slow
+def test_cli_load_prints_the_counts(redis_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.txt", "+12125551234\n+12125551234\nbad\n")
+    answer = dnc(redis_url, "load", str(path))
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout == "loaded 1, already present 1, invalid 1\n"
+    assert "list.txt.rejects.csv" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+@pytest.mark.slow
+def test_cli_load_remove(redis_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.txt", "212,5551234\n")
+    assert dnc(redis_url, "load", str(path)).stdout == "loaded 1, already present 0, invalid 0\n"
+    answer = dnc(redis_url, "load", "--remove", "--format", "ftc", str(path))
+    assert answer.stdout == "loaded 1, already present 0, invalid 0\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.txt"], "no such file"),
+        (["--column", "phone", "list.csv"], "no column 'phone'"),
+        (["junk.bin"], "binary"),
+    ],
+)
+def test_cli_load_bad_input_exits_2_with_one_line(
+    redis_url: str, tmp_path: Path, args: list[str], message: str
+) -> None:
+    write(tmp_path / "list.csv", "name,tel\nAnn,+12125551234\n")
+    write(tmp_path / "junk.bin", bytes(range(256)) * 4)
+    answer = subprocess.run(
+        [str(DNC), "load", *args],
+        cwd=tmp_path,
+        env={**os.environ, "DNC_REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 2
+    assert answer.stdout == ""
+    assert answer.stderr.count("\n") == 1 and message in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+@pytest.mark.slow
+def test_cli_export_to_a_file_and_the_change_list(redis_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.txt", "+14155552671\n+12125551234\n")
+    assert dnc(redis_url, "load", str(path)).returncode == 0
+
+    out = tmp_path / "all.txt"
+    answer = dnc(redis_url, "export", "-o", str(out))
+    assert answer.returncode == 0, answer.stderr
+    assert out.read_text() == "+12125551234\n+14155552671\n"
+
+    answer = dnc(redis_url, "export", "--prefix", "+1212", "--since", "0")
+    assert answer.returncode == 0, answer.stderr
+    assert change_lines(answer.stdout) == [("+12125551234", "add")]
+    assert answer.stderr.startswith("next cursor: ")
+    cursor = answer.stderr.removeprefix("next cursor: ").strip()
+
+    answer = dnc(redis_url, "export", "--since", cursor)
+    assert (answer.returncode, answer.stdout) == (0, "")
+
+
+@pytest.mark.slow
+def test_cli_export_bad_cursor_exits_2(redis_url: str) -> None:
+    answer = dnc(redis_url, "export", "--since", "yesterday")
+    assert answer.returncode == 2
+    assert answer.stderr.count("\n") == 1 and "Traceback" not in answer.stderr
