@@ -31,8 +31,8 @@ class Metrics:
             "# HELP dnc_scrub_rows_total Rows scrubbed, by result.",
             "# TYPE dnc_scrub_rows_total counter",
         ]
-        for status, count in sorted(self.scrubbed.items()):
-            lines.append(f'dnc_scrub_rows_total{{worker="{worker}",status="{status}"}} {count}')
+        for result, rows in sorted(self.scrubbed.items()):
+            lines.append(f'dnc_scrub_rows_total{{worker="{worker}",status="{result}"}} {rows}')
         for name, value in sorted(self.gauges.items()):
             lines += [f"# TYPE {name} gauge", f'{name}{{worker="{worker}"}} {value}']
         return "\n".join(lines) + "\n"

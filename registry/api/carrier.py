@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from registry import rules
 from registry.api import params
@@ -20,7 +20,8 @@ class RegistrationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channels: list[str] | None = Field(default=None, max_length=2)
-    allow_categories: list[int] | None = Field(default=None, max_length=8)
+    # Strict: pydantic would otherwise read `true` as category 1 and "3" as 3.
+    allow_categories: list[StrictInt] | None = Field(default=None, max_length=8)
     source: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
 
 

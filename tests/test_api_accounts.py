@@ -1,0 +1,307 @@
+"""Operator accounts and API keys (CONTRACT section 6: keys, roles, administrators)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from conftest import ADMIN, ready_client
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from registry.config import Settings
+
+Headers = dict[str, str]
+
+
+def bearer(api_key: str) -> Headers:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
+    """The contract's error shape, with this status and code."""
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    return error  # type: ignore[no-any-return]
+
+
+def create(client: TestClient, **body: Any) -> dict[str, Any]:
+    answer = client.post(
+        "/v1/operators", json={"name": "Acme Telemarketing", **body}, headers=ADMIN
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+# Endpoints of each role, each answering 2xx for an allowed key on an empty registry.
+def call_operator_endpoint(client: TestClient, headers: Headers) -> Response:
+    return client.get("/v1/numbers/+12125551234", headers=headers)
+
+
+def call_carrier_endpoint(client: TestClient, headers: Headers) -> Response:
+    return client.put("/v1/registrations/+12125551234", headers=headers)
+
+
+def call_admin_endpoint(client: TestClient, headers: Headers) -> Response:
+    return client.post("/v1/operators", json={"name": "x", "role": "operator"}, headers=headers)
+
+
+ROLE_ENDPOINTS: dict[str, Callable[[TestClient, Headers], Response]] = {
+    "operator": call_operator_endpoint,
+    "carrier": call_carrier_endpoint,
+    "admin": call_admin_endpoint,
+}
+
+
+# -- creating accounts ----------------------------------------------------------------------
+
+
+def test_creating_an_operator_returns_its_id_and_key_once(client: TestClient) -> None:
+    answer = client.post("/v1/operators", json={"name": "Acme", "role": "operator"}, headers=ADMIN)
+    assert answer.status_code == 201
+    body = answer.json()
+    assert body["operator_id"] and body["api_key"]
+    assert isinstance(body["operator_id"], str) and isinstance(body["api_key"], str)
+    assert call_operator_endpoint(client, bearer(body["api_key"])).status_code == 200
+
+
+def test_every_account_gets_its_own_id_and_key(client: TestClient) -> None:
+    accounts = [create(client) for _ in range(5)]
+    assert len({a["operator_id"] for a in accounts}) == 5
+    assert len({a["api_key"] for a in accounts}) == 5
+
+
+def test_the_role_defaults_to_operator(client: TestClient) -> None:
+    key = bearer(create(client)["api_key"])
+    assert call_operator_endpoint(client, key).status_code == 200
+    assert_error(call_carrier_endpoint(client, key), 403, "forbidden")
+
+
+@pytest.mark.parametrize("role", ["operator", "carrier", "admin"])
+def test_an_account_can_call_its_own_role_endpoints(client: TestClient, role: str) -> None:
+    key = bearer(create(client, role=role)["api_key"])
+    assert ROLE_ENDPOINTS[role](client, key).status_code in (200, 201)
+
+
+@pytest.mark.parametrize(
+    ("role", "endpoint"),
+    [
+        ("operator", "carrier"),
+        ("operator", "admin"),
+        ("carrier", "operator"),
+        ("carrier", "admin"),
+    ],
+)
+def test_a_role_without_the_right_gets_403(client: TestClient, role: str, endpoint: str) -> None:
+    key = bearer(create(client, role=role)["api_key"])
+    error = assert_error(ROLE_ENDPOINTS[endpoint](client, key), 403, "forbidden")
+    assert role in error["message"]
+
+
+@pytest.mark.parametrize("admin", ["settings key", "admin account"])
+def test_an_administrator_key_may_call_every_role_endpoint(client: TestClient, admin: str) -> None:
+    key = ADMIN if admin == "settings key" else bearer(create(client, role="admin")["api_key"])
+    for call in ROLE_ENDPOINTS.values():
+        assert call(client, key).status_code in (200, 201)
+    assert client.get("/v1/changes", headers=key).status_code == 200
+    assert client.get("/v1/export", headers=key).status_code == 200
+    scrub = client.post("/v1/scrub", json={"numbers": ["+12125551234"]}, headers=key)
+    assert scrub.status_code == 200
+    assert client.delete("/v1/registrations/+12125551234", headers=key).status_code == 200
+
+
+def test_prefixes_are_accepted_and_restrict_the_account(client: TestClient) -> None:
+    key = bearer(create(client, prefixes=["+1212", "+86"])["api_key"])
+    assert client.get("/v1/numbers/+12125551234", headers=key).status_code == 200
+    assert client.get("/v1/numbers/+861012345678", headers=key).status_code == 200
+    assert_error(client.get("/v1/numbers/+16465551234", headers=key), 403, "prefix_not_subscribed")
+
+
+def test_rate_limit_is_accepted(client: TestClient) -> None:
+    assert create(client, rate_limit=50)["api_key"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},  # no name
+        {"name": ""},
+        {"name": "x" * 201},
+        {"name": 42},
+        {"name": "Acme", "role": "superuser"},
+        {"name": "Acme", "role": "subscriber"},
+        {"name": "Acme", "prefixes": ["1212"]},  # no '+'
+        {"name": "Acme", "prefixes": ["+0212"]},  # no country code starts with 0
+        {"name": "Acme", "prefixes": ["+"]},
+        {"name": "Acme", "prefixes": ["+1212a"]},
+        {"name": "Acme", "prefixes": ["+1234567890123456"]},  # 16 digits
+        {"name": "Acme", "prefixes": "+1212"},  # not a list
+        {"name": "Acme", "prefixes": ["+1212", 44]},
+        {"name": "Acme", "rate_limit": 0},
+        {"name": "Acme", "rate_limit": "fast"},
+        {"name": "Acme", "api_key": "chosen-by-me"},  # unknown field
+        ["Acme"],
+    ],
+)
+def test_a_bad_account_body_is_a_400_with_the_error_shape(client: TestClient, body: Any) -> None:
+    answer = client.post("/v1/operators", json=body, headers=ADMIN)
+    error = assert_error(answer, 400, "invalid_request")
+    assert error["details"]["problems"]
+
+
+def test_a_body_that_is_not_json_is_a_400(client: TestClient) -> None:
+    answer = client.post(
+        "/v1/operators",
+        content=b"name=Acme",
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert_error(answer, 400, "invalid_request")
+
+
+def test_no_body_is_a_400(client: TestClient) -> None:
+    assert_error(client.post("/v1/operators", headers=ADMIN), 400, "invalid_request")
+
+
+def test_a_bad_body_creates_no_account(client: TestClient, redis_client: redis.Redis) -> None:
+    before = set(redis_client.keys("*"))
+    client.post("/v1/operators", json={"name": "Acme", "prefixes": ["1212"]}, headers=ADMIN)
+    assert set(redis_client.keys("*")) == before
+
+
+# -- missing, unknown and revoked keys ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer    "},
+        {"Authorization": f"Basic {ADMIN['Authorization'].split()[1]}"},
+        {"Authorization": ADMIN["Authorization"].split()[1]},  # the key without 'Bearer'
+    ],
+)
+def test_a_missing_key_is_a_401(client: TestClient, headers: Headers) -> None:
+    for call in ROLE_ENDPOINTS.values():
+        assert_error(call(client, headers), 401, "missing_key")
+
+
+def test_the_bearer_scheme_is_case_insensitive(client: TestClient) -> None:
+    key = ADMIN["Authorization"].split()[1]
+    assert call_operator_endpoint(client, {"Authorization": f"bearer {key}"}).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["dnc_not-a-key", "test-admin-key-but-longer", "x"])
+def test_an_unknown_key_is_a_401(client: TestClient, key: str) -> None:
+    for call in ROLE_ENDPOINTS.values():
+        assert_error(call(client, bearer(key)), 401, "unknown_key")
+
+
+def test_a_revoked_key_is_refused_at_once_by_the_revoking_worker(client: TestClient) -> None:
+    account = create(client, role="operator")
+    key = bearer(account["api_key"])
+    assert call_operator_endpoint(client, key).status_code == 200  # now cached
+    answer = client.delete(f"/v1/operators/{account['operator_id']}", headers=ADMIN)
+    assert answer.status_code == 200
+    assert answer.json()["operator_id"] == account["operator_id"]
+    assert_error(call_operator_endpoint(client, key), 401, "unknown_key")
+
+
+@pytest.fixture
+def other_worker(settings: Settings) -> Iterator[TestClient]:
+    """A second app on the same Redis, as another worker process would be."""
+    api = ready_client(settings.with_(auth_cache_seconds=0.3))
+    yield api
+    api.__exit__(None, None, None)
+
+
+def test_other_workers_refuse_a_revoked_key_once_their_cache_expires(
+    client: TestClient, other_worker: TestClient
+) -> None:
+    account = create(client, role="carrier")
+    key = bearer(account["api_key"])
+    assert call_carrier_endpoint(other_worker, key).status_code in (200, 201)  # cached there
+    assert (
+        client.delete(f"/v1/operators/{account['operator_id']}", headers=ADMIN).status_code == 200
+    )
+    time.sleep(0.35)
+    assert_error(call_carrier_endpoint(other_worker, key), 401, "unknown_key")
+
+
+def test_revoking_leaves_other_accounts_alone(client: TestClient) -> None:
+    doomed, kept = create(client), create(client)
+    assert client.delete(f"/v1/operators/{doomed['operator_id']}", headers=ADMIN).status_code == 200
+    assert call_operator_endpoint(client, bearer(kept["api_key"])).status_code == 200
+
+
+def test_revoking_an_unknown_or_revoked_account_is_a_404(client: TestClient) -> None:
+    assert_error(client.delete("/v1/operators/op_nobody", headers=ADMIN), 404, "operator_not_found")
+    account = create(client)
+    assert (
+        client.delete(f"/v1/operators/{account['operator_id']}", headers=ADMIN).status_code == 200
+    )
+    again = client.delete(f"/v1/operators/{account['operator_id']}", headers=ADMIN)
+    assert_error(again, 404, "operator_not_found")
+
+
+def test_only_administrators_revoke(client: TestClient) -> None:
+    victim = create(client)
+    for role in ("operator", "carrier"):
+        key = bearer(create(client, role=role)["api_key"])
+        answer = client.delete(f"/v1/operators/{victim['operator_id']}", headers=key)
+        assert_error(answer, 403, "forbidden")
+    assert call_operator_endpoint(client, bearer(victim["api_key"])).status_code == 200
+
+
+# -- keys at rest ---------------------------------------------------------------------------
+
+
+def everything_in(client: Any) -> bytes:
+    """Every key name and value in Redis, concatenated."""
+    parts: list[Any] = []
+    for name in client.scan_iter(count=1000):
+        parts.append(name)
+        kind = client.type(name)
+        if kind == b"string":
+            parts.append(client.get(name) or b"")
+        elif kind == b"hash":
+            for field, value in client.hgetall(name).items():
+                parts += [field, value]
+        elif kind == b"set":
+            parts += client.smembers(name)
+        elif kind == b"list":
+            parts += client.lrange(name, 0, -1)
+        elif kind == b"zset":
+            parts += [m for m, _ in client.zrange(name, 0, -1, withscores=True)]
+        elif kind == b"stream":
+            for entry_id, fields in client.xrange(name):
+                parts.append(entry_id)
+                for field, value in fields.items():
+                    parts += [field, value]
+        else:
+            raise AssertionError(f"unexpected Redis type {kind!r} for {name!r}")
+    return b"\n".join(p if isinstance(p, bytes) else str(p).encode() for p in parts)
+
+
+def test_api_keys_are_stored_only_as_hashes(client: TestClient, redis_client: redis.Redis) -> None:
+    keys = []
+    for role, call in ROLE_ENDPOINTS.items():
+        api_key = create(client, role=role)["api_key"]
+        # Use it, so whatever a request writes on the way is in Redis too.
+        assert call(client, bearer(api_key)).status_code in (200, 201)
+        keys.append(api_key)
+    stored = everything_in(redis_client)
+    for api_key in keys:
+        assert api_key.encode() not in stored
+        assert hashlib.sha256(api_key.encode()).hexdigest().encode() in stored

@@ -1,0 +1,202 @@
+"""Single look-ups, GET /v1/numbers/{number} (CONTRACT sections 3 and 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ready_client
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from registry.config import Settings
+
+Headers = dict[str, str]
+
+
+def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def look_up(client: TestClient, operator: Headers, number: str, **query: str) -> dict[str, Any]:
+    answer = client.get(f"/v1/numbers/{number}", params=query, headers=operator)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"number", "status", "reason"}
+    return body  # type: ignore[no-any-return]
+
+
+def register(client: TestClient, carrier: Headers, number: str, **prefs: Any) -> None:
+    answer = client.put(f"/v1/registrations/{number}", json=prefs or None, headers=carrier)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def test_a_number_not_registered_is_callable(client: TestClient, operator: Headers) -> None:
+    assert look_up(client, operator, "+12125551234") == {
+        "number": "+12125551234",
+        "status": "callable",
+        "reason": "not_registered",
+    }
+
+
+@pytest.mark.parametrize("query", [{}, {"channel": "voice"}, {"channel": "sms"}, {"category": "4"}])
+def test_a_registered_number_is_blocked(
+    client: TestClient, carrier: Headers, operator: Headers, query: dict[str, str]
+) -> None:
+    register(client, carrier, "+12125551234")
+    assert look_up(client, operator, "+12125551234", **query) == {
+        "number": "+12125551234",
+        "status": "blocked",
+        "reason": "registered",
+    }
+
+
+def test_a_channel_the_registration_does_not_block(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234", channels=["voice"])
+    sms = look_up(client, operator, "+12125551234", channel="sms")
+    assert (sms["status"], sms["reason"]) == ("callable", "channel_not_blocked")
+    voice = look_up(client, operator, "+12125551234", channel="voice")
+    assert (voice["status"], voice["reason"]) == ("blocked", "registered")
+    # No channel asks about both, and voice is blocked.
+    both = look_up(client, operator, "+12125551234")
+    assert (both["status"], both["reason"]) == ("blocked", "registered")
+
+
+def test_a_category_the_registration_allows(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234", allow_categories=[3, 7])
+    for category in ("3", "7"):
+        answer = look_up(client, operator, "+12125551234", category=category)
+        assert (answer["status"], answer["reason"]) == ("callable", "category_allowed")
+    for category in ("1", "2", "8"):
+        answer = look_up(client, operator, "+12125551234", category=category)
+        assert (answer["status"], answer["reason"]) == ("blocked", "registered")
+    # A request that names no category is blocked by any registration.
+    assert look_up(client, operator, "+12125551234")["status"] == "blocked"
+
+
+def test_channel_and_category_together(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234", channels=["sms"], allow_categories=[2])
+    cases = {
+        ("sms", "2"): ("callable", "category_allowed"),
+        ("sms", "5"): ("blocked", "registered"),
+        ("voice", "5"): ("callable", "channel_not_blocked"),
+        ("", "5"): ("blocked", "registered"),
+    }
+    for (channel, category), expected in cases.items():
+        answer = look_up(client, operator, "+12125551234", channel=channel, category=category)
+        assert (answer["status"], answer["reason"]) == expected, (channel, category)
+
+
+def test_a_look_up_after_deregistration_is_callable_again(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234")
+    assert client.delete("/v1/registrations/+12125551234", headers=carrier).status_code == 200
+    assert look_up(client, operator, "+12125551234")["reason"] == "not_registered"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "e164"),
+    [
+        ("+12125551234", {}, "+12125551234"),
+        ("%2B12125551234", {}, "+12125551234"),
+        ("(212)%20555-1234", {}, "+12125551234"),
+        ("212.555.1234", {}, "+12125551234"),
+        ("010%201234%205678", {"region": "CN"}, "+861012345678"),
+        ("010%201234%205678", {"region": "cn"}, "+861012345678"),
+        ("13800138000", {"region": "CN"}, "+8613800138000"),
+    ],
+)
+def test_numbers_in_any_accepted_form_are_looked_up_as_e164(
+    client: TestClient,
+    carrier: Headers,
+    operator: Headers,
+    path: str,
+    query: dict[str, str],
+    e164: str,
+) -> None:
+    register(client, carrier, e164)
+    assert look_up(client, operator, path, **query) == {
+        "number": e164,
+        "status": "blocked",
+        "reason": "registered",
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "reason"),
+    [
+        ("abc", {}, "not_a_number"),
+        ("%2B1212555", {}, "too_short"),
+        ("%2B12125551234567", {}, "too_long"),
+        ("%2B999123456789", {}, "invalid_country_code"),
+        ("%2B11235551234", {}, "invalid_for_region"),
+        ("010%201234%205678", {}, "too_long"),  # a Chinese number read as a US one
+        ("%20", {}, "empty"),
+    ],
+)
+def test_an_invalid_number_is_invalid_with_its_reason_and_no_number(
+    client: TestClient, operator: Headers, path: str, query: dict[str, str], reason: str
+) -> None:
+    assert look_up(client, operator, path, **query) == {
+        "number": None,
+        "status": "invalid",
+        "reason": reason,
+    }
+
+
+@pytest.mark.parametrize("channel", ["fax", "VOICE", "voice,sms", "both"])
+def test_an_unknown_channel_is_a_400(client: TestClient, operator: Headers, channel: str) -> None:
+    answer = client.get("/v1/numbers/+12125551234", params={"channel": channel}, headers=operator)
+    assert_error(answer, 400, "invalid_channel")
+
+
+@pytest.mark.parametrize("category", ["0", "9", "x", "1.5", "-1", "banking"])
+def test_an_unknown_category_is_a_400(client: TestClient, operator: Headers, category: str) -> None:
+    answer = client.get("/v1/numbers/+12125551234", params={"category": category}, headers=operator)
+    assert_error(answer, 400, "invalid_category")
+
+
+@pytest.mark.parametrize("region", ["XX", "USA", "001", "1"])
+def test_an_unknown_region_is_a_400(client: TestClient, operator: Headers, region: str) -> None:
+    answer = client.get("/v1/numbers/+12125551234", params={"region": region}, headers=operator)
+    assert_error(answer, 400, "invalid_region")
+
+
+def test_a_bad_parameter_is_a_400_even_for_an_invalid_number(
+    client: TestClient, operator: Headers
+) -> None:
+    assert_error(
+        client.get("/v1/numbers/abc", params={"channel": "fax"}, headers=operator),
+        400,
+        "invalid_channel",
+    )
+
+
+def test_look_ups_need_an_operator_key(client: TestClient, carrier: Headers) -> None:
+    assert_error(client.get("/v1/numbers/+12125551234"), 401, "missing_key")
+    assert_error(client.get("/v1/numbers/+12125551234", headers=carrier), 403, "forbidden")
+
+
+def test_a_look_up_reads_what_another_worker_just_wrote(
+    client: TestClient, carrier: Headers, operator: Headers, settings: Settings
+) -> None:
+    other = ready_client(settings)
+    try:
+        for n in range(20):
+            number = f"+1212555{n:04d}"
+            assert other.put(f"/v1/registrations/{number}", headers=carrier).status_code == 201
+            assert look_up(client, operator, number)["status"] == "blocked"
+    finally:
+        other.__exit__(None, None, None)

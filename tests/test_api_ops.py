@@ -1,0 +1,152 @@
+"""Operations endpoints and the API's own edges (CONTRACT section 6, Operations)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+Headers = dict[str, str]
+# One sample line of the Prometheus text format: name{labels} value
+SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? (\S+)$'
+)
+
+
+def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"] and body["error"]["details"] == {}
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Parse Prometheus text: every non-comment line must be a well-formed sample."""
+    found = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a Prometheus sample line: {line!r}"
+        name, labels, value = match.group(1), match.group(2) or "{}", match.group(3)
+        pairs = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"', labels))
+        found[(name, pairs)] = float(value)
+    return found
+
+
+def requests_total(text: str, method: str, status: int) -> float:
+    return sum(
+        value
+        for (name, labels), value in samples(text).items()
+        if name == "dnc_http_requests_total"
+        and ("method", method) in labels
+        and ("status", str(status)) in labels
+    )
+
+
+def test_healthz_answers_without_a_key(client: TestClient) -> None:
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok"}
+
+
+def test_readyz_answers_200_once_redis_answers_and_the_filter_is_built(
+    client: TestClient,
+) -> None:
+    answer = client.get("/readyz")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ready"
+    assert isinstance(body["registry_version"], int)
+
+
+def test_metrics_are_prometheus_text_counting_requests(client: TestClient) -> None:
+    first = client.get("/metrics")
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/plain")
+    assert "# TYPE dnc_http_requests_total counter" in first.text
+    samples(first.text)  # every line parses
+    ok_before = requests_total(first.text, "GET", 200)
+    missing_before = requests_total(first.text, "GET", 404)
+    for _ in range(3):
+        client.get("/healthz")
+    client.get("/no/such/path")
+    second = client.get("/metrics").text
+    # The three /healthz and the first /metrics itself were answered 200.
+    assert requests_total(second, "GET", 200) >= ok_before + 4
+    assert requests_total(second, "GET", 404) == missing_before + 1
+
+
+def test_metrics_count_scrubbed_rows(client: TestClient, operator: Headers) -> None:
+    client.post("/v1/scrub", json={"numbers": ["+12125551234", "junk"]}, headers=operator)
+    found = samples(client.get("/metrics").text)
+    by_status = {
+        dict(labels)["status"]: value
+        for (name, labels), value in found.items()
+        if name == "dnc_scrub_rows_total"
+    }
+    assert by_status.get("callable") == 1 and by_status.get("invalid") == 1
+
+
+def test_docs_are_served(client: TestClient) -> None:
+    answer = client.get("/docs")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "openapi.json" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/v1/numbers/{number}", "get"),
+        ("/v1/scrub", "post"),
+        ("/v1/scrubs/{receipt_id}", "get"),
+        ("/v1/changes", "get"),
+        ("/v1/export", "get"),
+        ("/v1/registrations/{number}", "put"),
+        ("/v1/registrations/{number}", "delete"),
+        ("/v1/operators", "post"),
+        ("/v1/operators/{operator_id}", "delete"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ],
+)
+def test_the_openapi_document_lists_the_endpoints(
+    client: TestClient, path: str, method: str
+) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert method in document["paths"][path]
+
+
+@pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/v1/numbers", "/v2/numbers/+12125551234"])
+def test_an_unknown_path_is_a_404_with_the_error_shape(
+    client: TestClient, operator: Headers, path: str
+) -> None:
+    assert_error(client.get(path, headers=operator), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/healthz", "GET"),
+        ("POST", "/readyz", "GET"),
+        ("POST", "/v1/numbers/+12125551234", "GET"),
+        ("GET", "/v1/scrub", "POST"),
+        ("POST", "/v1/registrations/+12125551234", "PUT"),
+        ("GET", "/v1/operators", "POST"),
+    ],
+)
+def test_a_wrong_method_is_a_405_with_the_error_shape(
+    client: TestClient, operator: Headers, method: str, path: str, allowed: str
+) -> None:
+    answer = client.request(method, path, headers=operator)
+    assert_error(answer, 405, "method_not_allowed")
+    assert allowed in answer.headers["allow"]

@@ -1,0 +1,473 @@
+"""Carrier registrations, the change list and the full list (CONTRACT sections 3 and 6)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import ready_client
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from registry.config import Settings
+
+Headers = dict[str, str]
+NewKey = Callable[..., Headers]
+
+
+def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]  # type: ignore[no-any-return]
+
+
+def when(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def register(client: TestClient, carrier: Headers, number: str, **body: Any) -> Response:
+    answer = client.put(f"/v1/registrations/{number}", json=body or None, headers=carrier)
+    assert answer.status_code in (200, 201), answer.text
+    return answer
+
+
+def status_of(client: TestClient, operator: Headers, number: str) -> str:
+    answer = client.get(f"/v1/numbers/{number}", headers=operator)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["status"]  # type: ignore[no-any-return]
+
+
+def next_second() -> None:
+    """Sleep into the next wall-clock second, so a new timestamp would differ."""
+    time.sleep(1.02 - time.time() % 1)
+
+
+# -- PUT /v1/registrations/{number} ---------------------------------------------------------
+
+
+def test_a_new_registration_is_201_with_its_times_and_preferences(
+    client: TestClient, carrier: Headers
+) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    answer = client.put("/v1/registrations/+12125551234", headers=carrier)
+    after = datetime.now(UTC)
+    assert answer.status_code == 201
+    body = answer.json()
+    assert set(body) == {"number", "registered_at", "effective_at", "channels", "allow_categories"}
+    assert body["number"] == "+12125551234"
+    assert before <= when(body["registered_at"]) <= after
+    assert when(body["effective_at"]) - when(body["registered_at"]) == timedelta(days=31)
+    assert sorted(body["channels"]) == ["sms", "voice"]  # default: both
+    assert body["allow_categories"] == []  # default: full block
+
+
+def test_a_registration_blocks_the_number_at_once(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    assert status_of(client, operator, "+12125551234") == "callable"
+    register(client, carrier, "+12125551234")
+    assert status_of(client, operator, "+12125551234") == "blocked"
+
+
+@pytest.fixture
+def grace_client(settings: Settings) -> Iterator[TestClient]:
+    api = ready_client(settings.with_(grace_days=7))
+    yield api
+    api.__exit__(None, None, None)
+
+
+def test_effective_at_follows_the_configured_grace_days(
+    grace_client: TestClient, client: TestClient, carrier: Headers
+) -> None:
+    body = grace_client.put("/v1/registrations/+12125551234", headers=carrier).json()
+    assert when(body["effective_at"]) - when(body["registered_at"]) == timedelta(days=7)
+
+
+def test_preferences_are_stored_and_echoed(client: TestClient, carrier: Headers) -> None:
+    answer = register(client, carrier, "+12125551234", channels=["sms"], allow_categories=[5, 3, 5])
+    assert answer.status_code == 201
+    body = answer.json()
+    assert body["channels"] == ["sms"]
+    assert sorted(body["allow_categories"]) == [3, 5]
+
+
+def test_an_update_is_200_and_keeps_registered_at(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    first = register(client, carrier, "+12125551234").json()
+    next_second()
+    answer = register(client, carrier, "+12125551234", channels=["voice"], allow_categories=[2])
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["registered_at"] == first["registered_at"]  # the liability clock keeps running
+    assert body["effective_at"] == first["effective_at"]
+    assert body["channels"] == ["voice"] and body["allow_categories"] == [2]
+    # The new preferences are what look-ups now apply.
+    sms = client.get("/v1/numbers/+12125551234?channel=sms", headers=operator).json()
+    assert sms["reason"] == "channel_not_blocked"
+    voice2 = client.get("/v1/numbers/+12125551234?channel=voice&category=2", headers=operator)
+    assert voice2.json()["reason"] == "category_allowed"
+
+
+def test_an_update_without_preferences_goes_back_to_a_full_block(
+    client: TestClient, carrier: Headers
+) -> None:
+    register(client, carrier, "+12125551234", channels=["sms"], allow_categories=[1])
+    body = register(client, carrier, "+12125551234").json()
+    assert sorted(body["channels"]) == ["sms", "voice"] and body["allow_categories"] == []
+
+
+def test_a_number_after_deregistration_is_registered_anew(
+    client: TestClient, carrier: Headers
+) -> None:
+    first = register(client, carrier, "+12125551234").json()
+    assert client.delete("/v1/registrations/+12125551234", headers=carrier).status_code == 200
+    next_second()
+    again = register(client, carrier, "+12125551234")
+    assert again.status_code == 201
+    assert when(again.json()["registered_at"]) > when(first["registered_at"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/registrations/+12125551234",
+        "/v1/registrations/%2B12125551234",
+        "/v1/registrations/12125551234",
+        "/v1/registrations/(212)%20555-1234",
+        "/v1/registrations/212.555.1234",
+        "/v1/registrations/tel:+1-212-555-1234",
+    ],
+)
+def test_a_number_in_the_path_may_be_written_any_accepted_way(
+    client: TestClient, carrier: Headers, path: str
+) -> None:
+    answer = client.put(path, headers=carrier)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["number"] == "+12125551234"
+    assert client.put("/v1/registrations/%2B12125551234", headers=carrier).status_code == 200
+
+
+def test_a_national_number_is_read_against_the_region(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    answer = client.put("/v1/registrations/010%201234%205678?region=CN", headers=carrier)
+    assert answer.status_code == 201
+    assert answer.json()["number"] == "+861012345678"
+    assert status_of(client, operator, "+861012345678") == "blocked"
+    # Without the region the same digits are read as a US number, which it is not.
+    error = assert_error(
+        client.put("/v1/registrations/010%201234%205678", headers=carrier), 400, "invalid_number"
+    )
+    assert error["details"]["reason"]
+
+
+def test_an_unknown_region_is_a_400(client: TestClient, carrier: Headers) -> None:
+    answer = client.put("/v1/registrations/010%201234%205678?region=XX", headers=carrier)
+    assert_error(answer, 400, "invalid_region")
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        ("abc", "not_a_number"),
+        ("%2B1212555", "too_short"),
+        ("%2B12125551234567", "too_long"),
+        ("%2B999123456789", "invalid_country_code"),
+        ("%2B11235551234", "invalid_for_region"),
+    ],
+)
+def test_an_invalid_number_is_a_400_with_the_reason(
+    client: TestClient, carrier: Headers, redis_client: Any, number: str, reason: str
+) -> None:
+    version = redis_client.get("dnc:{dnc}:version")
+    answer = client.put(f"/v1/registrations/{number}", headers=carrier)
+    error = assert_error(answer, 400, "invalid_number")
+    assert error["details"]["reason"] == reason
+    assert redis_client.get("dnc:{dnc}:version") == version  # nothing was written
+    assert_error(
+        client.delete(f"/v1/registrations/{number}", headers=carrier), 400, "invalid_number"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"channels": ["fax"]},
+        {"channels": []},
+        {"channels": ["Voice"]},
+        {"allow_categories": [0]},
+        {"allow_categories": [9]},
+        {"allow_categories": [-3]},
+    ],
+)
+def test_unknown_preferences_are_a_400(
+    client: TestClient, carrier: Headers, operator: Headers, body: dict[str, Any]
+) -> None:
+    answer = client.put("/v1/registrations/+12125551234", json=body, headers=carrier)
+    assert_error(answer, 400, "invalid_preferences")
+    assert status_of(client, operator, "+12125551234") == "callable"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"channels": "voice"},  # not a list
+        {"channels": ["voice", "sms", "voice"]},
+        {"allow_categories": 3},
+        {"allow_categories": [True]},  # a boolean is not a category code
+        {"allow_categories": ["three"]},
+        {"allow_categories": [1.5]},
+        {"source": "a b c"},
+        {"source": "x" * 65},
+        {"number": "+12125550000"},  # unknown fields are refused, not ignored
+        {"channels": ["voice"], "expires": "never"},
+        ["voice"],
+    ],
+)
+def test_malformed_registration_bodies_are_a_400(
+    client: TestClient, carrier: Headers, operator: Headers, body: Any
+) -> None:
+    answer = client.put("/v1/registrations/+12125551234", json=body, headers=carrier)
+    assert_error(answer, 400, "invalid_request")
+    assert status_of(client, operator, "+12125551234") == "callable"
+
+
+def test_a_body_that_is_not_json_is_a_400(client: TestClient, carrier: Headers) -> None:
+    answer = client.put(
+        "/v1/registrations/+12125551234",
+        content=b"channels=voice",
+        headers={**carrier, "Content-Type": "application/json"},
+    )
+    assert_error(answer, 400, "invalid_request")
+
+
+def test_a_source_is_accepted(client: TestClient, carrier: Headers) -> None:
+    answer = register(client, carrier, "+12125551234", source="sms:short-code.1234")
+    assert answer.status_code == 201
+
+
+# -- DELETE /v1/registrations/{number} ------------------------------------------------------
+
+
+def test_deregistration_answers_registered_false_then_404(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234")
+    answer = client.delete("/v1/registrations/%2B12125551234", headers=carrier)
+    assert answer.status_code == 200
+    assert answer.json() == {"number": "+12125551234", "registered": False}
+    assert status_of(client, operator, "+12125551234") == "callable"
+    again = client.delete("/v1/registrations/+12125551234", headers=carrier)
+    assert_error(again, 404, "not_registered")
+
+
+def test_deregistering_a_number_never_registered_is_a_404(
+    client: TestClient, carrier: Headers
+) -> None:
+    assert_error(
+        client.delete("/v1/registrations/+12125551234", headers=carrier), 404, "not_registered"
+    )
+
+
+def test_deregistration_reads_national_numbers_against_the_region(
+    client: TestClient, carrier: Headers
+) -> None:
+    register(client, carrier, "+861012345678")
+    answer = client.delete("/v1/registrations/010-12345678?region=CN", headers=carrier)
+    assert answer.json() == {"number": "+861012345678", "registered": False}
+
+
+def test_deregistration_leaves_other_numbers_registered(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    for n in ("+12125551234", "+12125551235"):  # neighbours in the same bucket
+        register(client, carrier, n)
+    client.delete("/v1/registrations/+12125551234", headers=carrier)
+    assert status_of(client, operator, "+12125551235") == "blocked"
+
+
+# -- GET /v1/changes ------------------------------------------------------------------------
+
+
+def changes(client: TestClient, key: Headers, **query: Any) -> dict[str, Any]:
+    answer = client.get("/v1/changes", params=query, headers=key)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"changes", "next"}
+    return body  # type: ignore[no-any-return]
+
+
+def ops(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c["number"], c["op"]) for c in body["changes"]]
+
+
+def test_the_change_list_shows_adds_and_removes_with_times(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    register(client, carrier, "+12125551234")
+    register(client, carrier, "+861012345678")
+    client.delete("/v1/registrations/+12125551234", headers=carrier)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    body = changes(client, operator)
+    assert ops(body) == [
+        ("+12125551234", "add"),
+        ("+861012345678", "add"),
+        ("+12125551234", "remove"),
+    ]
+    times = [when(c["at"]) for c in body["changes"]]
+    assert all(before <= t <= after for t in times)
+    assert times == sorted(times)
+    assert isinstance(body["next"], str) and body["next"]
+
+
+def test_an_empty_change_list(client: TestClient, operator: Headers) -> None:
+    body = changes(client, operator)
+    assert body["changes"] == []
+    assert changes(client, operator, since=body["next"])["changes"] == []
+
+
+def test_next_resumes_where_the_last_page_ended(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    numbers = [f"+1212555{i:04d}" for i in range(5)]
+    for n in numbers:
+        register(client, carrier, n)
+    seen: list[tuple[str, str]] = []
+    cursor = None
+    for _ in range(10):
+        page = changes(client, operator, limit=2, **({"since": cursor} if cursor else {}))
+        assert len(page["changes"]) <= 2
+        if not page["changes"]:
+            break
+        seen += ops(page)
+        cursor = page["next"]
+    assert seen == [(n, "add") for n in numbers]
+    # Later changes show up after the last cursor, and nothing before it does.
+    client.delete(f"/v1/registrations/{numbers[0]}", headers=carrier)
+    assert ops(changes(client, operator, since=cursor)) == [(numbers[0], "remove")]
+
+
+def test_the_change_list_is_limited_to_the_operators_prefixes(
+    client: TestClient, carrier: Headers, new_key: NewKey
+) -> None:
+    nyc = new_key("operator", ["+1212"])
+    china = new_key("operator", ["+86"])
+    for n in ("+12125551234", "+16465551234", "+861012345678", "+12125559999"):
+        register(client, carrier, n)
+    client.delete("/v1/registrations/+16465551234", headers=carrier)
+    assert ops(changes(client, nyc)) == [("+12125551234", "add"), ("+12125559999", "add")]
+    assert ops(changes(client, china)) == [("+861012345678", "add")]
+    # Paging skips over changes outside the prefixes without losing the place.
+    first = changes(client, nyc, limit=1)
+    assert ops(first) == [("+12125551234", "add")]
+    assert ops(changes(client, nyc, since=first["next"])) == [("+12125559999", "add")]
+
+
+@pytest.mark.parametrize("since", ["abc", "12-x", "1-2.z", "-5"])
+def test_a_cursor_the_registry_never_handed_out_is_a_400(
+    client: TestClient, operator: Headers, since: str
+) -> None:
+    answer = client.get("/v1/changes", params={"since": since}, headers=operator)
+    assert_error(answer, 400, "invalid_cursor")
+
+
+def test_a_cursor_older_than_the_retention_is_gone(client: TestClient, operator: Headers) -> None:
+    answer = client.get("/v1/changes", params={"since": "1000-0"}, headers=operator)
+    assert_error(answer, 410, "cursor_expired")
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "100001", "many"])
+def test_a_limit_out_of_range_is_a_400(client: TestClient, operator: Headers, limit: str) -> None:
+    answer = client.get("/v1/changes", params={"limit": limit}, headers=operator)
+    assert_error(answer, 400, "invalid_request")
+
+
+def test_carriers_do_not_read_the_change_list(client: TestClient, carrier: Headers) -> None:
+    assert_error(client.get("/v1/changes", headers=carrier), 403, "forbidden")
+
+
+# -- GET /v1/export -------------------------------------------------------------------------
+
+
+def export(client: TestClient, key: Headers, **query: str) -> list[str]:
+    answer = client.get("/v1/export", params=query, headers=key)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    return answer.text.splitlines()
+
+
+REGISTERED = ["+12125551234", "+12125551235", "+16465550000", "+861012345678", "+442079460958"]
+
+
+@pytest.fixture
+def registered(client: TestClient, carrier: Headers) -> list[str]:
+    for n in REGISTERED:
+        register(client, carrier, n)
+    return REGISTERED
+
+
+def test_export_lists_every_registered_number_once(
+    client: TestClient, carrier: Headers, operator: Headers, registered: list[str]
+) -> None:
+    register(client, carrier, registered[0], channels=["sms"])  # an update is not a second entry
+    client.delete(f"/v1/registrations/{registered[1]}", headers=carrier)
+    lines = export(client, operator)
+    assert sorted(lines) == sorted(set(registered) - {registered[1]})
+    assert len(lines) == len(set(lines))
+
+
+def test_export_of_an_empty_registry_is_empty(client: TestClient, operator: Headers) -> None:
+    assert export(client, operator) == []
+
+
+@pytest.mark.parametrize("prefix", ["%2B1212", "+1212"])
+def test_export_of_one_prefix(
+    client: TestClient, operator: Headers, registered: list[str], prefix: str
+) -> None:
+    answer = client.get(f"/v1/export?prefix={prefix}", headers=operator)
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.text.splitlines()) == ["+12125551234", "+12125551235"]
+
+
+def test_export_is_limited_to_the_operators_prefixes(
+    client: TestClient, new_key: NewKey, registered: list[str]
+) -> None:
+    key = new_key("operator", ["+1212", "+44"])
+    assert sorted(export(client, key)) == ["+12125551234", "+12125551235", "+442079460958"]
+    assert export(client, key, prefix="+12125551234") == ["+12125551234"]
+    answer = client.get("/v1/export", params={"prefix": "+1646"}, headers=key)
+    assert_error(answer, 403, "prefix_not_subscribed")
+    wider = client.get("/v1/export", params={"prefix": "+1"}, headers=key)
+    assert_error(wider, 403, "prefix_not_subscribed")
+
+
+@pytest.mark.parametrize("prefix", ["+0", "abc", "+12a", "+1234567890123456"])
+def test_export_of_a_prefix_that_is_not_one_is_a_400(
+    client: TestClient, operator: Headers, prefix: str
+) -> None:
+    answer = client.get("/v1/export", params={"prefix": prefix}, headers=operator)
+    assert_error(answer, 400, "invalid_prefix")
+
+
+# -- operator prefixes on single look-ups ---------------------------------------------------
+
+
+def test_look_ups_outside_the_operators_prefixes_are_403(
+    client: TestClient, new_key: NewKey, registered: list[str]
+) -> None:
+    key = new_key("operator", ["+1212"])
+    assert status_of(client, key, "+12125551234") == "blocked"
+    assert status_of(client, key, "(212) 555-0000") == "callable"
+    error = assert_error(
+        client.get("/v1/numbers/+16465550000", headers=key), 403, "prefix_not_subscribed"
+    )
+    assert error["details"]["prefixes"] == ["+1212"]
+    assert_error(client.get("/v1/numbers/+861012345678", headers=key), 403, "prefix_not_subscribed")
