@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from registry import numbers as nums
-from registry import rules
+from registry import rows, rules
 from registry.bloom import RegisteredFilter
 from registry.store.registrations import RegistrationStore
 
@@ -58,9 +58,7 @@ class Tally:
         self.counts["total"] += len(status)
         for code, name in enumerate(rules.STATUS_NAMES):
             self.counts[name] += int(np.count_nonzero(status == code))
-        valid = batch.numbers[status != rules.INVALID]
-        if len(valid):
-            self.digest.update(("\n".join(f"+{n}" for n in valid.tolist()) + "\n").encode())
+        self.digest.update(rows.e164_lines(batch.numbers[status != rules.INVALID]))
 
     @staticmethod
     def new_id() -> str:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from registry import numbers as nums
-from registry import rules
+from registry import rows, rules
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
@@ -103,6 +103,68 @@ def parse_plain(body: bytes, limit: int) -> list[str]:
     return rows
 
 
+class PlainLines:
+    """A text/plain body as one byte array and the bounds of its non-blank lines."""
+
+    header = ["input"]
+
+    def __init__(self, body: bytes, limit: int) -> None:
+        raw = np.frombuffer(body, dtype=np.uint8)
+        if rows.is_plain_ascii(raw):
+            self.raw = body
+            self.starts, self.ends = rows.split_lines(raw)
+        else:
+            # Anything beyond plain ASCII is split by Python's str rules, then laid out the same.
+            texts = parse_plain(body, limit)
+            encoded = [t.encode() for t in texts]
+            self.raw = b"\n".join(encoded)
+            lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+            self.ends = np.cumsum(lengths + 1) - 1
+            self.starts = self.ends - lengths
+        if len(self.starts) > limit:
+            raise _too_many(len(self.starts), limit)
+        self.buf = rows.padded(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def texts(self, a: int, b: int) -> list[str]:
+        raw = self.raw
+        return [
+            raw[x:y].decode()
+            for x, y in zip(self.starts[a:b].tolist(), self.ends[a:b].tolist(), strict=True)
+        ]
+
+    def encode(self, a: int, b: int, batch: Batch, only: str | None) -> bytes:
+        starts, ends = self.starts[a:b], self.ends[a:b]
+        numbers, status = batch.numbers, batch.status
+        if only == "callable":
+            keep = status == rules.CALLABLE
+            starts, ends, numbers, status = starts[keep], ends[keep], numbers[keep], status[keep]
+        if len(starts) == 0:
+            return b""
+        if rows.fast_rows(self.buf, starts, ends).all():
+            return rows.plain_answer(self.buf, starts, ends, numbers, status)
+        return _encode(batch, None, only)
+
+
+class CsvTable:
+    """A text/csv body: its header, its rows, and the phone column."""
+
+    def __init__(self, body: bytes, column: str | None, limit: int) -> None:
+        self.header, self.table, self.column = parse_csv(body, column, limit)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def texts(self, a: int, b: int) -> list[str]:
+        col = self.column
+        return [row[col] if col < len(row) else "" for row in self.table[a:b]]
+
+    def encode(self, a: int, b: int, batch: Batch, only: str | None) -> bytes:
+        return _encode(batch, self.table[a:b], only)
+
+
 def parse_csv(
     body: bytes, column: str | None, limit: int
 ) -> tuple[list[str], list[list[str]], int]:
@@ -180,12 +242,12 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
     if kind == "application/json":
         inputs, not_numbers = parse_json_numbers(body, settings.max_scrub_rows)
         return await _scrub_json(request, operator, inputs, not_numbers, query)
+    source: PlainLines | CsvTable
     if kind == "text/plain":
-        inputs = parse_plain(body, settings.max_scrub_rows)
-        return await _scrub_stream(request, operator, query, ["input"], inputs, None, only)
-    header, rows, col = parse_csv(body, request.query_params.get("column"), settings.max_scrub_rows)
-    inputs = [row[col] if col < len(row) else "" for row in rows]
-    return await _scrub_stream(request, operator, query, header, inputs, rows, only)
+        source = PlainLines(body, settings.max_scrub_rows)
+    else:
+        source = CsvTable(body, request.query_params.get("column"), settings.max_scrub_rows)
+    return await _scrub_stream(request, operator, query, source, only)
 
 
 async def _scrub_json(
@@ -222,7 +284,7 @@ async def _scrub_json(
     )
 
 
-def _encode(batch: Batch, rows: list[list[str]] | None, only: str | None) -> bytes:
+def _encode(batch: Batch, table: list[list[str]] | None, only: str | None) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     keep = np.arange(len(batch.inputs))
@@ -230,10 +292,10 @@ def _encode(batch: Batch, rows: list[list[str]] | None, only: str | None) -> byt
         keep = np.flatnonzero(batch.status == rules.CALLABLE)
     e164 = batch.e164()
     status = _STATUS[batch.status]
-    if rows is None:
+    if table is None:
         writer.writerows((batch.inputs[i], e164[i], status[i]) for i in keep.tolist())
     else:
-        writer.writerows([*rows[i], e164[i], status[i]] for i in keep.tolist())
+        writer.writerows([*table[i], e164[i], status[i]] for i in keep.tolist())
     return out.getvalue().encode()
 
 
@@ -241,9 +303,7 @@ async def _scrub_stream(
     request: Request,
     operator: Operator,
     query: ScrubQuery,
-    header: list[str],
-    inputs: list[str],
-    rows: list[list[str]] | None,
+    source: PlainLines | CsvTable,
     only: str | None,
 ) -> StreamingResponse:
     """Stream the answer batch by batch; the receipt is stored before the last bytes go out,
@@ -253,16 +313,16 @@ async def _scrub_stream(
     version = await scrubber.prepare()
     tally = Tally()
     receipt_id = tally.new_id()
-    starts = list(range(0, len(inputs), BATCH_ROWS)) or [0]
+    starts = list(range(0, len(source), BATCH_ROWS)) or [0]
 
     async def run(start: int) -> bytes:
-        batch = await scrubber.run(inputs[start : start + BATCH_ROWS], query)
+        stop = min(start + BATCH_ROWS, len(source))
+        batch = await scrubber.run(source.texts(start, stop), query)
         tally.add(batch)
-        part = None if rows is None else rows[start : start + BATCH_ROWS]
-        return _encode(batch, part, only)
+        return source.encode(start, stop, batch, only)
 
     head = io.StringIO()
-    csv.writer(head, lineterminator="\n").writerow([*header, "number", "status"])
+    csv.writer(head, lineterminator="\n").writerow([*source.header, "number", "status"])
     pending = head.getvalue().encode() + await run(starts[0])  # errors here are a proper 503
 
     async def body() -> AsyncIterator[bytes]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from registry import numbers as nums
 from registry.rules import ALL_CHANNELS, Preferences
-from registry.store import changes, keys
+from registry.store import changes, dump, keys
 
 # KEYS: set, details. ARGV: member, now, "channels|allowed|source".
 REGISTER_SCRIPT = """
@@ -105,18 +105,37 @@ class RegistrationStore:
         return entries[0][0].decode() if entries else "0-0"
 
     async def all_numbers(
-        self, prefixes: Sequence[str] = (), chunk: int = 256
+        self, prefixes: Sequence[str] = (), chunk: int = 512
     ) -> AsyncIterator[np.ndarray]:
-        """Every registered number (under `prefixes`, if any), ascending, one array per chunk."""
+        """Every registered number (under `prefixes`, if any), ascending, one array per chunk.
+
+        Buckets are read with DUMP (see store/dump.py), falling back to SMEMBERS per bucket.
+        """
         buckets = bucket_list(await self.redis.smembers(keys.BUCKETS), prefixes)
         for start in range(0, len(buckets), chunk):
             group = buckets[start : start + chunk]
             pipe = self.redis.pipeline(transaction=False)
             for bucket in group:
-                pipe.smembers(keys.numbers_set(bucket))
-            for bucket, members in zip(group, await pipe.execute(), strict=True):
-                if members:
-                    yield bucket_numbers(bucket, members, prefixes)
+                pipe.dump(keys.numbers_set(bucket))
+            payloads = await pipe.execute()
+            members = [dump.intset_members(p) for p in payloads]
+            missing = [
+                i for i, (p, m) in enumerate(zip(payloads, members, strict=True)) if p and m is None
+            ]
+            if missing:
+                pipe = self.redis.pipeline(transaction=False)
+                for i in missing:
+                    pipe.smembers(keys.numbers_set(group[i]))
+                for i, found in zip(missing, await pipe.execute(), strict=True):
+                    members[i] = np.sort(np.fromiter(map(int, found), dtype=np.int64))
+            arrays = [
+                keys.join(b, m)
+                for b, m in zip(group, members, strict=True)
+                if m is not None and len(m)
+            ]
+            if arrays:
+                numbers = np.concatenate(arrays)
+                yield numbers[nums.in_prefixes(numbers, prefixes)] if prefixes else numbers
 
     async def log(self, op: str, number: int) -> int:
         """Append one change to the stream; returns the new registry version."""

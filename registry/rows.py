@@ -1,0 +1,135 @@
+"""Text rows as numpy arrays: split a body into lines and build answers without a Python
+call per row.
+
+A body of a million lines is one uint8 array plus the start and end of each
+line. An answer row is laid out in fixed-width slots (input, comma, number,
+comma, status, newline) padded with zero bytes, and one boolean selection of
+the non-zero bytes drops the padding and concatenates the rows in order. Rows
+that need CSV quoting (an input holding a comma or a quote) or are very long
+are rare and are written by the csv module instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_NL, _CR, _SPACE, _TAB, _COMMA, _QUOTE = 10, 13, 32, 9, 44, 34
+_MAX_DIGITS = 16  # "+" and up to 15 digits
+MAX_FAST_INPUT = 48  # longer inputs take the csv module's path
+
+_PLAIN = np.zeros(256, dtype=bool)
+_PLAIN[0x20:0x7F] = True
+_PLAIN[[_TAB, _NL, _CR]] = True
+# Four ASCII digits for every number below 10,000.
+_POWERS = 10 ** np.arange(16, dtype=np.int64)
+_POSITION = np.arange(_MAX_DIGITS, dtype=np.int64)
+_QUADS = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
+
+
+def is_plain_ascii(body: np.ndarray) -> bool:
+    """Printable ASCII, spaces, tabs and line ends only: the bodies split_lines reads
+    exactly as the API's str-based parse_plain would."""
+    return bool(_PLAIN[body].all())
+
+
+def split_lines(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of every non-blank line of a plain-ASCII body, stripped of
+    spaces and tabs. Lines end at \\n, \\r\\n or \\r, as in parse_plain."""
+    has_cr = bool((body == _CR).any())
+    breaks = (
+        np.flatnonzero((body == _NL) | (body == _CR)) if has_cr else np.flatnonzero(body == _NL)
+    )
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, len(body)]
+    if not ((body == _SPACE).any() or (body == _TAB).any()):
+        keep = ends > starts
+        return starts[keep], ends[keep]
+    content = np.flatnonzero(~np.isin(body, (_SPACE, _TAB, _NL, _CR)))
+    if len(content) == 0:
+        return starts[:0], ends[:0]
+    first: np.ndarray = np.searchsorted(content, starts)
+    last: np.ndarray = np.searchsorted(content, ends) - 1
+    has = first <= last
+    return content[first[has]], content[last[has]] + 1
+
+
+def digits_matrix(numbers: np.ndarray) -> np.ndarray:
+    """'+' and the digits of each number, right-aligned in a (n, 16) uint8 matrix padded
+    with zeros; a row of zeros where the number is 0 (invalid)."""
+    n = len(numbers)
+    value = numbers.astype(np.int64)
+    out = np.empty((n, _MAX_DIGITS), dtype=np.uint8)
+    rest = value
+    for col in (12, 8, 4, 0):
+        quad = rest % 10_000
+        rest = rest // 10_000
+        out[:, col : col + 4] = _QUADS[quad]
+    # Blank the leading zeros, then put the '+' just before the first digit.
+    width = np.searchsorted(_POWERS, value, side="right")
+    out[_POSITION[None, :] < (_MAX_DIGITS - width)[:, None]] = 0
+    valid = np.flatnonzero(width > 0)
+    out[valid, _MAX_DIGITS - 1 - width[valid]] = ord("+")
+    return out
+
+
+STATUS_SLOTS = np.zeros((3, 8), dtype=np.uint8)
+for _code, _name in enumerate((b"callable", b"blocked", b"invalid")):
+    STATUS_SLOTS[_code, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
+
+
+def padded(body: bytes) -> np.ndarray:
+    """A body as uint8 with room after its end for the widest input slot."""
+    out = np.zeros(len(body) + MAX_FAST_INPUT, dtype=np.uint8)
+    out[: len(body)] = np.frombuffer(body, dtype=np.uint8)
+    return out
+
+
+def _input_slots(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    lengths = ends - starts
+    width = int(lengths.max())
+    if len(body) < int(ends.max()) + width:
+        body = np.concatenate([body, np.zeros(width, dtype=np.uint8)])
+    slots = np.lib.stride_tricks.sliding_window_view(body, width)[starts]
+    slots[np.arange(width)[None, :] >= lengths[:, None]] = 0
+    return slots
+
+
+def _column(value: int, rows: int) -> np.ndarray:
+    return np.full((rows, 1), value, dtype=np.uint8)
+
+
+def _join(*slots: np.ndarray) -> bytes:
+    matrix = np.hstack(slots)
+    return matrix[matrix != 0].tobytes()
+
+
+def fast_rows(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines that plain_answer can write: short, and with nothing to quote."""
+    special = np.flatnonzero((body == _COMMA) | (body == _QUOTE))
+    quoted = np.searchsorted(special, starts) < np.searchsorted(special, ends)
+    return ~quoted & ((ends - starts) <= MAX_FAST_INPUT)
+
+
+def plain_answer(
+    body: np.ndarray, starts: np.ndarray, ends: np.ndarray, numbers: np.ndarray, status: np.ndarray
+) -> bytes:
+    """`input,number,status` lines, for lines that fast_rows admits."""
+    n = len(starts)
+    if n == 0:
+        return b""
+    comma = _column(ord(","), n)
+    return _join(
+        _input_slots(body, starts, ends),
+        comma,
+        digits_matrix(numbers),
+        comma,
+        STATUS_SLOTS[status],
+        _column(ord("\n"), n),
+    )
+
+
+def e164_lines(numbers: np.ndarray) -> bytes:
+    """`+digits\\n` for each number (none may be 0), for the receipt's checksum."""
+    if len(numbers) == 0:
+        return b""
+    return _join(digits_matrix(numbers), _column(ord("\n"), len(numbers)))

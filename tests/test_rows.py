@@ -1,0 +1,66 @@
+"""The numpy row machinery gives byte for byte what the str and csv-module paths give."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from registry import rows
+from registry.api.scrub import _encode, parse_plain
+from registry.scrub import Batch
+
+SHAPES = ["+12125551234", "  (212) 555-1234 \t", "", " ", "x", "+4420{i}", "\t212.555.{i}  "]
+ENDS = ["\n", "\r\n", "\r"]
+
+
+def random_body(seed: int, lines: int = 5_000) -> bytes:
+    rng = random.Random(seed)
+    parts = [rng.choice(SHAPES).format(i=i) + rng.choice(ENDS) for i in range(lines)]
+    if rng.random() < 0.5:
+        parts[-1] = parts[-1].rstrip("\r\n")  # no line end after the last line
+    return "".join(parts).encode()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_split_lines_matches_parse_plain(seed: int) -> None:
+    body = random_body(seed)
+    buf = np.frombuffer(body, dtype=np.uint8)
+    assert rows.is_plain_ascii(buf)
+    starts, ends = rows.split_lines(buf)
+    lines = [body[a:b].decode() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    assert lines == parse_plain(body, 10**9)
+
+
+def test_non_ascii_bodies_are_not_plain() -> None:
+    for body in ("+1212\u00a0555\n".encode(), b"12\x0c34\n", "退订\n".encode(), b"\x00"):
+        assert not rows.is_plain_ascii(np.frombuffer(body, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plain_answer_matches_the_csv_module(seed: int) -> None:
+    body = random_body(seed)
+    buf = rows.padded(body)
+    starts, ends = rows.split_lines(buf[: len(body)])
+    texts = [body[a:b].decode() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    rng = np.random.default_rng(seed)
+    numbers = rng.choice(np.array([0, 12125551234, 442071234567, 1, 999999999999999]), len(texts))
+    status = np.where(numbers == 0, 2, rng.integers(0, 2, len(texts))).astype(np.int8)
+    assert rows.fast_rows(buf, starts, ends).all()
+    expected = _encode(Batch(texts, numbers, status, [None] * len(texts)), None, None)
+    assert rows.plain_answer(buf, starts, ends, numbers, status) == expected
+
+
+def test_rows_to_quote_or_too_long_are_not_fast() -> None:
+    body = b'a,b\n"q"\nplain\n' + b"9" * (rows.MAX_FAST_INPUT + 1) + b"\n"
+    buf = rows.padded(body)
+    starts, ends = rows.split_lines(buf[: len(body)])
+    assert rows.fast_rows(buf, starts, ends).tolist() == [False, False, True, False]
+
+
+def test_e164_lines() -> None:
+    numbers = np.array([1, 12125551234, 999999999999999, 861012345678], dtype=np.int64)
+    expected = "".join(f"+{n}\n" for n in numbers.tolist()).encode()
+    assert rows.e164_lines(numbers) == expected
+    assert rows.e164_lines(numbers[:0]) == b""
