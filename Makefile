@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench locust clean
 
 $(BIN)/dnc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ test: lint
 
 bench: $(BIN)/dnc
 	$(BIN)/python -m benchmarks.run
+
+# Load test of a running `make run` (same DNC_ADMIN_KEY); stops by itself, CSV stats in
+# benchmarks/out/locust_*.csv. Override: make locust LOCUST_USERS=50 LOCUST_RUN_TIME=5m
+LOCUST_USERS      ?= 20
+LOCUST_SPAWN_RATE ?= 10
+LOCUST_RUN_TIME   ?= 60s
+LOCUST_HOST       ?= http://$(or $(DNC_HOST),127.0.0.1):$(or $(DNC_PORT),8000)
+
+locust: $(BIN)/dnc
+	mkdir -p benchmarks/out
+	$(BIN)/locust -f benchmarks/locustfile.py --headless --only-summary \
+		--host $(LOCUST_HOST) --users $(LOCUST_USERS) --spawn-rate $(LOCUST_SPAWN_RATE) \
+		--run-time $(LOCUST_RUN_TIME) --csv benchmarks/out/locust
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,8 @@ class Settings:
     max_json_body_bytes: int = 64 * 1024 * 1024
     # How long an operator's key stays cached in a worker; revocation takes effect within it.
     auth_cache_seconds: float = 2.0
+    # Public status checks (GET /v1/registrations/{number}) one client address may make a minute.
+    status_checks_per_minute: int = 30
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -73,4 +75,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         grace_days=_int(env, "DNC_GRACE_DAYS", 31),
         retention_days=_int(env, "DNC_RETENTION_DAYS", 153, minimum=1),
         notifier=env.get("DNC_NOTIFIER") or "log",
+        status_checks_per_minute=_int(env, "DNC_STATUS_RATE_LIMIT", 30, minimum=1),
     )

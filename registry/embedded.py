@@ -73,14 +73,16 @@ class RedisProcess:
         *,
         durable: bool = True,
         tcp: bool = False,
+        port: int = 0,
         extra: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.durable = durable
-        self.tcp = tcp
+        self.tcp = tcp or port != 0
         self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.fixed_port = port  # 0: a free one at each start
         self.port = 0
 
     def start(self, timeout: float = 20.0) -> str:
@@ -106,7 +108,7 @@ class RedisProcess:
             args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
             self.url = f"unix://{sock}"
         else:
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             args += ["--port", str(self.port)]
             self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = subprocess.Popen(
@@ -176,3 +178,138 @@ def running_url(data_dir: Path) -> str | None:
         return None
     finally:
         client.close()
+
+
+CLUSTER_SLOTS = 16384
+_SLOTS_PER_COMMAND = 2048
+# Redis 6.2 talks cluster bus on the client port + 10000; both must be free.
+_CLUSTER_BUS_OFFSET = 10000
+
+
+def free_cluster_port() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + _CLUSTER_BUS_OFFSET > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + _CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+
+
+class EmbeddedCluster:
+    """A Redis Cluster of `masters` redis-server processes on loopback; a context manager.
+
+    The same binary as the embedded Redis, for the tests and benchmarks that must
+    prove every command stays on one slot. Slots are split evenly, the nodes meet,
+    and `start` returns once every node says `cluster_state:ok`. No replicas: a
+    killed node takes its slots down with it, which is what fail-closed tests want.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        masters: int = 3,
+        *,
+        durable: bool = False,
+        node_timeout_ms: int = 5000,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.masters = masters
+        self.durable = durable
+        self.node_timeout_ms = node_timeout_ms  # how long until the others call a node failed
+        self.nodes: list[RedisProcess] = []
+        self.url = ""
+
+    def start(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        try:
+            for i in range(self.masters):
+                directory = self.data_dir / f"node{i}"
+                node = RedisProcess(
+                    directory,
+                    durable=self.durable,
+                    port=free_cluster_port(),
+                    extra=[
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", str(directory / "nodes.conf"),
+                        "--cluster-node-timeout", str(self.node_timeout_ms),
+                    ],
+                )  # fmt: skip
+                self.nodes.append(node)
+                node.start(max(deadline - time.monotonic(), 1.0))
+            self._form()
+            self._wait_ok(deadline)
+        except BaseException:
+            self.kill()
+            raise
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        return self.url
+
+    def clients(self) -> list[redis.Redis]:
+        """One plain client per node (close them), for what a cluster client cannot do."""
+        return [redis.Redis(host="127.0.0.1", port=node.port) for node in self.nodes]
+
+    def _form(self) -> None:
+        clients = self.clients()
+        try:
+            for i, client in enumerate(clients):
+                low = i * CLUSTER_SLOTS // self.masters
+                high = (i + 1) * CLUSTER_SLOTS // self.masters
+                for start in range(low, high, _SLOTS_PER_COMMAND):
+                    slots = range(start, min(start + _SLOTS_PER_COMMAND, high))
+                    client.execute_command("CLUSTER ADDSLOTS", *slots)
+                # Distinct epochs up front, as redis-cli --cluster create does: no collisions.
+                client.execute_command("CLUSTER SET-CONFIG-EPOCH", i + 1)
+            for node in self.nodes[1:]:
+                clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+        finally:
+            for client in clients:
+                client.close()
+
+    def _wait_ok(self, deadline: float) -> None:
+        clients = self.clients()
+        try:
+            while True:
+                infos = [client.cluster("INFO") for client in clients]
+                if all(
+                    info["cluster_state"] == "ok"
+                    and int(info["cluster_known_nodes"]) == self.masters
+                    and int(info["cluster_slots_assigned"]) == CLUSTER_SLOTS
+                    for info in infos
+                ):
+                    return
+                if time.monotonic() > deadline:
+                    raise EmbeddedRedisError(f"the Redis Cluster did not form: {infos}")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+
+    def flush(self) -> None:
+        """Empty every node (FLUSHALL on each: a cluster client sends it to one)."""
+        clients = self.clients()
+        try:
+            for client in clients:
+                client.flushall()
+        finally:
+            for client in clients:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def kill(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+    def __enter__(self) -> EmbeddedCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

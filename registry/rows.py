@@ -39,16 +39,16 @@ def split_lines(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     breaks = (
         np.flatnonzero((body == _NL) | (body == _CR)) if has_cr else np.flatnonzero(body == _NL)
     )
-    starts = np.r_[0, breaks + 1]
-    ends = np.r_[breaks, len(body)]
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(body)]))
     if not ((body == _SPACE).any() or (body == _TAB).any()):
         keep = ends > starts
         return starts[keep], ends[keep]
     content = np.flatnonzero(~np.isin(body, (_SPACE, _TAB, _NL, _CR)))
     if len(content) == 0:
         return starts[:0], ends[:0]
-    first: np.ndarray = np.searchsorted(content, starts)
-    last: np.ndarray = np.searchsorted(content, ends) - 1
+    first = np.searchsorted(content, starts)
+    last = np.searchsorted(content, ends) - 1
     has = first <= last
     return content[first[has]], content[last[has]] + 1
 

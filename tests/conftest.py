@@ -2,6 +2,12 @@
 
 No fakeredis and no mocks: every test talks to a redis-server started here
 from the same binary `dnc serve` embeds.
+
+A module marked `cluster` runs each test that uses `redis_url` twice: against
+one redis-server (`[single]`) and against a three-master Redis Cluster
+(`[cluster]`, DNC_REDIS_URL `redis+cluster://...`). A test in such a module
+that needs one plain server (raw key listings, OBJECT ENCODING, a server it
+kills) is marked `single_node` and runs once.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from registry.embedded import RedisProcess
+from registry.embedded import EmbeddedCluster, RedisProcess
+from registry.store.connect import sync_client
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -23,6 +31,26 @@ from registry.api import create_app  # noqa: E402
 from registry.config import Settings  # noqa: E402
 
 ADMIN_KEY = "test-admin-key"
+TOPOLOGIES = ("single", "cluster")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster: run each test on a single redis-server and on a Redis Cluster"
+    )
+    config.addinivalue_line(
+        "markers", "single_node: in a `cluster` module, a test that needs one plain redis-server"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    test = metafunc.definition
+    if (
+        "redis_url" in metafunc.fixturenames
+        and test.get_closest_marker("cluster") is not None
+        and test.get_closest_marker("single_node") is None
+    ):
+        metafunc.parametrize("topology", TOPOLOGIES)
 
 
 def start_redis(directory: Path, durable: bool = False) -> RedisProcess:
@@ -40,18 +68,39 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """Three masters from the same binary; started only if a `[cluster]` test runs."""
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisProcess) -> str:
-    """The session's Redis, emptied for this test."""
-    client = redis.Redis.from_url(redis_server.url)
+def topology() -> str:
+    """`single` unless the module is marked `cluster` (then parametrized over TOPOLOGIES)."""
+    return "single"
+
+
+@pytest.fixture
+def redis_url(topology: str, request: pytest.FixtureRequest) -> str:
+    """The session's Redis (one server or the Cluster), emptied for this test."""
+    if topology == "cluster":
+        cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return cluster.url
+    server: RedisProcess = request.getfixturevalue("redis_server")
+    client = redis.Redis.from_url(server.url)
     client.flushall()
     client.close()
-    return redis_server.url
+    return server.url
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def redis_client(redis_url: str) -> Iterator[Any]:
+    """A synchronous client of the test's Redis: redis.Redis, or RedisCluster on the Cluster."""
+    client = sync_client(redis_url)
     yield client
     client.close()
 

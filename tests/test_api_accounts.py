@@ -15,6 +15,7 @@ from httpx import Response
 
 from registry.config import Settings
 
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
 
 

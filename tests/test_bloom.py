@@ -8,14 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import numpy as np
-import redis
+import pytest
 
 from registry.bloom import BloomFilter, RegisteredFilter
 from registry.rules import Preferences
 from registry.store import keys
-from registry.store.connect import async_client
+from registry.store.connect import async_client, sync_client
 from registry.store.registrations import RegistrationStore
 
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 T = TypeVar("T")
 NOW = 1_700_000_000
 
@@ -174,7 +175,7 @@ def test_catch_up_with_nothing_new_changes_nothing(redis_url: str) -> None:
 
 def restore_other_data(redis_url: str, numbers: list[int]) -> None:
     """Replace the Redis data, as restoring another snapshot would: sets, no change log."""
-    client = redis.Redis.from_url(redis_url)
+    client: Any = sync_client(redis_url)
     try:
         client.flushall()
         for n in numbers:

@@ -5,6 +5,7 @@ Each test runs the app on its own redis-server and stops that server mid-test.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from httpx import Response
 
 from registry.api import create_app
 from registry.config import Settings
-from registry.embedded import RedisProcess, free_port, redis_server_binary
+from registry.embedded import EmbeddedCluster, RedisProcess, free_port, redis_server_binary
+from registry.store import keys
 
 Headers = dict[str, str]
 REGISTERED = "+12125551234"
@@ -38,10 +40,10 @@ def assert_unavailable(answer: Response) -> None:
 
 @dataclass
 class Registry:
-    """An app on a private redis-server that the test may kill."""
+    """An app on a private redis-server (or Redis Cluster) that the test may kill."""
 
     client: TestClient
-    server: RedisProcess
+    server: RedisProcess | EmbeddedCluster
     carrier: Headers
     operator: Headers
     unused_operator: Headers  # created before Redis went away, never used: not cached
@@ -53,9 +55,9 @@ def create_key(client: TestClient, role: str) -> Headers:
     return {"Authorization": f"Bearer {answer.json()['api_key']}"}
 
 
-@pytest.fixture
-def private(tmp_path: Path) -> Iterator[Registry]:
-    server = start_redis(tmp_path / "redis", durable=True)
+@contextlib.contextmanager
+def warmed_up(server: RedisProcess | EmbeddedCluster, tmp_path: Path) -> Iterator[Registry]:
+    """An app on `server` with accounts, a registration, and every path warmed up."""
     settings = Settings(
         redis_url=server.url,
         admin_key=ADMIN_KEY,
@@ -78,6 +80,15 @@ def private(tmp_path: Path) -> Iterator[Registry]:
         yield Registry(client, server, carrier, operator, unused)
     finally:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[Registry]:
+    server = start_redis(tmp_path / "redis", durable=True)
+    try:
+        with warmed_up(server, tmp_path) as registry:
+            yield registry
+    finally:
         server.kill()
 
 
@@ -259,3 +270,73 @@ def test_an_app_that_never_reached_redis_is_not_ready_and_answers_503(
             headers={**ADMIN, "Content-Type": "text/plain"},
         )
     )
+
+
+# --- Redis Cluster ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_cluster(tmp_path: Path) -> Iterator[Registry]:
+    """An app on a three-master Cluster of its own; its nodes call a silent one failed in 0.5 s."""
+    cluster = EmbeddedCluster(tmp_path / "cluster", masters=3, node_timeout_ms=500)
+    cluster.start()
+    try:
+        with warmed_up(cluster, tmp_path) as registry:
+            yield registry
+    finally:
+        cluster.kill()
+
+
+def assert_everything_unavailable(registry: Registry) -> None:
+    client, operator = registry.client, registry.operator
+    for number in (REGISTERED, NOT_REGISTERED):
+        assert_unavailable(client.get(f"/v1/numbers/{number}", headers=operator))
+    numbers = [NOT_REGISTERED, "junk", REGISTERED]
+    assert_unavailable(client.post("/v1/scrub", json={"numbers": numbers}, headers=operator))
+    answer = client.post(
+        "/v1/scrub",
+        content="\n".join(numbers).encode(),
+        headers={**operator, "Content-Type": "text/plain"},
+    )
+    assert_unavailable(answer)
+    assert "x-scrub-receipt" not in answer.headers
+    assert_unavailable(client.put(f"/v1/registrations/{NOT_REGISTERED}", headers=registry.carrier))
+    assert_unavailable(client.get("/v1/changes", headers=operator))
+    assert_unavailable(client.get("/v1/export", headers=operator))
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_cluster_with_every_node_gone_answers_503(private_cluster: Registry) -> None:
+    private_cluster.server.kill()
+    assert_everything_unavailable(private_cluster)
+
+
+def test_a_cluster_missing_one_master_answers_503_never_callable(
+    private_cluster: Registry,
+) -> None:
+    cluster = private_cluster.server
+    assert isinstance(cluster, EmbeddedCluster)
+    number = int(REGISTERED.removeprefix("+"))
+    bucket_key = keys.numbers_set(keys.bucket_of(number))
+    clients = cluster.clients()
+    try:
+        slot = clients[0].cluster("KEYSLOT", bucket_key)
+        owner = next(i for i, c in enumerate(clients) if c.cluster("COUNTKEYSINSLOT", slot))
+        survivors = [c for i, c in enumerate(clients) if i != owner]
+        cluster.nodes[owner].kill()
+        # At once: the number's own slot is gone, and readiness says so.
+        answer = private_cluster.client.get(
+            f"/v1/numbers/{REGISTERED}", headers=private_cluster.operator
+        )
+        assert_unavailable(answer)
+        assert private_cluster.client.get("/readyz").status_code == 503
+        # Once the others call the node failed, the whole Cluster refuses (CLUSTERDOWN).
+        deadline = time.monotonic() + 15
+        while any(c.cluster("INFO")["cluster_state"] != "fail" for c in survivors):
+            assert time.monotonic() < deadline, "the Cluster never noticed the lost master"
+            time.sleep(0.05)
+        assert_everything_unavailable(private_cluster)
+    finally:
+        for client in clients:
+            client.close()

@@ -26,6 +26,7 @@ from loader.formats import detect
 from loader.load import LoadError, LoadResult, load_files
 from registry.store import keys, setup
 
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 DNC = Path(sys.executable).parent / "dnc"
 
 

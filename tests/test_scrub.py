@@ -25,6 +25,7 @@ from registry.api.scrub import BATCH_ROWS
 from registry.config import Settings
 from registry.embedded import RedisProcess, free_port
 
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 SCRUB = "/v1/scrub"
 A = "+12125551234"  # registered in most tests below
 B = "+13105550199"

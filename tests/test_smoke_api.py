@@ -1,6 +1,9 @@
 """A first pass through the API: register, look up, scrub, deregister."""
 
+import pytest
 from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.cluster  # on one redis-server and on a Redis Cluster
 
 
 def test_registration_blocks_lookup_and_scrub(

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import embedded
-from registry.api import admin, carrier, errors, operator, ops, scrub
+from registry.api import admin, carrier, errors, operator, ops, scrub, subscriber
 from registry.api.auth import Authenticator
 from registry.api.responses import JSON
 from registry.bloom import RegisteredFilter
@@ -125,8 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for router in (ops.router, admin.router, carrier.router, operator.router, scrub.router):
-        app.include_router(router)
+    for module in (ops, admin, carrier, subscriber, operator, scrub):
+        app.include_router(module.router)
     app.add_middleware(CountResponses, metrics=services.metrics)
     return app
 

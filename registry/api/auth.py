@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from registry.api.errors import ApiError
+from registry.api.limits import check_operator
 from registry.store.operators import Operator, OperatorStore, key_hash
 
 ADMIN = Operator("admin", "administrator", "admin")
@@ -55,7 +56,10 @@ class Authenticator:
 
 
 def require(*roles: str) -> Callable[[Request], Awaitable[Operator]]:
-    """A dependency that admits the given roles, and administrators everywhere."""
+    """A dependency that admits the given roles, and administrators everywhere.
+
+    It also counts the request against the account's `rate_limit`, if it has one.
+    """
 
     async def dependency(request: Request) -> Operator:
         auth: Authenticator = request.app.state.services.auth
@@ -66,6 +70,7 @@ def require(*roles: str) -> Callable[[Request], Awaitable[Operator]]:
                 "forbidden",
                 f"this endpoint is for the {' or '.join(roles)} role; your key is {operator.role}",
             )
+        await check_operator(request, operator)
         return operator
 
     return dependency

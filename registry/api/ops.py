@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from registry.api.errors import error_response
 from registry.api.responses import JSON
+from registry.store import connect
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +23,7 @@ async def readyz(request: Request) -> JSON:
     """Ready when Redis answers and this worker's Bloom filter is loaded."""
     services = request.app.state.services
     try:
-        await services.redis.ping()
+        await connect.ping(services.redis)
     except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
         return error_response(503, "redis_unavailable", "the registry store does not answer")
     if not services.bloom.ready:

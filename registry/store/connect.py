@@ -74,3 +74,12 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
         socket_timeout=REPLY_TIMEOUT,
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
+
+
+async def ping(client: aioredis.Redis | AsyncRedisCluster) -> None:
+    """PING every primary. redis-py sends a Cluster's PING to one node, yet a Cluster
+    missing any master cannot answer for that master's slots: it is not ready."""
+    if isinstance(client, AsyncRedisCluster):
+        await client.ping(target_nodes=AsyncRedisCluster.PRIMARIES)
+    else:
+        await client.ping()
