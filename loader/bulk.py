@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import NoScriptError
 
-from registry.store import changes, keys
+from registry.store import changes, keys, resp
 
 # KEYS: set, details. ARGV: members. Returns the members that were in the set:
 # exactly those must be logged as removed. Details exist only for numbers
@@ -89,19 +89,17 @@ class BulkWriter:
         return sum(self._remove_group(group) for group in bucket_groups(numbers))
 
     def _add_group(self, group: Group) -> int:
-        pipe = self.client.pipeline(transaction=False)
-        for bucket, members in group:
-            pipe.smismember(keys.numbers_set(bucket), members.tolist())
+        calls = [(keys.numbers_set(bucket), members) for bucket, members in group]
         fresh = [
             (bucket, members[~np.array(present, dtype=bool)])
-            for (bucket, members), present in zip(group, pipe.execute(), strict=True)
+            for (bucket, members), present in zip(
+                group, resp.run(self.client, b"SMISMEMBER", calls), strict=True
+            )
             if not all(present)
         ]
         self._log(changes.ADD, fresh)
-        pipe = self.client.pipeline(transaction=False)
-        for bucket, members in fresh:
-            pipe.sadd(keys.numbers_set(bucket), *members.tolist())
-        return sum(pipe.execute())
+        calls = [(keys.numbers_set(bucket), members) for bucket, members in fresh]
+        return sum(resp.run(self.client, b"SADD", calls))
 
     def _remove_group(self, group: Group) -> int:
         calls = [
