@@ -1,0 +1,345 @@
+"""Load test of a running registry: subscribers, carriers and operators at once.
+
+    DNC_ADMIN_KEY=secret make run       # one terminal: the registry
+    DNC_ADMIN_KEY=secret make locust    # another: 60 s headless, CSV stats in benchmarks/out/
+
+What each user does:
+
+- `Subscriber`: the public status check of one number. The registry limits it
+  per client address, and every simulated subscriber shares this machine's
+  address, so most answers are `429`: that is the limiter doing its job and is
+  counted as a success under its own name, `... (429 rate limited)`.
+- `Carrier`: registers random valid US numbers (`PUT`) and deregisters some it
+  registered before (`DELETE`).
+- `Operator`: single look-ups, and scrubs of `text/plain` dial lists of 1,000 to
+  100,000 numbers (`--scrub-sizes`) of which about 10% (`--registered-share`)
+  are registered, preloaded at the start or registered by the carriers since.
+  Each scrub's streamed CSV is read in full and checked row by row count, then
+  its receipt (`X-Scrub-Receipt`) is fetched and checked.
+
+At the start one carrier and one operator account are created with the
+administrator key from `DNC_ADMIN_KEY` (`POST /v1/operators`), and
+`--preload` numbers are registered through the carrier account.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from typing import Any
+
+import gevent.pool
+import numpy as np
+import phonenumbers
+import requests
+from locust import HttpUser, between, events, task
+from locust.env import Environment
+from locust.exception import StopUser
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger("locustfile")
+
+ADMIN_KEY = os.environ.get("DNC_ADMIN_KEY")
+if not ADMIN_KEY:
+    sys.exit(
+        "benchmarks/locustfile.py: set DNC_ADMIN_KEY to the registry's administrator key "
+        "(the one `make run` printed, or the one it was started with: "
+        "DNC_ADMIN_KEY=secret make run, then DNC_ADMIN_KEY=secret make locust)"
+    )
+
+# Real US area codes; every exchange 200-999 in them is a valid number (checked below).
+AREA_CODES = np.array(
+    [201, 202, 206, 212, 213, 303, 310, 312, 404, 415, 503, 512, 602, 617, 646, 702, 713, 718, 917],
+    dtype=np.int64,
+)
+
+
+def _check_numbers() -> None:
+    """Every number the generator can make must be valid, or scrubs would count invalids."""
+    for area in AREA_CODES.tolist():
+        for exchange in range(200, 1000):
+            for line in (0, 9999):
+                number = phonenumbers.PhoneNumber(
+                    country_code=1, national_number=area * 10**7 + exchange * 10**4 + line
+                )
+                if not phonenumbers.is_valid_number(number):
+                    sys.exit(f"benchmarks/locustfile.py: +1{number.national_number} is not valid")
+
+
+_check_numbers()
+rng = np.random.default_rng()
+
+
+def random_numbers(count: int) -> np.ndarray:
+    """`count` random valid US numbers as int64 E.164 digits (1 NPA NXX XXXX)."""
+    area = AREA_CODES[rng.integers(0, len(AREA_CODES), count)]
+    exchange = rng.integers(200, 1000, count)
+    line = rng.integers(0, 10_000, count)
+    return 10**10 + area * 10**7 + exchange * 10**4 + line  # type: ignore[no-any-return]
+
+
+def random_number() -> int:
+    return int(random_numbers(1)[0])
+
+
+class Registered:
+    """The numbers this load test has registered and not removed: O(1) add, take and pick."""
+
+    def __init__(self) -> None:
+        self._numbers: list[int] = []
+        self._index: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    def add(self, number: int) -> None:
+        if number not in self._index:
+            self._index[number] = len(self._numbers)
+            self._numbers.append(number)
+
+    def take(self) -> int | None:
+        """Remove and return a random one (the carriers deregister it)."""
+        if not self._numbers:
+            return None
+        i = random.randrange(len(self._numbers))
+        number, last = self._numbers[i], self._numbers[-1]
+        self._numbers[i] = last
+        self._index[last] = i
+        self._numbers.pop()
+        del self._index[number]
+        return number
+
+    def pick_one(self) -> int | None:
+        return random.choice(self._numbers) if self._numbers else None
+
+    def pick(self, count: int) -> np.ndarray:
+        """`count` of them, with repeats when there are fewer."""
+        if not self._numbers or count <= 0:
+            return np.empty(0, dtype=np.int64)
+        chosen = rng.integers(0, len(self._numbers), count)
+        return np.asarray(self._numbers, dtype=np.int64)[chosen]
+
+
+registered = Registered()
+PRELOAD_CONCURRENCY = 16
+accounts: dict[str, dict[str, str]] = {}
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--scrub-sizes",
+        default="1000,10000,100000",
+        env_var="LOCUST_SCRUB_SIZES",
+        help="rows of the operators' dial lists, comma-separated; one is chosen per scrub",
+    )
+    parser.add_argument(
+        "--registered-share",
+        type=float,
+        default=0.1,
+        env_var="LOCUST_REGISTERED_SHARE",
+        help="share of a dial list that is registered (default 0.1)",
+    )
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=1000,
+        env_var="LOCUST_PRELOAD",
+        help="numbers the carrier account registers before the users start",
+    )
+
+
+def _stop(environment: Environment, message: str) -> None:
+    print(f"benchmarks/locustfile.py: {message}", file=sys.stderr, flush=True)
+    environment.process_exit_code = 2
+    if environment.runner is not None:
+        environment.runner.quit()
+
+
+@events.test_start.add_listener
+def _accounts_and_preload(environment: Environment, **_: Any) -> None:
+    """One carrier and one operator account, then the preloaded registrations."""
+    host = (environment.host or "").rstrip("/")
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=PRELOAD_CONCURRENCY))
+    session.mount("https://", HTTPAdapter(pool_maxsize=PRELOAD_CONCURRENCY))
+    for role in ("carrier", "operator"):
+        try:
+            answer = session.post(
+                f"{host}/v1/operators",
+                json={"name": f"locust {role}", "role": role},
+                headers=admin,
+                timeout=10,
+            )
+        except requests.RequestException as exc:
+            _stop(environment, f"the registry at {host!r} cannot be reached: {exc}")
+            return
+        if answer.status_code != 201:
+            _stop(
+                environment,
+                f"creating the {role} account answered {answer.status_code} {answer.text[:200]}; "
+                "is DNC_ADMIN_KEY the registry's administrator key?",
+            )
+            return
+        accounts[role] = {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+    def preload(number: int) -> None:
+        put = session.put(
+            f"{host}/v1/registrations/+{number}", headers=accounts["carrier"], timeout=30
+        )
+        if put.status_code in (200, 201):
+            registered.add(number)
+
+    count = environment.parsed_options.preload if environment.parsed_options else 0
+    gevent.pool.Pool(PRELOAD_CONCURRENCY).map(preload, random_numbers(count).tolist())
+    log.info("accounts created; %d numbers preloaded", len(registered))
+
+
+class Subscriber(HttpUser):
+    """Someone checking whether a number is on the list, from the web page."""
+
+    weight = 4
+    wait_time = between(0.5, 2.0)
+
+    @task
+    def check_status(self) -> None:
+        known = registered.pick_one() if random.random() < 0.5 else None
+        digits = random_number() if known is None else known
+        name = "GET /v1/registrations/[number]"
+        with self.client.get(
+            f"/v1/registrations/+{digits}", name=name, catch_response=True
+        ) as answer:
+            if answer.status_code == 200 and "registered" in answer.json():
+                answer.success()
+            elif answer.status_code == 429 and answer.headers.get("Retry-After"):
+                answer.request_meta["name"] = f"{name} (429 rate limited)"
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+
+class _Keyed(HttpUser):
+    abstract = True
+    role = ""
+
+    def on_start(self) -> None:
+        if self.role not in accounts:
+            raise StopUser()  # test_start failed and said why
+        self.client.headers.update(accounts[self.role])
+
+
+class Carrier(_Keyed):
+    """A carrier forwarding STOP messages and opt-backs as registrations."""
+
+    weight = 2
+    wait_time = between(0.1, 0.5)
+    role = "carrier"
+
+    @task(3)
+    def register(self) -> None:
+        number = random_number()
+        body = {"channels": ["voice", "sms"]} if random.random() < 0.8 else {"channels": ["sms"]}
+        with self.client.put(
+            f"/v1/registrations/+{number}",
+            json=body,
+            name="PUT /v1/registrations/[number]",
+            catch_response=True,
+        ) as answer:
+            if answer.status_code in (200, 201):
+                registered.add(number)
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+    @task(1)
+    def deregister(self) -> None:
+        number = registered.take()
+        if number is None:
+            return
+        with self.client.delete(
+            f"/v1/registrations/+{number}",
+            name="DELETE /v1/registrations/[number]",
+            catch_response=True,
+        ) as answer:
+            # 404: another locust process (distributed mode) removed it first.
+            if answer.status_code in (200, 404):
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+
+class Operator(_Keyed):
+    """A telemarketer: single look-ups, and dial lists washed before a campaign."""
+
+    weight = 2
+    wait_time = between(0.2, 1.0)
+    role = "operator"
+
+    def _share(self) -> float:
+        options = self.environment.parsed_options
+        return float(options.registered_share) if options else 0.1
+
+    def _sizes(self) -> list[int]:
+        options = self.environment.parsed_options
+        raw = options.scrub_sizes if options else "1000"
+        return [int(size) for size in str(raw).split(",") if size.strip()]
+
+    @task(5)
+    def look_up(self) -> None:
+        known = registered.pick_one() if random.random() < self._share() else None
+        digits = random_number() if known is None else known
+        with self.client.get(
+            f"/v1/numbers/+{digits}?channel=voice",
+            name="GET /v1/numbers/[number]",
+            catch_response=True,
+        ) as answer:
+            if answer.status_code == 200 and answer.json()["status"] in ("callable", "blocked"):
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+    @task(1)
+    def scrub(self) -> None:
+        size = random.choice(self._sizes())
+        listed = registered.pick(round(size * self._share()))
+        numbers = np.concatenate([listed, random_numbers(size - len(listed))])
+        rng.shuffle(numbers)
+        body = "".join(f"+{n}\n" for n in numbers.tolist()).encode()
+        receipt_id = None
+        with self.client.post(
+            "/v1/scrub?channel=voice",
+            data=body,
+            headers={"Content-Type": "text/plain"},
+            name=f"POST /v1/scrub text/plain {size:,} rows",
+            catch_response=True,
+        ) as answer:
+            # requests reads the streamed body to its end before it returns.
+            rows = answer.content.count(b"\n") - 1  # less the header row
+            receipt_id = answer.headers.get("X-Scrub-Receipt")
+            if answer.status_code != 200:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+            elif not receipt_id:
+                answer.failure("no X-Scrub-Receipt header")
+            elif rows != size:
+                answer.failure(f"{rows} rows came back for {size} numbers")
+            else:
+                answer.success()
+        if receipt_id:
+            self._check_receipt(receipt_id, size)
+
+    def _check_receipt(self, receipt_id: str, size: int) -> None:
+        with self.client.get(
+            f"/v1/scrubs/{receipt_id}", name="GET /v1/scrubs/[receipt_id]", catch_response=True
+        ) as answer:
+            counts = answer.json().get("counts", {}) if answer.status_code == 200 else {}
+            if answer.status_code != 200:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+            elif counts.get("total") != size or counts.get("invalid") != 0:
+                answer.failure(f"receipt counts {counts} for {size} valid numbers")
+            elif counts["callable"] + counts["blocked"] != size:
+                answer.failure(f"receipt counts {counts} do not add up")
+            else:
+                answer.success()

@@ -1,0 +1,135 @@
+"""benchmarks/locustfile.py runs headless against a real `dnc serve` and stops by itself.
+
+A few users for a few seconds: every user type makes requests and none fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from registry.embedded import free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "locust-test-admin-key"
+_bin = Path(sys.executable).parent
+DNC = [str(_bin / "dnc")] if (_bin / "dnc").exists() else [sys.executable, "-m", "registry.cli"]
+LOCUST = [str(_bin / "locust")] if (_bin / "locust").exists() else [sys.executable, "-m", "locust"]
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DNC_", "LOCUST_"))}
+    return {**env, "PYTHONUNBUFFERED": "1", **values}
+
+
+def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"dnc serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"dnc serve not ready:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*DNC, "serve"],
+            env=clean_env(
+                DNC_REDIS_URL=redis_url,
+                DNC_ADMIN_KEY=ADMIN_KEY,
+                DNC_HOST="127.0.0.1",
+                DNC_PORT=str(port),
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_ready(url, server, log)
+        # the Makefile's command, shorter and smaller
+        run = subprocess.run(
+            [
+                *LOCUST,
+                "-f",
+                str(ROOT / "benchmarks" / "locustfile.py"),
+                "--headless",
+                "--only-summary",
+                "--host",
+                url,
+                "--users",
+                "6",
+                "--spawn-rate",
+                "6",
+                "--run-time",
+                "5s",
+                "--csv",
+                str(tmp_path / "locust"),
+                "--scrub-sizes",
+                "1000,5000",
+                "--preload",
+                "100",
+            ],
+            env=clean_env(DNC_ADMIN_KEY=ADMIN_KEY),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    stats = tmp_path / "locust_stats.csv"
+    assert stats.exists(), run.stderr[-3000:]
+    rows = {row["Name"]: row for row in csv.DictReader(stats.open())}
+    requests = {name: int(row["Request Count"]) for name, row in rows.items()}
+    by_user = {
+        "subscriber": [n for n in requests if n.startswith("GET /v1/registrations/")],
+        "carrier": [n for n in requests if n.startswith("PUT /v1/registrations/")],
+        "operator": [n for n in requests if n.startswith(("GET /v1/numbers/", "POST /v1/scrub"))],
+    }
+    for user, names in by_user.items():
+        assert sum(requests[n] for n in names) > 0, f"no {user} requests in {requests}"
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, (
+        tmp_path / "locust_failures.csv"
+    ).read_text()
+    assert len((tmp_path / "locust_failures.csv").read_text().splitlines()) == 1  # the header
+
+
+def test_locust_refuses_to_start_without_the_admin_key(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [*LOCUST, "-f", str(ROOT / "benchmarks" / "locustfile.py"), "--headless", "-t", "1s"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert "DNC_ADMIN_KEY" in run.stderr
