@@ -1,8 +1,8 @@
 """The change stream: every add and remove, with its time, in one Redis stream.
 
 An entry is either one number (`a` or `r` -> E.164 digits) or one bucket's
-batch from a bulk load (`A` or `R` -> bucket id, `m` -> members packed as
-little-endian int16). Batches keep a 10-million-number load to a few thousand
+batch from a bulk load (`A` or `R` -> bucket id, `z` -> the ascending members'
+gaps as zlib-compressed little-endian uint16). Batches keep a 10-million-number load to a few thousand
 entries, and the Bloom followers decode them with one numpy call each.
 
 Order of writes, so that a crash between two of them can only over-block:
@@ -14,6 +14,7 @@ never arrived: a false "maybe", confirmed away in Redis), a remove *after*
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,17 @@ def single_fields(op: str, number: int) -> list[bytes | str | int]:
 
 
 def batch_fields(op: str, bucket: int, members: np.ndarray) -> list[bytes | str | int]:
-    return ["A" if op == ADD else "R", bucket, "m", members.astype("<i2").tobytes()]
+    """A bucket's batch: ascending members as zlib-compressed 16-bit gaps (`z`), which
+    takes under a byte a number at the US registry's density instead of two."""
+    gaps = np.diff(members.astype(np.int64), prepend=-keys.MEMBER_OFFSET).astype("<u2")
+    return ["A" if op == ADD else "R", bucket, "z", zlib.compress(gaps.tobytes(), 1)]
+
+
+def _batch_members(fields: dict[bytes, bytes]) -> np.ndarray:
+    if b"z" in fields:
+        gaps = np.frombuffer(zlib.decompress(fields[b"z"]), dtype="<u2").astype(np.int64)
+        return np.cumsum(gaps) - keys.MEMBER_OFFSET
+    return np.frombuffer(fields[b"m"], dtype="<i2")  # raw int16, as first written
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,7 @@ def decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Change:
         return Change(entry, REMOVE, np.array([int(fields[b"r"])], dtype=np.int64))
     op = ADD if b"A" in fields else REMOVE
     bucket = int(fields[b"A" if op == ADD else b"R"])
-    members = np.frombuffer(fields[b"m"], dtype="<i2")
-    return Change(entry, op, keys.join(bucket, members))
+    return Change(entry, op, keys.join(bucket, _batch_members(fields)))
 
 
 class CursorError(ValueError):
