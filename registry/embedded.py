@@ -2,6 +2,8 @@
 
 It runs with the append-only file on and `appendfsync always`, so a write that
 Redis acknowledged is on disk before the API answers 2xx (CONTRACT section 7).
+`EmbeddedCluster` starts a Redis Cluster of such processes from the same binary,
+for the tests and benchmarks that run the registry on `redis+cluster://`.
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ class EmbeddedCluster:
                 client.close()
 
     def flush(self) -> None:
-        """Empty every node (FLUSHALL on each: a cluster client sends it to one)."""
+        """Empty every node, as the tests do between tests."""
         clients = self.clients()
         try:
             for client in clients:

@@ -118,7 +118,7 @@ def ready_client(settings: Settings) -> TestClient:
     while client.get("/readyz").status_code != 200:
         if time.monotonic() > deadline:
             raise AssertionError("the app never became ready")
-        time.sleep(0.02)
+        time.sleep(0.005)
     return client
 
 

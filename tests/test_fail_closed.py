@@ -17,10 +17,17 @@ import redis
 from conftest import ADMIN, ADMIN_KEY, ready_client, start_redis
 from fastapi.testclient import TestClient
 from httpx import Response
+from redis.crc import key_slot
 
 from registry.api import create_app
 from registry.config import Settings
-from registry.embedded import EmbeddedCluster, RedisProcess, free_port, redis_server_binary
+from registry.embedded import (
+    CLUSTER_SLOTS,
+    EmbeddedCluster,
+    RedisProcess,
+    free_port,
+    redis_server_binary,
+)
 from registry.store import keys
 
 Headers = dict[str, str]
@@ -312,31 +319,74 @@ def test_a_cluster_with_every_node_gone_answers_503(private_cluster: Registry) -
     assert_everything_unavailable(private_cluster)
 
 
+def slot_owner(cluster: EmbeddedCluster, key: str) -> int:
+    """The index of the node that serves `key`."""
+    slot, count = key_slot(key.encode()), len(cluster.nodes)
+    # EmbeddedCluster gives node i the slots from i * CLUSTER_SLOTS // count on.
+    return max(i for i in range(count) if i * CLUSTER_SLOTS // count <= slot)
+
+
+def bucket_owner(cluster: EmbeddedCluster, number: str) -> int:
+    return slot_owner(cluster, keys.numbers_set(keys.bucket_of(int(number.removeprefix("+")))))
+
+
 def test_a_cluster_missing_one_master_answers_503_never_callable(
     private_cluster: Registry,
 ) -> None:
-    cluster = private_cluster.server
+    client, operator, cluster = (
+        private_cluster.client,
+        private_cluster.operator,
+        private_cluster.server,
+    )
     assert isinstance(cluster, EmbeddedCluster)
-    number = int(REGISTERED.removeprefix("+"))
-    bucket_key = keys.numbers_set(keys.bucket_of(number))
-    clients = cluster.clients()
+    # Lose a master that holds neither REGISTERED's bucket nor the registry-wide keys ...
+    lost = (
+        {0, 1, 2} - {bucket_owner(cluster, REGISTERED), slot_owner(cluster, keys.VERSION)}
+    ).pop()
+    # ... but does hold the bucket of another registered number.
+    elsewhere = next(
+        n
+        for n in (f"+1212{exchange}1234" for exchange in range(200, 1000))
+        if bucket_owner(cluster, n) == lost
+    )
+    registered = client.put(f"/v1/registrations/{elsewhere}", headers=private_cluster.carrier)
+    assert registered.status_code == 201
+    survivors = [c for i, c in enumerate(cluster.clients()) if i != lost]
     try:
-        slot = clients[0].cluster("KEYSLOT", bucket_key)
-        owner = next(i for i, c in enumerate(clients) if c.cluster("COUNTKEYSINSLOT", slot))
-        survivors = [c for i, c in enumerate(clients) if i != owner]
-        cluster.nodes[owner].kill()
-        # At once: the number's own slot is gone, and readiness says so.
-        answer = private_cluster.client.get(
-            f"/v1/numbers/{REGISTERED}", headers=private_cluster.operator
-        )
-        assert_unavailable(answer)
-        assert private_cluster.client.get("/readyz").status_code == 503
-        # Once the others call the node failed, the whole Cluster refuses (CLUSTERDOWN).
+        cluster.nodes[lost].kill()
+        # The others call it failed within a second, and from then on refuse every slot
+        # (CLUSTERDOWN): the registry answers 503 for numbers on any master.
         deadline = time.monotonic() + 15
         while any(c.cluster("INFO")["cluster_state"] != "fail" for c in survivors):
             assert time.monotonic() < deadline, "the Cluster never noticed the lost master"
             time.sleep(0.05)
-        assert_everything_unavailable(private_cluster)
+        assert_unavailable(client.get(f"/v1/numbers/{REGISTERED}", headers=operator))
+        scrub = client.post(
+            "/v1/scrub", json={"numbers": [REGISTERED, elsewhere]}, headers=operator
+        )
+        assert_unavailable(scrub)
+        assert client.get("/readyz").status_code == 503
+    finally:
+        for survivor in survivors:
+            survivor.close()
+
+
+def test_a_cluster_that_serves_no_longer_every_slot_answers_503(private_cluster: Registry) -> None:
+    """Every master alive but one slot served by none: the Cluster refuses every command
+    (CLUSTERDOWN), the client finds the slot map incomplete; either way, a 503."""
+    cluster = private_cluster.server
+    assert isinstance(cluster, EmbeddedCluster)
+    clients = cluster.clients()
+    try:
+        for client in clients:
+            client.execute_command("CLUSTER DELSLOTS", 0)
+        deadline = time.monotonic() + 15
+        while any(c.cluster("INFO")["cluster_state"] != "fail" for c in clients):
+            assert time.monotonic() < deadline, "the Cluster never noticed the unserved slot"
+            time.sleep(0.05)
     finally:
         for client in clients:
             client.close()
+    operator = private_cluster.operator
+    assert_unavailable(private_cluster.client.get("/v1/changes", headers=operator))
+    assert_unavailable(private_cluster.client.get(f"/v1/numbers/{REGISTERED}", headers=operator))

@@ -623,6 +623,7 @@ def live_server(settings: Settings) -> Iterator[str]:
         thread.join(15)
 
 
+@pytest.mark.single_node  # its own server, killed: see test_fail_closed for the Cluster
 def test_a_scrub_while_redis_is_down_is_503(
     settings: Settings, private_redis: PrivateRedis
 ) -> None:
@@ -644,6 +645,7 @@ def test_a_scrub_while_redis_is_down_is_503(
 
 
 @pytest.mark.slow
+@pytest.mark.single_node  # its own server, killed and restarted
 def test_redis_lost_mid_stream_cuts_the_answer_off_and_stores_no_receipt(
     settings: Settings, private_redis: PrivateRedis
 ) -> None:

@@ -213,6 +213,7 @@ def number(i: int) -> str:
     return f"+1212555{1000 + i}"
 
 
+@pytest.mark.cluster  # `dnc serve` and `dnc load` on redis+cluster:// too
 def test_read_your_writes_across_workers(serve: Callable[..., Serve], redis_url: str) -> None:
     server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY, DNC_WORKERS="2")
     carrier, operator = new_key(server, "carrier"), new_key(server, "operator")
@@ -317,6 +318,7 @@ def test_bad_arguments_exit_2_without_a_traceback(redis_url: str) -> None:
     assert "Traceback" not in missing.stderr
 
 
+@pytest.mark.cluster  # `dnc serve` and `dnc load` on redis+cluster:// too
 def test_load_is_seen_by_a_running_server_without_restart(
     serve: Callable[..., Serve], redis_url: str, tmp_path: Path
 ) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
@@ -87,7 +87,9 @@ def install(app: FastAPI) -> None:
         code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
         return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
-    for redis_error in (RedisConnectionError, RedisTimeoutError, RedisClusterException):
+    # ClusterError: CLUSTERDOWN / MASTERDOWN, a Cluster that lost a master refuses every slot.
+    unreachable = (RedisConnectionError, RedisTimeoutError, RedisClusterException, ClusterError)
+    for redis_error in unreachable:
 
         @app.exception_handler(redis_error)
         async def redis_down(_: Request, exc: Exception) -> JSON:

@@ -2,8 +2,9 @@
 
 An entry is either one number (`a` or `r` -> E.164 digits) or one bucket's
 batch from a bulk load (`A` or `R` -> bucket id, `z` -> the ascending members'
-gaps as zlib-compressed little-endian uint16). Batches keep a 10-million-number load to a few thousand
-entries, and the Bloom followers decode them with one numpy call each.
+gaps as zlib-compressed little-endian uint16). Batches keep a 10-million-number
+load to a few thousand entries, and the Bloom followers decode them with one
+numpy call each.
 
 Order of writes, so that a crash between two of them can only over-block:
 an add is logged *before* the set changes (a follower may learn a number that

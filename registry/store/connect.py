@@ -18,6 +18,10 @@ REPLY_TIMEOUT = 30.0
 # connection (up to POOL_WAIT seconds) instead of failing: a burst is not an outage.
 POOL_SIZE = 64
 POOL_WAIT = 10.0
+# redis-py's async Cluster client cannot queue for a connection: past its cap a command
+# fails at once (MaxConnectionsError, a 503). So its cap is Redis' own default maxclients,
+# and a burst opens what it needs.
+CLUSTER_POOL_SIZE = 10_000
 
 
 class RedisURLError(ValueError):
@@ -61,7 +65,7 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
         nodes = [AsyncClusterNode(h, p) for h, p in _cluster_nodes(url)]
         return AsyncRedisCluster(
             startup_nodes=nodes,
-            max_connections=POOL_SIZE,
+            max_connections=CLUSTER_POOL_SIZE,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
         )

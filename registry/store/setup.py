@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 log = logging.getLogger("dnc.store")
 
@@ -15,14 +16,22 @@ log = logging.getLogger("dnc.store")
 INTSET_ENTRIES = 65536
 
 
+def _servers(client: Any) -> list[Any]:
+    """Every server that holds buckets: the one Redis, or each node of a Cluster
+    (redis-py would send a Cluster's CONFIG GET and CONFIG SET to one node only)."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_nodes()]
+    return [client]
+
+
 def tune(client: Any) -> bool:
     """Raise set-max-intset-entries; False where CONFIG is forbidden (managed services)."""
     try:
-        current = client.config_get("set-max-intset-entries")
-        values = current.values() if isinstance(current, dict) else [current]
-        if all(int(v) >= INTSET_ENTRIES for v in values if v is not None):
-            return True
-        client.config_set("set-max-intset-entries", INTSET_ENTRIES)
+        for server in _servers(client):
+            current = server.config_get("set-max-intset-entries")
+            values = current.values() if isinstance(current, dict) else [current]
+            if not all(int(v) >= INTSET_ENTRIES for v in values if v is not None):
+                server.config_set("set-max-intset-entries", INTSET_ENTRIES)
         return True
     except redis.ResponseError as exc:
         log.warning(
