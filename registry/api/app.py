@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry import embedded
+from registry import embedded, fastnumbers
 from registry.api import admin, carrier, errors, operator, ops, scrub, subscriber
 from registry.api.auth import Authenticator
 from registry.api.responses import JSON
@@ -107,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The number machines of the default region, built before the first scrub needs them.
+        await asyncio.to_thread(fastnumbers.warm, settings.default_region)
         follower = asyncio.create_task(_follow(services))
         try:
             yield
