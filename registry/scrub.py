@@ -43,6 +43,14 @@ class Batch:
     def e164(self) -> list[str]:
         return nums.e164_many(self.numbers)
 
+    def slice(self, start: int, stop: int) -> Batch:
+        return Batch(
+            self.inputs[start:stop],
+            self.numbers[start:stop],
+            self.status[start:stop],
+            self.reasons[start:stop],
+        )
+
 
 @dataclass
 class Tally:

@@ -4,6 +4,7 @@ in, a streamed text/csv answer out. Either way a receipt records what was scrubb
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -306,31 +307,34 @@ async def _scrub_stream(
     source: PlainLines | CsvTable,
     only: str | None,
 ) -> StreamingResponse:
-    """Stream the answer batch by batch; the receipt is stored before the last bytes go out,
-    and a failure mid-way cuts the stream off without them."""
+    """Decide every row first, then stream the answer a chunk at a time.
+
+    The whole list is confirmed in one pipelined round trip (a command pair per
+    bucket, not per bucket and chunk), so every Redis read happens before the
+    first byte and a failure there is a proper 503. The receipt is stored
+    before the last chunk goes out; if that fails the stream is cut off
+    without it, and the client never mistakes a partial answer for a whole one.
+    """
     services = request.app.state.services
     scrubber = services.scrubber
     version = await scrubber.prepare()
     tally = Tally()
     receipt_id = tally.new_id()
-    starts = list(range(0, len(source), BATCH_ROWS)) or [0]
-
-    async def run(start: int) -> bytes:
-        stop = min(start + BATCH_ROWS, len(source))
-        batch = await scrubber.run(source.texts(start, stop), query)
-        tally.add(batch)
-        return source.encode(start, stop, batch, only)
-
+    batch = await scrubber.run(source.texts(0, len(source)), query)
+    tally.add(batch)
+    bounds = [
+        (start, min(start + BATCH_ROWS, len(source))) for start in range(0, len(source), BATCH_ROWS)
+    ]
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([*source.header, "number", "status"])
-    pending = head.getvalue().encode() + await run(starts[0])  # errors here are a proper 503
 
     async def body() -> AsyncIterator[bytes]:
-        nonlocal pending
-        for start in starts[1:]:
+        pending = head.getvalue().encode()
+        for start, stop in bounds:
             ready = pending
-            pending = await run(start)
+            pending = source.encode(start, stop, batch.slice(start, stop), only)
             yield ready
+            await asyncio.sleep(0)  # let other requests run between chunks
         receipt = tally.receipt(operator.id, version, receipt_id)
         await services.receipts.put(receipt)
         _count(services, tally)
