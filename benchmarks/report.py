@@ -31,17 +31,18 @@ def floor_bytes(registered: int, space: int) -> float:
 # `dnc load` on the full world (commit 5f8bb26 plus the working tree of 2026-11-23).
 # Update these when the code they describe changes; they are printed only for unmet goals.
 SHORTFALLS = {
-    "1": "Profile of `dnc serve` under two 1M E.164 scrubs (12.9 s under cProfile): 6.4 s in "
-    "`RegistrationStore.confirm`. Each 65,536-row batch's ~6,500 Bloom maybes fall into ~2,000 "
-    "buckets, and each bucket costs one `SMISMEMBER` and one `HMGET` built by redis-py's "
-    "asyncio `pack_command`: 60,000 commands a scrub, 2.4 s packing and 1.9 s parsing replies "
-    "for the two. Then normalization 1.8 s, the CSV answer (`api/scrub.py` row list "
-    "comprehension, `rows.digits_matrix`) about 1.2 s, Bloom hashing 0.5 s. What would close "
-    "it: confirm a scrub's maybes in as few commands as possible (every bucket once a scrub, "
-    "not once a batch; no `HMGET` for buckets without a details hash, which bulk-loaded "
-    "buckets never have, or only for the members found), pack them with numpy as "
-    "`loader/bulk.py` does through `store/resp.py`, and encode the answer as numpy byte "
-    "matrices instead of per-row Python.",
+    "1": "A scrub now confirms the whole list once (one `SMISMEMBER` and one `HMGET` per "
+    "bucket, ~2,000 pairs; it was per 65,536-row chunk, ~64,000 commands and half the time "
+    "of the earlier profile) and writes its answer as numpy byte matrices (`registry/rows.py`). "
+    "What is left in the ~1.2 s: splitting the body into a million Python strings for the "
+    "normalizer (the digit automata take strings), the normalizer itself (~0.26 s), "
+    "redis-py's per-argument packing of the ~100,000 confirmed members and their `HMGET`, "
+    "and the 35 MB answer through uvicorn. The ceiling does none of the parsing, normalizing "
+    "or answering. What would close the gap: normalize straight from the body's byte buffer "
+    "(`PlainLines` already holds it with line bounds), pack the confirm commands with "
+    "`store/resp.py`'s numpy table on the async connection, skip `HMGET` for buckets without "
+    "a details hash (bulk-loaded buckets never have one), and read the request body while "
+    "the first rows are being decided.",
     "3": "The bucket sets and their index alone take about 2.0 B a number (intsets at 2 B a "
     "member plus key overhead), inside the goal; the change stream then holds every "
     "bulk-loaded number a second time for `DNC_RETENTION_DAYS`, about 1 B a number as "
