@@ -155,3 +155,13 @@ def carrier(new_key: Callable[..., dict[str, str]]) -> dict[str, str]:
 @pytest.fixture
 def operator(new_key: Callable[..., dict[str, str]]) -> dict[str, str]:
     return new_key("operator")
+
+
+def assert_error(answer: Any, status: int, code: str) -> dict[str, Any]:
+    """The answer has `status` and the contract's error shape with `code`; returns the error."""
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]  # type: ignore[no-any-return]

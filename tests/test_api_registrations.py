@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ready_client
+from conftest import assert_error, ready_client
 from fastapi.testclient import TestClient
 from httpx import Response
 
@@ -17,15 +17,6 @@ from registry.config import Settings
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
 NewKey = Callable[..., Headers]
-
-
-def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
 
 
 def when(iso: str) -> datetime:

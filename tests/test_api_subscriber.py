@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import ADMIN, ADMIN_KEY, ready_client, start_redis
+from conftest import ADMIN, ADMIN_KEY, assert_error, ready_client, start_redis
 from fastapi.testclient import TestClient
 from httpx import Response
 
@@ -31,15 +31,6 @@ LIMIT = 5
 
 _installed = Path(sys.executable).with_name("dnc")
 DNC = [str(_installed)] if _installed.exists() else [sys.executable, "-m", "registry.cli"]
-
-
-def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
 
 
 def assert_rate_limited(answer: Response, window: int) -> int:
