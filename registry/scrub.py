@@ -78,7 +78,7 @@ class Tally:
         return {
             "receipt_id": receipt_id or self.new_id(),
             "operator": operator_id,
-            "created_at": _iso(time.time()),
+            "created_at": iso(time.time()),
             "counts": dict(self.counts),
             "sha256": self.digest.hexdigest(),
             "registry_version": registry_version,
@@ -121,5 +121,6 @@ class Scrubber:
         return Batch(inputs, numbers, status, reasons)
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
+    """UTC ISO-8601 to the second, as every timestamp the API reports."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

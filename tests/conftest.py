@@ -1,6 +1,6 @@
 """Fixtures: real redis-server processes on free loopback ports, and the real ASGI app.
 
-No fakeredis and no mocks: every test talks to a redis-server started here
+No in-process stand-ins: every test talks to a redis-server started here
 from the same binary `dnc serve` embeds.
 
 A module marked `cluster` runs each test that uses `redis_url` twice: against

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from registry import numbers as nums
-from registry import rules
+from registry import rules, scrub
 from registry.api.errors import ApiError
 from registry.store.operators import Operator
 
@@ -62,4 +60,4 @@ def check_prefix(operator: Operator, value: int) -> None:
 def iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    return scrub.iso(epoch)
