@@ -32,7 +32,7 @@ end
 return removed
 """
 
-SCRIPTS = (changes.LOG_SCRIPT, REMOVE_SCRIPT)
+SCRIPTS = (changes.LOG_SCRIPT, changes.COMMIT_SCRIPT, REMOVE_SCRIPT)
 
 # One pipelined round trip carries at most this much.
 MAX_BUCKETS = 1024
@@ -43,9 +43,11 @@ Group = list[tuple[int, np.ndarray]]  # (bucket, its members ascending as int16 
 
 def bucket_groups(numbers: np.ndarray) -> Iterator[Group]:
     """Distinct numbers split by bucket, members ascending, in groups sized for one pipeline."""
-    distinct = np.unique(numbers)
-    if len(distinct) == 0:
+    if len(numbers) == 0:
         return
+    # A sort and a neighbour compare: numpy 2's hash-based unique is several times slower.
+    ordered = np.sort(numbers)
+    distinct = ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
     buckets, members = keys.split(distinct)
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
     ends = np.r_[starts[1:], len(distinct)]
@@ -97,9 +99,28 @@ class BulkWriter:
             )
             if not all(present)
         ]
-        self._log(changes.ADD, fresh)
+        if not fresh:
+            return 0
+        sizes = self._sizes([bucket for bucket, _ in fresh])
+        batch_ids = self._log(changes.ADD, fresh)
         calls = [(keys.numbers_set(bucket), members) for bucket, members in fresh]
-        return sum(resp.run(self.client, b"SADD", calls))
+        added = sum(resp.run(self.client, b"SADD", calls))
+        # Batches that are at least half of their bucket now live only in the set.
+        self._eval(
+            changes.COMMIT_SCRIPT,
+            [
+                changes.commit_args(self.retention_days, bucket, batch_id)
+                for (bucket, members), size, batch_id in zip(fresh, sizes, batch_ids, strict=True)
+                if len(members) >= size
+            ],
+        )
+        return added
+
+    def _sizes(self, buckets: list[int]) -> list[int]:
+        pipe = self.client.pipeline(transaction=False)
+        for bucket in buckets:
+            pipe.scard(keys.numbers_set(bucket))
+        return [int(size) for size in pipe.execute()]
 
     def _remove_group(self, group: Group) -> int:
         calls = [
@@ -114,8 +135,9 @@ class BulkWriter:
         self._log(changes.REMOVE, removed)
         return sum(len(members) for _, members in removed)
 
-    def _log(self, op: str, group: Group) -> None:
-        """One change-stream entry per bucket; adds also enter the bucket index."""
+    def _log(self, op: str, group: Group) -> list[str]:
+        """One change-stream entry per bucket, whose ids it returns; adds also enter the
+        bucket index."""
         calls = [
             changes.log_args(
                 self.retention_days,
@@ -124,11 +146,13 @@ class BulkWriter:
             )
             for bucket, members in group
         ]
-        self._eval(changes.LOG_SCRIPT, calls)
+        return [_text(entry_id) for entry_id, _ in self._eval(changes.LOG_SCRIPT, calls)]
 
     def _eval(self, script: str, calls: list[list[Any]]) -> list[Any]:
         """Run the script once per call, pipelined; a node that lost it (a restart, a new
         shard) is given it again and those calls retried. The replies come in call order."""
+        if not calls:
+            return []
         replies = self._evalsha(self.shas[script], calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
@@ -148,3 +172,7 @@ class BulkWriter:
         for args in calls:
             pipe.execute_command("EVALSHA", sha, *args)
         return list(pipe.execute(raise_on_error=False))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -16,10 +16,11 @@ import asyncio
 
 import numpy as np
 
-from registry.store import changes
+from registry.store import changes, dump, keys
 from registry.store.registrations import RegistrationStore
 
 K = 6  # bits set per number inside its word
+REAPPLY_MS = 60_000  # see RegisteredFilter._build
 BITS_PER_NUMBER = 16  # about 0.5% false positives at capacity for K=6 in 64-bit blocks
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -91,6 +92,8 @@ class RegisteredFilter:
         self.epoch: str | None = None
         self.cursor = "0-0"
         self.version = 0
+        # Batches this filter applied, whose snapshots it can then skip.
+        self.snapshots = changes.Snapshots()
         self._lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
 
@@ -100,8 +103,12 @@ class RegisteredFilter:
 
     async def _build(self) -> tuple[BloomFilter, str, str]:
         # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
+        # An add is logged a round trip before its number enters the set, so the cursor
+        # starts REAPPLY_MS back: an add logged before it whose write had not landed when
+        # the sets were read is applied from the stream.
         epoch = await self.store.epoch()
-        cursor = await self.store.last_change_id()
+        last = _stream_id(await self.store.last_change_id())[0]
+        cursor = f"{max(0, last - REAPPLY_MS)}-0"
         arrays = [numbers async for numbers in self.store.all_numbers()]
         total = sum(len(a) for a in arrays)
         bloom = BloomFilter(capacity=max(2 * total, 1_000_000))
@@ -113,6 +120,7 @@ class RegisteredFilter:
         bloom, epoch, cursor = await self._build()
         async with self._lock:
             self.bloom, self.epoch, self.cursor = bloom, epoch, cursor
+            self.snapshots = changes.Snapshots()
         await self.catch_up()
 
     async def catch_up(self) -> int:
@@ -122,10 +130,20 @@ class RegisteredFilter:
                 epoch, version, entries = await self.store.sync_point(self.cursor, self.page)
                 if epoch != self.epoch or self.bloom is None:
                     self.bloom, self.epoch, self.cursor = await self._build()
+                    self.snapshots = changes.Snapshots()
                     continue
+                buckets = self.snapshots.buckets(entries)
+                members: dict[int, np.ndarray] = {}
+                if buckets:
+                    found = await dump.bucket_members(self.store.redis, buckets)
+                    members = dict(zip(buckets, found, strict=True))
                 for entry_id, fields in entries:
                     change = changes.decode(entry_id, fields)
-                    if change.op == changes.ADD:
+                    self.snapshots.saw(change)
+                    if self.snapshots.needs(change):
+                        assert change.snapshot is not None
+                        self.bloom.add(keys.join(change.snapshot, members[change.snapshot]))
+                    elif change.op == changes.ADD:
                         self.bloom.add(change.numbers)
                     self.cursor = change.id
                 self.version = version
@@ -143,6 +161,7 @@ class RegisteredFilter:
                 if epoch == self.epoch:
                     # The new filter's cursor is not later than ours: catch_up re-applies the gap.
                     self.bloom, self.cursor = bloom, min(cursor, self.cursor, key=_stream_id)
+                    self.snapshots = changes.Snapshots()
         finally:
             self._rebuilding = None
 

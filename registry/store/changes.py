@@ -1,15 +1,27 @@
 """The change stream: every add and remove, with its time, in one Redis stream.
 
-An entry is either one number (`a` or `r` -> E.164 digits) or one bucket's
-batch from a bulk load (`A` or `R` -> bucket id, `z` -> the ascending members'
-gaps as zlib-compressed little-endian uint16). Batches keep a 10-million-number
-load to a few thousand entries, and the Bloom followers decode them with one
-numpy call each.
+An entry is one number (`a` or `r` -> E.164 digits), one bucket's batch from
+a bulk load (`A` or `R` -> bucket id, `z` -> the ascending members' gaps as
+zlib-compressed little-endian uint16), or a snapshot (`S` -> bucket id, `of` ->
+the id of the batch it replaced). Batches keep a 10-million-number load to a
+few thousand entries, and the Bloom followers decode them with one numpy call
+each.
 
 Order of writes, so that a crash between two of them can only over-block:
 an add is logged *before* the set changes (a follower may learn a number that
 never arrived: a false "maybe", confirmed away in Redis), a remove *after*
 (a change-list reader keeps blocking a number a little longer).
+
+Snapshots keep a bulk load from being stored twice. Once a batch's members
+are in their set, the loader swaps the batch for a snapshot entry in one
+script (`COMMIT_SCRIPT`): the members now live only in the set, and whoever
+reads the snapshot reads the bucket's set instead. Readers that saw the batch
+skip its snapshot; the others take every number the bucket holds at the time
+they read it, which is the batch plus numbers registered before or after it:
+for a follower of the full list, re-adding a number it has is harmless. The
+loader swaps only batches that are at least half of their bucket, so a
+snapshot never lists more than twice what was loaded. A crash before the swap
+leaves the batch in place: nothing is lost, the load just costs its memory.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from registry.store import keys
+from registry.store import dump, keys
 
 ADD, REMOVE = "add", "remove"
 
@@ -38,6 +50,15 @@ for i = sep + 1, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(fields))
 local version = redis.call('INCR', KEYS[2])
 return {id, version}
+"""
+
+
+# KEYS: changes. ARGV: minid, bucket, the batch's entry id. The batch's members are
+# in their set by now: log where to find them, then drop the copy.
+COMMIT_SCRIPT = """
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'S', ARGV[2], 'of', ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return id
 """
 
 
@@ -78,11 +99,17 @@ def _batch_members(fields: dict[bytes, bytes]) -> np.ndarray:
     return np.frombuffer(fields[b"m"], dtype="<i2")  # raw int16, as first written
 
 
+def commit_args(retention_days: int, bucket: int, batch_id: str) -> list[Any]:
+    return [1, keys.CHANGES, min_id(retention_days), bucket, batch_id]
+
+
 @dataclass(frozen=True)
 class Change:
     id: str
     op: str
-    numbers: np.ndarray  # int64 E.164 digits
+    numbers: np.ndarray  # int64 E.164 digits; empty for a snapshot, whose numbers are in its set
+    snapshot: int | None = None  # the bucket of a snapshot entry
+    batch: str | None = None  # a snapshot's batch entry; or this entry's id when it is a batch
 
     @property
     def at_ms(self) -> int:
@@ -90,14 +117,57 @@ class Change:
 
 
 def decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Change:
-    entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    entry = _text(entry_id)
     if b"a" in fields:
         return Change(entry, ADD, np.array([int(fields[b"a"])], dtype=np.int64))
     if b"r" in fields:
         return Change(entry, REMOVE, np.array([int(fields[b"r"])], dtype=np.int64))
+    if b"S" in fields:
+        return Change(entry, ADD, _NONE, int(fields[b"S"]), fields[b"of"].decode())
     op = ADD if b"A" in fields else REMOVE
     bucket = int(fields[b"A" if op == ADD else b"R"])
-    return Change(entry, op, keys.join(bucket, _batch_members(fields)))
+    return Change(entry, op, keys.join(bucket, _batch_members(fields)), batch=entry)
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+class Snapshots:
+    """Which snapshots a reader must expand: those whose batch it has not seen itself."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def saw(self, change: Change) -> None:
+        if change.op == ADD and change.batch == change.id:
+            if len(self.seen) >= self.limit:
+                self.seen.clear()  # forgetting only costs a re-read of a bucket
+            self.seen.add(change.id)
+
+    def needs(self, change: Change) -> bool:
+        """True for a snapshot to expand; a snapshot of a batch seen is already applied."""
+        if change.snapshot is None:
+            return False
+        if change.batch in self.seen:
+            self.seen.discard(change.batch)
+            return False
+        return True
+
+    def buckets(self, entries: list[Any]) -> list[int]:
+        """The buckets whose members a page of entries needs, without marking anything."""
+        batches = {_text(raw_id) for raw_id, fields in entries if b"A" in fields}
+        return [
+            int(fields[b"S"])
+            for _, fields in entries
+            if b"S" in fields
+            and (batch := fields[b"of"].decode()) not in self.seen
+            and batch not in batches
+        ]
+
+
+def _text(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
 class CursorError(ValueError):
@@ -105,7 +175,8 @@ class CursorError(ValueError):
 
 
 def parse_cursor(cursor: str | None) -> tuple[str, int]:
-    """`ID` resumes after entry ID; `ID.K` resumes inside entry ID at its K-th number."""
+    """`ID` resumes after entry ID; `ID.K` resumes inside entry ID: at its K-th number in
+    a batch, at the first member whose low 16 bits are K or more in a snapshot."""
     if not cursor or cursor == "0":
         return "0-0", 0
     entry, _, offset = cursor.partition(".")
@@ -116,6 +187,7 @@ def parse_cursor(cursor: str | None) -> tuple[str, int]:
 
 
 PAGE = 256  # stream entries per XRANGE round trip
+_LOW = (1 << keys.BUCKET_BITS) - 1
 
 
 @dataclass
@@ -133,6 +205,7 @@ class Reading:
     start: str
     found: list[tuple[int, str, int]] = field(default_factory=list)
     done: bool = False
+    snapshots: Snapshots = field(default_factory=Snapshots)
 
     @classmethod
     def after(
@@ -142,20 +215,30 @@ class Reading:
         start = entry_id if offset else f"({entry_id}"
         return cls(entry_id, offset, limit, keep, cursor or "0-0", start, done=limit <= 0)
 
-    def take(self, entries: list[Any]) -> None:
-        """Consume one XRANGE page; `done` once the limit is reached or the stream ends."""
+    def take(self, entries: list[Any], members: dict[int, np.ndarray]) -> None:
+        """Consume one XRANGE page, with the members of the buckets that `snapshots.buckets`
+        named for it; `done` once the limit is reached or the stream ends."""
         if not entries:
             self.done = True
             return
         for raw_id, fields in entries:
             change = decode(raw_id, fields)
-            begin = self.offset if change.id == self.entry_id else 0
-            tail = change.numbers[begin:]
+            self.snapshots.saw(change)
+            resume = self.offset if change.id == self.entry_id else 0
+            if self.snapshots.needs(change):
+                assert change.snapshot is not None
+                numbers = keys.join(change.snapshot, members[change.snapshot])
+                begin = int(np.searchsorted(numbers & _LOW, resume))
+            else:
+                numbers, begin = change.numbers, resume
+            tail = numbers[begin:]
             picked = np.flatnonzero(self.keep(tail))
             room = self.limit - len(self.found)
             self.found += [(n, change.op, change.at_ms) for n in tail[picked[:room]].tolist()]
             if len(picked) > room:
-                self.cursor, self.done = f"{change.id}.{begin + int(picked[room])}", True
+                at = int(picked[room])
+                position = int(tail[at]) & _LOW if change.snapshot is not None else begin + at
+                self.cursor, self.done = f"{change.id}.{position}", True
                 return
             self.cursor = change.id
             if len(self.found) >= self.limit:
@@ -171,7 +254,10 @@ async def read(
     """Up to `limit` changes after `cursor` that `keep` admits: (number, op, at_ms), next cursor."""
     reading = Reading.after(cursor, limit, keep)
     while not reading.done:
-        reading.take(await redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE))
+        entries = await redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE)
+        buckets = reading.snapshots.buckets(entries)
+        found = await dump.bucket_members(redis, buckets) if buckets else []
+        reading.take(entries, dict(zip(buckets, found, strict=True)))
     return reading.found, reading.cursor
 
 
@@ -181,7 +267,10 @@ def read_sync(
     """`read` on a synchronous client, for the command line."""
     reading = Reading.after(cursor, limit, keep)
     while not reading.done:
-        reading.take(redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE))
+        entries = redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE)
+        buckets = reading.snapshots.buckets(entries)
+        found = dump.bucket_members_sync(redis, buckets) if buckets else []
+        reading.take(entries, dict(zip(buckets, found, strict=True)))
     return reading.found, reading.cursor
 
 

@@ -12,7 +12,12 @@ caller asks SMEMBERS instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+
+from registry.store import keys
 
 _RDB_TYPE_SET_INTSET = 11
 _DTYPES = {2: "<i2", 4: "<i4", 8: "<i8"}
@@ -50,3 +55,46 @@ def intset_members(payload: bytes | None) -> np.ndarray | None:
     if dtype is None or len(blob) != 8 + count * encoding:
         return None
     return np.frombuffer(blob, dtype=dtype, offset=8).astype(np.int64)
+
+
+def _decoded(payloads: list[bytes | None]) -> tuple[list[np.ndarray | None], list[int]]:
+    """Members of each payload (an empty array for a missing key); and which need SMEMBERS."""
+    members = [intset_members(p) if p else _EMPTY for p in payloads]
+    return members, [i for i, m in enumerate(members) if m is None]
+
+
+def _from_smembers(found: set[bytes]) -> np.ndarray:
+    return np.sort(np.fromiter(map(int, found), dtype=np.int64, count=len(found)))
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+async def bucket_members(redis: Any, buckets: Sequence[int]) -> list[np.ndarray]:
+    """The members of each bucket's set, ascending (int64), in at most two round trips."""
+    pipe = redis.pipeline(transaction=False)
+    for bucket in buckets:
+        pipe.dump(keys.numbers_set(bucket))
+    members, missing = _decoded(await pipe.execute())
+    if missing:
+        pipe = redis.pipeline(transaction=False)
+        for i in missing:
+            pipe.smembers(keys.numbers_set(buckets[i]))
+        for i, found in zip(missing, await pipe.execute(), strict=True):
+            members[i] = _from_smembers(found)
+    return members  # type: ignore[return-value]
+
+
+def bucket_members_sync(redis: Any, buckets: Sequence[int]) -> list[np.ndarray]:
+    """`bucket_members` on a synchronous client."""
+    pipe = redis.pipeline(transaction=False)
+    for bucket in buckets:
+        pipe.dump(keys.numbers_set(bucket))
+    members, missing = _decoded(pipe.execute())
+    if missing:
+        pipe = redis.pipeline(transaction=False)
+        for i in missing:
+            pipe.smembers(keys.numbers_set(buckets[i]))
+        for i, found in zip(missing, pipe.execute(), strict=True):
+            members[i] = _from_smembers(found)
+    return members  # type: ignore[return-value]

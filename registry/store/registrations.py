@@ -114,25 +114,8 @@ class RegistrationStore:
         buckets = bucket_list(await self.redis.smembers(keys.BUCKETS), prefixes)
         for start in range(0, len(buckets), chunk):
             group = buckets[start : start + chunk]
-            pipe = self.redis.pipeline(transaction=False)
-            for bucket in group:
-                pipe.dump(keys.numbers_set(bucket))
-            payloads = await pipe.execute()
-            members = [dump.intset_members(p) for p in payloads]
-            missing = [
-                i for i, (p, m) in enumerate(zip(payloads, members, strict=True)) if p and m is None
-            ]
-            if missing:
-                pipe = self.redis.pipeline(transaction=False)
-                for i in missing:
-                    pipe.smembers(keys.numbers_set(group[i]))
-                for i, found in zip(missing, await pipe.execute(), strict=True):
-                    members[i] = np.sort(np.fromiter(map(int, found), dtype=np.int64))
-            arrays = [
-                keys.join(b, m)
-                for b, m in zip(group, members, strict=True)
-                if m is not None and len(m)
-            ]
+            found = await dump.bucket_members(self.redis, group)
+            arrays = [keys.join(b, m) for b, m in zip(group, found, strict=True) if len(m)]
             if arrays:
                 numbers = np.concatenate(arrays)
                 yield numbers[nums.in_prefixes(numbers, prefixes)] if prefixes else numbers
