@@ -24,6 +24,7 @@ _PLAIN[[_TAB, _NL, _CR]] = True
 _POWERS = 10 ** np.arange(16, dtype=np.int64)
 _POSITION = np.arange(_MAX_DIGITS, dtype=np.int64)
 _QUADS = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
+_QUADS32 = _QUADS.view(np.uint32).ravel()
 
 
 def is_plain_ascii(body: np.ndarray) -> bool:
@@ -54,21 +55,34 @@ def split_lines(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def digits_matrix(numbers: np.ndarray) -> np.ndarray:
-    """'+' and the digits of each number, right-aligned in a (n, 16) uint8 matrix padded
-    with zeros; a row of zeros where the number is 0 (invalid)."""
+    """'+' and the digits of each number, right-aligned in a uint8 matrix padded with
+    zeros; a row of zeros where the number is 0 (invalid). The matrix is 16 columns
+    wide, or just wide enough when every valid number has the same count of digits
+    (a scrub list of one country usually has), which then needs no padding at all."""
     n = len(numbers)
     value = numbers.astype(np.int64)
     out = np.empty((n, _MAX_DIGITS), dtype=np.uint8)
-    rest = value
-    for col in (12, 8, 4, 0):
-        quad = rest % 10_000
-        rest = rest // 10_000
-        out[:, col : col + 4] = _QUADS[quad]
-    # Blank the leading zeros, then put the '+' just before the first digit.
-    width = np.searchsorted(_POWERS, value, side="right")
-    out[_POSITION[None, :] < (_MAX_DIGITS - width)[:, None]] = 0
-    valid = np.flatnonzero(width > 0)
-    out[valid, _MAX_DIGITS - 1 - width[valid]] = ord("+")
+    # Four digits at a time, as one uint32 from a table: two 8-digit halves, then quads.
+    high = (value // 100_000_000).astype(np.uint32)
+    low = (value - high.astype(np.int64) * 100_000_000).astype(np.uint32)
+    quads = out.view(np.uint32)
+    for col, half in ((0, high), (2, low)):
+        quads[:, col] = _QUADS32[half // 10_000]
+        quads[:, col + 1] = _QUADS32[half % 10_000]
+    valid = value > 0
+    if n and valid.any():
+        smallest, largest = int(value[valid].min()), int(value[valid].max())
+        width = len(str(smallest))
+        if len(str(largest)) == width:
+            out = out[:, _MAX_DIGITS - width - 1 :]
+            out[:, 0] = ord("+")
+            if not valid.all():
+                out[~valid] = 0
+            return out
+    widths = np.searchsorted(_POWERS, value, side="right")
+    out[_POSITION[None, :] < (_MAX_DIGITS - widths)[:, None]] = 0
+    rows = np.flatnonzero(widths > 0)
+    out[rows, _MAX_DIGITS - 1 - widths[rows]] = ord("+")
     return out
 
 
@@ -90,7 +104,8 @@ def _input_slots(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
     if len(body) < int(ends.max()) + width:
         body = np.concatenate([body, np.zeros(width, dtype=np.uint8)])
     slots = np.lib.stride_tricks.sliding_window_view(body, width)[starts]
-    slots[np.arange(width)[None, :] >= lengths[:, None]] = 0
+    if int(lengths.min()) < width:
+        slots[np.arange(width)[None, :] >= lengths[:, None]] = 0
     return slots
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from registry import numbers as nums
 from registry.rules import ALL_CHANNELS, Preferences
-from registry.store import changes, dump, keys
+from registry.store import changes, dump, keys, resp
 
 # KEYS: set, details. ARGV: member, now, "channels|allowed|source".
 REGISTER_SCRIPT = """
@@ -186,24 +187,21 @@ class RegistrationStore:
             return result
         buckets, members = keys.split(numbers)
         order = np.argsort(buckets, kind="stable")
-        sorted_buckets = buckets[order]
+        sorted_buckets, sorted_members = buckets[order], members[order]
         starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]])
         ends = np.r_[starts[1:], n]
-        pipe = self.redis.pipeline(transaction=False)
-        groups = []
+        calls = []
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            bucket = int(sorted_buckets[start])
-            index = order[start:end]
-            group_members = members[index].tolist()
-            pipe.smismember(keys.numbers_set(bucket), group_members)
-            pipe.hmget(keys.details(bucket), group_members)
-            groups.append(index)
-        replies = await pipe.execute()
-        for i, index in enumerate(groups):
-            result.registered[index] = np.array(replies[2 * i], dtype=bool)
-            for j, raw in zip(index.tolist(), replies[2 * i + 1], strict=True):
-                if raw is not None:
-                    _, channels, allowed, _ = raw.split(b"|", 3)
-                    result.channels[j] = int(channels)
-                    result.allowed[j] = int(allowed)
+            bucket, group = int(sorted_buckets[start]), sorted_members[start:end]
+            calls.append((b"SMISMEMBER", keys.numbers_set(bucket), group))
+            calls.append((b"HMGET", keys.details(bucket), group))
+        replies = await resp.run_async(self.redis, calls)
+        # The replies list the members bucket by bucket: in `order`.
+        flags = chain.from_iterable(replies[0::2])
+        result.registered[order] = np.fromiter(flags, dtype=np.int8, count=n).astype(bool)
+        details = list(chain.from_iterable(replies[1::2]))
+        for j in [j for j, raw in enumerate(details) if raw is not None]:
+            _, channels, allowed, _ = details[j].split(b"|", 3)
+            result.channels[order[j]] = int(channels)
+            result.allowed[order[j]] = int(allowed)
         return result

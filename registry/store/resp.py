@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
@@ -43,6 +44,32 @@ def pack(command: bytes, key: str, members: np.ndarray) -> bytes:
     )
     cells = _MEMBERS[members.astype(np.int64) + keys.MEMBER_OFFSET]
     return head + cells[cells != 0].tobytes()
+
+
+_CELL_BYTES = np.count_nonzero(_MEMBERS, axis=1)
+
+
+def pack_many(calls: list[tuple[bytes, str, np.ndarray]]) -> bytes:
+    """`command key member...` for every call, in RESP, with one gather for all members."""
+    if not calls:
+        return b""
+    index = np.concatenate([members for _, _, members in calls]).astype(np.int64)
+    index += keys.MEMBER_OFFSET
+    cells = _MEMBERS[index]
+    blob = cells[cells != 0].tobytes()
+    counts = np.array([len(members) for _, _, members in calls], dtype=np.int64)
+    # Where each call's members start and end in the blob.
+    byte_ends = np.r_[0, np.cumsum(_CELL_BYTES[index])]
+    bounds = byte_ends[np.r_[0, np.cumsum(counts)]].tolist()
+    parts = []
+    for i, (command, key, members) in enumerate(calls):
+        name = key.encode()
+        parts.append(
+            b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+            % (len(members) + 2, len(command), command, len(name), name)
+        )
+        parts.append(blob[bounds[i] : bounds[i + 1]])
+    return b"".join(parts)
 
 
 def _connection_pool(client: Any, key: str) -> Any:
@@ -82,4 +109,40 @@ def run(client: Any, command: bytes, calls: list[tuple[str, np.ndarray]]) -> lis
         if isinstance(reply, ResponseError):
             key, members = calls[i]
             replies[i] = client.execute_command(command.decode(), key, *members.tolist())
+    return replies
+
+
+async def run_async(client: Any, calls: list[tuple[bytes, str, np.ndarray]]) -> list[Any]:
+    """`command key members` for each call on an asyncio client, in one round trip on a
+    single node; replies in call order, an error reply raised. On a Cluster the calls go
+    through redis-py's pipeline, which routes each to its node."""
+    if not calls:
+        return []
+    if isinstance(client, AsyncRedisCluster):
+        pipe = client.pipeline(transaction=False)
+        for command, key, members in calls:
+            pipe.execute_command(command.decode(), key, *members.tolist())
+        return list(await pipe.execute())
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_packed_command(
+            pack_many(calls),
+            check_health=False,
+        )
+        replies = []
+        error: ResponseError | None = None
+        for _ in calls:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as exc:  # read the rest, so the connection stays in step
+                error = error or exc
+                replies.append(None)
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+    if error is not None:
+        raise error
     return replies
