@@ -12,6 +12,11 @@ phonenumbers itself. The walk is one numpy step per character column over all in
 of a chunk together. National input that starts with an international prefix (`00`,
 `011`) takes a second walk, from after the prefix, as '+' input.
 
+`classify` takes strings; `classify_lines` takes the lines of a byte buffer (a
+text/plain body) without making a string of each; `classify_one` walks the same
+table for one string in plain Python, where numpy's cost per call would be most of
+the work.
+
 Machines are built the first time a batch needs them (tens of milliseconds each, a
 few hundred for the biggest), then kept for the life of the process.
 """
@@ -23,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import phonenumbers
+from numpy.lib.stride_tricks import sliding_window_view
 
 from registry import parse_machines as machines
 from registry.digit_automata import DIGITS, Dfa
@@ -33,8 +39,9 @@ UNDECIDED, VALID = -1, 0
 # The machines mirror phonenumbers 9's parse(); under another major version, no fast path.
 ENABLED = phonenumbers.__version__.split(".")[0] == "9"
 
-_CHUNK = 1 << 16  # inputs per numpy pass: big enough to amortize, small enough for the cache
+_CHUNK = 1 << 15  # inputs per numpy pass: big enough to amortize, small enough for the cache
 _MAX_CHARS = 40  # longer input goes to phonenumbers (a number in these shapes is shorter)
+_MAX_VALUE_DIGITS = 18  # an int64 holds this many digits exactly; valid input with more: ask
 
 # Character classes, which are also the columns of the transition table.
 _SEPARATOR, _PLUS, _OTHER = DIGITS, DIGITS + 1, DIGITS + 2
@@ -43,8 +50,14 @@ _CLASS = np.full(256, _OTHER, dtype=np.uint8)
 _CLASS[ord("0") : ord("9") + 1] = np.arange(DIGITS, dtype=np.uint8)
 _CLASS[[ord(c) for c in " -.()"]] = _SEPARATOR
 _CLASS[ord("+")] = _PLUS
-_TEL = np.frombuffer(b"tel:", dtype=np.uint8)
+_TEL = np.frombuffer(b"tel:", dtype=np.uint8)[:, None]
+_POSITION = np.arange(_MAX_CHARS)[:, None]
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
+# The same classes for one string at a time, through bytes.translate.
+_CLASS_BYTES = _CLASS.tobytes()
+_NOT_DIGITS = bytes(b for b in range(256) if not ord("0") <= b <= ord("9"))
+_TEL_CLASSES = bytes([_SEPARATOR] * 4)
+_TEL_PREFIXES = (b"tel:", b"tel\x1a")  # what `chars | 0x20 == "tel:"` matches
 
 # The head of the table: the sink, the start for a region without a national machine
 # ('+' input only), the trie of country codes, and a state per code whose machine is
@@ -74,6 +87,7 @@ class _Tables:
         self.verdict = np.full(_HEAD, UNDECIDED, dtype=np.int8)
         self.code = np.zeros(_HEAD, dtype=np.int64)  # the country code of the machine
         self._link()
+        self._flatten()
 
     def extended(self, national: dict[str, Dfa], international: dict[int, Dfa]) -> _Tables:
         new = _Tables.__new__(_Tables)
@@ -108,6 +122,7 @@ class _Tables:
         for name, arrays in parts.items():
             setattr(new, name, np.concatenate(arrays).astype(arrays[0].dtype))
         new._link()
+        new._flatten()
         return new
 
     def _link(self) -> None:
@@ -126,6 +141,17 @@ class _Tables:
                     head[state, digit] = self.entry.get(int(longer), _WAITING[int(longer)])
         for state in _WAITING.values():
             head[state, :] = state
+
+    def _flatten(self) -> None:
+        """The table as the walks read it: `flat[state * _COLUMNS + class]` is the next
+        state times _COLUMNS, one addition and one lookup a character. The memoryviews
+        give plain Python ints, for `classify_one`."""
+        self.flat = (self.trans.astype(np.int64) * _COLUMNS).reshape(-1)
+        self.flat_view = self.flat.data
+        self.nsn_view = self.nsn.data
+        self.idd_view = self.idd.data
+        self.verdict_view = self.verdict.data
+        self.code_view = self.code.data
 
 
 def _country_code(region: str) -> int:
@@ -175,16 +201,93 @@ def classify(texts: Sequence[str], region: str) -> tuple[np.ndarray, np.ndarray]
         return values, verdicts
     national = region if region in phonenumbers.SUPPORTED_REGIONS else None
     for low in range(0, len(texts), _CHUNK):
-        part = slice(low, min(low + _CHUNK, len(texts)))
-        values[part], verdicts[part] = _chunk(texts[part], national)
+        part = texts[low : low + _CHUNK]
+        lengths = np.fromiter(map(len, part), dtype=np.int64, count=len(part))
+        # One byte per character: anything outside ASCII becomes '?', which no shape accepts.
+        buffer = np.frombuffer("".join(part).encode("ascii", "replace"), dtype=np.uint8)
+        ends = np.cumsum(lengths)
+        done = slice(low, low + len(part))
+        values[done], verdicts[done] = _chunk(buffer, ends - lengths, ends, national)
     return values, verdicts
 
 
-def _chunk(texts: Sequence[str], region: str | None) -> tuple[np.ndarray, np.ndarray]:
+def classify_lines(
+    buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, region: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`classify` of the lines `buffer[starts[i]:ends[i]]` of a uint8 buffer.
+
+    The same answers as `classify` of the lines decoded as UTF-8: any byte outside
+    ASCII is a character no shape accepts, so such a line is UNDECIDED, whatever it
+    decodes to (or if it does not decode at all).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    values = np.zeros(len(starts), dtype=np.int64)
+    verdicts = np.full(len(starts), UNDECIDED, dtype=np.int8)
+    if not ENABLED:
+        return values, verdicts
+    national = region if region in phonenumbers.SUPPORTED_REGIONS else None
+    for low in range(0, len(starts), _CHUNK):
+        part = slice(low, low + _CHUNK)
+        values[part], verdicts[part] = _chunk(buffer, starts[part], ends[part], national)
+    return values, verdicts
+
+
+def classify_one(text: str, region: str) -> tuple[int, int]:
+    """`classify` of one input, walked in plain Python: a few microseconds, where a numpy
+    batch of one costs a hundred.
+
+    It never builds a machine (that takes longer than asking phonenumbers): input that
+    needs one not built yet is UNDECIDED.
+    """
+    tables = _tables
+    start = tables.national.get(region)
+    if start is None:
+        if region in phonenumbers.SUPPORTED_REGIONS:
+            return 0, UNDECIDED
+        start = _PLUS_ONLY
+    if not ENABLED or len(text) > _MAX_CHARS or not text.isascii():
+        return 0, UNDECIDED
+    data = text.encode()
+    classes = data.translate(_CLASS_BYTES)
+    if data[:4].lower() in _TEL_PREFIXES:
+        classes = _TEL_CLASSES + classes[4:]
+    flat = tables.flat_view
+    state = start * _COLUMNS
+    for column in classes:
+        state = flat[state + column]
+    state //= _COLUMNS
+    digits = data.translate(None, _NOT_DIGITS)
+    idd = tables.idd_view[state]
+    if idd >= 0:  # digits after an international prefix: '+' input, from the trie on
+        state = _TRIE[""] * _COLUMNS
+        for column in _after_digits(classes, idd):
+            state = flat[state + column]
+        state //= _COLUMNS
+        digits = digits[idd:]
+    nsn = tables.nsn_view[state]
+    if nsn < 0:
+        return 0, tables.verdict_view[state]
+    rest = len(digits) - nsn
+    return tables.code_view[state] * 10**rest + int(digits[nsn:] or b"0"), VALID
+
+
+def _after_digits(classes: bytes, count: int) -> bytes:
+    """The classes after the first `count` digits."""
+    for i, column in enumerate(classes):
+        if count == 0:
+            return classes[i:]
+        count -= column < DIGITS
+    return b""
+
+
+def _chunk(
+    buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, region: str | None
+) -> tuple[np.ndarray, np.ndarray]:
     tables = _tables
     if region is not None and region not in tables.national:
         tables = _with(region, [])
-    classes, fits = _classes(texts)
+    classes, fits = _classes(buffer, starts, ends)
     start = np.where(fits, tables.national[region] if region else _PLUS_ONLY, _SINK)
     tables, state, value, digits = _walk(tables, classes, start)
     # Digits after an international prefix: '+' input, from the trie on.
@@ -201,25 +304,46 @@ def _chunk(texts: Sequence[str], region: str | None) -> tuple[np.ndarray, np.nda
     valid = nsn >= 0
     rest = np.where(valid, digits - nsn, 0)
     e164 = tables.code[state] * _POW10[rest] + value % _POW10[rest]
-    return np.where(valid, e164, 0), tables.verdict[state]
+    verdicts = tables.verdict[state]
+    verdicts[valid & (digits > _MAX_VALUE_DIGITS)] = UNDECIDED
+    return np.where(verdicts == VALID, e164, 0), verdicts
 
 
-def _classes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The class of every character, a column per input; and which inputs are short enough."""
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    # One byte per character: anything outside ASCII becomes '?', which no shape accepts.
-    buffer = np.frombuffer("".join(texts).encode("ascii", "replace") + b"\0", dtype=np.uint8)
+def _classes(
+    buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The class of every character, a column per input (column i holds the characters
+    of input i, then separators); and which inputs are short enough."""
+    lengths = ends - starts
     width = int(min(lengths.max(initial=0), _MAX_CHARS))
-    columns = np.arange(width)
-    inside = columns < lengths[:, None]
-    starts = np.cumsum(lengths) - lengths
-    chars = buffer[np.where(inside, starts[:, None] + columns, len(buffer) - 1)]
-    classes = _CLASS[chars]
-    classes[~inside] = _SEPARATOR
+    chars = _aligned(buffer, starts, lengths, width)
+    if chars is None:
+        chars = np.take(buffer, starts + _POSITION[:width], mode="clip")
+        classes = np.take(_CLASS, chars)
+        np.putmask(classes, _POSITION[:width] >= lengths, _SEPARATOR)
+    else:
+        classes = np.take(_CLASS, chars)
     if width >= 4:  # phonenumbers skips a leading 'tel:' (any case) like any other junk
-        tel = ((chars[:, :4] | 0x20) == _TEL).all(axis=1)
-        classes[tel, :4] = _SEPARATOR
-    return np.ascontiguousarray(classes.T), lengths <= _MAX_CHARS
+        maybe = np.flatnonzero(((chars[0] | 0x20) == _TEL[0]) & (lengths >= 4))
+        tel = maybe[((chars[:4, maybe] | 0x20) == _TEL).all(axis=0)]
+        classes[:4, tel] = _SEPARATOR
+    return classes, lengths <= _MAX_CHARS
+
+
+def _aligned(
+    buffer: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int
+) -> np.ndarray | None:
+    """The characters as a view of the buffer, when every input has the same length and
+    they follow each other at a fixed step (a list written one way): no copy, and no
+    padding to mask."""
+    if len(starts) < 2 or not (lengths == width).all():
+        return None
+    step = int(starts[1] - starts[0])
+    if step <= 0 or not (np.diff(starts) == step).all():
+        return None
+    first = int(starts[0])
+    windows = sliding_window_view(buffer[first : int(starts[-1]) + width], width)
+    return windows[::step].T
 
 
 def _walk(
@@ -242,13 +366,26 @@ def _walk(
 def _steps(
     tables: _Tables, classes: np.ndarray, start: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    trans = tables.trans.reshape(-1)
-    state = start.astype(np.int32)
-    value = np.zeros(len(state), dtype=np.int64)
-    digits = np.zeros(len(state), dtype=np.int64)
+    state = start * _COLUMNS
+    step = np.empty_like(state)
     for column in classes:
-        state = trans[state * _COLUMNS + column]
-        is_digit = column < DIGITS
-        value = np.where(is_digit, value * 10 + column, value)
-        digits += is_digit
-    return state, value, digits
+        np.add(state, column, out=step)
+        np.take(tables.flat, step, out=state, mode="clip")  # in range: "clip" skips a check
+    value, digits = _digits(classes)
+    return state // _COLUMNS, value, digits
+
+
+def _digits(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The digits of each input as one int64 (exact up to _MAX_VALUE_DIGITS), and how many.
+
+    Horner's rule over the columns, with a factor of 1 and a term of 0 where there is
+    no digit: in-place uint8 arithmetic, which costs a fifth of choosing with a mask.
+    """
+    is_digit = (classes < DIGITS).view(np.uint8)
+    factors = is_digit * np.uint8(9) + np.uint8(1)
+    terms = classes * is_digit
+    value = np.zeros(classes.shape[1], dtype=np.int64)
+    for factor, term in zip(factors, terms, strict=True):
+        value *= factor
+        value += term
+    return value, is_digit.sum(axis=0, dtype=np.int64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,25 +32,34 @@ class ScrubQuery:
     prefixes: tuple[str, ...] = ()
 
 
+# Why a row is invalid: a code into REASONS, 0 (None) for a valid row.
+REASONS: tuple[str | None, ...] = (*nums.REASONS, NOT_SUBSCRIBED)
+NOT_SUBSCRIBED_CODE = len(nums.REASONS)
+NOT_A_NUMBER_CODE = nums.REASONS.index(nums.NOT_A_NUMBER)
+
+
 @dataclass
 class Batch:
     """One batch's answers, aligned with its inputs."""
 
-    inputs: list[str]
     numbers: np.ndarray  # int64 E.164 digits, 0 where invalid
     status: np.ndarray  # int8: rules.CALLABLE, BLOCKED or INVALID
-    reasons: list[str | None]  # why invalid, None elsewhere
+    reasons: np.ndarray  # int8 codes into REASONS: why invalid, 0 elsewhere
 
     def e164(self) -> list[str]:
         return nums.e164_many(self.numbers)
 
+    def reason(self, row: int) -> str | None:
+        return REASONS[int(self.reasons[row])]
+
     def slice(self, start: int, stop: int) -> Batch:
-        return Batch(
-            self.inputs[start:stop],
-            self.numbers[start:stop],
-            self.status[start:stop],
-            self.reasons[start:stop],
-        )
+        return Batch(self.numbers[start:stop], self.status[start:stop], self.reasons[start:stop])
+
+    def not_numbers(self, rows: list[int]) -> None:
+        """Mark rows whose input was not a number at all (a JSON object, say)."""
+        self.numbers[rows] = 0
+        self.status[rows] = rules.INVALID
+        self.reasons[rows] = NOT_A_NUMBER_CODE
 
 
 @dataclass
@@ -94,15 +104,24 @@ class Scrubber:
         """Bring the Bloom filter up to the registry as of now; returns the registry version."""
         return await self.bloom.catch_up()
 
-    async def run(self, inputs: list[str], query: ScrubQuery) -> Batch:
-        """Scrub one batch. Call `prepare()` once before the first batch of a request."""
-        numbers, reasons = nums.normalize_many(inputs, query.region)
+    async def run(self, inputs: Sequence[str], query: ScrubQuery) -> Batch:
+        """Scrub a list of inputs. Call `prepare()` once before the first batch of a request."""
+        numbers, reasons = nums.normalize_codes(inputs, query.region)
+        return await self._decide(numbers, reasons, query)
+
+    async def run_lines(
+        self, buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, query: ScrubQuery
+    ) -> Batch:
+        """`run` on the lines of a text body, read straight from its bytes."""
+        numbers, reasons = nums.normalize_lines(buffer, starts, ends, query.region)
+        return await self._decide(numbers, reasons, query)
+
+    async def _decide(self, numbers: np.ndarray, reasons: np.ndarray, query: ScrubQuery) -> Batch:
         if query.prefixes:
             outside = (numbers != 0) & ~nums.in_prefixes(numbers, query.prefixes)
-            for i in np.flatnonzero(outside).tolist():
-                reasons[i] = NOT_SUBSCRIBED
+            reasons[outside] = NOT_SUBSCRIBED_CODE
             numbers[outside] = 0
-        status = np.full(len(inputs), rules.INVALID, dtype=np.int8)
+        status = np.full(len(numbers), rules.INVALID, dtype=np.int8)
         valid = np.flatnonzero(numbers != 0)
         candidates = valid[self.bloom.might_contain(numbers[valid])]
         found = await self.store.confirm(numbers[candidates])
@@ -118,7 +137,7 @@ class Scrubber:
         status[valid], _ = rules.decide(
             registered, channels, allowed, consent, query.channel, query.category
         )
-        return Batch(inputs, numbers, status, reasons)
+        return Batch(numbers, status, reasons)
 
 
 def iso(epoch: float) -> str:

@@ -15,13 +15,12 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from registry import numbers as nums
 from registry import rows, rules
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
-from registry.scrub import Batch, ScrubQuery, Tally
+from registry.scrub import Batch, Scrubber, ScrubQuery, Tally
 from registry.store.operators import Operator
 
 router = APIRouter(tags=["operators"])
@@ -146,7 +145,10 @@ class PlainLines:
             return b""
         if rows.fast_rows(self.buf, starts, ends).all():
             return rows.plain_answer(self.buf, starts, ends, numbers, status)
-        return _encode(batch, None, only)
+        return _encode(batch, [[text] for text in self.texts(a, b)], only)
+
+    async def scrub(self, scrubber: Scrubber, query: ScrubQuery) -> Batch:
+        return await scrubber.run_lines(self.buf, self.starts, self.ends, query)
 
 
 class CsvTable:
@@ -164,6 +166,9 @@ class CsvTable:
 
     def encode(self, a: int, b: int, batch: Batch, only: str | None) -> bytes:
         return _encode(batch, self.table[a:b], only)
+
+    async def scrub(self, scrubber: Scrubber, query: ScrubQuery) -> Batch:
+        return await scrubber.run(self.texts(0, len(self)), query)
 
 
 def parse_csv(
@@ -261,10 +266,7 @@ async def _scrub_json(
     services = request.app.state.services
     version = await services.scrubber.prepare()
     batch = await services.scrubber.run(inputs, query)
-    batch.numbers[not_numbers] = 0
-    batch.status[not_numbers] = rules.INVALID
-    for i in not_numbers:
-        batch.reasons[i] = nums.NOT_A_NUMBER
+    batch.not_numbers(not_numbers)
     tally = Tally()
     tally.add(batch)
     receipt = tally.receipt(operator.id, version)
@@ -278,25 +280,24 @@ async def _scrub_json(
             "counts": receipt["counts"],
             "blocked": [f"+{n}" for n in batch.numbers[blocked].tolist()],
             "invalid": [
-                {"index": i, "input": inputs[i], "reason": batch.reasons[i]}
+                {"index": i, "input": inputs[i], "reason": batch.reason(i)}
                 for i in invalid.tolist()
             ],
         }
     )
 
 
-def _encode(batch: Batch, table: list[list[str]] | None, only: str | None) -> bytes:
+def _encode(batch: Batch, cells: list[list[str]], only: str | None) -> bytes:
+    """Rows through the csv module: each row's cells, then its number and status. The
+    rows plain_answer cannot write (a quote, a comma, a very long input) and CSV tables."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    keep = np.arange(len(batch.inputs))
+    keep = np.arange(len(cells))
     if only == "callable":
         keep = np.flatnonzero(batch.status == rules.CALLABLE)
     e164 = batch.e164()
     status = _STATUS[batch.status]
-    if table is None:
-        writer.writerows((batch.inputs[i], e164[i], status[i]) for i in keep.tolist())
-    else:
-        writer.writerows([*table[i], e164[i], status[i]] for i in keep.tolist())
+    writer.writerows([*cells[i], e164[i], status[i]] for i in keep.tolist())
     return out.getvalue().encode()
 
 
@@ -320,7 +321,7 @@ async def _scrub_stream(
     version = await scrubber.prepare()
     tally = Tally()
     receipt_id = tally.new_id()
-    batch = await scrubber.run(source.texts(0, len(source)), query)
+    batch = await source.scrub(scrubber, query)
     tally.add(batch)
     bounds = [
         (start, min(start + BATCH_ROWS, len(source))) for start in range(0, len(source), BATCH_ROWS)
