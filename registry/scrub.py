@@ -45,21 +45,32 @@ class Batch:
     numbers: np.ndarray  # int64 E.164 digits, 0 where invalid
     status: np.ndarray  # int8: rules.CALLABLE, BLOCKED or INVALID
     reasons: np.ndarray  # int8 codes into REASONS: why invalid, 0 elsewhere
+    _digits: np.ndarray | None = field(default=None, repr=False)
 
     def e164(self) -> list[str]:
         return nums.e164_many(self.numbers)
+
+    def digits(self) -> np.ndarray:
+        """The numbers as rows.digits_matrix, made once for the answer and the receipt."""
+        if self._digits is None:
+            self._digits = rows.digits_matrix(self.numbers)
+        return self._digits
 
     def reason(self, row: int) -> str | None:
         return REASONS[int(self.reasons[row])]
 
     def slice(self, start: int, stop: int) -> Batch:
-        return Batch(self.numbers[start:stop], self.status[start:stop], self.reasons[start:stop])
+        digits = None if self._digits is None else self._digits[start:stop]
+        return Batch(
+            self.numbers[start:stop], self.status[start:stop], self.reasons[start:stop], digits
+        )
 
-    def not_numbers(self, rows: list[int]) -> None:
+    def not_numbers(self, indices: list[int]) -> None:
         """Mark rows whose input was not a number at all (a JSON object, say)."""
-        self.numbers[rows] = 0
-        self.status[rows] = rules.INVALID
-        self.reasons[rows] = NOT_A_NUMBER_CODE
+        self.numbers[indices] = 0
+        self.status[indices] = rules.INVALID
+        self.reasons[indices] = NOT_A_NUMBER_CODE
+        self._digits = None
 
 
 @dataclass
@@ -76,7 +87,7 @@ class Tally:
         self.counts["total"] += len(status)
         for code, name in enumerate(rules.STATUS_NAMES):
             self.counts[name] += int(np.count_nonzero(status == code))
-        self.digest.update(rows.e164_lines(batch.numbers[status != rules.INVALID]))
+        self.digest.update(rows.digit_lines(batch.digits()[status != rules.INVALID]))
 
     @staticmethod
     def new_id() -> str:

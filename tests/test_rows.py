@@ -38,8 +38,11 @@ def test_split_lines_matches_parse_plain(seed: int) -> None:
 
 
 def test_non_ascii_bodies_are_not_plain() -> None:
-    for body in ("+1212\u00a0555\n".encode(), b"12\x0c34\n", "退订\n".encode(), b"\x00"):
-        assert not rows.is_plain_ascii(np.frombuffer(body, dtype=np.uint8))
+    bodies = ("+1212\u00a0555\n".encode(), b"12\x0c34\n", "退订\n".encode(), b"\x00", b"1\x7f\n")
+    for body in bodies:
+        assert not rows.is_plain_ascii(np.frombuffer(body, dtype=np.uint8)), body
+    assert rows.is_plain_ascii(np.frombuffer(b" ~\t\r\n", dtype=np.uint8))
+    assert rows.is_plain_ascii(np.frombuffer(b"", dtype=np.uint8))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -53,7 +56,7 @@ def test_plain_answer_matches_the_csv_module(seed: int) -> None:
     status = np.where(numbers == 0, 2, rng.integers(0, 2, len(texts))).astype(np.int8)
     assert rows.fast_rows(buf, starts, ends).all()
     expected = _encode(Batch(numbers, status, np.zeros(len(texts), np.int8)), cells(texts), None)
-    assert rows.plain_answer(buf, starts, ends, numbers, status) == expected
+    assert rows.plain_answer(buf, starts, ends, rows.digits_matrix(numbers), status) == expected
 
 
 def test_rows_to_quote_or_too_long_are_not_fast() -> None:
@@ -82,6 +85,6 @@ def test_plain_answer_when_every_number_has_the_same_width(invalid_share: float)
     starts, ends = rows.split_lines(buf[: len(body)])
     status = np.where(numbers == 0, 2, rng.integers(0, 2, len(texts))).astype(np.int8)
     expected = _encode(Batch(numbers, status, np.zeros(len(texts), np.int8)), cells(texts), None)
-    assert rows.plain_answer(buf, starts, ends, numbers, status) == expected
+    assert rows.plain_answer(buf, starts, ends, rows.digits_matrix(numbers), status) == expected
     valid = numbers[numbers != 0]
     assert rows.e164_lines(valid) == "".join(f"+{n}\n" for n in valid.tolist()).encode()

@@ -124,6 +124,7 @@ class PlainLines:
         if len(self.starts) > limit:
             raise _too_many(len(self.starts), limit)
         self.buf = rows.padded(self.raw)
+        self.fast = rows.fast_rows(self.buf, self.starts, self.ends)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -136,15 +137,16 @@ class PlainLines:
         ]
 
     def encode(self, a: int, b: int, batch: Batch, only: str | None) -> bytes:
-        starts, ends = self.starts[a:b], self.ends[a:b]
-        numbers, status = batch.numbers, batch.status
+        starts, ends, fast = self.starts[a:b], self.ends[a:b], self.fast[a:b]
+        digits, status = batch.digits(), batch.status
         if only == "callable":
             keep = status == rules.CALLABLE
-            starts, ends, numbers, status = starts[keep], ends[keep], numbers[keep], status[keep]
+            starts, ends, digits, status = starts[keep], ends[keep], digits[keep], status[keep]
+            fast = fast[keep]
         if len(starts) == 0:
             return b""
-        if rows.fast_rows(self.buf, starts, ends).all():
-            return rows.plain_answer(self.buf, starts, ends, numbers, status)
+        if fast.all():
+            return rows.plain_answer(self.buf, starts, ends, digits, status)
         return _encode(batch, [[text] for text in self.texts(a, b)], only)
 
     async def scrub(self, scrubber: Scrubber, query: ScrubQuery) -> Batch:
