@@ -94,6 +94,9 @@ class RegisteredFilter:
         self.version = 0
         # Batches this filter applied, whose snapshots it can then skip.
         self.snapshots = changes.Snapshots()
+        # Buckets with a details hash (numbers registered one by one): scrubs read
+        # preferences only there. Bulk-loaded buckets have none.
+        self.detailed: set[int] = set()
         self._lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
 
@@ -101,7 +104,7 @@ class RegisteredFilter:
     def ready(self) -> bool:
         return self.bloom is not None
 
-    async def _build(self) -> tuple[BloomFilter, str, str]:
+    async def _build(self) -> tuple[BloomFilter, str, str, set[int]]:
         # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
         # An add is logged a round trip before its number enters the set, so the cursor
         # starts REAPPLY_MS back: an add logged before it whose write had not landed when
@@ -109,17 +112,18 @@ class RegisteredFilter:
         epoch = await self.store.epoch()
         last = _stream_id(await self.store.last_change_id())[0]
         cursor = f"{max(0, last - REAPPLY_MS)}-0"
+        detailed = await self.store.detailed_buckets()
         arrays = [numbers async for numbers in self.store.all_numbers()]
         total = sum(len(a) for a in arrays)
         bloom = BloomFilter(capacity=max(2 * total, 1_000_000))
         for numbers in arrays:
             bloom.add(numbers)
-        return bloom, epoch, cursor
+        return bloom, epoch, cursor, detailed
 
     async def build(self) -> None:
-        bloom, epoch, cursor = await self._build()
+        bloom, epoch, cursor, detailed = await self._build()
         async with self._lock:
-            self.bloom, self.epoch, self.cursor = bloom, epoch, cursor
+            self.bloom, self.epoch, self.cursor, self.detailed = bloom, epoch, cursor, detailed
             self.snapshots = changes.Snapshots()
         await self.catch_up()
 
@@ -129,7 +133,7 @@ class RegisteredFilter:
             while True:
                 epoch, version, entries = await self.store.sync_point(self.cursor, self.page)
                 if epoch != self.epoch or self.bloom is None:
-                    self.bloom, self.epoch, self.cursor = await self._build()
+                    self.bloom, self.epoch, self.cursor, self.detailed = await self._build()
                     self.snapshots = changes.Snapshots()
                     continue
                 buckets = self.snapshots.buckets(entries)
@@ -145,6 +149,8 @@ class RegisteredFilter:
                         self.bloom.add(keys.join(change.snapshot, members[change.snapshot]))
                     elif change.op == changes.ADD:
                         self.bloom.add(change.numbers)
+                        if change.batch is None:  # registered one by one: with details
+                            self.detailed.update(keys.split(change.numbers)[0].tolist())
                     self.cursor = change.id
                 self.version = version
                 if len(entries) < self.page:
@@ -156,9 +162,10 @@ class RegisteredFilter:
     async def _grow(self) -> None:
         """Rebuild a larger filter in the background; the full one stays correct meanwhile."""
         try:
-            bloom, epoch, cursor = await self._build()
+            bloom, epoch, cursor, detailed = await self._build()
             async with self._lock:
                 if epoch == self.epoch:
+                    self.detailed |= detailed
                     # The new filter's cursor is not later than ours: catch_up re-applies the gap.
                     self.bloom, self.cursor = bloom, min(cursor, self.cursor, key=_stream_id)
                     self.snapshots = changes.Snapshots()

@@ -135,7 +135,8 @@ class Scrubber:
         status = np.full(len(numbers), rules.INVALID, dtype=np.int8)
         valid = np.flatnonzero(numbers != 0)
         candidates = valid[self.bloom.might_contain(numbers[valid])]
-        found = await self.store.confirm(numbers[candidates])
+        detailed = self.bloom.detailed if self.bloom.ready else None
+        found = await self.store.confirm(numbers[candidates], detailed)
         n = len(valid)
         registered = np.zeros(n, dtype=bool)
         channels = np.full(n, rules.ALL_CHANNELS, dtype=np.int64)

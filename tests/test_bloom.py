@@ -10,8 +10,11 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
+from loader.bulk import BulkWriter
+from registry import rules
 from registry.bloom import BloomFilter, RegisteredFilter
-from registry.rules import Preferences
+from registry.rules import SMS, VOICE, Preferences
+from registry.scrub import Scrubber, ScrubQuery
 from registry.store import keys
 from registry.store.connect import async_client, sync_client
 from registry.store.registrations import RegistrationStore
@@ -236,3 +239,38 @@ def test_build_then_catch_up_misses_nothing_written_in_between(redis_url: str) -
         return contains(bloom, *numbers)
 
     assert all(run(redis_url, scenario))
+
+
+def test_the_filter_learns_which_buckets_hold_preferences(redis_url: str) -> None:
+    """Scrubs read preferences only in buckets known to hold some: a worker must learn of
+    a registration with preferences made through another worker, or a restart."""
+    sms_only = Preferences(channels=SMS)
+
+    async def scenario(store: RegistrationStore) -> tuple[set[int], set[int], list[int]]:
+        await store.register(14155552671, Preferences(), "test", NOW)
+        bloom = RegisteredFilter(store)
+        await bloom.build()
+        other: Any = async_client(redis_url)
+        try:
+            await RegistrationStore(other, 153).register(12125551234, sms_only, "test", NOW)
+        finally:
+            await other.aclose()
+        scrubber = Scrubber(store, bloom)
+        await scrubber.prepare()
+        batch = await scrubber.run(["+12125551234", "+12125551299"], ScrubQuery(channel=VOICE))
+        rebuilt = RegisteredFilter(store)
+        await rebuilt.build()
+        return bloom.detailed, rebuilt.detailed, batch.status.tolist()
+
+    learned, rebuilt, status = run(redis_url, scenario)
+    buckets = {keys.bucket_of(14155552671), keys.bucket_of(12125551234)}
+    assert learned == rebuilt == buckets
+    # Registered for SMS only, so callable by voice; its neighbour is not registered at all.
+    assert status == [rules.CALLABLE, rules.CALLABLE]
+    # Bulk loads write no details and leave the index alone.
+    client: Any = sync_client(redis_url)
+    try:
+        BulkWriter(client, retention_days=153).add(np.array([16465550000], dtype=np.int64))
+        assert {int(b) for b in client.smembers(keys.DETAILED)} == buckets
+    finally:
+        client.close()

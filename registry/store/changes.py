@@ -38,12 +38,15 @@ from registry.store import dump, keys
 
 ADD, REMOVE = "add", "remove"
 
-# KEYS: changes, version, buckets. ARGV: minid, then bucket ids to index, '--', entry fields.
+# KEYS: changes, version, buckets[, detailed]. ARGV: minid, then bucket ids to index,
+# '--', entry fields. With a fourth key the buckets also enter that index: buckets
+# where numbers registered one by one keep details.
 LOG_SCRIPT = """
 local sep = 0
 for i = 2, #ARGV do
   if ARGV[i] == '--' then sep = i break end
   redis.call('SADD', KEYS[3], ARGV[i])
+  if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[i]) end
 end
 local fields = {}
 for i = sep + 1, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -68,12 +71,20 @@ def min_id(retention_days: int, now: float | None = None) -> str:
     return str(int((now - retention_days * 86400) * 1000))
 
 
-def log_args(retention_days: int, buckets: list[int], fields: list[bytes | str | int]) -> list[Any]:
+def log_args(
+    retention_days: int,
+    buckets: list[int],
+    fields: list[bytes | str | int],
+    detailed: bool = False,
+) -> list[Any]:
+    """The script's arguments; `detailed` for a number registered one by one, whose
+    bucket thereby enters the index of buckets with a details hash."""
+    indexes = [keys.BUCKETS, keys.DETAILED] if detailed else [keys.BUCKETS]
     return [
-        3,
+        2 + len(indexes),
         keys.CHANGES,
         keys.VERSION,
-        keys.BUCKETS,
+        *indexes,
         min_id(retention_days),
         *buckets,
         "--",

@@ -23,6 +23,7 @@ EPOCH = "dnc:{dnc}:epoch"  # random token; changes when the Redis data is replac
 VERSION = "dnc:{dnc}:version"  # monotonic registry version, one step per change
 CHANGES = "dnc:{dnc}:changes"  # the change stream: adds and removes, with time
 BUCKETS = "dnc:{dnc}:buckets"  # the set of bucket ids that ever held a number
+DETAILED = "dnc:{dnc}:detailed"  # bucket ids that ever held a details hash
 ADMIN_KEY_HASH = "dnc:{dnc}:admin"  # sha256 of the generated administrator key
 OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
 

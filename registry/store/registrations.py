@@ -9,7 +9,7 @@ registration time unknown", which keeps the bulk list at 2 bytes a number.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Container, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -121,6 +121,10 @@ class RegistrationStore:
                 numbers = np.concatenate(arrays)
                 yield numbers[nums.in_prefixes(numbers, prefixes)] if prefixes else numbers
 
+    async def detailed_buckets(self) -> set[int]:
+        """The buckets where numbers registered one by one keep details."""
+        return {int(b) for b in await self.redis.smembers(keys.DETAILED)}
+
     async def log(self, op: str, number: int) -> int:
         """Append one change to the stream; returns the new registry version."""
         bucket = keys.bucket_of(number)
@@ -128,6 +132,7 @@ class RegistrationStore:
             self.retention_days,
             [bucket] if op == changes.ADD else [],
             changes.single_fields(op, number),
+            detailed=op == changes.ADD,
         )
         _, version = await self.redis.eval(changes.LOG_SCRIPT, *args)
         return int(version)
@@ -175,8 +180,14 @@ class RegistrationStore:
         registered, raw = await pipe.execute()
         return parse_details(number, raw) if registered else None
 
-    async def confirm(self, numbers: np.ndarray) -> Confirmation:
-        """Membership and preferences of a batch, one pipelined round trip for all buckets."""
+    async def confirm(
+        self, numbers: np.ndarray, detailed: Container[int] | None = None
+    ) -> Confirmation:
+        """Membership and preferences of a batch, one pipelined round trip for all buckets.
+
+        With `detailed`, preferences are read only in those buckets (the others have
+        no details hash, so their numbers are fully blocked when registered).
+        """
         n = len(numbers)
         result = Confirmation(
             np.zeros(n, dtype=bool),
@@ -190,18 +201,27 @@ class RegistrationStore:
         sorted_buckets, sorted_members = buckets[order], members[order]
         starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]])
         ends = np.r_[starts[1:], n]
-        calls = []
+        calls, with_details = [], []
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             bucket, group = int(sorted_buckets[start]), sorted_members[start:end]
             calls.append((b"SMISMEMBER", keys.numbers_set(bucket), group))
-            calls.append((b"HMGET", keys.details(bucket), group))
+            if detailed is None or bucket in detailed:
+                calls.append((b"HMGET", keys.details(bucket), group))
+                with_details.append(start)
         replies = await resp.run_async(self.redis, calls)
-        # The replies list the members bucket by bucket: in `order`.
-        flags = chain.from_iterable(replies[0::2])
+        # Membership replies list the members bucket by bucket: in `order`.
+        flags = chain.from_iterable(
+            reply for (command, _, _), reply in zip(calls, replies, strict=True)
+            if command == b"SMISMEMBER"
+        )  # fmt: skip
         result.registered[order] = np.fromiter(flags, dtype=np.int8, count=n).astype(bool)
-        details = list(chain.from_iterable(replies[1::2]))
-        for j in [j for j, raw in enumerate(details) if raw is not None]:
-            _, channels, allowed, _ = details[j].split(b"|", 3)
-            result.channels[order[j]] = int(channels)
-            result.allowed[order[j]] = int(allowed)
+        details = (
+            reply for (command, _, _), reply in zip(calls, replies, strict=True)
+            if command == b"HMGET"
+        )  # fmt: skip
+        for start, reply in zip(with_details, details, strict=True):
+            for k in [k for k, raw in enumerate(reply) if raw is not None]:
+                _, channels, allowed, _ = reply[k].split(b"|", 3)
+                result.channels[order[start + k]] = int(channels)
+                result.allowed[order[start + k]] = int(allowed)
         return result
