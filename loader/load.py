@@ -1,6 +1,7 @@
 """`dnc load`: bulk registrations (or removals) from files, straight into Redis.
 
-Files are read in chunks of CHUNK lines, so a 10-million-line file needs the
+Files are read in chunks (CSV files CHUNK lines at a time, FTC and E.164 files
+BLOCK bytes at a time, see loader.formats), so a 10-million-line file needs the
 memory of one chunk: each chunk is normalized in one batch, its invalid lines
 go to `FILE.rejects.csv`, and its valid numbers are written bucket by bucket
 (loader.bulk). Every file is checked before the first one is loaded, so a bad
@@ -11,21 +12,20 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
+from loader import blocks
 from loader.bulk import BulkWriter
-from loader.formats import FORMATS, LoadError, Record, Source, open_source
+from loader.formats import FORMATS, Chunk, LoadError, Record, Source, open_source
 from loader.progress import Progress
-from registry import numbers as nums
 
-__all__ = ["CHUNK", "LoadError", "LoadResult", "load_files", "rejects_path"]
+__all__ = ["BLOCK", "CHUNK", "LoadError", "LoadResult", "load_files", "rejects_path"]
 
 CHUNK = 200_000
+BLOCK = blocks.BLOCK
 REJECTS_HEADER = ("line", "input", "reason")
 
 
@@ -85,32 +85,26 @@ def _load_source(
     meter: Progress,
 ) -> None:
     with source.path.open("rb") as file, Rejects(rejects_path(source.path)) as rejects:
-        for chunk in _chunks(source.records(file), CHUNK):
-            numbers, invalid = _normalize(chunk, region)
-            rejects.write(invalid)
+        for chunk in _read_ahead(source.chunks(file, region, CHUNK, BLOCK)):
+            rejects.write(chunk.invalid)
+            numbers = chunk.numbers
             changed = writer.remove(numbers) if remove else writer.add(numbers)
             result.loaded += changed
             result.present += len(numbers) - changed
-            result.invalid += len(invalid)
-            meter.advance(file.tell(), len(chunk))
+            result.invalid += len(chunk.invalid)
+            meter.advance(chunk.position, chunk.lines)
     if rejects.written:
         result.rejects.append(rejects.path)
 
 
-def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    while chunk := list(islice(records, size)):
-        yield chunk
-
-
-def _normalize(chunk: list[Record], region: str) -> tuple[np.ndarray, list[Record]]:
-    """The valid numbers of a chunk, and its invalid records with their reasons."""
-    numbers, reasons = nums.normalize_many([record.text for record in chunk], region)
-    invalid = [
-        record if record.reason else record._replace(reason=reason)
-        for record, number, reason in zip(chunk, numbers.tolist(), reasons, strict=True)
-        if record.reason or number == 0
-    ]
-    return numbers[numbers != 0], invalid
+def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The chunks, each next one read in a thread while the caller writes this one:
+    numpy and the Redis socket both release the GIL, so reading and writing overlap."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(next, chunks, None)
+        while (chunk := ahead.result()) is not None:
+            ahead = reader.submit(next, chunks, None)
+            yield chunk
 
 
 class Rejects:

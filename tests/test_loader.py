@@ -204,6 +204,7 @@ def test_line_numbers_run_on_across_chunks(
     redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(load, "CHUNK", 2)
+    monkeypatch.setattr(load, "BLOCK", 16)
     lines = [f"+1212555{i:04d}" if i % 3 else "bad" for i in range(1, 10)]
     result = run_load(redis_client, write(tmp_path / "list.txt", "\n".join(lines) + "\n"))
     assert counts(result) == (6, 0, 3)
