@@ -1,4 +1,4 @@
-"""The FastAPI app factory and the services each worker shares across requests."""
+"""The app factory and the services each worker shares across requests."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry import embedded, fastnumbers
 from registry.api import admin, carrier, errors, operator, ops, scrub, subscriber
 from registry.api.auth import Authenticator
+from registry.api.lookup import LookupRoute
 from registry.api.responses import JSON
 from registry.bloom import RegisteredFilter
 from registry.config import Settings, load_settings
+from registry.freshness import Lookups
 from registry.metrics import Metrics
 from registry.scrub import Scrubber
 from registry.store.connect import async_client
@@ -40,6 +42,7 @@ class Services:
     operators: OperatorStore
     receipts: ReceiptStore
     bloom: RegisteredFilter
+    lookups: Lookups
     scrubber: Scrubber
     auth: Authenticator
     metrics: Metrics
@@ -59,6 +62,7 @@ def build_services(settings: Settings) -> Services:
         operators=operators,
         receipts=ReceiptStore(redis, settings.retention_days),
         bloom=bloom,
+        lookups=Lookups(bloom),
         scrubber=Scrubber(registrations, bloom),
         auth=Authenticator(operators, settings.admin_key, settings.auth_cache_seconds),
         metrics=Metrics(),
@@ -101,7 +105,11 @@ class CountResponses:
         await self.app(scope, receive, counting_send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> LookupRoute:
+    """The worker's ASGI app: FastAPI behind the look-up route (registry/api/lookup.py).
+
+    Without `fast_lookups`, FastAPI's documented route answers look-ups too.
+    """
     settings = settings or load_settings()
     services = build_services(settings)
 
@@ -116,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+            services.lookups.close()
             await services.redis.aclose()
 
     app = FastAPI(
@@ -130,10 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (ops, admin, carrier, subscriber, operator, scrub):
         app.include_router(module.router)
     app.add_middleware(CountResponses, metrics=services.metrics)
-    return app
+    return LookupRoute(app, services, enabled=fast_lookups)
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> LookupRoute:
     """The factory uvicorn's workers call: every worker reads the same environment."""
     supervisor = multiprocessing.parent_process()
     if supervisor is not None:

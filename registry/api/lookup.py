@@ -1,0 +1,169 @@
+"""`GET /v1/numbers/{number}` answered in front of FastAPI: single look-ups under load.
+
+FastAPI's routing, dependency solving and parameter conversion cost more than a
+look-up itself (benchmarks/RESULTS.md, goal 5). This pure ASGI app answers that
+one route and hands every other request, and every other method on the path,
+to the FastAPI app. The route in registry/api/operator.py stays the documented
+one, and this one answers exactly as it does (tests/test_lookup_fast.py holds
+them to each other): the same key check, the same parameters parsed in the same
+order, and every error through the FastAPI app's own exception handlers.
+
+What it does differently is ask Redis less: concurrent look-ups share their
+round trips, and a number the Bloom filter rules out is not confirmed
+(registry/freshness.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+
+from registry import numbers as nums
+from registry import rules
+from registry.api import params
+from registry.api.auth import require
+
+if TYPE_CHECKING:
+    from registry.api.app import Services
+
+PATH = "/v1/numbers/"
+ROLE = "operator"
+_NUMBER = b'{"number":"+'
+
+
+class LookupRoute:
+    """The worker's ASGI app: look-ups answered here, everything else by `app`.
+
+    `state` is the FastAPI app's, so `app.state.services` reads the same through both.
+    Not `enabled`, it hands look-ups to FastAPI too (the tests compare the two).
+    """
+
+    def __init__(self, app: FastAPI, services: Services, enabled: bool = True) -> None:
+        self.app = app
+        self.state = app.state
+        self.enabled = enabled
+        self.services = services
+        self.lookups = services.lookups
+        self.auth = services.auth
+        self.counts = services.metrics.requests
+        self._operator_key = require(ROLE)
+        default = services.settings.default_region
+        self._no_query = (rules.ALL_CHANNELS, None, params.region(None, default))
+        self._verdicts: dict[tuple[bool, int, int, int, int | None], bytes] = {}
+        self._starts: dict[int, Message] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not self.enabled
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        number = path[len(PATH) :]
+        # The FastAPI route's pattern: one non-empty path segment after the prefix.
+        if not path.startswith(PATH) or not number or "/" in number:
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await self._look_up(scope, number)
+        except Exception as exc:  # noqa: BLE001 - answered by the app's handlers
+            await self._fail(scope, receive, send, exc)
+            return
+        self.counts["GET", 200] += 1
+        await send(self._start(len(body)))
+        await send({"type": "http.response.body", "body": body})
+
+    async def _look_up(self, scope: Scope, number: str) -> bytes:
+        """The answer's body, or an exception for the app's handlers; as operator.lookup."""
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":  # Starlette's Headers: the first one
+                authorization = value.decode("latin-1")
+                break
+        operator = await self.auth.resolve(authorization)
+        if operator.rate_limit is not None or (operator.role != ROLE and not operator.is_admin):
+            # The role's 403 and the rate limit's 429 come from the dependency FastAPI runs.
+            scope["app"] = self.app
+            operator = await self._operator_key(Request(scope))
+        raw = scope["query_string"]
+        if raw:
+            # As Starlette's QueryParams: latin-1, blank values kept, the last of a name wins.
+            query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+            channel = params.channel(query.get("channel"))
+            category = params.category(query.get("category"))
+            region = params.region(query.get("region"), self.services.settings.default_region)
+        else:
+            channel, category, region = self._no_query
+        value, reason = nums.normalize(number, region)
+        if reason is not None:
+            return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
+        if operator.prefixes:
+            params.check_prefix(operator, value)
+        registered, channels, allowed = await self.lookups.registration(value)
+        key = (registered, channels, allowed, channel, category)
+        verdict = self._verdicts.get(key) or self._decide(*key)
+        return _NUMBER + str(value).encode() + verdict
+
+    def _decide(
+        self, registered: bool, channels: int, allowed: int, channel: int, category: int | None
+    ) -> bytes:
+        """rules.decide_one, remembered, as the end of the answer after the number's digits.
+
+        Its answers depend on these few small values only.
+        """
+        prefs = rules.Preferences(channels, allowed)
+        status, why = rules.decide_one(registered, prefs, False, channel, category)
+        # orjson's own encoding of the answer, cut after the number's "+" (digits need no escape).
+        answer = orjson.dumps({"number": "+", "status": status, "reason": why})
+        verdict = answer[len(_NUMBER) :]
+        if len(self._verdicts) < 10_000:
+            self._verdicts[registered, channels, allowed, channel, category] = verdict
+        return verdict
+
+    def _start(self, length: int) -> Message:
+        """The headers FastAPI's JSON response sends, built once for each body length."""
+        start = self._starts.get(length)
+        if start is None:
+            start = {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(length).encode()),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+            if len(self._starts) < 1000:
+                self._starts[length] = start
+        return start
+
+    async def _fail(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+        """Answer as the FastAPI app would: its handler for the nearest class of `exc`.
+
+        The handler for Exception is the app's 500, which Starlette sends and then
+        raises again for the server to log; so does this.
+        """
+        handlers = self.app.exception_handlers
+        cls = next((c for c in type(exc).__mro__ if c in handlers), None)
+        if cls is None:
+            raise exc
+        response = handlers[cls](Request(scope, receive), exc)
+        if inspect.isawaitable(response):
+            response = await response
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.counts["GET", message["status"]] += 1
+            await send(message)
+
+        await response(scope, receive, counted)
+        if cls is Exception:
+            raise exc
