@@ -27,38 +27,32 @@ def floor_bytes(registered: int, space: int) -> float:
     return log2_choose / registered / 8
 
 
-# Why a goal fell short and what would close it: from cProfile runs of `dnc serve` and
-# `dnc load` on the full world (commit 5f8bb26 plus the working tree of 2026-11-23).
+# Why a goal fell short and what would close it: from profiles of `dnc serve` and
+# `dnc load` on the full world (in-process timings of each step, cProfile, INFO cpu).
 # Update these when the code they describe changes; they are printed only for unmet goals.
 SHORTFALLS = {
-    "1": "A scrub now confirms the whole list once (one `SMISMEMBER` and one `HMGET` per "
-    "bucket, ~2,000 pairs; it was per 65,536-row chunk, ~64,000 commands and half the time "
-    "of the earlier profile) and writes its answer as numpy byte matrices (`registry/rows.py`). "
-    "What is left in the ~1.2 s: splitting the body into a million Python strings for the "
-    "normalizer (the digit automata take strings), the normalizer itself (~0.26 s), "
-    "redis-py's per-argument packing of the ~100,000 confirmed members and their `HMGET`, "
-    "and the 35 MB answer through uvicorn. The ceiling does none of the parsing, normalizing "
-    "or answering. What would close the gap: normalize straight from the body's byte buffer "
-    "(`PlainLines` already holds it with line bounds), pack the confirm commands with "
-    "`store/resp.py`'s numpy table on the async connection, skip `HMGET` for buckets without "
-    "a details hash (bulk-loaded buckets never have one), and read the request body while "
-    "the first rows are being decided.",
-    "3": "The bucket sets and their index alone take about 2.0 B a number (intsets at 2 B a "
-    "member plus key overhead), inside the goal; the change stream then holds every "
-    "bulk-loaded number a second time for `DNC_RETENTION_DAYS`, about 1 B a number as "
-    "compressed gaps. No encoding of a full second copy fits in the 0.1 B left. What would "
-    "close it: do not keep bulk loads in the stream for the retention: log a bulk load as one "
-    "marker entry (epoch-like) that makes Bloom followers reread the sets (`DUMP`, which takes "
-    "the 2 s measured for worker start) and change-list readers re-download the full list, or "
-    "trim bulk entries after minutes instead of months.",
-    "4": "Profile of `dnc load` of the 10M-line file (57 s under cProfile): 42 s building a "
-    "`Record` per line in `loader/formats.py` (`_ftc_records` 13 s itself, `_decodable` 9 s, "
-    "`_record` 6 s, `_lines` 5 s, plus `str.strip`/`partition`/`decode`); the fast-path "
-    "normalization only 5 s; `np.unique` in `bulk.bucket_groups` 2.4 s (numpy 2's hash-based "
-    "unique; sort then compare neighbours is several times faster on int64); Redis I/O about "
-    "4 s. What would close it: read FTC and one-number-a-line files in blocks with numpy "
-    "(`np.frombuffer`, split on newlines, check the fixed-width `ddd,ddddddd` shape "
-    "vectorized) and send only the lines that do not conform down the per-line path.",
+    "1": "The scrub reads the body's bytes straight into the normalizer (no string a line), "
+    "asks the Bloom filter, confirms the ~100,000 maybes with one `SMISMEMBER` a bucket "
+    "packed by numpy and sent on one raw connection (`HMGET` only in the buckets that hold "
+    "preferences), and builds the 35 MB answer as numpy byte matrices. In-process timings "
+    "of the 1M E.164 scrub, about 0.32 s of server work: splitting lines 25 ms, "
+    "normalizing 60 ms, Bloom 28 ms, confirming 60-80 ms (Redis CPU 25 ms of it), the "
+    "digit matrix and the receipt's checksum 50 ms, the answer 55 ms; the rest is the "
+    "13 MB upload and 35 MB answer through uvicorn and httpx on the same two cores. What "
+    "would close what is left: judge rows while the body is still arriving (today the "
+    "body is read whole first) and send the first answer chunk before the last rows are "
+    "encoded.",
+    "3": "The bucket sets and their index take about 2.0 B a number (intsets at 2 B a member "
+    "plus a few dozen bytes a key); the change stream holds a bulk load as one snapshot "
+    "entry a bucket. What is over the goal is key and allocator overhead: fewer, larger "
+    "buckets (a 17-bit member no longer fits an int16 intset) would not help, so the next "
+    "step would be packing buckets as strings of gaps, which Redis sets cannot hold.",
+    "4": "`dnc load` reads the file in 4 MiB numpy blocks and judges every line from its "
+    "bytes; a profile of the 10M-line load: building the +1 parse machine 0.5 s, the digit "
+    "walk 0.5 s, cutting lines 0.4 s, then the writer: waiting on Redis 1.5 s (`SADD` of "
+    "10M members into intsets), packing commands 0.5 s, sorting 0.45 s. What would close "
+    "the rest: more than one writer process (buckets are independent), or a prebuilt "
+    "parse machine.",
     "5": "Profile of `dnc serve` under wrk (19,700 look-ups under cProfile, 9.2 s in the app): "
     "FastAPI's routing, dependency solving and parameter conversion take most of each request "
     "(`solve_dependencies` 2.2 s, `request_params_to_args` 1.2 s, route matching 0.8 s, the "
@@ -371,11 +365,12 @@ def _memory(r: dict[str, Any]) -> list[str]:
         f"and {f['naive_set'] / f['everything']:.0f}x smaller than the naive set. Why not the "
         "floor: an intset stores each member as a plain 16-bit integer (2 B) where the floor "
         "codes only the gaps between numbers (about 5 bits at this density); each bucket key "
-        "adds a few dozen bytes of key, object and allocator overhead; and the change stream "
-        f"holds every bulk-loaded number a second time ({f['stream']:.2f} B a number as the "
-        "loader encodes its entries) until it is trimmed after `DNC_RETENTION_DAYS`. Sets + "
-        "index is what the scrubs and look-ups read; the stream is what Bloom filters and "
-        'change-list readers follow, so the goal\'s "everything" counts it.',
+        "adds a few dozen bytes of key, object and allocator overhead. The change stream, "
+        "which Bloom filters and change-list readers follow, is counted too: a bulk load's "
+        "batches are swapped for snapshot entries (a bucket id each) once their numbers are in "
+        f"the sets, so it takes {f['stream']:.3f} B a number instead of holding every loaded "
+        'number a second time for `DNC_RETENTION_DAYS` (README, "Change stream and '
+        'versions").',
         "",
     ]
 
