@@ -53,18 +53,19 @@ SHORTFALLS = {
     "10M members into intsets), packing commands 0.5 s, sorting 0.45 s. What would close "
     "the rest: more than one writer process (buckets are independent), or a prebuilt "
     "parse machine.",
-    "5": "Profile of `dnc serve` under wrk (19,700 look-ups under cProfile, 9.2 s in the app): "
-    "FastAPI's routing, dependency solving and parameter conversion take most of each request "
-    "(`solve_dependencies` 2.2 s, `request_params_to_args` 1.2 s, route matching 0.8 s, the "
-    "middleware stack), the endpoint 3.4 s of which the Redis round trip "
-    "(`RegistrationStore.get`, a redis-py asyncio pipeline) 2.1 s. The bare app does none of "
-    "this. What would close most of it: answer `GET /v1/numbers/{n}` in a small pure-ASGI "
-    "route in front of FastAPI (split the path, the cached key check, the fast-path "
-    "normalizer, one pre-packed `SISMEMBER`+`HMGET` round trip, a pre-encoded body), keeping "
-    "FastAPI for the rest and for the OpenAPI document. A route that waits on Redis every "
-    "request will still stay well under a bare app that does no I/O at all on the same "
-    "worker. On this 2-core machine the p99 at half rate swings with whatever else runs: a "
-    "quiet rerun measured p99 3-4 ms at 650 req/s.",
+    "5": "Look-ups are answered by a pure-ASGI route in front of FastAPI "
+    "(`registry/api/lookup.py`) and share their Redis round trips (`registry/freshness.py`: "
+    "every look-up that arrives while a round is in flight joins the next one; a Bloom "
+    "negative then needs only an unchanged epoch and version, a Bloom hit is confirmed in "
+    "the same round). That took the route from 5% to about two thirds of the bare app. "
+    "What a look-up still does that the bare app does not, each a few microseconds of "
+    "Python on the event loop: the cached key check, parsing the query string, the "
+    "one-number DFA walk (~2 us), the Bloom probe, waiting on the shared round's future "
+    "and building the body; plus the Redis round itself, a share of one CPU core that "
+    "wrk, Redis and the server split on this 2-core machine. What would close the last "
+    "few percent: let writers pay instead of readers (a registration answered only once every "
+    "live worker has applied it, workers holding short leases), so a Bloom negative needs no "
+    "round trip at all; and a leaner key check.",
 }
 
 
