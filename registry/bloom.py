@@ -42,6 +42,10 @@ class BloomFilter:
     def __init__(self, capacity: int) -> None:
         words = max(1024, (max(capacity, 1) * BITS_PER_NUMBER) // 64)
         self.words = np.zeros(1 << (words - 1).bit_length(), dtype=np.uint64)
+        # One word at a time from plain Python (registry/freshness.py): a memoryview's
+        # indexing is a fraction of numpy's scalar access.
+        self.view = self.words.data
+        self.index_mask = len(self.words) - 1
         self.capacity = len(self.words) * 64 // BITS_PER_NUMBER
         self.count = 0  # numbers added, duplicates included: an upper bound on distinct ones
 

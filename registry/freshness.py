@@ -73,8 +73,8 @@ def locate(number: int) -> Spot:
 
 def in_filter(bloom: BloomFilter, spot: Spot) -> bool:
     """False: certainly not in `bloom`."""
-    words = bloom.words
-    return bool(words.item(spot[0] & (len(words) - 1)) & spot[1] == spot[1])
+    z, mask = spot
+    return bool(bloom.view[z & bloom.index_mask] & mask == mask)
 
 
 class Lookups:
@@ -102,8 +102,8 @@ class Lookups:
         bloom = self.registered.bloom
         spot = None
         if bloom is not None:
-            spot = locate(number)
-            if in_filter(bloom, spot):
+            spot = z, mask = locate(number)
+            if bloom.view[z & bloom.index_mask] & mask == mask:  # in_filter, inlined
                 spot = None  # a "maybe" stays one however far the filter catches up
         self._asked.append((number, spot, future))
         # A runner left by another event loop (a closed test client's) never returns.
@@ -195,9 +195,9 @@ class Lookups:
                     pipe.execute_command(name.decode(), *args)
             got = list(await pipe.execute())
             replies = [got[:2], *got[2:]] if version else got
-        head = tuple(replies[0]) if version else None
+        head = (replies[0][0], replies[0][1]) if version else None
         rest = replies[1:] if version else replies
-        return head, list(zip(rest[0::2], rest[1::2], strict=True))  # type: ignore[return-value]
+        return head, list(zip(rest[0::2], rest[1::2], strict=True))
 
     async def _caught_up(self, epoch: bytes | None, version: bytes | None) -> BloomFilter:
         """The filter holding every change logged before `epoch` and `version` were read."""

@@ -15,6 +15,8 @@ class Metrics:
         self.requests: Counter[tuple[str, int]] = Counter()  # (method, status)
         self.scrubbed: Counter[str] = Counter()  # status -> rows
         self.gauges: dict[str, float] = {}
+        # Counters kept elsewhere and copied in before rendering: name -> (help, value).
+        self.totals: dict[str, tuple[str, int]] = {}
 
     def render(self) -> str:
         worker = os.getpid()
@@ -33,6 +35,9 @@ class Metrics:
         ]
         for result, rows in sorted(self.scrubbed.items()):
             lines.append(f'dnc_scrub_rows_total{{worker="{worker}",status="{result}"}} {rows}')
+        for name, (text, total) in sorted(self.totals.items()):
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} counter"]
+            lines.append(f'{name}{{worker="{worker}"}} {total}')
         for name, value in sorted(self.gauges.items()):
             lines += [f"# TYPE {name} gauge", f'{name}{{worker="{worker}"}} {value}']
         return "\n".join(lines) + "\n"

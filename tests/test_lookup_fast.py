@@ -328,6 +328,27 @@ def test_look_ups_are_counted_for_metrics(pair: Pair, world: World) -> None:
     assert after["401"] == before.get("401", 0) + 1
 
 
+def test_look_up_round_trips_are_counted_for_metrics(pair: Pair, world: World) -> None:
+    def total(name: str) -> int:
+        text = pair.fast.get("/metrics").text
+        assert f"# TYPE {name} counter" in text
+        line = next(line for line in text.splitlines() if line.startswith(name + "{"))
+        return int(line.rsplit(" ", 1)[1])
+
+    # The first look-up may take two rounds: a negative the catch-up turns into a "maybe".
+    pair.fast.get("/v1/numbers/+12125559997", headers=bearer(world.operator))
+    before = total("dnc_lookup_round_trips_total")
+    for number in NUMBERS[:5]:
+        pair.fast.get(f"/v1/numbers/{number}", headers=bearer(world.operator))
+    # Valid numbers looked up one after another share no round: each made its own.
+    assert total("dnc_lookup_round_trips_total") - before == 5
+    catch_ups = total("dnc_lookup_catch_ups_total")
+    register(pair.slow, world.carrier, "+12125550042")
+    pair.fast.get("/v1/numbers/+12125559998", headers=bearer(world.operator))
+    # A Bloom negative after a change logged elsewhere: its round caught the filter up.
+    assert total("dnc_lookup_catch_ups_total") == catch_ups + 1
+
+
 def test_the_documented_route_stays_in_the_openapi_document(pair: Pair) -> None:
     assert "get" in pair.fast.get("/openapi.json").json()["paths"]["/v1/numbers/{number}"]
 

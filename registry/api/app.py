@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -77,6 +78,10 @@ async def _follow(services: Services) -> None:
         except Exception as exc:  # noqa: BLE001 - any failure here means "try again soon"
             log.warning("bloom filter not built yet: %s", exc)
             await asyncio.sleep(0.5)
+    # Everything alive now (modules, metadata, the number machines) lives as long as the
+    # worker: out of the collector's sight, so its full passes stop walking it under load.
+    gc.collect()
+    gc.freeze()
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL)
         try:

@@ -54,7 +54,7 @@ class LookupRoute:
         self.counts = services.metrics.requests
         self._operator_key = require(ROLE)
         default = services.settings.default_region
-        self._no_query = (rules.ALL_CHANNELS, None, params.region(None, default))
+        self._no_query = (params.channel(None), params.category(None), params.region(None, default))
         self._verdicts: dict[tuple[bool, int, int, int, int | None], bytes] = {}
         self._starts: dict[int, Message] = {}
 
@@ -89,7 +89,9 @@ class LookupRoute:
             if name == b"authorization":  # Starlette's Headers: the first one
                 authorization = value.decode("latin-1")
                 break
-        operator = await self.auth.resolve(authorization)
+        operator = authorization and self.auth.cached(authorization)
+        if not operator:
+            operator = await self.auth.resolve(authorization)
         if operator.rate_limit is not None or (operator.role != ROLE and not operator.is_admin):
             # The role's 403 and the rate limit's 429 come from the dependency FastAPI runs.
             scope["app"] = self.app

@@ -38,6 +38,15 @@ async def metrics(request: Request) -> PlainTextResponse:
     services.metrics.gauges["dnc_registry_version"] = services.bloom.version
     services.metrics.gauges["dnc_bloom_numbers"] = bloom.count if bloom else 0
     services.metrics.gauges["dnc_bloom_ready"] = 1 if bloom else 0
+    lookups = services.lookups
+    services.metrics.totals["dnc_lookup_round_trips_total"] = (
+        "Redis round trips made for single look-ups (each shared by the look-ups waiting).",
+        lookups.rounds,
+    )
+    services.metrics.totals["dnc_lookup_catch_ups_total"] = (
+        "Look-up round trips that found the registry changed and caught the Bloom filter up.",
+        lookups.catch_ups,
+    )
     return PlainTextResponse(
         services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
