@@ -25,6 +25,7 @@ from registry.config import Settings, load_settings
 from registry.freshness import Lookups
 from registry.metrics import Metrics
 from registry.scrub import Scrubber
+from registry.store.audit import AuditLog
 from registry.store.connect import async_client
 from registry.store.operators import OperatorStore
 from registry.store.receipts import ReceiptStore
@@ -47,6 +48,7 @@ class Services:
     scrubber: Scrubber
     auth: Authenticator
     metrics: Metrics
+    audit: AuditLog
 
 
 def build_services(settings: Settings) -> Services:
@@ -67,6 +69,7 @@ def build_services(settings: Settings) -> Services:
         scrubber=Scrubber(registrations, bloom),
         auth=Authenticator(operators, settings.admin_key, settings.auth_cache_seconds),
         metrics=Metrics(),
+        audit=AuditLog(redis, settings.retention_days),
     )
 
 

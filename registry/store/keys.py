@@ -26,6 +26,7 @@ BUCKETS = "dnc:{dnc}:buckets"  # the set of bucket ids that ever held a number
 DETAILED = "dnc:{dnc}:detailed"  # bucket ids that ever held a details hash
 ADMIN_KEY_HASH = "dnc:{dnc}:admin"  # sha256 of the generated administrator key
 OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
+AUDIT = "dnc:{dnc}:audit"  # stream: the audit trail (registry/store/audit.py)
 
 
 def bucket_of(number: int) -> int:

@@ -1,0 +1,64 @@
+"""The audit trail: who changed what and when, kept DNC_RETENTION_DAYS.
+
+One Redis stream. Each entry is an action (`registration.created`,
+`operator.revoked`, `consent.recorded`, ...), the actor (an operator id,
+`subscriber` for a confirmed code, `admin`) and a few string fields. Entries
+older than the retention are trimmed as new ones arrive (XADD MINID), so the
+trail never outgrows what the rules require to be kept. Stream ids are the
+cursors of `GET /v1/audit?since=`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from registry.store import keys
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str
+    at_ms: int
+    action: str
+    actor: str
+    fields: dict[str, str]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class AuditLog:
+    def __init__(self, redis: Any, retention_days: int) -> None:
+        self.redis = redis
+        self.retention_ms = retention_days * 86_400_000
+
+    async def record(self, action: str, actor: str, **fields: str | int | None) -> str:
+        """Append one entry; fields that are None are left out. Returns its id."""
+        now_ms = int(time.time() * 1000)
+        body: dict[str, str] = {"action": action, "actor": actor}
+        body.update({name: str(value) for name, value in fields.items() if value is not None})
+        entry_id = await self.redis.xadd(
+            keys.AUDIT,
+            body,  # type: ignore[arg-type]
+            minid=str(max(0, now_ms - self.retention_ms)),
+            approximate=True,
+        )
+        return _text(entry_id)
+
+    async def since(self, cursor: str | None, limit: int) -> tuple[list[AuditEntry], str | None]:
+        """Entries after `cursor` (from the oldest kept when None), and the next cursor."""
+        start = f"({cursor}" if cursor else "-"
+        rows = await self.redis.xrange(keys.AUDIT, min=start, max="+", count=limit)
+        entries = []
+        for raw_id, raw in rows:
+            entry_id = _text(raw_id)
+            fields = {_text(k): _text(v) for k, v in raw.items()}
+            action = fields.pop("action", "")
+            actor = fields.pop("actor", "")
+            at_ms = int(entry_id.split("-", 1)[0])
+            entries.append(AuditEntry(entry_id, at_ms, action, actor, fields))
+        next_cursor = entries[-1].id if entries else cursor
+        return entries, next_cursor
