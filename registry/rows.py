@@ -156,4 +156,7 @@ def digit_lines(digits: np.ndarray) -> bytes:
     """`+digits\\n` for each row of a digits_matrix (no row may be a 0's)."""
     if len(digits) == 0:
         return b""
-    return _join(digits, _column(ord("\n"), len(digits)))
+    lines = np.hstack([digits, _column(ord("\n"), len(digits))])
+    if digits[:, 0].all():
+        return lines.tobytes()  # one width, no padding to squeeze out
+    return lines[lines != 0].tobytes()

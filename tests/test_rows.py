@@ -71,6 +71,10 @@ def test_e164_lines() -> None:
     expected = "".join(f"+{n}\n" for n in numbers.tolist()).encode()
     assert rows.e164_lines(numbers) == expected
     assert rows.e164_lines(numbers[:0]) == b""
+    # One width throughout: the matrix has no padding and is written as it is.
+    same_width = np.array([12125551234, 14155552671, 19999999999], dtype=np.int64)
+    expected = "".join(f"+{n}\n" for n in same_width.tolist()).encode()
+    assert rows.e164_lines(same_width) == expected
 
 
 @pytest.mark.parametrize("invalid_share", [0.0, 0.3])
