@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench locust clean
+.PHONY: run test lint browser bench locust clean
 
 $(BIN)/dnc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ lint: $(BIN)/dnc
 	$(BIN)/ruff format --check registry loader tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# Headless Chromium and its driver for tests/test_pages.py, from Debian, when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+
+test: lint browser
 	$(BIN)/pytest -q
 
 bench: $(BIN)/dnc

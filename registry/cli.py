@@ -182,6 +182,106 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _scrub(settings: Settings, args: argparse.Namespace) -> int:
+    from registry import numbers as nums
+    from registry import rules
+    from registry import scrub_client as client
+    from registry.scrub import ScrubQuery
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    if args.url and not args.key:
+        raise UsageError("--url needs --key, an operator's API key")
+    if args.key and not args.url:
+        raise UsageError("--key goes with --url; a local scrub (no --url) needs no key")
+    try:
+        category = rules.parse_category(args.category)
+        region = nums.check_region(args.region, settings.default_region)
+    except (rules.PreferenceError, nums.RegionError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        fmt = client.detect_format(path, args.format)
+        with _output(args.output) as out:
+            if args.url:
+                summary = client.scrub_remote(
+                    path,
+                    out,
+                    url=args.url,
+                    key=args.key,
+                    fmt=fmt,
+                    channel=args.channel,
+                    category=category,
+                    region=region if args.region else None,
+                    column=args.column,
+                )
+            else:
+                listing = client.read_list(path, fmt, args.column)
+                query = ScrubQuery(rules.parse_channel(args.channel), category, region)
+                summary = _scrub_locally(settings, listing, out, query)
+    except client.BadInput as exc:
+        raise UsageError(str(exc)) from None
+    except client.ScrubFailed as exc:
+        raise Failure(str(exc)) from None
+    except BrokenPipeError:
+        raise Failure("the output was closed before the scrub was written") from None
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def _scrub_locally(settings: Settings, listing: Any, out: Any, query: Any) -> Any:
+    """Against DNC_REDIS_URL or the embedded Redis' data; never an empty registry of our own."""
+    from registry import scrub_client as client
+
+    data = settings.data_dir
+    if (
+        settings.redis_url is None
+        and embedded.running_url(data) is None
+        and not any((data / name).exists() for name in ("appendonly.aof", "appendonlydir"))
+    ):
+        raise Failure(
+            f"no registry data in {data}: set DNC_REDIS_URL or DNC_DATA_DIR, "
+            "or scrub through the API with --url and --key"
+        )
+
+    async def scrub(url: str) -> Any:
+        redis_client = async_client(url)
+        try:
+            return await client.scrub_local(
+                listing,
+                out,
+                redis=redis_client,
+                retention_days=settings.retention_days,
+                query=query,
+            )
+        finally:
+            await redis_client.aclose()
+
+    with redis_url(settings) as url:
+        return asyncio.run(scrub(url))
+
+
+@contextlib.contextmanager
+def _output(name: str | None) -> Iterator[Any]:
+    """stdout, or FILE written whole: it appears under its name only when the scrub is done."""
+    if not name:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    final = Path(name)
+    partial = final.with_name(final.name + ".part")
+    try:
+        out = partial.open("wb")
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with out:
+            yield out
+        partial.replace(final)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="dnc", description="The do-not-call registry.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -202,6 +302,18 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--since", metavar="CURSOR", help="the change list after CURSOR (0: all)")
     export.add_argument("-o", "--output", metavar="FILE")
     export.set_defaults(run=_export)
+
+    scrub = commands.add_parser("scrub", help="scrub a list: each row with its status")
+    scrub.add_argument("file", metavar="FILE", help="a number a line, or a CSV with a header")
+    scrub.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    scrub.add_argument("--channel", choices=["voice", "sms"], help="default: both")
+    scrub.add_argument("--category", metavar="N", help="the call's category, 1 to 8")
+    scrub.add_argument("--region", help="region for national-format numbers")
+    scrub.add_argument("--column", help="the phone column of a CSV file (default: the first)")
+    scrub.add_argument("--format", choices=["auto", "plain", "csv"], default="auto")
+    scrub.add_argument("--url", help="scrub through this API (else straight against Redis)")
+    scrub.add_argument("--key", help="an operator's API key, with --url")
+    scrub.set_defaults(run=_scrub)
 
     operators = commands.add_parser("operators", help="operator accounts")
     op_commands = operators.add_subparsers(dest="op_command", required=True, metavar="COMMAND")

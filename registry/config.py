@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import phonenumbers
 
@@ -34,6 +35,11 @@ class Settings:
     auth_cache_seconds: float = 2.0
     # Public status checks (GET /v1/registrations/{number}) one client address may make a minute.
     status_checks_per_minute: int = 30
+    # Subscriber one-time codes: how long one lives, and how many codes an hour one
+    # number may be sent and one client address may ask for (each costs an SMS).
+    code_ttl_seconds: int = 600
+    codes_per_number_per_hour: int = 5
+    codes_per_client_per_hour: int = 20
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -51,6 +57,21 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def check_notifier(spec: str) -> str:
+    """DNC_NOTIFIER if it names a notifier (registry/notifier.py), else a ConfigError."""
+    kind, _, target = spec.partition(":")
+    url = urlsplit(target)
+    if (
+        spec == "log"
+        or (kind == "file" and target)
+        or (kind == "webhook" and url.scheme in ("http", "https") and url.netloc)
+    ):
+        return spec
+    raise ConfigError(
+        f"DNC_NOTIFIER {spec!r} is not log, file:/path/outbox.jsonl or webhook:https://host/path"
+    )
 
 
 def _region(raw: str) -> str:
@@ -74,6 +95,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_region=_region(env.get("DNC_DEFAULT_REGION") or "US"),
         grace_days=_int(env, "DNC_GRACE_DAYS", 31),
         retention_days=_int(env, "DNC_RETENTION_DAYS", 153, minimum=1),
-        notifier=env.get("DNC_NOTIFIER") or "log",
+        notifier=check_notifier(env.get("DNC_NOTIFIER") or "log"),
         status_checks_per_minute=_int(env, "DNC_STATUS_RATE_LIMIT", 30, minimum=1),
+        code_ttl_seconds=_int(env, "DNC_CODE_TTL", 600, minimum=1),
+        codes_per_number_per_hour=_int(env, "DNC_CODE_NUMBER_LIMIT", 5, minimum=1),
+        codes_per_client_per_hour=_int(env, "DNC_CODE_CLIENT_LIMIT", 20, minimum=1),
     )

@@ -18,11 +18,17 @@ registry/store/changes.py); a changed one means a real catch-up, shared by
 the round. Either way each asker sees what a catch-up of its own would have
 shown it. A negative the caught-up filter turns into a "maybe" is confirmed in
 the next round.
+
+A number confirmed for an operator also has that operator's consent from it
+read in the same round (a ZSCORE in the pipeline, registry/store/consents.py),
+so a consent costs a look-up no round trip of its own. A number the filter
+rules out needs none: it is callable whatever the consents say.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import hiredis
@@ -34,15 +40,18 @@ from registry.bloom import BloomFilter, K, RegisteredFilter
 from registry.rules import ALL_CHANNELS
 from registry.store import keys
 from registry.store.connect import CONNECT_TIMEOUT, REPLY_TIMEOUT
+from registry.store.consents import live
 from registry.store.registrations import parse_details
 
-# (registered, blocked channels, allowed categories) of a number Redis does not hold.
-Found = tuple[bool, int, int]
-NOT_REGISTERED: Found = (False, ALL_CHANNELS, 0)
+# (registered, blocked channels, allowed categories, the operator's live consent)
+# of a number Redis does not hold.
+Found = tuple[bool, int, int, bool]
+NOT_REGISTERED: Found = (False, ALL_CHANNELS, 0, False)
 # A number's hash and the bits it sets in its word of a Bloom filter.
 Spot = tuple[int, int]
-# A number, where it sits in the Bloom filter if the filter ruled it out, and its asker.
-Ask = tuple[int, Spot | None, asyncio.Future[Found]]
+# A number, where it sits in the Bloom filter if the filter ruled it out, its asker,
+# and the key of the operator's consents to read with it (None: no operator's).
+Ask = tuple[int, Spot | None, asyncio.Future[Found], bytes | None]
 
 _MASK64 = (1 << 64) - 1
 _M1, _M2, _M3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -92,8 +101,9 @@ class Lookups:
         self._runner: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def registration(self, number: int) -> asyncio.Future[Found]:
-        """(registered, blocked channels, allowed categories) of `number` as of this call.
+    def registration(self, number: int, operator_id: str | None = None) -> asyncio.Future[Found]:
+        """(registered, blocked channels, allowed categories, consent) of `number` as of
+        this call; consent: `operator_id` holds a live one from it (where it is registered).
 
         Until the Bloom filter is built every number is confirmed in Redis.
         """
@@ -105,7 +115,8 @@ class Lookups:
             spot = z, mask = locate(number)
             if bloom.view[z & bloom.index_mask] & mask == mask:  # in_filter, inlined
                 spot = None  # a "maybe" stays one however far the filter catches up
-        self._asked.append((number, spot, future))
+        consents = None if operator_id is None else keys.consents(operator_id).encode()
+        self._asked.append((number, spot, future, consents))
         # A runner left by another event loop (a closed test client's) never returns.
         if self._runner is None or self._loop is not loop:
             self._loop = loop
@@ -125,13 +136,13 @@ class Lookups:
                 try:
                     await self._round(batch)
                 except Exception as exc:  # noqa: BLE001 - every asker of the round gets it
-                    for _, _, future in batch:
+                    for _, _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                 batch = []
         except BaseException:
             # Cancelled (the loop is closing): nobody may wait for a round that never comes.
-            for _, _, future in batch + self._asked:
+            for _, _, future, _ in batch + self._asked:
                 future.cancel()
             self._asked = []
             raise
@@ -142,8 +153,11 @@ class Lookups:
     async def _round(self, batch: list[Ask]) -> None:
         confirm = [ask for ask in batch if ask[1] is None]
         negatives = [ask for ask in batch if ask[1] is not None]
-        version, replies = await self._read([n for n, _, _ in confirm], bool(negatives))
-        for (number, _, future), (registered, raw) in zip(confirm, replies, strict=True):
+        version, replies = await self._read(
+            [(n, consents) for n, _, _, consents in confirm], bool(negatives)
+        )
+        now = time.time()
+        for (number, _, future, _), (registered, raw, score) in zip(confirm, replies, strict=True):
             if future.done():
                 continue
             if not registered:
@@ -154,30 +168,33 @@ class Lookups:
             except Exception as exc:  # noqa: BLE001 - a damaged record fails its own look-up
                 future.set_exception(exc)
                 continue
-            future.set_result((True, prefs.channels, prefs.allow_categories))
+            future.set_result((True, prefs.channels, prefs.allow_categories, live(score, now)))
         if not negatives:
             return
         assert version is not None
         bloom = await self._caught_up(*version)
         for ask in negatives:
-            number, spot, future = ask
+            number, spot, future, consents = ask
             if future.done():
                 continue
             assert spot is not None
             if in_filter(bloom, spot):
-                self._asked.append((number, None, future))  # confirmed in the next round
+                self._asked.append((number, None, future, consents))  # confirmed next round
             else:
                 future.set_result(NOT_REGISTERED)
 
     async def _read(
-        self, numbers: list[int], version: bool
-    ) -> tuple[tuple[Any, Any] | None, list[tuple[Any, Any]]]:
-        """The epoch and version if asked, and (SISMEMBER, HGET) of each number: one round trip."""
+        self, numbers: list[tuple[int, bytes | None]], version: bool
+    ) -> tuple[tuple[Any, Any] | None, list[tuple[Any, Any, Any]]]:
+        """The epoch and version if asked, and (SISMEMBER, HGET, ZSCORE of the consent if
+        asked, else None) of each number: one round trip."""
         commands: list[tuple[bytes, ...]] = [(b"MGET", *_EPOCH_AND_VERSION)] if version else []
-        for number in numbers:
+        for number, consents in numbers:
             bucket, member = keys.bucket_of(number), str(keys.member_of(number)).encode()
             commands.append((b"SISMEMBER", keys.numbers_set(bucket).encode(), member))
             commands.append((b"HGET", keys.details(bucket).encode(), member))
+            if consents is not None:
+                commands.append((b"ZSCORE", consents, str(number).encode()))
         replies: list[Any] | None = None
         if self.wire is not None:
             replies = await self.wire.call(commands)
@@ -196,8 +213,12 @@ class Lookups:
             got = list(await pipe.execute())
             replies = [got[:2], *got[2:]] if version else got
         head = (replies[0][0], replies[0][1]) if version else None
-        rest = replies[1:] if version else replies
-        return head, list(zip(rest[0::2], rest[1::2], strict=True))
+        rest = iter(replies[1:] if version else replies)
+        found = [
+            (next(rest), next(rest), None if consents is None else next(rest))
+            for _, consents in numbers
+        ]
+        return head, found
 
     async def _caught_up(self, epoch: bytes | None, version: bytes | None) -> BloomFilter:
         """The filter holding every change logged before `epoch` and `version` were read."""

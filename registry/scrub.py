@@ -17,6 +17,7 @@ import numpy as np
 from registry import numbers as nums
 from registry import rows, rules
 from registry.bloom import RegisteredFilter
+from registry.store.consents import ConsentStore
 from registry.store.registrations import RegistrationStore
 
 NOT_SUBSCRIBED = "not_subscribed"
@@ -30,6 +31,8 @@ class ScrubQuery:
     category: int | None = None
     region: str = "US"
     prefixes: tuple[str, ...] = ()
+    # Whose consents count (CONTRACT section 3); None: nobody's (a local scrub, say).
+    operator: str | None = None
 
 
 # Why a row is invalid: a code into REASONS, 0 (None) for a valid row.
@@ -107,9 +110,15 @@ class Tally:
 
 
 class Scrubber:
-    def __init__(self, store: RegistrationStore, bloom: RegisteredFilter) -> None:
+    def __init__(
+        self,
+        store: RegistrationStore,
+        bloom: RegisteredFilter,
+        consents: ConsentStore | None = None,
+    ) -> None:
         self.store = store
         self.bloom = bloom
+        self.consents = consents or ConsentStore(store.redis, store.retention_days)
 
     async def prepare(self) -> int:
         """Bring the Bloom filter up to the registry as of now; returns the registry version."""
@@ -146,9 +155,20 @@ class Scrubber:
         channels[position] = found.channels
         allowed[position] = found.allowed
         consent = np.zeros(n, dtype=bool)
-        status[valid], _ = rules.decide(
+        decided, _ = rules.decide(
             registered, channels, allowed, consent, query.channel, query.category
         )
+        if query.operator is not None:
+            # Consent only matters where the answer is blocked: one round trip for those.
+            blocked = np.flatnonzero(decided == rules.BLOCKED)
+            if len(blocked):
+                held = await self.consents.holding(query.operator, numbers[valid[blocked]])
+                if held.any():
+                    consent[blocked[held]] = True
+                    decided, _ = rules.decide(
+                        registered, channels, allowed, consent, query.channel, query.category
+                    )
+        status[valid] = decided
         return Batch(numbers, status, reasons)
 
 

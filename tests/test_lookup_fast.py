@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import redis
 from conftest import ADMIN, ADMIN_KEY, assert_error
@@ -35,6 +36,7 @@ from registry.freshness import Lookups, in_filter, locate
 from registry.rules import Preferences
 from registry.store import keys
 from registry.store.connect import async_client, sync_client
+from registry.store.consents import ConsentStore
 from registry.store.registrations import RegistrationStore
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
@@ -189,6 +191,13 @@ QUERIES = [
 ]
 
 
+CONSENTS = {
+    "operator": ["+12125550001", "+12125550003", "+14155552671", "+12125559999", "+12125550004"],
+    "prefixed": ["+12125550002", "+861012345678"],
+    "admin": ["+12125550100"],
+}
+
+
 @dataclass
 class World:
     """Accounts and registrations, made through the API and the loader."""
@@ -212,12 +221,21 @@ def world(pair: Pair, redis_url: str, tmp_path: Path) -> World:
         "/v1/operators", json={"name": "gone", "role": "operator"}, headers=ADMIN
     ).json()
     assert client.delete(f"/v1/operators/{revoked_account['operator_id']}", headers=ADMIN)
-    return World(
+    world = World(
         operator=new_key(client),
         prefixed=new_key(client, prefixes=["+1212", "+8610"]),
         carrier=carrier,
         revoked=revoked_account["api_key"],
     )
+    # Consents: each key's own, registered or not, one withdrawn, one recorded by an admin.
+    for key, numbers in CONSENTS.items():
+        for number in numbers:
+            consent = {"number": number, "evidence": {"method": "test"}}
+            headers = bearer(ADMIN_KEY if key == "admin" else getattr(world, key))
+            assert client.post("/v1/consents", json=consent, headers=headers).status_code == 201
+    withdrawn = client.delete("/v1/consents/+12125550004", headers=bearer(world.operator))
+    assert withdrawn.status_code == 200
+    return world
 
 
 def assert_same(pair: Pair, path: str, headers: list[tuple[str, str]], method: str = "GET") -> int:
@@ -261,6 +279,44 @@ def test_every_key_answers_as_fastapi_does(pair: Pair, world: World) -> None:
         path = f"/v1/numbers/{number}" + (f"?{query}" if query else "")
         statuses.add(assert_same(pair, path, headers))
     assert statuses == {200, 400, 401, 403}
+
+
+def test_consents_answer_as_fastapi_does(pair: Pair, world: World) -> None:
+    reasons = set()
+    for key, number, query in itertools.product(
+        [world.operator, world.prefixed, ADMIN_KEY],
+        NUMBERS[:16],
+        ["", "channel=voice", "channel=sms&category=2", "category=3"],
+    ):
+        path = f"/v1/numbers/{number}" + (f"?{query}" if query else "")
+        fast, _ = pair.answers(path, bearer(key))
+        assert_same(pair, path, bearer(key))
+        if fast[0] == 200:
+            reasons.add(orjson.loads(fast[2])["reason"])
+    assert {"consent", "registered", "channel_not_blocked", "category_allowed"} <= reasons
+
+
+def test_a_look_up_reads_a_consent_another_worker_just_recorded(pair: Pair, world: World) -> None:
+    writer, reader = pair.slow, pair.fast
+    operator = bearer(world.operator)
+    lookups = reader.app.state.services.lookups
+
+    def status(number: str) -> str:
+        got = reader.get(f"/v1/numbers/{number}", headers=operator)
+        assert got.status_code == 200, got.text
+        return str(got.json()["reason"])
+
+    for n in range(10):
+        number = f"+1212555{n + 20:04d}"
+        register(writer, world.carrier, number)
+        assert status(number) == "registered"
+        consent = {"number": number, "evidence": {"method": "test"}}
+        assert writer.post("/v1/consents", json=consent, headers=operator).status_code == 201
+        rounds = lookups.rounds
+        assert status(number) == "consent"
+        assert lookups.rounds == rounds + 1  # the consent was read in the confirming round
+        assert writer.delete(f"/v1/consents/{number}", headers=operator).status_code == 200
+        assert status(number) == "registered"
 
 
 def test_other_methods_and_paths_are_fastapis(pair: Pair, world: World) -> None:
@@ -455,8 +511,17 @@ async def _not_built(url: str) -> None:
         found = await asyncio.gather(
             lookups.registration(12125550001), lookups.registration(12125550002)
         )
-        assert found == [(True, 1, 0), (False, 3, 0)]
+        assert found == [(True, 1, 0, False), (False, 3, 0, False)]
         assert lookups.catch_ups == 0 and lookups.rounds == 1
+        # A consent is read with the number it is asked with, in the same round.
+        await ConsentStore(store.redis, 153).record("op_a", 12125550001, "{}", None)
+        found = await asyncio.gather(
+            lookups.registration(12125550001, "op_a"),
+            lookups.registration(12125550001, "op_b"),
+            lookups.registration(12125550001),
+        )
+        assert found == [(True, 1, 0, True), (True, 1, 0, False), (True, 1, 0, False)]
+        assert lookups.rounds == 2
         lookups.close()
     finally:
         await store.redis.aclose()
@@ -556,8 +621,8 @@ async def _registered_is_found(url: str) -> None:
         await registered.build()
         lookups = Lookups(registered)
         assert lookups.wire is not None
-        assert await lookups.registration(12125550001) == (True, 3, 0)
-        assert await lookups.registration(12125550002) == (False, 3, 0)
+        assert await lookups.registration(12125550001) == (True, 3, 0, False)
+        assert await lookups.registration(12125550002) == (False, 3, 0, False)
         await store.redis.flushdb()
         lookups.close()
     finally:

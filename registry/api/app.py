@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import embedded, fastnumbers
-from registry.api import admin, carrier, errors, operator, ops, scrub, subscriber
+from registry.api import admin, carrier, complaints, errors, operator, ops, pages, scrub, subscriber
+from registry.api import consents as consents_api
 from registry.api.auth import Authenticator
 from registry.api.lookup import LookupRoute
 from registry.api.responses import JSON
@@ -24,6 +25,7 @@ from registry.bloom import RegisteredFilter
 from registry.config import Settings, load_settings
 from registry.freshness import Lookups
 from registry.metrics import Metrics
+from registry.notifier import Notifier, build_notifier
 from registry.scrub import Scrubber
 from registry.store.audit import AuditLog
 from registry.store.connect import async_client
@@ -49,6 +51,7 @@ class Services:
     auth: Authenticator
     metrics: Metrics
     audit: AuditLog
+    notifier: Notifier
 
 
 def build_services(settings: Settings) -> Services:
@@ -70,6 +73,7 @@ def build_services(settings: Settings) -> Services:
         auth=Authenticator(operators, settings.admin_key, settings.auth_cache_seconds),
         metrics=Metrics(),
         audit=AuditLog(redis, settings.retention_days),
+        notifier=build_notifier(settings.notifier),
     )
 
 
@@ -144,7 +148,8 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     )
     app.state.services = services
     errors.install(app)
-    for module in (ops, admin, carrier, subscriber, operator, scrub):
+    routers = (ops, admin, carrier, subscriber, operator, scrub, complaints, pages, consents_api)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(CountResponses, metrics=services.metrics)
     return LookupRoute(app, services, enabled=fast_lookups)

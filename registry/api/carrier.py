@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from registry import rules
+from registry import keywords, rules
 from registry.api import params
 from registry.api.auth import CarrierKey
 from registry.api.errors import ApiError
@@ -59,6 +60,14 @@ async def put_registration(
         value, prefs, source, int(time.time())
     )
     answer = registration_answer(value, registered_at, prefs, services.settings.grace_days)
+    await services.audit.record(
+        "registration.created" if created else "registration.updated",
+        operator.id,
+        number=f"+{value}",
+        channels=",".join(prefs.channel_names()),
+        allow_categories=",".join(str(c) for c in prefs.category_codes()),
+        source=body.source,
+    )
     return JSON(answer, status_code=201 if created else 200)
 
 
@@ -73,4 +82,80 @@ async def delete_registration(
     value = params.number(number, params.region(region, services.settings.default_region))
     if not await services.registrations.deregister(value, operator.id, int(time.time())):
         raise ApiError(404, "not_registered", f"+{value} is not registered")
+    await services.audit.record("registration.removed", operator.id, number=f"+{value}")
     return {"number": f"+{value}", "registered": False}
+
+
+# -- inbound SMS: keywords a subscriber texted to the carrier's short code -------------------
+
+
+class InboundSms(BaseModel):
+    """What the carrier's SMS gateway forwards: who wrote, to which short code, what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender: str = Field(alias="from", min_length=1, max_length=64, strict=True)
+    to: str = Field(min_length=1, max_length=32, strict=True)
+    text: str = Field(max_length=10_000, strict=True)
+
+
+@router.post("/v1/sms/inbound")
+async def sms_inbound(
+    body: InboundSms,
+    request: Request,
+    operator: CarrierKey,
+    region: str | None = None,
+) -> dict[str, str]:
+    """Act on an opt-out keyword (STOP, 退订, START 2,5, ...) and answer the reply to send.
+
+    Every answer is 200 with an `action` for a text the subscriber sent, understood or
+    not: the carrier sends `reply` back either way. Only the envelope can be a 400.
+    """
+    services = request.app.state.services
+    short_code = keywords.short_code(body.to)
+    if short_code is None:
+        raise ApiError(
+            400,
+            "invalid_short_code",
+            f"to {body.to[:32]!r} is not a short code (3 to 15 digits) or an E.164 number",
+        )
+    value = params.number(body.sender, params.region(region, services.settings.default_region))
+    intent = keywords.parse(body.text)
+    action = await _act_on_keyword(services, operator.id, value, intent, short_code)
+    return {"action": action, "reply": keywords.reply(action, intent)}
+
+
+async def _act_on_keyword(
+    services: Any, actor: str, value: int, intent: keywords.Intent, short_code: str
+) -> str:
+    """Change the registration as the intent asks; the `action` to answer."""
+    now, source = int(time.time()), f"{actor}:sms"
+    audit = {"number": f"+{value}", "short_code": short_code, "keyword": intent.keyword}
+    if intent.kind == keywords.OPT_IN:
+        removed = await services.registrations.deregister(value, source, now)
+        if removed:
+            await services.audit.record("registration.removed", actor, source=source, **audit)
+        # Not registered is what the subscriber asked for all the same.
+        return keywords.DEREGISTERED
+    if intent.kind not in (keywords.OPT_OUT, keywords.ALLOW):
+        return keywords.HELP if intent.kind == keywords.HELP else keywords.UNKNOWN
+    before = await services.registrations.get(value)
+    # STOP blocks every channel; START n changes only the categories of what is blocked.
+    channels = rules.ALL_CHANNELS
+    if intent.kind == keywords.ALLOW and before is not None:
+        channels = before.preferences.channels
+    prefs = rules.parse_preferences(None, intent.categories)
+    prefs = rules.Preferences(channels, prefs.allow_categories)
+    created, _ = await services.registrations.register(value, prefs, source, now)
+    await services.audit.record(
+        "registration.created" if created else "registration.updated",
+        actor,
+        source=source,
+        channels=",".join(prefs.channel_names()),
+        allow_categories=",".join(map(str, prefs.category_codes())),
+        **audit,
+    )
+    unchanged = before is not None and before.preferences == prefs
+    if created or (intent.kind == keywords.OPT_OUT and unchanged):
+        return keywords.REGISTERED
+    return keywords.PREFERENCES_UPDATED

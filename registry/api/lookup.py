@@ -9,7 +9,8 @@ them to each other): the same key check, the same parameters parsed in the same
 order, and every error through the FastAPI app's own exception handlers.
 
 What it does differently is ask Redis less: concurrent look-ups share their
-round trips, and a number the Bloom filter rules out is not confirmed
+round trips, a number the Bloom filter rules out is not confirmed, and the
+operator's consent from a number is read in the round that confirms it
 (registry/freshness.py).
 """
 
@@ -55,7 +56,7 @@ class LookupRoute:
         self._operator_key = require(ROLE)
         default = services.settings.default_region
         self._no_query = (params.channel(None), params.category(None), params.region(None, default))
-        self._verdicts: dict[tuple[bool, int, int, int, int | None], bytes] = {}
+        self._verdicts: dict[tuple[bool, int, int, bool, int, int | None], bytes] = {}
         self._starts: dict[int, Message] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,25 +111,31 @@ class LookupRoute:
             return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
         if operator.prefixes:
             params.check_prefix(operator, value)
-        registered, channels, allowed = await self.lookups.registration(value)
-        key = (registered, channels, allowed, channel, category)
+        registered, channels, allowed, consent = await self.lookups.registration(value, operator.id)
+        key = (registered, channels, allowed, consent, channel, category)
         verdict = self._verdicts.get(key) or self._decide(*key)
         return _NUMBER + str(value).encode() + verdict
 
     def _decide(
-        self, registered: bool, channels: int, allowed: int, channel: int, category: int | None
+        self,
+        registered: bool,
+        channels: int,
+        allowed: int,
+        consent: bool,
+        channel: int,
+        category: int | None,
     ) -> bytes:
         """rules.decide_one, remembered, as the end of the answer after the number's digits.
 
         Its answers depend on these few small values only.
         """
         prefs = rules.Preferences(channels, allowed)
-        status, why = rules.decide_one(registered, prefs, False, channel, category)
+        status, why = rules.decide_one(registered, prefs, consent, channel, category)
         # orjson's own encoding of the answer, cut after the number's "+" (digits need no escape).
         answer = orjson.dumps({"number": "+", "status": status, "reason": why})
         verdict = answer[len(_NUMBER) :]
         if len(self._verdicts) < 10_000:
-            self._verdicts[registered, channels, allowed, channel, category] = verdict
+            self._verdicts[registered, channels, allowed, consent, channel, category] = verdict
         return verdict
 
     def _start(self, length: int) -> Message:

@@ -15,6 +15,7 @@ from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
 from registry.store import changes
+from registry.store.consents import ConsentStore
 from registry.store.operators import Operator
 
 router = APIRouter(tags=["operators"])
@@ -29,7 +30,8 @@ async def lookup(
     category: str | None = None,
     region: str | None = None,
 ) -> dict[str, object]:
-    """Whether one number may be called; one Redis round trip, no Bloom filter needed."""
+    """Whether one number may be called; one Redis round trip, no Bloom filter needed,
+    and one more for the operator's consents where the answer would be blocked."""
     services = request.app.state.services
     channel_bits = params.channel(channel)
     category_code = params.category(category)
@@ -42,6 +44,9 @@ async def lookup(
     status, why = rules.decide_one(
         registration is not None, prefs, False, channel_bits, category_code
     )
+    consents = ConsentStore(services.redis, services.settings.retention_days)
+    if status == "blocked" and await consents.holds(operator.id, value):
+        status, why = rules.decide_one(True, prefs, True, channel_bits, category_code)
     return {"number": f"+{value}", "status": status, "reason": why}
 
 

@@ -206,6 +206,7 @@ def _query(request: Request, operator: Operator) -> ScrubQuery:
         category=params.category(q.get("category")),
         region=params.region(q.get("region"), services.settings.default_region),
         prefixes=operator.prefixes,
+        operator=operator.id,
     )
 
 

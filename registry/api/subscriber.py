@@ -1,17 +1,229 @@
-"""Subscriber endpoints (no key): the public status check of one number.
+"""Subscriber endpoints (no key): registration and deregistration by one-time code,
+and the public status check of one number.
+
+A subscriber proves they hold the number with a six-digit code sent to it
+through DNC_NOTIFIER (registry/notifier.py): ask for a code (202), then confirm
+it within `expires_in` seconds. Codes cost money and can be used to harass a
+number, so code requests are rate-limited per client address and per number.
+Pending requests live in Redis (registry/store/requests.py), so any worker can
+confirm a code another worker sent.
 
 Without a key nobody may list or bulk-check numbers (CONTRACT section 7), so
-the check is rate-limited per client address across all workers.
+the status check is rate-limited per client address across all workers.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from registry import rules
 from registry.api import params
-from registry.api.limits import check_status_client
+from registry.api.carrier import registration_answer
+from registry.api.errors import ApiError
+from registry.api.limits import check_status_client, client_address
+from registry.api.responses import JSON
+from registry.notifier import Message, NotifierError
+from registry.store import limits
+from registry.store import requests as pending
+from registry.store.requests import (
+    PendingRequest,
+    RequestStore,
+    client_limit_key,
+    number_limit_key,
+)
 
+log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["subscribers"])
+CODE_WINDOW_MS = 3_600_000
+SOURCE = "subscriber:code"
+ACTOR = "subscriber"
+
+
+class RegistrationRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(max_length=64)
+    region: str | None = Field(default=None, max_length=8)
+    channels: list[str] | None = Field(default=None, max_length=2)
+    # Strict: pydantic would otherwise read `true` as category 1 and "3" as 3.
+    allow_categories: list[StrictInt] | None = Field(default=None, max_length=8)
+
+
+class DeregistrationRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(max_length=64)
+    region: str | None = Field(default=None, max_length=8)
+
+
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=32)
+
+
+def _store(request: Request) -> RequestStore:
+    services = request.app.state.services
+    return RequestStore(services.redis, services.settings.code_ttl_seconds)
+
+
+async def _check_code_limits(request: Request, number: int) -> None:
+    """Count one code against the client address, then the number; 429 past either."""
+    services = request.app.state.services
+    settings = services.settings
+    windows = [
+        (client_limit_key(client_address(request)), settings.codes_per_client_per_hour, "address"),
+        (number_limit_key(number), settings.codes_per_number_per_hour, "number"),
+    ]
+    for key, limit, scope in windows:
+        hit = await limits.hit(services.redis, key, limit, CODE_WINDOW_MS)
+        if not hit.allowed:
+            details = {
+                "limit": limit,
+                "per": scope,
+                "window_seconds": CODE_WINDOW_MS // 1000,
+                "retry_after": hit.retry_after,
+            }
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"at most {limit} codes an hour for one {scope}; retry in {hit.retry_after} s",
+                details,
+                headers={"Retry-After": str(hit.retry_after)},
+            )
+
+
+def _code_text(code: str, action: str, number: int, ttl: int) -> str:
+    lasts = f"{ttl // 60} minutes" if ttl >= 120 else f"{ttl} seconds"
+    return (
+        f"{code} is your code to {action} +{number} on the do-not-call registry. "
+        f"It expires in {lasts}. If you did not ask for it, ignore this message."
+    )
+
+
+async def _send_code(
+    request: Request, kind: str, number: int, prefs: rules.Preferences, action: str
+) -> JSON:
+    """Open a request, send its code, answer 202; a code that cannot go out voids it (503)."""
+    services = request.app.state.services
+    await _check_code_limits(request, number)
+    store = _store(request)
+    opened, code = await store.open(kind, number, prefs)
+    message = Message.code_for(f"+{number}", code, _code_text(code, action, number, store.ttl))
+    try:
+        await services.notifier.send(message)
+    except NotifierError as exc:
+        log.warning("code not delivered: %s", exc)
+        await store.discard(opened.id)
+        raise ApiError(
+            503,
+            "notifier_unavailable",
+            "the code could not be sent to the number; try again later",
+            headers={"Retry-After": "60"},
+        ) from None
+    return JSON({"request_id": opened.id, "expires_in": store.ttl}, status_code=202)
+
+
+def _code(raw: str) -> str:
+    """The six digits of a code as a person may type it (`123 456`, `123-456`)."""
+    code = raw.strip().replace(" ", "").replace("-", "")
+    if len(code) != 6 or not code.isascii() or not code.isdigit():
+        raise ApiError(
+            400, "invalid_code", "code must be the six digits sent to the number, e.g. 012345"
+        )
+    return code
+
+
+async def _confirm(request: Request, request_id: str, kind: str, raw_code: str) -> PendingRequest:
+    """The confirmed request, or the ApiError that says why not."""
+    attempt = await _store(request).confirm(request_id, kind, _code(raw_code))
+    again = f"ask for a new code with POST /v1/{kind}s"
+    if attempt.outcome == "confirmed" and attempt.request is not None:
+        return attempt.request
+    if attempt.outcome == "wrong_code":
+        left = attempt.tries_left
+        after = f"{left} tries left" if left else f"the request is now void; {again}"
+        raise ApiError(
+            400, "wrong_code", f"that is not the code sent; {after}", {"tries_left": left}
+        )
+    if attempt.outcome == "unknown":
+        raise ApiError(404, "request_not_found", f"no {kind} request {request_id[:32]!r}; {again}")
+    why = {
+        "expired": "its code expired",
+        "void": "too many wrong codes were tried",
+        "used": "its code was already used",
+    }[attempt.outcome]
+    raise ApiError(
+        410, f"request_{attempt.outcome}", f"this {kind} request is over: {why}; {again}"
+    )
+
+
+@router.post("/v1/registrations", status_code=202)
+async def request_registration(body: RegistrationRequestBody, request: Request) -> JSON:
+    """Send a code to the number; confirming it registers the number with these preferences."""
+    services = request.app.state.services
+    value = params.number(body.number, params.region(body.region, services.settings.default_region))
+    try:
+        prefs = rules.parse_preferences(body.channels, body.allow_categories)
+    except rules.PreferenceError as exc:
+        raise ApiError(400, "invalid_preferences", str(exc)) from None
+    return await _send_code(request, pending.REGISTRATION, value, prefs, "register")
+
+
+@router.post("/v1/registrations/{request_id}/confirm", status_code=201)
+async def confirm_registration(request_id: str, body: ConfirmBody, request: Request) -> JSON:
+    """Register (or change the preferences of) the number the code went to.
+
+    Always 201, as the contract writes it; changing preferences keeps `registered_at`.
+    """
+    services = request.app.state.services
+    confirmed = await _confirm(request, request_id, pending.REGISTRATION, body.code)
+    value, prefs = confirmed.number, confirmed.preferences
+    created, registered_at = await services.registrations.register(
+        value, prefs, SOURCE, int(time.time())
+    )
+    await services.audit.record(
+        "registration.created" if created else "registration.updated",
+        ACTOR,
+        number=f"+{value}",
+        channels=",".join(prefs.channel_names()),
+        allow_categories=",".join(str(c) for c in prefs.category_codes()),
+        source=SOURCE,
+    )
+    answer = registration_answer(value, registered_at, prefs, services.settings.grace_days)
+    return JSON(answer, status_code=201)
+
+
+@router.post("/v1/deregistrations", status_code=202)
+async def request_deregistration(body: DeregistrationRequestBody, request: Request) -> JSON:
+    """Send a code to the number; confirming it ends its registration.
+
+    A code goes out whether or not the number is registered: the answer must not
+    tell a stranger what the rate-limited status check would.
+    """
+    services = request.app.state.services
+    value = params.number(body.number, params.region(body.region, services.settings.default_region))
+    return await _send_code(
+        request, pending.DEREGISTRATION, value, rules.Preferences(), "deregister"
+    )
+
+
+@router.post("/v1/deregistrations/{request_id}/confirm")
+async def confirm_deregistration(
+    request_id: str, body: ConfirmBody, request: Request
+) -> dict[str, object]:
+    """End the registration of the number the code went to; a number not registered is 200 too."""
+    services = request.app.state.services
+    value = (await _confirm(request, request_id, pending.DEREGISTRATION, body.code)).number
+    if await services.registrations.deregister(value, ACTOR, int(time.time())):
+        await services.audit.record(
+            "registration.removed", ACTOR, number=f"+{value}", source=SOURCE
+        )
+    return {"number": f"+{value}", "registered": False}
 
 
 @router.get("/v1/registrations/{number}")

@@ -76,6 +76,54 @@ def receipt(receipt_id: str) -> str:
     return f"dnc:rcpt:{{{receipt_id}}}"
 
 
+# A subscriber's pending request and its outcome share the request's tag (one slot, one script).
+def pending_request(request_id: str) -> str:
+    """Hash: a code request waiting for its code (registry/store/requests.py)."""
+    return f"dnc:req:{{{request_id}}}"
+
+
+def request_outcome(request_id: str) -> str:
+    """What became of a request (expired, void, used), without the number: answers 410."""
+    return f"dnc:req:{{{request_id}}}:end"
+
+
+# Complaints (registry/store/complaints.py): each record in its own slot; the per-day
+# counts share {dnc}, so one script updates them and one ZUNIONSTORE reads them on a Cluster.
+def complaint(complaint_id: str) -> str:
+    return f"dnc:cmp:{{{complaint_id}}}"
+
+
+def complaints_on(day: str) -> str:
+    """Counter of the complaints received on a UTC day (YYYYMMDD)."""
+    return f"dnc:{{dnc}}:cmp:n:{day}"
+
+
+def callers_on(channel: str, day: str) -> str:
+    """Sorted set: caller -> complaints about it received on a UTC day, for one channel."""
+    return f"dnc:{{dnc}}:cmp:{channel}:{day}"
+
+
+def complaint_limit(client: str) -> str:
+    """The counter of one client address's complaints (rate limit)."""
+    return f"dnc:limit:{{complaint:{client}}}"
+
+
+# An operator's consents share the operator's tag: one slot, so one script updates them.
+def consents(operator_id: str) -> str:
+    """Sorted set of the operator's consents: member the number's digits, score expires_at."""
+    return f"dnc:cs:{{{operator_id}}}"
+
+
+def current_consent(operator_id: str, digits: str) -> str:
+    """The id of the operator's latest consent from a number, while its record is kept."""
+    return f"dnc:ci:{{{operator_id}}}:{digits}"
+
+
+def consent(operator_id: str, consent_id: str) -> str:
+    """One consent's record and evidence; kept DNC_RETENTION_DAYS after it ends."""
+    return f"dnc:c:{{{operator_id}}}:{consent_id}"
+
+
 def buckets_under(buckets: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
     """The buckets (from a sorted array) that can hold numbers under any of the prefixes."""
     if not prefixes:

@@ -1,0 +1,166 @@
+"""Complaints (subscribers, no key) and the report of callers (administrators).
+
+A complaint is public and unauthenticated, so it is rate-limited per client
+address like the status check, and its body is small and bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from registry import complaints, rules
+from registry.api import params
+from registry.api.auth import AdminKey
+from registry.api.errors import ApiError
+from registry.api.limits import client_address
+from registry.api.responses import JSON
+from registry.api.scrub import read_body
+from registry.store import keys, limits
+from registry.store.complaints import Complaint, ComplaintStore
+
+router = APIRouter()
+# Per client address. A hand-typed complaint takes minutes; a flood from one address stops here.
+COMPLAINTS_PER_HOUR = 20
+COMPLAINT_WINDOW_MS = 3_600_000
+MAX_BODY_BYTES = 16 * 1024
+
+
+class ComplaintBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: StrictStr = Field(max_length=64)
+    caller: StrictStr = Field(max_length=64)
+    occurred_at: StrictStr
+    channel: StrictStr
+    category: StrictInt | None = None
+    text: StrictStr | None = None
+    region: StrictStr | None = None
+
+
+def _store(request: Request) -> ComplaintStore:
+    services = request.app.state.services
+    return ComplaintStore(services.redis, services.settings.retention_days)
+
+
+async def _body(request: Request) -> ComplaintBody:
+    raw = await read_body(request, MAX_BODY_BYTES)
+    try:
+        return ComplaintBody.model_validate_json(raw)
+    except ValidationError as exc:
+        # The app's handler answers it in the contract's error shape, as for any body.
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
+        ) from None
+
+
+async def _count_client(request: Request) -> None:
+    redis = request.app.state.services.redis
+    key = keys.complaint_limit(client_address(request))
+    hit = await limits.hit(redis, key, COMPLAINTS_PER_HOUR, COMPLAINT_WINDOW_MS)
+    if not hit.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"at most {COMPLAINTS_PER_HOUR} complaints an hour from one address; "
+            f"retry in {hit.retry_after} s",
+            {
+                "limit": COMPLAINTS_PER_HOUR,
+                "window_seconds": COMPLAINT_WINDOW_MS // 1000,
+                "retry_after": hit.retry_after,
+            },
+            headers={"Retry-After": str(hit.retry_after)},
+        )
+
+
+@router.post(
+    "/v1/complaints",
+    status_code=201,
+    tags=["subscribers"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ComplaintBody.model_json_schema()}},
+        }
+    },
+)
+async def post_complaint(request: Request) -> JSON:
+    """A call or SMS a subscriber got anyway; flags say whether the registry covered it then."""
+    services = request.app.state.services
+    settings = services.settings
+    body = await _body(request)
+    region = params.region(body.region, settings.default_region)
+    number = params.number(body.number, region)
+    if body.channel not in rules.CHANNELS:
+        raise ApiError(
+            400, "invalid_channel", f"channel {body.channel[:16]!r} is not one of voice, sms"
+        )
+    try:
+        category = None if body.category is None else rules.check_category(body.category)
+    except rules.PreferenceError as exc:
+        raise ApiError(400, "invalid_category", str(exc)) from None
+    now = time.time()
+    try:
+        caller = complaints.caller(body.caller, region)
+        occurred = complaints.occurred_at(body.occurred_at, now)
+        text = complaints.text(body.text)
+    except complaints.ComplaintError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
+    # Only well-formed complaints count: bad input costs the caller nothing and stores nothing.
+    await _count_client(request)
+    registration = await services.registrations.get(number)
+    flags = complaints.liability(
+        registration is not None,
+        None if registration is None else registration.registered_at,
+        registration is not None
+        and bool(registration.preferences.channels & rules.CHANNELS[body.channel]),
+        occurred,
+        settings.grace_days,
+    )
+    complaint_id = await _store(request).add(
+        Complaint(
+            number,
+            caller,
+            occurred,
+            body.channel,
+            category,
+            text,
+            flags.registered_at_time,
+            flags.within_grace,
+        ),
+        now,
+    )
+    await services.audit.record(
+        "complaint.received", "subscriber", complaint=complaint_id, channel=body.channel
+    )
+    return JSON(
+        {
+            "complaint_id": complaint_id,
+            "registered_at_time": flags.registered_at_time,
+            "within_grace": flags.within_grace,
+        },
+        status_code=201,
+    )
+
+
+@router.get("/v1/reports/callers", tags=["administrators"])
+async def callers_report(
+    request: Request,
+    _: AdminKey,
+    top: Annotated[int, Query(ge=1, le=1000)] = 10,
+) -> dict[str, object]:
+    """Complaints counted by caller over the kept days, most complained-about first."""
+    settings = request.app.state.services.settings
+    distinct, callers = await _store(request).top_callers(top)
+    return {
+        "callers": [
+            {"caller": c.caller, "complaints": c.complaints, "voice": c.voice, "sms": c.sms}
+            for c in callers
+        ],
+        "distinct_callers": distinct,
+        "retention_days": settings.retention_days,
+    }

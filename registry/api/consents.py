@@ -1,0 +1,170 @@
+"""Operator consents: POST /v1/consents records one, DELETE /v1/consents/{number} withdraws it.
+
+A live consent from a number makes it callable for the operator that holds it,
+whatever the number's registration blocks (CONTRACT section 3). Consent must be
+explicit and provable, so the evidence is required and kept with the record
+DNC_RETENTION_DAYS after the consent ends (registry/store/consents.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from registry.api import params
+from registry.api.auth import OperatorKey
+from registry.api.errors import ApiError
+from registry.api.responses import JSON
+from registry.api.scrub import read_body
+from registry.store.consents import ConsentStore
+
+router = APIRouter(tags=["operators"])
+
+# Serialized evidence a consent may carry: a form's fields, a recording's reference, a
+# signature's hash. Bulk (the recording itself, a scanned form) belongs elsewhere.
+MAX_EVIDENCE_BYTES = 16 * 1024
+MAX_BODY_BYTES = 32 * 1024
+
+
+class ConsentBody(BaseModel):
+    """A consent to record. `evidence` is any non-empty JSON object; expected fields:
+    `method` (how it was given: `web_form`, `sms`, `ivr`, `recorded_call`, `written`),
+    `given_at` (when, ISO-8601), `text` (the wording the subscriber agreed to) and
+    `reference` (where the proof is kept: a form submission id, a recording id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: StrictStr = Field(max_length=64)
+    region: StrictStr | None = Field(default=None, max_length=8)
+    evidence: dict[str, Any]
+    expires_at: StrictStr | None = Field(default=None, max_length=64)
+
+
+def _body(raw: bytes) -> ConsentBody:
+    try:
+        return ConsentBody.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = [
+            {"where": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = problems[0]
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"{first['where']}: {first['problem']}; send "
+            '{"number": "+12125551234", "evidence": {"method": "web_form", ...}}',
+            {"problems": problems},
+        ) from None
+
+
+def _evidence(evidence: dict[str, Any]) -> str:
+    if not evidence:
+        raise ApiError(
+            400,
+            "invalid_evidence",
+            "evidence is empty; say how and when the subscriber consented, "
+            'e.g. {"method": "web_form", "given_at": "2026-01-31T12:00:00Z"}',
+        )
+    text = orjson.dumps(evidence).decode()
+    if len(text.encode()) > MAX_EVIDENCE_BYTES:
+        raise ApiError(
+            413,
+            "evidence_too_large",
+            f"the evidence is over {MAX_EVIDENCE_BYTES} bytes as JSON; "
+            "keep a reference to large proof (a recording, a scan) instead",
+            {"limit_bytes": MAX_EVIDENCE_BYTES},
+        )
+    return text
+
+
+def _expires_at(raw: str | None, now: float) -> int | None:
+    """An ISO-8601 time in the future, as epoch seconds; a time without a zone is UTC."""
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_expires_at",
+            f"expires_at {raw!r} is not an ISO-8601 time; send e.g. 2027-01-31T00:00:00Z",
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = int(when.timestamp())
+    if seconds <= now:
+        raise ApiError(
+            400,
+            "invalid_expires_at",
+            f"expires_at {raw!r} is not in the future; leave it out for a consent "
+            "that lasts until it is withdrawn",
+        )
+    return seconds
+
+
+def _store(request: Request) -> ConsentStore:
+    services = request.app.state.services
+    return ConsentStore(services.redis, services.settings.retention_days)
+
+
+@router.post(
+    "/v1/consents",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ConsentBody.model_json_schema()}},
+        }
+    },
+)
+async def record_consent(request: Request, operator: OperatorKey) -> JSON:
+    """Record a subscriber's consent: the number becomes callable for this operator."""
+    services = request.app.state.services
+    body = _body(await read_body(request, MAX_BODY_BYTES))
+    value = params.number(body.number, params.region(body.region, services.settings.default_region))
+    params.check_prefix(operator, value)
+    evidence = _evidence(body.evidence)
+    now = datetime.now(UTC).timestamp()
+    expires_at = _expires_at(body.expires_at, now)
+    consent = await _store(request).record(operator.id, value, evidence, expires_at)
+    await services.audit.record(
+        "consent.recorded",
+        operator.id,
+        consent_id=consent.consent_id,
+        number=f"+{value}",
+        expires_at=params.iso(expires_at),
+    )
+    return JSON(
+        {
+            "consent_id": consent.consent_id,
+            "number": f"+{value}",
+            "recorded_at": params.iso(consent.recorded_at),
+        },
+        status_code=201,
+    )
+
+
+@router.delete("/v1/consents/{number}")
+async def withdraw_consent(
+    number: str, request: Request, operator: OperatorKey, region: str | None = None
+) -> dict[str, object]:
+    """Withdraw the operator's live consent from a number; its record and evidence stay
+    DNC_RETENTION_DAYS."""
+    services = request.app.state.services
+    value = params.number(number, params.region(region, services.settings.default_region))
+    params.check_prefix(operator, value)
+    ended = await _store(request).withdraw(operator.id, value, operator.id)
+    if ended is None:
+        raise ApiError(
+            404, "consent_not_found", f"you hold no live consent from +{value} to withdraw"
+        )
+    consent_id, at = ended
+    await services.audit.record(
+        "consent.withdrawn", operator.id, consent_id=consent_id, number=f"+{value}"
+    )
+    return {"consent_id": consent_id, "number": f"+{value}", "withdrawn_at": params.iso(at)}

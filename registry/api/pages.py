@@ -1,0 +1,98 @@
+"""The two web pages of CONTRACT section 6: `/` for subscribers, `/portal` for operators.
+
+Both are static files from the `registry.web` package that call the public API
+from the browser, so the pages add no second way into the registry: whatever
+a page can do, `curl` can do with the same rules. They are read once, when
+this module is imported, and kept in memory; the only thing filled in is the
+list of categories, from `registry.rules`, so the pages cannot drift from
+the codes the API accepts.
+
+Every answer carries a Content-Security-Policy that allows only this origin
+(no inline script, no third-party host: the pages work offline), and
+`Referrer-Policy: no-referrer`, because the API paths the pages call hold
+phone numbers. None of these routes is an API operation, so none appears in
+/openapi.json.
+"""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from registry import rules
+from registry.api.errors import ApiError
+
+router = APIRouter()
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # Revalidate on every visit: an upgraded server must not run yesterday's script.
+    "Cache-Control": "no-cache",
+}
+_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+}
+ASSETS = ("app.css", "api.js", "subscriber.js", "portal.js")
+
+
+def _category_checkboxes() -> str:
+    return "\n".join(
+        f'<li><label><input type="checkbox" name="allow_categories" value="{code}"> '
+        f"{code}. {html.escape(name)}</label></li>"
+        for code, name in rules.CATEGORIES.items()
+    )
+
+
+def _category_options() -> str:
+    return "\n".join(
+        f'<option value="{code}">{code}. {html.escape(name)}</option>'
+        for code, name in rules.CATEGORIES.items()
+    )
+
+
+def _read(name: str) -> bytes:
+    text = resources.files("registry.web").joinpath(name).read_text(encoding="utf-8")
+    if name.endswith(".html"):
+        text = text.replace("{{category_checkboxes}}", _category_checkboxes())
+        text = text.replace("{{category_options}}", _category_options())
+    return text.encode()
+
+
+def _answer(name: str, body: bytes) -> Response:
+    kind = _TYPES[name.rsplit(".", 1)[1]]
+    return Response(body, media_type=kind, headers=SECURITY_HEADERS)
+
+
+_PAGES = {name: _read(name) for name in ("index.html", "portal.html")}
+_ASSETS = {name: _read(name) for name in ASSETS}
+
+
+@router.get("/", include_in_schema=False)
+async def subscriber_page() -> Response:
+    """Register, check, deregister and complain: the subscriber's side of the registry."""
+    return _answer("index.html", _PAGES["index.html"])
+
+
+@router.get("/portal", include_in_schema=False)
+async def operator_portal() -> Response:
+    """Look-ups, scrubs and change lists for an operator holding an API key."""
+    return _answer("portal.html", _PAGES["portal.html"])
+
+
+@router.get("/assets/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    body = _ASSETS.get(name)
+    if body is None:
+        raise ApiError(404, "not_found", f"no page asset {name!r}")
+    return _answer(name, body)

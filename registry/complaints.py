@@ -1,0 +1,113 @@
+"""Complaints: who called, when, and whether the registry already protected the number then.
+
+A complaint is evidence for a regulator, so the two flags it carries are decided
+here, from plain values, the moment it arrives: `registered_at_time` (the number
+was registered, blocking that channel, when the call or message came) and
+`within_grace` (registered, but before `effective_at` = `registered_at` +
+DNC_GRACE_DAYS, so the sender was not yet liable; CONTRACT section 3).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from registry import numbers as nums
+
+# How far ahead of the server's clock `occurred_at` may be: phones' clocks drift.
+CLOCK_SKEW_SECONDS = 300
+MAX_TEXT_CHARS = 2000
+# An SMS alphanumeric sender id is at most 11 GSM characters with at least one letter;
+# short codes are 3 to 8 digits. Anything else must be a valid phone number.
+_SENDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .&_+-]{0,10}$")
+_LETTER = re.compile(r"[A-Za-z]")
+_SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
+
+
+class ComplaintError(ValueError):
+    """A complaint field the caller must send differently; `code` names which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Liability:
+    registered_at_time: bool
+    within_grace: bool
+
+
+def caller(raw: str, region: str) -> str:
+    """The sender as the report counts it: E.164, a short code, or an upper-case sender id.
+
+    Sender ids are upper-cased so `AcmeBank` and `ACMEBANK` count as one sender.
+    """
+    text = raw.strip()
+    value, reason = nums.normalize(text, region)
+    if reason is None:
+        return f"+{value}"
+    if _SHORT_CODE.match(text):
+        return text
+    if _SENDER_ID.match(text) and _LETTER.search(text):
+        return text.upper()
+    raise ComplaintError(
+        "invalid_caller",
+        f"caller {raw[:64]!r} is neither a valid phone number ({reason}), a 3-8 digit short "
+        "code, nor an SMS sender id (1-11 letters, digits, spaces or .&_+- with a letter)",
+    )
+
+
+def occurred_at(raw: str, now: float) -> float:
+    """`occurred_at` as epoch seconds: ISO 8601 with a UTC offset, not in the future."""
+    try:
+        when = datetime.fromisoformat(raw.strip()) if len(raw) <= 64 else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise ComplaintError(
+            "invalid_time",
+            f"occurred_at {raw[:64]!r} is not an ISO 8601 time; send e.g. 2026-11-29T14:05:00Z",
+        )
+    if when.tzinfo is None:
+        raise ComplaintError(
+            "invalid_time",
+            f"occurred_at {raw[:64]!r} has no UTC offset; add Z or +hh:mm, e.g. 14:05:00-05:00",
+        )
+    at = when.timestamp()
+    if at > now + CLOCK_SKEW_SECONDS:
+        raise ComplaintError("invalid_time", f"occurred_at {raw[:64]!r} is in the future")
+    return at
+
+
+def text(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > MAX_TEXT_CHARS:
+        raise ComplaintError(
+            "text_too_long",
+            f"text is {len(raw)} characters; at most {MAX_TEXT_CHARS}, shorten it",
+        )
+    return raw.strip()
+
+
+def liability(
+    registered: bool,
+    registered_at: int | None,
+    blocks_channel: bool,
+    occurred: float,
+    grace_days: int,
+) -> Liability:
+    """The flags of a complaint about `occurred`, from the number's registration as it is now.
+
+    A bulk-loaded number has no known `registered_at`: it counts as registered before any
+    complaint and past its grace (lists are loaded from registries that already enforce them).
+    """
+    if not registered or not blocks_channel:
+        return Liability(False, False)
+    if registered_at is None:
+        return Liability(True, False)
+    if occurred < registered_at:
+        return Liability(False, False)
+    return Liability(True, occurred < registered_at + grace_days * 86400)

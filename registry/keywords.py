@@ -1,0 +1,232 @@
+"""Inbound SMS keywords to a carrier's short code: what the subscriber asked, and the reply.
+
+Pure functions, no I/O. The carrier route (registry/api/carrier.py) reads the
+`Intent`, changes the registration, and sends back `reply(...)`.
+
+Opt-out rules ask for "any reasonable means", so matching is lenient where it
+cannot hurt: case, width (NFKC, so full-width ＳＴＯＰ is STOP), surrounding
+spaces and punctuation, and courtesy words after the keyword ("Stop. Thank
+you", "退订，谢谢") are ignored. It is strict where leniency would change the
+meaning: the keyword must come first ("please don't stop" is not a STOP),
+`STOP DND` and `START 2` are keywords of their own, and any other word after
+a keyword makes the message unknown (the reply then explains the keywords).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from registry.rules import CATEGORIES
+
+# What the subscriber asked for.
+OPT_OUT = "opt_out"  # a full block: STOP and friends, START 0
+ALLOW = "allow"  # a partial block: START n[,m...]
+OPT_IN = "opt_in"  # leave the registry: START alone, UNSTOP, STOP DND
+HELP = "help"
+UNKNOWN = "unknown"
+
+# The `action` answered to the carrier, after the route has acted on the intent.
+REGISTERED = "registered"
+PREFERENCES_UPDATED = "preferences_updated"
+DEREGISTERED = "deregistered"
+ACTIONS = (REGISTERED, PREFERENCES_UPDATED, DEREGISTERED, HELP, UNKNOWN)
+
+ENGLISH, CHINESE = "en", "zh"
+
+_OPT_OUT_WORDS = ("STOPALL", "STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订")
+_CHINESE_WORDS = ("TD", "退订")
+# Longest first, so STOPALL is not read as STOP followed by ALL.
+_KEYWORD = re.compile(r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|TD|UNSTOP|START|HELP|INFO|退订)")
+# Categories after START: digits separated by commas (full-width ones are commas after
+# NFKC), the Chinese enumeration comma, semicolons or spaces.
+_CATEGORY_LIST = re.compile(r"\s*([0-9]+(?:\s*[,、;]\s*[0-9]+|\s+[0-9]+)*)")
+_CATEGORY_SPLIT = re.compile(r"[\s,、;]+")
+_STOP_DND = re.compile(r"\s*DND(?![A-Z0-9])")
+_STOP_ALL = re.compile(r"\s+ALL(?![A-Z0-9])")
+# What may follow a keyword without changing it: punctuation, spaces, emoji, courtesy
+# words and Chinese sentence particles (退订吧, 退订了). `[\W_]` is any character that is
+# not a letter or a digit in any script.
+_COURTESY = re.compile(
+    r"(?:[\W_]|PLEASE|PLZ|PLS|THANK\s*YOU|THANKS|THANX|THX|TY|OKAY|OK|"
+    r"谢谢您|谢谢你|谢谢|多谢|感谢|谢了|请|吧|了|啊|呀|哦)*"
+)
+_LEADING_PUNCTUATION = re.compile(r"^[\W_]+")
+# An SMS of ten concatenated segments; anything longer is not a keyword.
+MAX_TEXT = 1600
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What an inbound text asks for.
+
+    `categories` are the allowed category codes of an ALLOW (sorted, no repeats);
+    `problem` says why an UNKNOWN text was not understood when it looked like a
+    keyword (`bad_category`), so the reply can say what to send instead.
+    """
+
+    kind: str
+    language: str = ENGLISH
+    keyword: str = ""
+    categories: tuple[int, ...] = ()
+    problem: str | None = None
+
+
+_SHORT_CODE = re.compile(r"[0-9]{3,15}|\+[1-9][0-9]{2,14}")
+
+
+def short_code(to: str) -> str | None:
+    """The short code (3 to 15 digits) or long number (E.164) a text was sent to, if it is one."""
+    code = to.strip()
+    return code if _SHORT_CODE.fullmatch(code) else None
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width letters, digits and commas become ASCII), upper case, trimmed."""
+    return unicodedata.normalize("NFKC", text).upper().strip()
+
+
+def parse(text: str) -> Intent:
+    """Read one inbound text. Never raises: anything not understood is UNKNOWN."""
+    folded = _LEADING_PUNCTUATION.sub("", normalize(text))
+    if len(folded) > MAX_TEXT:
+        return Intent(UNKNOWN, _language_of_text(folded[:MAX_TEXT]))
+    match = _KEYWORD.match(folded)
+    if match is None:
+        return Intent(UNKNOWN, _language_of_text(folded))
+    keyword, rest = match.group(1), folded[match.end() :]
+    language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
+    if keyword != "退订" and rest[:1].isascii() and rest[:1].isalpha():
+        # STOPPED, ENDING, TDX: a longer word, not the keyword.
+        return Intent(UNKNOWN, language)
+    intent = Intent(UNKNOWN, language, keyword)
+    if keyword == "STOP" and (dnd := _STOP_DND.match(rest)):
+        intent, rest = Intent(OPT_IN, language, "STOP DND"), rest[dnd.end() :]
+    elif keyword == "STOP" and (every := _STOP_ALL.match(rest)):
+        intent, rest = Intent(OPT_OUT, language, "STOPALL"), rest[every.end() :]
+    elif keyword == "START" and (listed := _CATEGORY_LIST.match(rest)):
+        intent, rest = _start_with_categories(listed.group(1), language), rest[listed.end() :]
+    elif keyword == "START" or keyword == "UNSTOP":
+        intent = Intent(OPT_IN, language, keyword)
+    elif keyword in _OPT_OUT_WORDS:
+        intent = Intent(OPT_OUT, language, keyword)
+    elif keyword in ("HELP", "INFO"):
+        intent = Intent(HELP, language, keyword)
+    if not _COURTESY.fullmatch(rest):
+        return Intent(UNKNOWN, language, keyword)
+    return intent
+
+
+def _start_with_categories(listed: str, language: str) -> Intent:
+    codes = [code for code in _CATEGORY_SPLIT.split(listed) if code]
+    # Three digits are enough to tell any code; longer ones are out of range all the same.
+    values = [int(code) if len(code) <= 3 else -1 for code in codes]
+    if values and all(v == 0 for v in values):
+        return Intent(OPT_OUT, language, "START 0")
+    if any(v not in CATEGORIES for v in values):
+        # 0 mixed with categories, or a code outside 1-8: ask again, change nothing.
+        return Intent(UNKNOWN, language, "START", problem="bad_category")
+    return Intent(ALLOW, language, "START", tuple(sorted(set(values))))
+
+
+def _language_of_text(folded: str) -> str:
+    """Unknown texts are answered in Chinese when they are written in Chinese."""
+    return CHINESE if any("\u4e00" <= c <= "\u9fff" for c in folded) else ENGLISH
+
+
+# -- replies -------------------------------------------------------------------------------
+
+_CATEGORY_NAMES = {
+    ENGLISH: {
+        1: "banking/insurance/finance",
+        2: "real estate",
+        3: "education",
+        4: "health",
+        5: "consumer goods/cars",
+        6: "telecom/media/IT",
+        7: "tourism",
+        8: "food/drink",
+    },
+    CHINESE: {
+        1: "金融保险",
+        2: "房地产",
+        3: "教育",
+        4: "医疗健康",
+        5: "消费品和汽车",
+        6: "通信广播娱乐IT",
+        7: "旅游休闲",
+        8: "餐饮",
+    },
+}
+
+_HELP = {
+    ENGLISH: (
+        "Do-not-call registry: reply STOP to block all telemarketing calls and marketing "
+        "texts; START 1,2 (codes 1-8) to accept only those categories: {categories}; "
+        "START to leave the registry. Free of charge."
+    ),
+    CHINESE: (
+        "拒收营销服务：回复TD或退订，拒收全部营销电话和商业短信；回复START 1,2（代码1-8）"
+        "只接收所列类别：{categories}；回复START退出拒收名单。本服务免费。"
+    ),
+}
+
+_TEXTS = {
+    ENGLISH: {
+        REGISTERED: "You are on the do-not-call registry: telemarketing calls and marketing "
+        "texts to this number will stop. Reply START to leave, HELP for help.",
+        "allowing": "Your do-not-call preferences are saved: marketing is blocked except "
+        "for {allowed}. Reply STOP to block everything, START to leave, HELP for help.",
+        "full_block": "Your do-not-call registration now blocks all telemarketing calls and "
+        "marketing texts. Reply START to leave, HELP for help.",
+        DEREGISTERED: "This number is not on the do-not-call registry: telemarketing calls "
+        "and texts may resume. Reply STOP to register again.",
+        UNKNOWN: "Sorry, we did not understand that. ",
+        "bad_category": "Categories are codes 1 to 8 (0 alone blocks everything); "
+        "nothing was changed. ",
+    },
+    CHINESE: {
+        REGISTERED: "您已加入拒收名单，本号码将不再收到营销电话和商业短信。"
+        "回复START退出，回复HELP获取帮助。",
+        "allowing": "您的拒收设置已保存：除{allowed}外，拒收全部营销信息。"
+        "回复TD拒收全部，回复START退出。",
+        "full_block": "您的拒收设置已更新：拒收全部营销电话和商业短信。回复START退出。",
+        DEREGISTERED: "本号码已不在拒收名单中，营销电话和短信可能恢复。回复TD重新拒收。",
+        UNKNOWN: "抱歉，无法识别您的指令。",
+        "bad_category": "类别代码为1至8（单独回复0为全部拒收），设置未作更改。",
+    },
+}
+
+
+def help_text(language: str = ENGLISH) -> str:
+    names = _CATEGORY_NAMES[language]
+    separator = "、" if language == CHINESE else ", "
+    listed = separator.join(f"{code} {name}" for code, name in names.items())
+    return _HELP[language].format(categories=listed)
+
+
+def reply(action: str, intent: Intent) -> str:
+    """The text to send back for what was done (`action`, one of ACTIONS) about `intent`."""
+    texts, language = _TEXTS[intent.language], intent.language
+    if action == REGISTERED and intent.kind == ALLOW:
+        return texts["allowing"].format(allowed=_allowed(intent.categories, language))
+    if action == REGISTERED:
+        return texts[REGISTERED]
+    if action == PREFERENCES_UPDATED:
+        if intent.categories:
+            return texts["allowing"].format(allowed=_allowed(intent.categories, language))
+        return texts["full_block"]
+    if action == DEREGISTERED:
+        return texts[DEREGISTERED]
+    if action == HELP:
+        return help_text(language)
+    lead = texts["bad_category"] if intent.problem == "bad_category" else texts[UNKNOWN]
+    return lead + help_text(language)
+
+
+def _allowed(categories: tuple[int, ...], language: str) -> str:
+    names = _CATEGORY_NAMES[language]
+    if language == CHINESE:
+        return "、".join(f"{names[c]}（{c}）" for c in categories)
+    return ", ".join(f"{names[c]} ({c})" for c in categories)

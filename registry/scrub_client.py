@@ -1,0 +1,238 @@
+"""`dnc scrub`: a dial list scrubbed through the API, or straight against Redis.
+
+Both ways write what `POST /v1/scrub` answers for text/plain and text/csv: a
+header row, then every input row in order with its `number` (E.164, empty when
+invalid) and `status`. A plain list gets the columns `input,number,status`; a
+CSV keeps its own columns and adds `number,status`.
+
+Nothing is written until the whole list is decided (locally), or the answer is
+written as it streams in and a cut-off stream is an error (remotely): either
+way a failure never leaves a file that looks like a whole answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from registry import rules
+from registry.scrub import Batch, Scrubber, ScrubQuery
+
+PLAIN, CSV = "plain", "csv"
+FORMATS = ("auto", PLAIN, CSV)
+# Rows decided per call of the local scrubber: bounded memory for the pipelined reads.
+LOCAL_BATCH = 100_000
+UPLOAD_CHUNK = 1 << 20
+_STATUS = np.array(rules.STATUS_NAMES, dtype=object)
+# Answers of the API that say the list or the arguments were wrong (exit status 2).
+_BAD_INPUT_STATUSES = (400, 404, 413, 415, 422)
+
+
+class BadInput(Exception):
+    """The file or an argument cannot be scrubbed as given: exit status 2."""
+
+
+class ScrubFailed(Exception):
+    """The scrub could not be done (server unreachable, key refused, Redis down): status 1."""
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"total": 0, "callable": 0, "blocked": 0, "invalid": 0}
+    )
+    receipt_id: str | None = None
+
+    def line(self) -> str:
+        c = self.counts
+        text = f"scrubbed {c['total']}: callable {c['callable']}, blocked {c['blocked']}, "
+        text += f"invalid {c['invalid']}"
+        return text + (f" (receipt {self.receipt_id})" if self.receipt_id else "")
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    """`csv` for a .csv file or one whose first line is a header row; else a plain list."""
+    if fmt != "auto":
+        return fmt
+    if path.suffix.lower() == ".csv":
+        return CSV
+    from loader.formats import detect
+
+    with path.open("rb") as file:
+        for raw in file:
+            line = raw.decode("utf-8", "replace").removeprefix("\ufeff").strip()
+            if line:
+                return CSV if detect(line) == "csv" else PLAIN
+    return PLAIN
+
+
+# -- through the API ---------------------------------------------------------------------
+
+
+def scrub_remote(
+    path: Path,
+    out: BinaryIO,
+    *,
+    url: str,
+    key: str,
+    fmt: str,
+    channel: str | None,
+    category: int | None,
+    region: str | None,
+    column: str | None,
+    timeout: float = 600.0,
+) -> Summary:
+    """POST the file to /v1/scrub as it is read, and copy the streamed answer to `out`."""
+    import httpx
+
+    base = url.rstrip("/")
+    query = {
+        name: str(value)
+        for name, value in (
+            ("channel", channel),
+            ("category", category),
+            ("region", region),
+            ("column", column),
+        )
+        if value is not None
+    }
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "text/csv" if fmt == CSV else "text/plain",
+    }
+    summary = Summary()
+    try:
+        with (
+            httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0)) as http,
+            path.open("rb") as file,
+        ):
+            with http.stream(
+                "POST", f"{base}/v1/scrub", params=query, headers=headers, content=_read(file)
+            ) as answer:
+                if answer.status_code != 200:
+                    answer.read()
+                    raise _refused(answer.status_code, answer)
+                summary.receipt_id = answer.headers.get("x-scrub-receipt")
+                for chunk in answer.iter_bytes():
+                    out.write(chunk)
+            if summary.receipt_id:
+                receipt = http.get(f"{base}/v1/scrubs/{summary.receipt_id}", headers=headers)
+                if receipt.status_code == 200:
+                    summary.counts = dict(receipt.json()["counts"])
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise BadInput(f"--url {url!r} is not an http(s) URL: {exc}") from None
+    except httpx.RemoteProtocolError as exc:
+        raise ScrubFailed(
+            f"the answer from {base} was cut off, the output is incomplete: {exc}"
+        ) from None
+    except httpx.TimeoutException:
+        raise ScrubFailed(f"{base} did not answer within {timeout:.0f} s") from None
+    except httpx.TransportError as exc:
+        raise ScrubFailed(f"cannot reach {base}: {exc}") from None
+    return summary
+
+
+def _read(file: BinaryIO) -> Iterator[bytes]:
+    while chunk := file.read(UPLOAD_CHUNK):
+        yield chunk
+
+
+def _refused(status: int, answer: Any) -> Exception:
+    """The API's error answer as one line, and whose fault it was."""
+    try:
+        error = answer.json()["error"]
+        what = f"{error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        what = answer.text.strip()[:200] or answer.reason_phrase
+    message = f"the registry answered {status} {what}"
+    return BadInput(message) if status in _BAD_INPUT_STATUSES else ScrubFailed(message)
+
+
+# -- straight against Redis --------------------------------------------------------------
+
+
+@dataclass
+class ListFile:
+    """The rows of a list to scrub: the header to write, each row's cells, the phone texts."""
+
+    header: list[str]
+    cells: list[list[str]]
+    inputs: list[str]
+
+
+def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
+    """Read the file as the API reads a text/plain or text/csv body."""
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (byte {exc.start}); send UTF-8") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if fmt == PLAIN:
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        inputs = [line.strip() for line in lines if line.strip()]
+        return ListFile(["input"], [[t] for t in inputs], inputs)
+    try:
+        table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    except csv.Error as exc:
+        raise BadInput(f"{path}: not readable as CSV: {exc}") from None
+    if not table:
+        raise BadInput(f"{path}: the CSV file has no header row")
+    header, rows = table[0], table[1:]
+    width = len(header)
+    rows = [row + [""] * (width - len(row)) if len(row) < width else row for row in rows]
+    index = 0
+    if column:
+        if column not in header:
+            names = ", ".join(map(repr, header))
+            raise BadInput(f"{path}: no column {column!r} in the header; it has {names}")
+        index = header.index(column)
+    inputs = [row[index] if index < len(row) else "" for row in rows]
+    return ListFile(header, rows, inputs)
+
+
+async def scrub_local(
+    listing: ListFile, out: BinaryIO, *, redis: Any, retention_days: int, query: ScrubQuery
+) -> Summary:
+    """Decide every row against Redis, then write them all.
+
+    No Bloom filter is built for one scrub (that would read the whole registry):
+    every valid number is confirmed in Redis, which is what a filter's "maybe" leads to.
+    """
+    from registry.bloom import RegisteredFilter
+    from registry.store.registrations import RegistrationStore
+
+    store = RegistrationStore(redis, retention_days)
+    scrubber = Scrubber(store, RegisteredFilter(store))
+    batches = [
+        await scrubber.run(listing.inputs[start : start + LOCAL_BATCH], query)
+        for start in range(0, len(listing.inputs), LOCAL_BATCH)
+    ]
+    summary = Summary()
+    out.write(_csv_rows([[*listing.header, "number", "status"]]))
+    for number, batch in enumerate(batches):
+        start = number * LOCAL_BATCH
+        cells = listing.cells[start : start + len(batch.status)]
+        out.write(_answer_rows(batch, cells))
+        for code, name in enumerate(rules.STATUS_NAMES):
+            summary.counts[name] += int(np.count_nonzero(batch.status == code))
+        summary.counts["total"] += len(batch.status)
+    return summary
+
+
+def _answer_rows(batch: Batch, cells: list[list[str]]) -> bytes:
+    e164 = batch.e164()
+    status = _STATUS[batch.status]
+    return _csv_rows([*row, e164[i], status[i]] for i, row in enumerate(cells))
+
+
+def _csv_rows(rows: Any) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()

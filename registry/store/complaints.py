@@ -1,0 +1,178 @@
+"""Complaints in Redis: one record each, and per-day counts for the reports.
+
+A record (`dnc:cmp:{id}`, JSON) is written with its expiry in one SET ... EX, so
+it is kept DNC_RETENTION_DAYS and not a second longer. The reports never read
+records: each complaint also adds one to the counter of the UTC day it arrived
+and to its caller's score in that day's sorted set of its channel. Those day
+keys expire DNC_RETENTION_DAYS after the end of their day, so a count drops a
+complaint at most one day after its record is gone, without a sweeper and
+without a second copy of anything personal (callers are senders, not subscribers).
+All day keys share the tag {dnc}: one script writes them and one reads a report,
+on a single node and on a Redis Cluster alike.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from registry.store import keys
+
+CHANNELS = ("voice", "sms")
+
+# KEYS: day counter, caller-day set. ARGV: caller, expire-at (epoch seconds).
+COUNT_SCRIPT = """
+redis.call('INCR', KEYS[1])
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+redis.call('ZINCRBY', KEYS[2], 1, ARGV[1])
+redis.call('EXPIREAT', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: scratch voice, scratch sms, scratch all, then ARGV[1] voice day keys, then the sms
+# day keys. ARGV: how many voice day keys, top. Returns {distinct callers, caller, total,
+# voice, sms, caller, ...}, most complaints first, ties by caller ascending.
+REPORT_SCRIPT = """
+local days = tonumber(ARGV[1])
+local function union(dest, first, last)
+  redis.call('DEL', dest)
+  local i = first
+  while i <= last do
+    local j = math.min(i + 999, last)
+    local args = {dest, j - i + 2, dest}
+    for k = i, j do args[#args + 1] = KEYS[k] end
+    redis.call('ZUNIONSTORE', unpack(args))
+    i = j + 1
+  end
+end
+union(KEYS[1], 4, 3 + days)
+union(KEYS[2], 4 + days, 3 + 2 * days)
+-- Negated totals: ascending order is then most complaints first, ties by caller ascending.
+redis.call('ZUNIONSTORE', KEYS[3], 2, KEYS[1], KEYS[2], 'WEIGHTS', -1, -1)
+local top = redis.call('ZRANGE', KEYS[3], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+local out = {redis.call('ZCARD', KEYS[3])}
+for i = 1, #top, 2 do
+  out[#out + 1] = top[i]
+  out[#out + 1] = top[i + 1]
+  out[#out + 1] = redis.call('ZSCORE', KEYS[1], top[i]) or '0'
+  out[#out + 1] = redis.call('ZSCORE', KEYS[2], top[i]) or '0'
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Complaint:
+    number: int
+    caller: str
+    occurred_at: float
+    channel: str
+    category: int | None
+    text: str | None
+    registered_at_time: bool
+    within_grace: bool
+
+
+@dataclass(frozen=True)
+class CallerCount:
+    caller: str
+    complaints: int
+    voice: int
+    sms: int
+
+
+def day(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%d")
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class ComplaintStore:
+    def __init__(self, redis: Any, retention_days: int) -> None:
+        self.redis = redis
+        self.retention_days = retention_days
+
+    def _days(self, now: float) -> list[str]:
+        """Every day whose keys may still exist: the retention, the day at its edge, today."""
+        today = datetime.fromtimestamp(now, UTC)
+        return [
+            (today - timedelta(days=back)).strftime("%Y%m%d")
+            for back in range(self.retention_days + 1, -1, -1)
+        ]
+
+    async def add(self, complaint: Complaint, now: float | None = None) -> str:
+        """Store a complaint (the record first: it is the evidence), then count it."""
+        now = time.time() if now is None else now
+        complaint_id = "cmp_" + secrets.token_hex(8)
+        record = {
+            "complaint_id": complaint_id,
+            "received_at": _iso(now),
+            "number": f"+{complaint.number}",
+            "caller": complaint.caller,
+            "occurred_at": _iso(complaint.occurred_at),
+            "channel": complaint.channel,
+            "category": complaint.category,
+            "text": complaint.text,
+            "registered_at_time": complaint.registered_at_time,
+            "within_grace": complaint.within_grace,
+        }
+        retention = self.retention_days * 86400
+        await self.redis.set(keys.complaint(complaint_id), orjson.dumps(record), ex=retention)
+        received = day(now)
+        day_end = datetime.strptime(received, "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
+        await self.redis.eval(
+            COUNT_SCRIPT,
+            2,
+            keys.complaints_on(received),
+            keys.callers_on(complaint.channel, received),
+            complaint.caller,
+            int(day_end.timestamp()) + retention,
+        )
+        return complaint_id
+
+    async def get(self, complaint_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(keys.complaint(complaint_id))
+        return orjson.loads(raw) if raw else None
+
+    async def kept(self, now: float | None = None) -> int:
+        """Complaints still counted: the sum of the day counters that have not expired."""
+        days = self._days(time.time() if now is None else now)
+        counts = await self.redis.mget([keys.complaints_on(d) for d in days])
+        return sum(int(c) for c in counts if c is not None)
+
+    async def top_callers(
+        self, top: int, now: float | None = None
+    ) -> tuple[int, list[CallerCount]]:
+        """(distinct callers, the `top` callers most complained about) over the kept days."""
+        days = self._days(time.time() if now is None else now)
+        scratch = f"dnc:{{dnc}}:cmp:report:{secrets.token_hex(6)}"
+        day_keys = [keys.callers_on(c, d) for c in CHANNELS for d in days]
+        reply = await self.redis.eval(
+            REPORT_SCRIPT,
+            3 + len(day_keys),
+            f"{scratch}:voice",
+            f"{scratch}:sms",
+            f"{scratch}:all",
+            *day_keys,
+            len(days),
+            top,
+        )
+        distinct, rest = int(reply[0]), reply[1:]
+        callers = [
+            CallerCount(
+                rest[i].decode() if isinstance(rest[i], bytes) else rest[i],
+                -int(float(rest[i + 1])),
+                int(float(rest[i + 2])),
+                int(float(rest[i + 3])),
+            )
+            for i in range(0, len(rest), 4)
+        ]
+        return distinct, callers

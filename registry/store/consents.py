@@ -1,0 +1,206 @@
+"""Operator consents in Redis: recording, withdrawing, and checking them in batches.
+
+Each operator's consents live under its own hash tag, so they share one Redis
+Cluster slot and one script updates them atomically:
+
+- `keys.consents(op)`: the index look-ups and scrubs read, a sorted set with
+  a number's E.164 digits as member and the consent's `expires_at` as score
+  (`+inf` when it has none). A consent is live while its score is after now.
+  Every write drops the entries that ended; the set itself expires
+  DNC_RETENTION_DAYS after its last end date, and has no TTL while it holds a
+  consent without one.
+- `keys.consent(op, id)`: the record with its evidence. No TTL while it is live
+  without an end date; it expires DNC_RETENTION_DAYS after it ends (withdrawn,
+  superseded by a newer consent from the same number, or past `expires_at`:
+  that EXPIREAT is set when it is recorded).
+- `keys.current_consent(op, number)`: the id of the latest consent from the
+  number, with the record's TTL, so a withdrawal finds its record.
+
+Nothing here is cached: a recorded consent counts from the next request on, in
+every worker.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from registry.store import keys
+
+_COMMON = """
+local function live(score, now)
+  return score and (score == 'inf' or tonumber(score) > tonumber(now))
+end
+-- Drop ended entries from the index; keep it as long as its last end date needs.
+local function tidy(index, now, retention)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if #top == 0 then return end
+  if top[2] == 'inf' then
+    redis.call('PERSIST', index)
+  else
+    redis.call('EXPIREAT', index, tonumber(top[2]) + retention)
+  end
+end
+"""
+
+# KEYS: index, current id, new record, current record (the new one's key if none).
+# ARGV: number, current id ('' if none), new id, now, expires_at ('' if none),
+#       evidence JSON, retention seconds, operator.
+# 1 recorded, 0 the current id changed meanwhile (read it again).
+RECORD_SCRIPT = (
+    _COMMON
+    + """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
+local now, retention = tonumber(ARGV[4]), tonumber(ARGV[7])
+if ARGV[2] ~= '' and live(redis.call('ZSCORE', KEYS[1], ARGV[1]), now) then
+  redis.call('HSET', KEYS[4], 'ended_at', ARGV[4], 'ended', 'superseded')
+  redis.call('EXPIRE', KEYS[4], retention)
+end
+redis.call('HSET', KEYS[3], 'consent_id', ARGV[3], 'number', ARGV[1], 'operator', ARGV[8],
+           'recorded_at', ARGV[4], 'evidence', ARGV[6])
+if ARGV[5] ~= '' then
+  local until_ = tonumber(ARGV[5]) + retention
+  redis.call('HSET', KEYS[3], 'expires_at', ARGV[5])
+  redis.call('EXPIREAT', KEYS[3], until_)
+  redis.call('SET', KEYS[2], ARGV[3], 'EXAT', until_)
+  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
+else
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[1], '+inf', ARGV[1])
+end
+tidy(KEYS[1], ARGV[4], retention)
+return 1
+"""
+)
+
+# KEYS: index, current id, record. ARGV: number, its id, now, retention seconds, who.
+# 1 withdrawn, 0 no live consent, -1 the current id changed meanwhile (read it again).
+WITHDRAW_SCRIPT = (
+    _COMMON
+    + """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
+if not live(redis.call('ZSCORE', KEYS[1], ARGV[1]), ARGV[3]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[3], 'ended_at', ARGV[3], 'ended', 'withdrawn', 'withdrawn_by', ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+tidy(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+return 1
+"""
+)
+
+# A scrub batch reads the operator's whole live set when it is at most this big (or the
+# batch's size, if larger); past that it asks about the batch's numbers one by one.
+FETCH_ALL = 4096
+
+
+@dataclass(frozen=True)
+class Consent:
+    consent_id: str
+    number: int
+    recorded_at: int
+    expires_at: int | None
+
+
+def new_id() -> str:
+    return "cns_" + secrets.token_hex(10)
+
+
+def live(score: Any, now: float) -> bool:
+    """A score read from the index (bytes, float or None) means a live consent."""
+    return score is not None and float(score) > now
+
+
+class ConsentStore:
+    def __init__(self, redis: Any, retention_days: int) -> None:
+        self.redis = redis
+        self.retention_seconds = retention_days * 86400
+
+    async def record(
+        self, operator_id: str, number: int, evidence: str, expires_at: int | None
+    ) -> Consent:
+        """Store a consent (replacing a live one from the same number, which ends now)."""
+        digits = str(number)
+        current_key = keys.current_consent(operator_id, digits)
+        consent_id = new_id()
+        new_key = keys.consent(operator_id, consent_id)
+        while True:
+            now = int(time.time())
+            current = await self.redis.get(current_key)
+            current_id = current.decode() if current else ""
+            done = await self.redis.eval(
+                RECORD_SCRIPT,
+                4,
+                keys.consents(operator_id),
+                current_key,
+                new_key,
+                keys.consent(operator_id, current_id) if current_id else new_key,
+                digits,
+                current_id,
+                consent_id,
+                now,
+                "" if expires_at is None else expires_at,
+                evidence,
+                self.retention_seconds,
+                operator_id,
+            )
+            if done:
+                return Consent(consent_id, number, now, expires_at)
+
+    async def withdraw(self, operator_id: str, number: int, who: str) -> tuple[str, int] | None:
+        """End the operator's live consent from `number`: (its id, when), or None if none."""
+        digits = str(number)
+        current_key = keys.current_consent(operator_id, digits)
+        while True:
+            now = int(time.time())
+            current = await self.redis.get(current_key)
+            if current is None:
+                return None
+            consent_id = current.decode()
+            done = await self.redis.eval(
+                WITHDRAW_SCRIPT,
+                3,
+                keys.consents(operator_id),
+                current_key,
+                keys.consent(operator_id, consent_id),
+                digits,
+                consent_id,
+                now,
+                self.retention_seconds,
+                who,
+            )
+            if done >= 0:
+                return (consent_id, now) if done else None
+
+    async def holds(self, operator_id: str, number: int) -> bool:
+        """Whether the operator holds a live consent from `number`, as Redis says now."""
+        score = await self.redis.zscore(keys.consents(operator_id), str(number))
+        return live(score, time.time())
+
+    async def holding(self, operator_id: str, numbers: np.ndarray) -> np.ndarray:
+        """Which of `numbers` (int64 digits) the operator holds a live consent from.
+
+        One round trip when the operator has few live consents (none, usually): all
+        of them, matched here. Only with more than that are the numbers sent to Redis.
+        """
+        if len(numbers) == 0:
+            return np.zeros(0, dtype=bool)
+        key = keys.consents(operator_id)
+        now = time.time()
+        enough = max(FETCH_ALL, len(numbers))
+        found = await self.redis.zrange(
+            key, f"({math.floor(now)}", "+inf", byscore=True, offset=0, num=enough + 1
+        )
+        if len(found) <= enough:
+            if not found:
+                return np.zeros(len(numbers), dtype=bool)
+            # Scores are whole seconds: after floor(now) is after now.
+            return np.isin(numbers, np.array([int(n) for n in found], dtype=np.int64))
+        scores = await self.redis.zmscore(key, [str(n) for n in numbers.tolist()])
+        return np.array([live(s, now) for s in scores], dtype=bool)

@@ -1,0 +1,284 @@
+/* The operator portal: an API key, single look-ups, scrubs and the change list.
+ *
+ * The key is kept in sessionStorage (this tab, until it closes) and sent only in the
+ * Authorization header; never in a URL, never in localStorage.
+ */
+"use strict";
+
+(function () {
+  const api = window.DNC;
+  const KEY = "dnc-portal-key";
+  const PREVIEW_ROWS = 10;
+  const REASONS = {
+    not_registered: "not on the register",
+    channel_not_blocked: "registered, but the subscriber does not block this channel",
+    category_allowed: "registered, but the subscriber accepts offers of this category",
+    consent: "registered, but you hold the subscriber's consent",
+    registered: "on the register: do not call or write",
+  };
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  function value(form, name) {
+    const field = form.elements.namedItem(name);
+    return field ? field.value.trim() : "";
+  }
+
+  function storedKey() {
+    try {
+      return window.sessionStorage.getItem(KEY) || "";
+    } catch (err) {
+      return "";
+    }
+  }
+
+  function showKeyState() {
+    const key = storedKey();
+    byId("key-state").textContent = key
+      ? "A key ending in " + key.slice(-4) + " is in use in this tab."
+      : "No key in use.";
+  }
+
+  /** The key for a request, or a problem shown in that form telling the operator to paste it. */
+  function requireKey() {
+    const key = storedKey();
+    if (!key) {
+      throw new api.Problem(0, "no_key", "Paste your API key above first, then try again.");
+    }
+    return key;
+  }
+
+  const keyForm = byId("key-form");
+  keyForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const error = byId("key-error");
+    api.clear(error);
+    const key = value(keyForm, "key");
+    if (!key) {
+      api.showError(error, new api.Problem(0, "no_key", "Paste the API key you were given."));
+      return;
+    }
+    window.sessionStorage.setItem(KEY, key);
+    keyForm.reset();
+    showKeyState();
+  });
+  byId("key-forget").addEventListener("click", function () {
+    window.sessionStorage.removeItem(KEY);
+    keyForm.reset();
+    showKeyState();
+  });
+  showKeyState();
+
+  /** Run `work` for a form: errors into its alert box, its buttons disabled meanwhile. */
+  function handle(form, errorId, work) {
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const error = byId(errorId);
+      api.clear(error);
+      api.busy(form, true);
+      try {
+        await work();
+      } catch (problem) {
+        api.showError(error, problem);
+      } finally {
+        api.busy(form, false);
+      }
+    });
+  }
+
+  const lookupForm = byId("lookup-form");
+  handle(lookupForm, "lookup-error", async function () {
+    const result = byId("lookup-result");
+    result.hidden = true;
+    const number = value(lookupForm, "number");
+    if (!number) {
+      throw new api.Problem(0, "input", "Enter the phone number to look up.");
+    }
+    const key = requireKey();
+    const answer = await api.call(
+      "GET",
+      "/v1/numbers/" + api.segment(number) + api.query({
+        channel: value(lookupForm, "channel"),
+        category: value(lookupForm, "category"),
+        region: value(lookupForm, "region").toUpperCase(),
+      }),
+      { key: key }
+    );
+    const data = answer.data;
+    const verdict = document.createElement("strong");
+    verdict.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
+    const why = REASONS[data.reason] || api.INVALID_REASONS[data.reason] || data.reason;
+    const line = api.paragraph(verdict, ": " + (data.number || number) + " is " + why + ".");
+    if (data.status === "invalid") {
+      line.lastChild.textContent = ": " + number + " is not a valid number: " + why + ".";
+    }
+    line.className = "outcome status-" + data.status;
+    result.dataset.status = data.status;
+    result.replaceChildren(line);
+    result.hidden = false;
+  });
+
+  let downloadUrl = null;
+
+  /** Split one CSV line into cells (quotes as the scrub writes them). */
+  function cells(line) {
+    const out = [];
+    let cell = "";
+    let quoted = false;
+    for (let i = 0; i < line.length; i += 1) {
+      const ch = line[i];
+      if (quoted) {
+        if (ch === '"' && line[i + 1] === '"') {
+          cell += '"';
+          i += 1;
+        } else if (ch === '"') {
+          quoted = false;
+        } else {
+          cell += ch;
+        }
+      } else if (ch === '"') {
+        quoted = true;
+      } else if (ch === ",") {
+        out.push(cell);
+        cell = "";
+      } else {
+        cell += ch;
+      }
+    }
+    out.push(cell);
+    return out;
+  }
+
+  async function preview(blob) {
+    const head = await blob.slice(0, 64 * 1024).text();
+    let lines = head.split("\n");
+    if (blob.size > 64 * 1024) {
+      lines = lines.slice(0, -1); // the last line may be cut
+    }
+    lines = lines.filter(function (line) {
+      return line !== "";
+    });
+    const table = byId("scrub-preview");
+    const thead = table.querySelector("thead");
+    const tbody = table.querySelector("tbody");
+    thead.replaceChildren();
+    tbody.replaceChildren();
+    if (lines.length === 0) {
+      return;
+    }
+    const top = document.createElement("tr");
+    cells(lines[0]).forEach(function (name) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = name;
+      top.appendChild(th);
+    });
+    thead.appendChild(top);
+    lines.slice(1, 1 + PREVIEW_ROWS).forEach(function (line) {
+      const tr = document.createElement("tr");
+      cells(line).forEach(function (text) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    });
+  }
+
+  const scrubForm = byId("scrub-form");
+  handle(scrubForm, "scrub-error", async function () {
+    const result = byId("scrub-result");
+    result.hidden = true;
+    const file = byId("scrub-file").files[0];
+    const text = byId("scrub-text").value;
+    const format = value(scrubForm, "format");
+    let body;
+    let kind;
+    if (file) {
+      body = file;
+      const looksCsv = /\.csv$/i.test(file.name) || file.type === "text/csv";
+      kind = format === "auto" ? (looksCsv ? "text/csv" : "text/plain") : format;
+    } else if (text.trim()) {
+      body = text;
+      kind = format === "text/csv" ? "text/csv" : "text/plain";
+    } else {
+      throw new api.Problem(0, "input", "Paste some numbers or choose a file to scrub.");
+    }
+    const key = requireKey();
+    const path = "/v1/scrub" + api.query({
+      channel: value(scrubForm, "channel"),
+      category: value(scrubForm, "category"),
+      region: value(scrubForm, "region").toUpperCase(),
+      column: kind === "text/csv" ? value(scrubForm, "column") : "",
+      only: byId("scrub-only").checked ? "callable" : "",
+    });
+    const answer = await api.call("POST", path, {
+      body: body,
+      contentType: kind + "; charset=utf-8",
+      key: key,
+      asBlob: true,
+    });
+    const csv = new Blob([answer.data], { type: "text/csv" });
+    const receiptId = answer.headers.get("X-Scrub-Receipt") || "";
+    if (downloadUrl) {
+      URL.revokeObjectURL(downloadUrl);
+    }
+    downloadUrl = URL.createObjectURL(csv);
+    const link = byId("scrub-download");
+    link.href = downloadUrl;
+    link.download = "scrubbed" + (receiptId ? "-" + receiptId : "") + ".csv";
+    await preview(csv);
+    ["total", "callable", "blocked", "invalid"].forEach(function (name) {
+      byId("count-" + name).textContent = "";
+    });
+    ["receipt-id", "receipt-created", "receipt-version", "receipt-sha256"].forEach(function (id) {
+      byId(id).replaceChildren();
+    });
+    result.hidden = false;
+    if (!receiptId) {
+      throw new api.Problem(0, "no_receipt", "The scrub answered without a receipt; its counts are unknown.");
+    }
+    const receipt = (await api.call("GET", "/v1/scrubs/" + api.segment(receiptId), { key: key })).data;
+    ["total", "callable", "blocked", "invalid"].forEach(function (name) {
+      byId("count-" + name).textContent = String(receipt.counts[name]);
+    });
+    byId("receipt-id").textContent = receipt.receipt_id;
+    byId("receipt-created").replaceChildren(api.time(receipt.created_at));
+    byId("receipt-version").textContent = String(receipt.registry_version);
+    byId("receipt-sha256").textContent = receipt.sha256;
+    result.dataset.receipt = receipt.receipt_id;
+  });
+
+  const changesForm = byId("changes-form");
+  handle(changesForm, "changes-error", async function () {
+    const result = byId("changes-result");
+    result.hidden = true;
+    const key = requireKey();
+    const answer = await api.call(
+      "GET",
+      "/v1/changes" + api.query({ since: value(changesForm, "since"), limit: value(changesForm, "limit") }),
+      { key: key }
+    );
+    const data = answer.data;
+    const tbody = byId("changes-table").querySelector("tbody");
+    tbody.replaceChildren();
+    data.changes.forEach(function (change) {
+      const tr = document.createElement("tr");
+      const number = document.createElement("td");
+      number.textContent = change.number;
+      const op = document.createElement("td");
+      op.textContent = change.op === "add" ? "added" : "removed";
+      const at = document.createElement("td");
+      at.appendChild(api.time(change.at));
+      tr.append(number, op, at);
+      tbody.appendChild(tr);
+    });
+    byId("changes-since").value = data.next || "";
+    byId("changes-summary").textContent =
+      (data.changes.length === 1 ? "1 change" : data.changes.length + " changes") +
+      ". The cursor for the next page is filled in above: " + (data.next || "(none)") + ".";
+    result.hidden = false;
+  });
+})();

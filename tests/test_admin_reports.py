@@ -1,0 +1,205 @@
+"""Administrator reports (CONTRACT section 6): callers, statistics and the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ADMIN, assert_error
+from fastapi.testclient import TestClient
+from redis.cluster import RedisCluster
+
+from loader.load import load_files
+
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
+Headers = dict[str, str]
+NewKey = Callable[..., Headers]
+ADMIN_PATHS = ("/v1/stats", "/v1/audit", "/v1/reports/callers")
+
+
+def complain(client: TestClient, caller: str, channel: str = "voice") -> None:
+    body = {
+        "number": "+12125551234",
+        "caller": caller,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "channel": channel,
+    }
+    answer = client.post("/v1/complaints", json=body)
+    assert answer.status_code == 201, answer.text
+
+
+def bulk_load(redis_client: Any, path: Path, *numbers: str) -> None:
+    path.write_text("".join(f"{n}\n" for n in numbers))
+    load_files(redis_client, [path], fmt="e164", column=None, region="US", remove=False,
+               retention_days=153, progress=False)  # fmt: skip
+
+
+# -- GET /v1/reports/callers ----------------------------------------------------------------
+
+
+def test_callers_are_ordered_by_complaints_with_counts_by_channel(client: TestClient) -> None:
+    for caller, channel, times in [
+        ("+13125550100", "voice", 1),
+        ("+14155550100", "voice", 3),
+        ("+14155550100", "sms", 1),
+        ("ACMEBANK", "sms", 2),
+        ("+16175550100", "voice", 2),
+    ]:
+        for _ in range(times):
+            complain(client, caller, channel)
+    report = client.get("/v1/reports/callers", headers=ADMIN).json()
+    assert report["callers"] == [
+        {"caller": "+14155550100", "complaints": 4, "voice": 3, "sms": 1},
+        {"caller": "+16175550100", "complaints": 2, "voice": 2, "sms": 0},  # ties: by caller
+        {"caller": "ACMEBANK", "complaints": 2, "voice": 0, "sms": 2},
+        {"caller": "+13125550100", "complaints": 1, "voice": 1, "sms": 0},
+    ]
+    assert report["distinct_callers"] == 4
+    top = client.get("/v1/reports/callers?top=2", headers=ADMIN).json()
+    assert [c["caller"] for c in top["callers"]] == ["+14155550100", "+16175550100"]
+    assert top["distinct_callers"] == 4
+
+
+def test_a_report_without_complaints_is_empty(client: TestClient) -> None:
+    report = client.get("/v1/reports/callers", headers=ADMIN).json()
+    assert report["callers"] == [] and report["distinct_callers"] == 0
+
+
+def test_the_report_leaves_no_scratch_keys(client: TestClient, redis_client: Any) -> None:
+    complain(client, "ACMEBANK")
+    client.get("/v1/reports/callers", headers=ADMIN)
+    pattern = "dnc:{dnc}:cmp:*"
+    if isinstance(redis_client, RedisCluster):  # KEYS goes to one node unless told otherwise
+        found = redis_client.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        found = redis_client.keys(pattern)
+    names = sorted(k.decode() for k in found)
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    assert names == [f"dnc:{{dnc}}:cmp:n:{today}", f"dnc:{{dnc}}:cmp:voice:{today}"]
+    # Each day key outlives its day by the retention, and no longer.
+    for name in names:
+        assert 153 * 86400 < redis_client.ttl(name) <= 154 * 86400
+
+
+@pytest.mark.parametrize("top", ["0", "1001", "ten"])
+def test_top_out_of_range_is_a_400(client: TestClient, top: str) -> None:
+    answer = client.get(f"/v1/reports/callers?top={top}", headers=ADMIN)
+    assert_error(answer, 400, "invalid_request")
+
+
+# -- GET /v1/stats --------------------------------------------------------------------------
+
+
+def test_stats_count_carrier_and_bulk_registrations_exactly(
+    client: TestClient, carrier: Headers, new_key: NewKey, redis_client: Any, tmp_path: Path
+) -> None:
+    new_key("operator")
+    empty = client.get("/v1/stats", headers=ADMIN).json()
+    assert empty["registered"] == 0 and empty["registry_version"] == 0
+    assert empty["operators"] == {"active": 2, "by_role": {"carrier": 1, "operator": 1}}
+    assert empty["complaints"] == 0
+
+    for number in ("+12125551234", "+12125551235", "+14155552671"):
+        assert client.put(f"/v1/registrations/{number}", headers=carrier).status_code == 201
+    # Numbers far apart land in other buckets; one is already registered.
+    bulk_load(redis_client, tmp_path / "list.txt",
+              "+12125551234", "+13125550100", "+16175550100", "+442079460000")  # fmt: skip
+    assert client.delete("/v1/registrations/+12125551235", headers=carrier).status_code == 200
+    complain(client, "ACMEBANK")
+
+    stats = client.get("/v1/stats", headers=ADMIN).json()
+    assert stats["registered"] == 5
+    assert stats["registry_version"] > empty["registry_version"]
+    assert stats["complaints"] == 1
+
+
+def test_a_revoked_operator_is_not_active(client: TestClient, new_key: NewKey) -> None:
+    new_key("operator")
+    created = client.post("/v1/operators", json={"name": "gone", "role": "carrier"}, headers=ADMIN)
+    client.delete(f"/v1/operators/{created.json()['operator_id']}", headers=ADMIN)
+    stats = client.get("/v1/stats", headers=ADMIN).json()
+    assert stats["operators"] == {"active": 1, "by_role": {"operator": 1}}
+
+
+# -- GET /v1/audit --------------------------------------------------------------------------
+
+
+def test_the_audit_trail_lists_state_changes_in_order(client: TestClient) -> None:
+    created = client.post(
+        "/v1/operators", json={"name": "Mobile", "role": "carrier"}, headers=ADMIN
+    )
+    carrier_id = created.json()["operator_id"]
+    carrier = {"Authorization": f"Bearer {created.json()['api_key']}"}
+    client.put("/v1/registrations/+12125551234", headers=carrier)
+    client.put("/v1/registrations/+12125551234", json={"channels": ["sms"]}, headers=carrier)
+    client.delete("/v1/registrations/+12125551234", headers=carrier)
+    client.delete(f"/v1/operators/{carrier_id}", headers=ADMIN)
+
+    answer = client.get("/v1/audit", headers=ADMIN)
+    assert answer.status_code == 200
+    entries = answer.json()["entries"]
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("operator.created", "admin"),
+        ("registration.created", carrier_id),
+        ("registration.updated", carrier_id),
+        ("registration.removed", carrier_id),
+        ("operator.revoked", "admin"),
+    ]
+    assert entries[0]["operator"] == carrier_id and entries[0]["role"] == "carrier"
+    assert all(e["number"] == "+12125551234" for e in entries[1:4])
+    assert entries[2]["channels"] == "sms"
+    assert entries[4]["operator"] == carrier_id
+    ids = [e["id"] for e in entries]
+    assert len(set(ids)) == 5
+    for entry in entries:
+        assert set(entry) >= {"id", "at", "action", "actor"}
+        datetime.fromisoformat(entry["at"])
+    assert answer.json()["next"] == ids[-1]
+
+
+def test_audit_cursors_page_through_without_gaps_or_repeats(
+    client: TestClient, carrier: Headers
+) -> None:
+    for n in range(5):
+        client.put(f"/v1/registrations/+1212555123{n}", headers=carrier)
+    seen, cursor = [], None
+    for _ in range(10):
+        url = "/v1/audit?limit=2" + (f"&since={cursor}" if cursor else "")
+        page = client.get(url, headers=ADMIN).json()
+        assert len(page["entries"]) <= 2
+        if not page["entries"]:
+            assert page["next"] == cursor  # nothing new: ask again from the same place
+            break
+        seen += page["entries"]
+        cursor = page["next"]
+    actions = [e["action"] for e in seen]
+    assert actions == ["operator.created"] + ["registration.created"] * 5
+    assert [e["number"] for e in seen[1:]] == [f"+1212555123{n}" for n in range(5)]
+    # A new change after the last cursor is found from it.
+    client.delete("/v1/registrations/+12125551230", headers=carrier)
+    page = client.get(f"/v1/audit?since={cursor}", headers=ADMIN).json()
+    assert [e["action"] for e in page["entries"]] == ["registration.removed"]
+
+
+@pytest.mark.parametrize("query", ["since=yesterday", "since=1-2-3", "limit=0", "limit=1001"])
+def test_bad_audit_parameters_are_400s(client: TestClient, query: str) -> None:
+    answer = client.get(f"/v1/audit?{query}", headers=ADMIN)
+    code = "invalid_cursor" if query.startswith("since") else "invalid_request"
+    assert_error(answer, 400, code)
+
+
+# -- who may ask ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ADMIN_PATHS)
+def test_admin_reports_need_an_admin_key(
+    client: TestClient, operator: Headers, carrier: Headers, path: str
+) -> None:
+    assert_error(client.get(path), 401, "missing_key")
+    assert_error(client.get(path, headers={"Authorization": "Bearer nope"}), 401, "unknown_key")
+    assert_error(client.get(path, headers=operator), 403, "forbidden")
+    assert_error(client.get(path, headers=carrier), 403, "forbidden")
+    assert client.get(path, headers=ADMIN).status_code == 200

@@ -1,0 +1,373 @@
+"""`dnc scrub` (CONTRACT section 5), run as a user runs it: a subprocess, through a real
+`dnc serve` with --url and --key, and locally against a real redis-server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import start_redis
+
+from registry.embedded import RedisProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+ADMIN_KEY = "scrub-cli-admin-key"
+_installed = Path(sys.executable).with_name("dnc")
+DNC = [str(_installed)] if _installed.exists() else [sys.executable, "-m", "registry.cli"]
+
+FULL = "+12125551234"  # registered, full block
+ALLOWS_2 = "+12125551235"  # registered, category 2 allowed
+SMS_ONLY = "+12125551236"  # registered, blocks only sms
+FREE = "+12125551237"  # not registered
+# The list: inputs as a dial list holds them, and their E.164 form ("" when invalid).
+LIST = [
+    (FULL, FULL),
+    ("(212) 555-1235", ALLOWS_2),
+    (SMS_ONLY, SMS_ONLY),
+    ("212.555.1237", FREE),
+    ("not a number", ""),
+    (FULL, FULL),  # duplicates are rows of their own
+]
+
+
+def expected(channel: str | None = None, category: int | None = None) -> list[str]:
+    """The status of each LIST row, by the callable rule of CONTRACT section 3."""
+    statuses = []
+    for _, number in LIST:
+        allowed = (number == ALLOWS_2 and category == 2) or (
+            number == SMS_ONLY and channel == "voice"
+        )
+        if not number:
+            statuses.append("invalid")
+        elif number == FREE or allowed:
+            statuses.append("callable")
+        else:
+            statuses.append("blocked")
+    return statuses
+
+
+def dnc_env(**values: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DNC_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(values)
+    return env
+
+
+def dnc(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DNC, *args], env=dnc_env(**env), capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def rows(output: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(output)))
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int) -> None:
+    assert result.returncode == status, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnc: "), result.stderr
+
+
+class Registry:
+    """One redis-server and one `dnc serve` on it, with the numbers above registered."""
+
+    operator_key = ""
+    carrier_key = ""
+
+    def __init__(self, redis: RedisProcess, log: Path) -> None:
+        self.redis_url = redis.url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*DNC, "serve"],
+                env=dnc_env(
+                    DNC_REDIS_URL=redis.url,
+                    DNC_ADMIN_KEY=ADMIN_KEY,
+                    DNC_HOST="127.0.0.1",
+                    DNC_PORT=str(self.port),
+                ),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.log = log
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"dnc serve exited:\n{self.log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dnc serve not ready:\n{self.log.read_text(errors='replace')}")
+            time.sleep(0.1)
+
+    def key(self, role: str) -> str:
+        answer = httpx.post(
+            f"{self.url}/v1/operators",
+            json={"name": f"cli {role}", "role": role},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["api_key"])
+
+    def register(self, carrier: str, number: str, **body: object) -> None:
+        answer = httpx.put(
+            f"{self.url}/v1/registrations/{number}",
+            json=body or None,
+            headers={"Authorization": f"Bearer {carrier}"},
+        )
+        assert answer.status_code == 201, answer.text
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    redis = start_redis(tmp_path_factory.mktemp("scrub-redis"))
+    server = Registry(redis, tmp_path_factory.mktemp("scrub-serve") / "serve.log")
+    try:
+        server.wait_ready()
+        carrier = server.key("carrier")
+        server.register(carrier, FULL)
+        server.register(carrier, ALLOWS_2, allow_categories=[2])
+        server.register(carrier, SMS_ONLY, channels=["sms"])
+        server.operator_key = server.key("operator")
+        server.carrier_key = carrier
+        yield server
+    finally:
+        server.stop()
+        redis.stop()
+
+
+@pytest.fixture
+def plain_list(tmp_path: Path) -> Path:
+    path = tmp_path / "dial-list.txt"
+    path.write_text(
+        "\n".join(text for text, _ in LIST[:3])
+        + "\n\n"
+        + "\n".join(text for text, _ in LIST[3:])
+        + "\n"
+    )  # a blank line in the middle is not a row
+    return path
+
+
+@pytest.fixture
+def csv_list(tmp_path: Path) -> Path:
+    path = tmp_path / "leads.csv"
+    lines = ["name,phone,note"] + [f'lead {i},{text},"a, b"' for i, (text, _) in enumerate(LIST)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def remote(registry: Registry, *args: str) -> subprocess.CompletedProcess[str]:
+    return dnc("scrub", *args, "--url", registry.url, "--key", registry.operator_key)
+
+
+def local(registry: Registry, *args: str) -> subprocess.CompletedProcess[str]:
+    return dnc("scrub", *args, DNC_REDIS_URL=registry.redis_url)
+
+
+MODES = {"remote": remote, "local": local}
+
+
+# -- what a scrub writes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_plain_list_gets_input_number_status(
+    registry: Registry, plain_list: Path, mode: str
+) -> None:
+    result = MODES[mode](registry, str(plain_list))
+    assert result.returncode == 0, result.stderr
+    table = rows(result.stdout)
+    assert table[0] == ["input", "number", "status"]
+    assert table[1:] == [
+        [text, number, status] for (text, number), status in zip(LIST, expected(), strict=True)
+    ]
+    assert "callable 1, blocked 4, invalid 1" in result.stderr
+    if mode == "remote":
+        assert "receipt scr_" in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("channel", "category"), [(None, 2), ("voice", None), ("sms", 2), ("voice", 2)]
+)
+def test_channel_and_category_are_asked_about(
+    registry: Registry, plain_list: Path, mode: str, channel: str | None, category: int | None
+) -> None:
+    args = [str(plain_list)]
+    if channel:
+        args += ["--channel", channel]
+    if category:
+        args += ["--category", str(category)]
+    result = MODES[mode](registry, *args)
+    assert result.returncode == 0, result.stderr
+    assert [row[2] for row in rows(result.stdout)[1:]] == expected(channel, category)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_csv_keeps_its_columns_and_gains_number_and_status(
+    registry: Registry, csv_list: Path, mode: str
+) -> None:
+    result = MODES[mode](registry, str(csv_list), "--column", "phone")
+    assert result.returncode == 0, result.stderr
+    table = rows(result.stdout)
+    assert table[0] == ["name", "phone", "note", "number", "status"]
+    assert table[1:] == [
+        [f"lead {i}", text, "a, b", number, status]
+        for i, ((text, number), status) in enumerate(zip(LIST, expected(), strict=True))
+    ]
+
+
+def test_remote_and_local_write_the_same_bytes(
+    registry: Registry, plain_list: Path, csv_list: Path
+) -> None:
+    for args in ([str(plain_list)], [str(csv_list), "--column", "phone", "--category", "2"]):
+        through_api, straight = remote(registry, *args), local(registry, *args)
+        assert through_api.returncode == straight.returncode == 0
+        assert through_api.stdout == straight.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_output_file(registry: Registry, plain_list: Path, tmp_path: Path, mode: str) -> None:
+    out = tmp_path / "washed.csv"
+    result = MODES[mode](registry, str(plain_list), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert [row[2] for row in rows(out.read_text())[1:]] == expected()
+    assert not out.with_name("washed.csv.part").exists()
+
+
+def test_a_national_list_is_read_against_the_region(registry: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "gb.txt"
+    path.write_text("020 7946 0958\n")
+    for run in (remote, local):
+        result = run(registry, str(path), "--region", "GB")
+        assert result.returncode == 0, result.stderr
+        assert rows(result.stdout)[1] == ["020 7946 0958", "+442079460958", "callable"]
+        default = run(registry, str(path))
+        assert rows(default.stdout)[1][2] == "invalid"  # read as a US number
+
+
+def test_local_scrub_of_the_embedded_redis_data(tmp_path: Path, plain_list: Path) -> None:
+    """No DNC_REDIS_URL: the data `dnc load` left in DNC_DATA_DIR, as `dnc serve` keeps it."""
+    data = tmp_path / "dnc-data"
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text(f"{FULL}\n{SMS_ONLY}\n")
+    loaded = dnc("load", str(numbers), DNC_DATA_DIR=str(data))
+    assert loaded.returncode == 0, loaded.stderr
+    result = dnc("scrub", str(plain_list), DNC_DATA_DIR=str(data))
+    assert result.returncode == 0, result.stderr
+    statuses = [row[2] for row in rows(result.stdout)[1:]]
+    # Bulk-loaded numbers are full blocks; the others are not registered here.
+    assert statuses == ["blocked", "callable", "blocked", "callable", "invalid", "blocked"]
+
+
+def test_local_scrub_without_a_registry_fails_instead_of_calling_everything_callable(
+    tmp_path: Path, plain_list: Path
+) -> None:
+    result = dnc("scrub", str(plain_list), DNC_DATA_DIR=str(tmp_path / "nothing-here"))
+    assert_one_line_error(result, 1)
+    assert result.stdout == ""
+    assert not (tmp_path / "nothing-here").exists()
+
+
+# -- exit statuses ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["missing.txt"],
+        ["{list}", "--category", "9"],
+        ["{list}", "--category", "real-estate"],
+        ["{list}", "--url", "http://127.0.0.1:9"],
+        ["{list}", "--key", "k"],
+        ["{list}", "--region", "XX"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(plain_list: Path, args: list[str]) -> None:
+    result = dnc("scrub", *[a.replace("{list}", str(plain_list)) for a in args])
+    assert_one_line_error(result, 2)
+    assert result.stdout == ""
+
+
+def test_an_unknown_choice_is_a_usage_error(plain_list: Path) -> None:
+    result = dnc("scrub", str(plain_list), "--channel", "fax")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unknown_column_is_bad_input(registry: Registry, csv_list: Path, mode: str) -> None:
+    result = MODES[mode](registry, str(csv_list), "--column", "mobile")
+    assert_one_line_error(result, 2)
+    assert "mobile" in result.stderr
+
+
+def test_a_file_that_is_not_utf8_is_bad_input(registry: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"name,phone\nJos\xe9,+12125551234\n")
+    assert_one_line_error(local(registry, str(path)), 2)
+    assert_one_line_error(remote(registry, str(path)), 2)
+
+
+def test_an_unreachable_server_exits_1(plain_list: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    result = dnc(
+        "scrub", str(plain_list), "--url", f"http://127.0.0.1:{free_port()}", "--key", "k",
+        "-o", str(out),
+    )  # fmt: skip
+    assert_one_line_error(result, 1)
+    assert "cannot reach" in result.stderr
+    assert not out.exists() and not out.with_name("out.csv.part").exists()
+
+
+def test_an_unknown_key_exits_1(registry: Registry, plain_list: Path) -> None:
+    result = dnc("scrub", str(plain_list), "--url", registry.url, "--key", "not-a-key")
+    assert_one_line_error(result, 1)
+    assert "401" in result.stderr and result.stdout == ""
+
+
+def test_a_carrier_key_cannot_scrub(registry: Registry, plain_list: Path) -> None:
+    result = dnc("scrub", str(plain_list), "--url", registry.url, "--key", registry.carrier_key)
+    assert_one_line_error(result, 1)
+    assert "403" in result.stderr
+
+
+def test_redis_down_in_local_mode_exits_1_and_writes_nothing(
+    plain_list: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    result = dnc(
+        "scrub", str(plain_list), "-o", str(out), DNC_REDIS_URL=f"redis://127.0.0.1:{free_port()}"
+    )
+    assert_one_line_error(result, 1)
+    assert not out.exists()

@@ -1,0 +1,391 @@
+"""Operator consents (CONTRACT sections 3 and 6): recorded with evidence, withdrawn, expired,
+and read by look-ups and scrubs for the operator that holds them, and no other."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import ADMIN, assert_error
+from fastapi.testclient import TestClient
+
+from registry.store import consents as consent_store
+from registry.store import keys
+
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
+Headers = dict[str, str]
+NewKey = Callable[..., Headers]
+
+A, B, C = "+12125550001", "+12125550002", "+12125550003"
+FREE = "+12125559999"
+EVIDENCE = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z", "reference": "form-42"}
+RETENTION = 153 * 86400
+
+
+def register(client: TestClient, carrier: Headers, number: str, **prefs: Any) -> None:
+    answer = client.put(f"/v1/registrations/{number}", json=prefs or None, headers=carrier)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def consent(client: TestClient, key: Headers, number: str, **body: Any) -> dict[str, Any]:
+    answer = client.post(
+        "/v1/consents", json={"number": number, "evidence": EVIDENCE, **body}, headers=key
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def look_up(client: TestClient, key: Headers, number: str, **query: str) -> tuple[str, str]:
+    answer = client.get(f"/v1/numbers/{number}", params=query, headers=key)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    return body["status"], body["reason"]
+
+
+def iso_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def world(client: TestClient, carrier: Headers) -> None:
+    register(client, carrier, A)
+    register(client, carrier, B, channels=["voice"], allow_categories=[3])
+
+
+# --- Recording, and what a consent changes ------------------------------------------------
+
+
+def test_a_consent_makes_a_registered_number_callable_for_its_operator_only(
+    client: TestClient, world: None, operator: Headers, new_key: NewKey
+) -> None:
+    other = new_key()
+    assert look_up(client, operator, A) == ("blocked", "registered")
+    before = datetime.now(UTC).replace(microsecond=0)
+    body = consent(client, operator, "(212) 555-0001")
+    assert set(body) == {"consent_id", "number", "recorded_at"}
+    assert body["number"] == A and body["consent_id"].startswith("cns_")
+    recorded = datetime.fromisoformat(body["recorded_at"].replace("Z", "+00:00"))
+    assert before <= recorded <= datetime.now(UTC)
+    assert look_up(client, operator, A) == ("callable", "consent")
+    assert look_up(client, operator, A, channel="sms", category="1") == ("callable", "consent")
+    assert look_up(client, other, A) == ("blocked", "registered")
+    assert look_up(client, ADMIN, A) == ("blocked", "registered")
+
+
+def test_consent_is_the_reason_only_where_the_answer_would_be_blocked(
+    client: TestClient, world: None, carrier: Headers, operator: Headers
+) -> None:
+    consent(client, operator, B)  # B blocks voice only and allows category 3
+    consent(client, operator, FREE)  # not registered at all
+    assert look_up(client, operator, B, channel="sms") == ("callable", "channel_not_blocked")
+    assert look_up(client, operator, B, channel="voice", category="3") == (
+        "callable",
+        "category_allowed",
+    )
+    assert look_up(client, operator, B, channel="voice") == ("callable", "consent")
+    assert look_up(client, operator, B) == ("callable", "consent")
+    assert look_up(client, operator, FREE) == ("callable", "not_registered")
+    # A consent recorded before the number registers counts once it does.
+    assert look_up(client, operator, C) == ("callable", "not_registered")
+    consent(client, operator, C)
+    register(client, carrier, C)
+    assert look_up(client, operator, C) == ("callable", "consent")
+
+
+def test_an_administrator_may_record_consents_that_count_for_its_own_look_ups(
+    client: TestClient, world: None, operator: Headers
+) -> None:
+    consent(client, ADMIN, A)
+    assert look_up(client, ADMIN, A) == ("callable", "consent")
+    assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+def test_an_expired_consent_no_longer_counts_and_its_record_outlives_it(
+    client: TestClient, world: None, operator: Headers, redis_client: Any
+) -> None:
+    expires = iso_in(2)
+    body = consent(client, operator, A, expires_at=expires)
+    assert look_up(client, operator, A) == ("callable", "consent")
+    end = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
+    time.sleep(max(0.0, end - time.time()) + 0.05)
+    assert look_up(client, operator, A) == ("blocked", "registered")
+    scrubbed = client.post("/v1/scrub", json={"numbers": [A]}, headers=operator).json()
+    assert scrubbed["counts"]["blocked"] == 1
+    assert_error(client.delete(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
+    # Its evidence is kept DNC_RETENTION_DAYS after it ended.
+    key = _record_key(redis_client, body)
+    ttl = redis_client.ttl(key)
+    assert RETENTION - 5 <= ttl <= RETENTION
+    record = {k.decode(): v.decode() for k, v in redis_client.hgetall(key).items()}
+    assert record["consent_id"] == body["consent_id"] and record["number"] == A[1:]
+    assert record["expires_at"] == str(int(end))
+    assert '"method":"web_form"' in record["evidence"]
+    # The index look-ups read keeps an ended entry no longer than the record, and drops
+    # it at the next write; with a consent without an end date it has no TTL.
+    index = keys.consents(record["operator"])
+    assert RETENTION - 5 <= redis_client.ttl(index) <= RETENTION
+    consent(client, operator, B)
+    assert redis_client.zscore(index, A[1:]) is None and redis_client.ttl(index) == -1
+    assert client.delete(f"/v1/consents/{B}", headers=operator).status_code == 200
+    assert not redis_client.exists(index)
+
+
+def _record_key(redis_client: Any, body: dict[str, Any]) -> str:
+    """The key of a consent record, found by its id in the operators' consent indexes."""
+    for op in redis_client.smembers(keys.OPERATORS) | {b"admin"}:
+        key = keys.consent(op.decode(), body["consent_id"])
+        if redis_client.exists(key):
+            return key
+    raise AssertionError(f"no record of {body['consent_id']}")
+
+
+def test_a_withdrawn_consent_no_longer_counts_and_its_record_is_kept(
+    client: TestClient, world: None, operator: Headers, redis_client: Any
+) -> None:
+    body = consent(client, operator, A)
+    key = _record_key(redis_client, body)
+    assert redis_client.ttl(key) == -1  # live without an end date: kept while live
+    answer = client.delete("/v1/consents/+12125550001", headers=operator)
+    assert answer.status_code == 200, answer.text
+    withdrawn = answer.json()
+    assert withdrawn["consent_id"] == body["consent_id"] and withdrawn["number"] == A
+    assert withdrawn["withdrawn_at"]
+    assert look_up(client, operator, A) == ("blocked", "registered")
+    assert RETENTION - 5 <= redis_client.ttl(key) <= RETENTION
+    record = {k.decode(): v.decode() for k, v in redis_client.hgetall(key).items()}
+    assert record["ended"] == "withdrawn" and '"reference":"form-42"' in record["evidence"]
+    # Withdrawn once; a second time there is nothing to withdraw.
+    assert_error(client.delete(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
+    # The trail has both changes.
+    actions = [
+        fields[b"action"].decode()
+        for _, fields in redis_client.xrange(keys.AUDIT)
+        if fields.get(b"consent_id", b"").decode() == body["consent_id"]
+    ]
+    assert actions == ["consent.recorded", "consent.withdrawn"]
+
+
+def test_withdrawing_needs_a_consent_of_ones_own(
+    client: TestClient, world: None, operator: Headers, new_key: NewKey
+) -> None:
+    consent(client, operator, A)
+    other = new_key()
+    assert_error(client.delete(f"/v1/consents/{A}", headers=other), 404, "consent_not_found")
+    assert_error(client.delete(f"/v1/consents/{B}", headers=operator), 404, "consent_not_found")
+    assert_error(client.delete("/v1/consents/abc", headers=operator), 400, "invalid_number")
+    assert look_up(client, operator, A) == ("callable", "consent")
+
+
+def test_a_new_consent_replaces_the_live_one_whose_record_is_kept(
+    client: TestClient, world: None, operator: Headers, redis_client: Any
+) -> None:
+    first = consent(client, operator, A)
+    second = consent(client, operator, A, expires_at=iso_in(3600))
+    assert second["consent_id"] != first["consent_id"]
+    old = _record_key(redis_client, first)
+    assert redis_client.hget(old, "ended") == b"superseded"
+    assert RETENTION - 5 <= redis_client.ttl(old) <= RETENTION
+    new = _record_key(redis_client, second)
+    assert RETENTION + 3600 - 5 <= redis_client.ttl(new) <= RETENTION + 3600
+    assert look_up(client, operator, A) == ("callable", "consent")
+    assert (
+        client.delete(f"/v1/consents/{A}", headers=operator).json()["consent_id"]
+        == (second["consent_id"])
+    )
+    assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+# --- Scrubs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fetch_all", [consent_store.FETCH_ALL, 1])
+def test_scrubs_count_consented_numbers_callable(
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    new_key: NewKey,
+    monkeypatch: pytest.MonkeyPatch,
+    fetch_all: int,
+) -> None:
+    # fetch_all=1: more live consents than the scrub reads whole, so it asks number by number.
+    monkeypatch.setattr(consent_store, "FETCH_ALL", fetch_all)
+    other = new_key()
+    consent(client, operator, A)
+    consent(client, operator, FREE)
+    consent(client, operator, "+12125550077")
+    numbers = [A, B, FREE, A, "junk", "(212) 555-0002"]
+    mine = client.post("/v1/scrub", json={"numbers": numbers}, headers=operator).json()
+    assert mine["counts"] == {"total": 6, "callable": 3, "blocked": 2, "invalid": 1}
+    assert mine["blocked"] == [B, B]
+    theirs = client.post("/v1/scrub", json={"numbers": numbers}, headers=other).json()
+    assert theirs["counts"] == {"total": 6, "callable": 1, "blocked": 4, "invalid": 1}
+    # Channel and category: B's registration allows sms and category 3 anyway.
+    voice = client.post(
+        "/v1/scrub", params={"channel": "voice"}, json={"numbers": numbers}, headers=operator
+    ).json()
+    assert voice["blocked"] == [B, B]
+    cat = client.post(
+        "/v1/scrub", params={"category": "3"}, json={"numbers": numbers}, headers=other
+    ).json()
+    assert cat["blocked"] == [A, A]  # B allows category 3
+    sms = client.post(
+        "/v1/scrub", params={"channel": "sms"}, json={"numbers": numbers}, headers=other
+    ).json()
+    assert sms["blocked"] == [A, A]  # B blocks voice only
+
+    plain = client.post(
+        "/v1/scrub",
+        content="\n".join(numbers).encode(),
+        headers={**operator, "content-type": "text/plain"},
+    )
+    assert plain.status_code == 200, plain.text
+    rows = list(csv.reader(io.StringIO(plain.text)))
+    assert rows[0] == ["input", "number", "status"]
+    assert [r[2] for r in rows[1:]] == [
+        "callable",
+        "blocked",
+        "callable",
+        "callable",
+        "invalid",
+        "blocked",
+    ]
+    receipt = client.get(f"/v1/scrubs/{plain.headers['x-scrub-receipt']}", headers=operator).json()
+    assert receipt["counts"] == mine["counts"]
+
+    table = "name,phone\n" + "".join(f"p{i},{n}\n" for i, n in enumerate(numbers))
+    only = client.post(
+        "/v1/scrub",
+        params={"column": "phone", "only": "callable"},
+        content=table.encode(),
+        headers={**operator, "content-type": "text/csv"},
+    )
+    assert only.status_code == 200, only.text
+    rows = list(csv.reader(io.StringIO(only.text)))
+    assert rows == [
+        ["name", "phone", "number", "status"],
+        ["p0", A, A, "callable"],
+        ["p2", FREE, FREE, "callable"],
+        ["p3", A, A, "callable"],
+    ]
+    theirs_csv = client.post(
+        "/v1/scrub",
+        params={"column": "phone", "only": "callable"},
+        content=table.encode(),
+        headers={**other, "content-type": "text/csv"},
+    )
+    assert [r[0] for r in csv.reader(io.StringIO(theirs_csv.text))] == ["name", "p2"]
+
+
+def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
+    client: TestClient, world: None, operator: Headers
+) -> None:
+    consent(client, operator, A)
+    assert client.post("/v1/scrub", json={"numbers": [A]}, headers=operator).json()["blocked"] == []
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    assert client.post("/v1/scrub", json={"numbers": [A]}, headers=operator).json()["blocked"] == [
+        A
+    ]
+
+
+# --- Bad requests -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"number": A}, 400, "invalid_request"),
+        ({"number": A, "evidence": {}}, 400, "invalid_evidence"),
+        ({"number": A, "evidence": "I said yes"}, 400, "invalid_request"),
+        ({"number": A, "evidence": ["yes"]}, 400, "invalid_request"),
+        ({"number": A, "evidence": None}, 400, "invalid_request"),
+        ({"evidence": EVIDENCE}, 400, "invalid_request"),
+        ({"number": 12125550001, "evidence": EVIDENCE}, 400, "invalid_request"),
+        ({"number": "abc", "evidence": EVIDENCE}, 400, "invalid_number"),
+        ({"number": "+1212555", "evidence": EVIDENCE}, 400, "invalid_number"),
+        ({"number": A, "evidence": EVIDENCE, "region": "XX"}, 400, "invalid_region"),
+        ({"number": A, "evidence": EVIDENCE, "expires_at": "2020-01-01T00:00:00Z"}, 400,
+         "invalid_expires_at"),
+        ({"number": A, "evidence": EVIDENCE, "expires_at": "tomorrow"}, 400,
+         "invalid_expires_at"),
+        ({"number": A, "evidence": EVIDENCE, "expires_at": 1900000000}, 400, "invalid_request"),
+        ({"number": A, "evidence": EVIDENCE, "expiry": "2099-01-01"}, 400, "invalid_request"),
+        ({"number": A, "evidence": {"text": "x" * 17_000}}, 413, "evidence_too_large"),
+    ],
+)  # fmt: skip
+def test_bad_bodies_are_4xx_and_record_nothing(
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    body: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    assert_error(client.post("/v1/consents", json=body, headers=operator), status, code)
+    assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+def test_bodies_that_are_not_json_or_too_big_are_rejected(
+    client: TestClient, operator: Headers
+) -> None:
+    assert_error(
+        client.post("/v1/consents", content=b"{not json", headers=operator),
+        400,
+        "invalid_request",
+    )
+    huge = b'{"number": "+12125550001", "evidence": {"x": "' + b"y" * 40_000 + b'"}}'
+    assert_error(client.post("/v1/consents", content=huge, headers=operator), 413, "body_too_large")
+
+
+def test_a_national_number_is_read_against_the_region(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+861012345678")
+    body = consent(client, operator, "010 1234 5678", region="CN")
+    assert body["number"] == "+861012345678"
+    assert look_up(client, operator, "+861012345678") == ("callable", "consent")
+    answer = client.delete("/v1/consents/010%201234%205678?region=CN", headers=operator)
+    assert answer.status_code == 200, answer.text
+
+
+def test_an_operator_with_prefixes_records_consents_only_under_them(
+    client: TestClient, world: None, new_key: NewKey
+) -> None:
+    scoped = new_key(prefixes=["+1212"])
+    error = assert_error(
+        client.post(
+            "/v1/consents", json={"number": "+14155552671", "evidence": EVIDENCE}, headers=scoped
+        ),
+        403,
+        "prefix_not_subscribed",
+    )
+    assert error["details"]["prefixes"] == ["+1212"]
+    assert_error(
+        client.delete("/v1/consents/+14155552671", headers=scoped), 403, "prefix_not_subscribed"
+    )
+    consent(client, scoped, A)
+    assert look_up(client, scoped, A) == ("callable", "consent")
+
+
+def test_consents_need_an_operator_key(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    body = {"number": A, "evidence": EVIDENCE}
+    assert_error(client.post("/v1/consents", json=body), 401, "missing_key")
+    unknown = {"Authorization": "Bearer dnc_unknown"}
+    assert_error(client.post("/v1/consents", json=body, headers=unknown), 401, "unknown_key")
+    assert_error(client.post("/v1/consents", json=body, headers=carrier), 403, "forbidden")
+    assert_error(client.delete(f"/v1/consents/{A}"), 401, "missing_key")
+    assert_error(client.delete(f"/v1/consents/{A}", headers=carrier), 403, "forbidden")
+    assert client.post("/v1/consents", json=body, headers=operator).status_code == 201
+
+
+def test_the_endpoints_are_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/v1/consents"] and "delete" in paths["/v1/consents/{number}"]
+    schema = paths["/v1/consents"]["post"]["requestBody"]["content"]["application/json"]
+    assert "evidence" in schema["schema"]["required"]

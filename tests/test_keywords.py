@@ -1,0 +1,250 @@
+"""Inbound SMS keywords (CONTRACT section 6, Carriers): parsing and replies, pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry import keywords as kw
+from registry.keywords import ALLOW, CHINESE, ENGLISH, HELP, OPT_IN, OPT_OUT, UNKNOWN
+
+OPT_OUT_WORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订"]
+
+
+def full_width(text: str) -> str:
+    """ASCII letters, digits and punctuation as their full-width forms (U+FF01...)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+# -- full block ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", OPT_OUT_WORDS)
+def test_every_opt_out_keyword_is_a_full_block(word: str) -> None:
+    assert kw.parse(word).kind == OPT_OUT
+
+
+@pytest.mark.parametrize("word", [w for w in OPT_OUT_WORDS if w.isascii()])
+@pytest.mark.parametrize("variant", [str.lower, str.title, full_width, lambda w: f"  {w}\t\n"])
+def test_keywords_ignore_case_width_and_surrounding_space(word: str, variant: object) -> None:
+    assert callable(variant)
+    assert kw.parse(variant(word)).kind == OPT_OUT
+
+
+def test_full_width_stop_and_full_width_space() -> None:
+    assert kw.parse("ＳＴＯＰ").kind == OPT_OUT
+    assert kw.parse("\u3000ｓｔｏｐ\u3000").kind == OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text", ["START 0", "start 0", "START0", "ＳＴＡＲＴ　０", "START 0 thanks"]
+)
+def test_start_zero_is_a_full_block(text: str) -> None:
+    intent = kw.parse(text)
+    assert intent.kind == OPT_OUT and intent.categories == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Stop. Thank you",
+        "STOP please",
+        "stop!!",
+        "Stop.",
+        "STOP, thanks",
+        "STOP THANK YOU!",
+        "stop pls",
+        "STOP 🙏",
+        '"STOP"',
+        "Quit. Thanks",
+        "unsubscribe please",
+        "退订，谢谢",
+        "退订。",
+        "退订谢谢",
+        "退订吧",
+        "td 谢谢",
+    ],
+)
+def test_punctuation_and_courtesy_words_after_the_keyword_are_ignored(text: str) -> None:
+    assert kw.parse(text).kind == OPT_OUT
+
+
+@pytest.mark.parametrize("text", ["STOP ALL", "stop all please"])
+def test_stop_all_with_a_space_is_stopall(text: str) -> None:
+    assert kw.parse(text).kind == OPT_OUT
+
+
+# -- partial block ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "categories"),
+    [
+        ("START 2", (2,)),
+        ("start 2,5", (2, 5)),
+        ("START 2, 5", (2, 5)),
+        ("START 2 5", (2, 5)),
+        ("START 5,2,5", (2, 5)),
+        ("START 2，5", (2, 5)),  # full-width comma
+        ("ＳＴＡＲＴ　２，５", (2, 5)),  # all full-width
+        ("START 2、5", (2, 5)),  # Chinese enumeration comma
+        ("START 2;5", (2, 5)),
+        ("START2", (2,)),
+        ("START 1,2,3,4,5,6,7,8", (1, 2, 3, 4, 5, 6, 7, 8)),
+        ("START 02", (2,)),
+        ("START 2, thanks", (2,)),
+        ("START 2 5 please.", (2, 5)),
+    ],
+)
+def test_start_with_categories_is_a_partial_block(text: str, categories: tuple[int, ...]) -> None:
+    intent = kw.parse(text)
+    assert intent.kind == ALLOW
+    assert intent.categories == categories
+
+
+@pytest.mark.parametrize(
+    "text", ["START 9", "START 2,9", "START 0,2", "START 12", "START 999999999"]
+)
+def test_out_of_range_categories_are_unknown_and_say_why(text: str) -> None:
+    intent = kw.parse(text)
+    assert intent.kind == UNKNOWN
+    assert intent.problem == "bad_category"
+    assert "1 to 8" in kw.reply(kw.UNKNOWN, intent)
+
+
+def test_a_huge_category_number_is_out_of_range_not_an_error() -> None:
+    assert kw.parse("START " + "9" * 5000).kind == UNKNOWN
+
+
+@pytest.mark.parametrize("text", ["START 2-5", "START 2,,5", "START two"])
+def test_category_lists_that_cannot_be_read_are_unknown(text: str) -> None:
+    assert kw.parse(text).kind == UNKNOWN
+
+
+# -- leaving the registry --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["START", "start", "Start!", "UNSTOP", "unstop please", "STOP DND", "stop dnd", "STOP  DND."],
+)
+def test_start_alone_unstop_and_stop_dnd_deregister(text: str) -> None:
+    assert kw.parse(text).kind == OPT_IN
+
+
+def test_stop_dnd_is_not_a_stop_and_start_two_is_not_a_start_alone() -> None:
+    assert kw.parse("STOP DND").kind == OPT_IN
+    assert kw.parse("STOP DND thanks").kind == OPT_IN
+    assert kw.parse("START 2").kind == ALLOW
+    assert kw.parse("START 2 thanks").kind == ALLOW
+
+
+# -- help and unknown ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["HELP", "help", "Info", "INFO?", "ｈｅｌｐ", "help please"])
+def test_help_and_info(text: str) -> None:
+    assert kw.parse(text).kind == HELP
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "please don't stop",
+        "Please stop",
+        "I want to stop",
+        "STOPPED",
+        "stopwatch",
+        "ENDING",
+        "Information",
+        "TDX",
+        "STOP 2",
+        "STOP me now",
+        "STOP DNDX",
+        "HELP me",
+        "hello",
+        "你好",
+        "退订 abc",
+        "x" * (kw.MAX_TEXT + 1),
+    ],
+)
+def test_anything_else_is_unknown(text: str) -> None:
+    assert kw.parse(text).kind == UNKNOWN
+
+
+# -- language --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["TD", "td", "退订", "退订，谢谢", "ＴＤ"])
+def test_chinese_keywords_are_answered_in_chinese(text: str) -> None:
+    intent = kw.parse(text)
+    assert intent.language == CHINESE
+    assert "拒收" in kw.reply(kw.REGISTERED, intent)
+
+
+@pytest.mark.parametrize("text", ["STOP", "START 2", "HELP", "UNSTOP", "nonsense"])
+def test_other_keywords_are_answered_in_english(text: str) -> None:
+    assert kw.parse(text).language == ENGLISH
+
+
+def test_unknown_chinese_text_is_answered_in_chinese() -> None:
+    intent = kw.parse("这是什么")
+    assert intent.kind == UNKNOWN and intent.language == CHINESE
+    assert kw.reply(kw.UNKNOWN, intent).startswith("抱歉")
+
+
+# -- replies ---------------------------------------------------------------------------------
+
+
+def test_help_reply_explains_every_keyword_and_category() -> None:
+    text = kw.reply(kw.HELP, kw.parse("HELP"))
+    for word in ("STOP", "START"):
+        assert word in text
+    for code in range(1, 9):
+        assert str(code) in text
+    assert "real estate" in text
+
+
+def test_unknown_reply_carries_the_help_text() -> None:
+    text = kw.reply(kw.UNKNOWN, kw.parse("what?"))
+    assert text.startswith("Sorry")
+    assert kw.help_text(ENGLISH) in text
+
+
+def test_partial_block_reply_names_the_allowed_categories() -> None:
+    intent = kw.parse("START 2,5")
+    for action in (kw.REGISTERED, kw.PREFERENCES_UPDATED):
+        text = kw.reply(action, intent)
+        assert "real estate (2)" in text and "consumer goods/cars (5)" in text
+    chinese = kw.reply(kw.REGISTERED, kw.Intent(ALLOW, CHINESE, "START", (2,)))
+    assert "房地产" in chinese
+
+
+def test_every_action_has_a_reply_in_both_languages() -> None:
+    for language in (ENGLISH, CHINESE):
+        for kind, categories in ((OPT_OUT, ()), (ALLOW, (1,)), (OPT_IN, ()), (HELP, ())):
+            intent = kw.Intent(kind, language, "X", categories)
+            for action in kw.ACTIONS:
+                assert kw.reply(action, intent).strip()
+
+
+def test_replies_differ_by_action() -> None:
+    stop = kw.parse("STOP")
+    texts = {kw.reply(action, stop) for action in kw.ACTIONS}
+    assert len(texts) == len(kw.ACTIONS)
+
+
+# -- short codes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("to", ["12345", "106", "123456789012345", "+12025550100", " 55555 "])
+def test_short_codes_and_long_numbers_are_accepted(to: str) -> None:
+    assert kw.short_code(to) == to.strip()
+
+
+@pytest.mark.parametrize(
+    "to", ["", "12", "1234567890123456", "abc", "12-34", "+0123", "１２３４５"]
+)
+def test_other_destinations_are_not_short_codes(to: str) -> None:
+    assert kw.short_code(to) is None

@@ -1,0 +1,498 @@
+"""The subscriber page (`/`) and the operator portal (`/portal`), driven in headless Chromium.
+
+A real `dnc serve` on a free port and a real Redis; Debian's `chromium` and
+`chromium-driver` driven through Selenium. `make test` installs the two
+packages when they are missing; when they still are, these tests fail (they
+do not skip): a page nobody tried in a browser is a gap, not a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ADMIN_KEY
+from fastapi.testclient import TestClient
+
+from registry import rules
+from registry.embedded import free_port
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+INSTALL = "apt-get install -y chromium chromium-driver (`make test` does it when they are missing)"
+_installed = Path(sys.executable).with_name("dnc")
+DNC = [str(_installed)] if _installed.exists() else [sys.executable, "-m", "registry.cli"]
+WAIT = 10.0
+
+
+class Server:
+    """One `dnc serve` on the test's Redis, its one-time codes written to an outbox file."""
+
+    def __init__(self, redis_url: str, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.outbox = directory / "outbox.jsonl"
+        self.log = directory / "serve.log"
+        env = {name: value for name, value in os.environ.items() if not name.startswith("DNC_")}
+        env.update(
+            PYTHONUNBUFFERED="1",
+            DNC_REDIS_URL=redis_url,
+            DNC_ADMIN_KEY=ADMIN_KEY,
+            DNC_HOST="127.0.0.1",
+            DNC_PORT=str(self.port),
+            DNC_NOTIFIER=f"file:{self.outbox}",
+        )
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*DNC, "serve"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"dnc serve exited:\n{self.log.read_text(errors='replace')}")
+            try:
+                if self.http.get("/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dnc serve not ready:\n{self.log.read_text(errors='replace')}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def key(self, role: str) -> str:
+        answer = self.http.post(
+            "/v1/operators",
+            json={"name": f"pages {role}", "role": role},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["api_key"])
+
+    def register(self, *numbers: str) -> None:
+        """Registrations a carrier attests, for tests that are not about the subscriber's form."""
+        carrier = {"Authorization": f"Bearer {self.key('carrier')}"}
+        for number in numbers:
+            answer = self.http.put(f"/v1/registrations/{number}", headers=carrier)
+            assert answer.status_code == 201, answer.text
+
+    def code_for(self, number: str, after: int = 0) -> str:
+        """The newest code sent to `number`, from the outbox line `after` on."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            lines = self.outbox.read_text().splitlines() if self.outbox.exists() else []
+            sent = [json.loads(line) for line in lines[after:]]
+            codes = [message["code"] for message in sent if message["to"] == number]
+            if codes:
+                return str(codes[-1])
+            time.sleep(0.05)
+        raise AssertionError(f"no code for {number} in {self.outbox}")
+
+    def outbox_lines(self) -> int:
+        return len(self.outbox.read_text().splitlines()) if self.outbox.exists() else 0
+
+
+@pytest.fixture
+def server(redis_url: str, tmp_path: Path) -> Iterator[Server]:
+    running = Server(redis_url, tmp_path)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def chromium(downloads: Path) -> Iterator[Any]:
+    """One headless Chromium for the module; each test opens its own server's origin."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).is_file()]
+    if missing and not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail(f"browser tests need {' and '.join(missing)}: {INSTALL}", pytrace=False)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("browser tests need selenium: pip install -e '.[dev]'", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # root in a container has no user namespace for the sandbox
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1200,1000",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # A driver path of our own: Selenium Manager (which downloads drivers) is never asked.
+    service = Service(executable_path=shutil.which("chromedriver") or CHROMEDRIVER)
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    yield driver
+    driver.quit()
+
+
+class Page:
+    """The browser on one page of the server, in the words of the tests."""
+
+    def __init__(self, driver: Any, server: Server, path: str) -> None:
+        self.driver = driver
+        self.server = server
+        driver.get(server.url + path)
+        self.wait(lambda: driver.execute_script("return document.readyState") == "complete")
+
+    def wait(self, condition: Callable[[], Any], what: str = "the page") -> Any:
+        deadline = time.monotonic() + WAIT
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; console: {self.console()}")
+            time.sleep(0.05)
+
+    def element(self, element_id: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id)
+
+    def fill(self, element_id: str, text: str) -> None:
+        field = self.element(element_id)
+        field.clear()
+        field.send_keys(text)
+
+    def choose(self, element_id: str, value: str) -> None:
+        from selenium.webdriver.support.select import Select
+
+        Select(self.element(element_id)).select_by_value(value)
+
+    def tick(self, css: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        box = self.driver.find_element(By.CSS_SELECTOR, css)
+        if not box.is_selected():
+            box.click()
+
+    def submit(self, form_id: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.element(form_id).find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+
+    def shown(self, element_id: str) -> str:
+        """The text of `element_id` once it is shown and the request behind it is over."""
+
+        def ready() -> str | None:
+            box = self.element(element_id)
+            form_busy = self.driver.execute_script(
+                "return document.querySelectorAll('[aria-busy=\"true\"]').length"
+            )
+            return box.text if box.is_displayed() and box.text and not form_busy else None
+
+        return str(self.wait(ready, f"#{element_id} to be shown"))
+
+    def hidden(self, element_id: str) -> bool:
+        return not self.element(element_id).is_displayed()
+
+    def storage(self, kind: str) -> dict[str, str]:
+        return dict(
+            self.driver.execute_script(
+                f"const s = window.{kind}; const o = {{}};"
+                "for (let i = 0; i < s.length; i++) { o[s.key(i)] = s.getItem(s.key(i)); }"
+                "return o;"
+            )
+        )
+
+    def console(self) -> list[str]:
+        """Script errors and CSP refusals the page caused (failed API calls are expected)."""
+        entries = self.driver.get_log("browser")
+        return [
+            e["message"]
+            for e in entries
+            if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]
+        ]
+
+
+def open_portal(driver: Any, server: Server, key: str) -> Page:
+    page = Page(driver, server, "/portal")
+    page.fill("key-input", key)
+    page.submit("key-form")
+    assert key[-4:] in page.shown("key-state")
+    return page
+
+
+def test_a_subscriber_registers_and_the_portal_sees_the_number_blocked(
+    chromium: Any, server: Server
+) -> None:
+    page = Page(chromium, server, "/")
+    page.fill("register-number", "+1 212 555 1234")
+    page.tick('#register-categories input[value="2"]')
+    page.submit("register-form")
+    assert "code to +1 212 555 1234" in page.shown("register-sent")
+    page.fill("register-code", server.code_for("+12125551234"))
+    page.submit("register-confirm")
+
+    result = page.shown("register-result")
+    assert "+12125551234 is registered." in result
+    assert "calls and text messages" in result
+    assert f"2. {rules.CATEGORIES[2]}" in result
+    assert page.hidden("register-confirm")
+    # The number went in request bodies only: not in the page's address, not in storage.
+    assert chromium.current_url == server.url + "/"
+    assert page.storage("localStorage") == {} and page.storage("sessionStorage") == {}
+    assert page.console() == []
+
+    key = server.key("operator")
+    portal = open_portal(chromium, server, key)
+    assert list(portal.storage("sessionStorage").values()) == [key]
+    assert portal.storage("localStorage") == {}
+    portal.fill("lookup-number", "+12125551234")
+    portal.choose("lookup-channel", "voice")
+    portal.choose("lookup-category", "1")
+    portal.submit("lookup-form")
+    assert portal.shown("lookup-result").startswith("Blocked: +12125551234")
+    assert portal.element("lookup-result").get_attribute("data-status") == "blocked"
+
+    # The category the subscriber ticked is still accepted: the preferences went through.
+    portal.choose("lookup-category", "2")
+    portal.submit("lookup-form")
+    portal.wait(lambda: portal.element("lookup-result").get_attribute("data-status") == "callable")
+    assert "accepts offers of this category" in portal.shown("lookup-result")
+    assert chromium.current_url == server.url + "/portal"
+    assert portal.console() == []
+
+
+def test_the_status_check_says_whether_a_number_is_registered(
+    chromium: Any, server: Server
+) -> None:
+    server.register("+12125551234")
+    page = Page(chromium, server, "/")
+    page.fill("status-number", "(212) 555-1234")
+    page.fill("status-region", "us")
+    page.submit("status-form")
+    result = page.shown("status-result")
+    assert result.startswith("+12125551234 is registered.")
+    assert "Registered on" in result
+    stamps = page.element("status-result").find_elements("tag name", "time")
+    assert stamps and stamps[0].get_attribute("datetime").startswith("20")
+
+    page.fill("status-number", "+12125559876")
+    page.fill("status-region", "")
+    page.submit("status-form")
+    page.wait(lambda: "+12125559876 is not registered." in page.shown("status-result"))
+    assert page.console() == []
+
+
+def test_an_invalid_number_and_a_wrong_code_are_explained(chromium: Any, server: Server) -> None:
+    page = Page(chromium, server, "/")
+    page.fill("register-number", "12345")
+    page.submit("register-form")
+    error = page.shown("register-error")
+    assert "That phone number is not valid" in error
+    assert "invalid_number" in error  # the code, for a support call
+    assert page.hidden("register-confirm")
+
+    page.fill("status-number", "+1 212")
+    page.submit("status-form")
+    assert "That phone number is not valid" in page.shown("status-error")
+
+    page.fill("register-number", "+12125551234")
+    page.submit("register-form")
+    page.shown("register-sent")
+    right = server.code_for("+12125551234")
+    page.fill("register-code", "000000" if right != "000000" else "111111")
+    page.submit("register-confirm")
+    assert "That code is not right" in page.shown("register-confirm-error")
+    assert server.http.get("/v1/registrations/+12125551234").json()["registered"] is False
+    assert page.console() == []
+
+
+def test_a_subscriber_deregisters_through_the_page(chromium: Any, server: Server) -> None:
+    server.register("+12125551234")
+    page = Page(chromium, server, "/")
+    page.fill("deregister-number", "+12125551234")
+    page.submit("deregister-form")
+    page.shown("deregister-sent")
+    page.fill("deregister-code", server.code_for("+12125551234"))
+    page.submit("deregister-confirm")
+    assert "+12125551234 has been removed" in page.shown("deregister-result")
+    assert server.http.get("/v1/registrations/+12125551234").json()["registered"] is False
+    assert page.console() == []
+
+
+def test_a_subscriber_reports_a_call(chromium: Any, server: Server) -> None:
+    server.register("+12125551234")
+    page = Page(chromium, server, "/")
+    page.fill("complain-number", "+12125551234")
+    page.fill("complain-caller", "+1 646 555 0199")
+    when = page.element("complain-when")
+    # datetime-local takes its value through script; typing it depends on the locale.
+    chromium.execute_script("arguments[0].value = arguments[1]", when, "2026-01-02T10:30")
+    page.tick('input[name="channel"][value="sms"]')
+    page.choose("complain-category", "2")
+    page.fill("complain-text", "Flats for sale")
+    page.submit("complain-form")
+    result = page.shown("complain-result")
+    assert "your report was recorded" in result
+    assert "Its reference is " in result
+
+    report = server.http.get(
+        "/v1/reports/callers", params={"top": 5}, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert report.status_code == 200, report.text
+    assert "+16465550199" in report.text
+    assert page.console() == []
+
+
+def test_the_portal_scrubs_a_pasted_list_and_a_file(
+    chromium: Any, server: Server, downloads: Path, tmp_path: Path
+) -> None:
+    server.register("+12125550001", "+12125550002")
+    portal = open_portal(chromium, server, server.key("operator"))
+    portal.fill("scrub-text", "+12125550001\n(212) 555-0002\n+12125550003\nnot a number\n")
+    portal.submit("scrub-form")
+    portal.wait(lambda: portal.element("count-total").text == "4", "the receipt's counts")
+    counts = {n: portal.element(f"count-{n}").text for n in ("callable", "blocked", "invalid")}
+    assert counts == {"callable": "1", "blocked": "2", "invalid": "1"}
+    receipt = portal.element("receipt-id").text
+    assert receipt and len(portal.element("receipt-sha256").text) == 64
+    preview = portal.element("scrub-preview").text
+    assert "input number status" in preview and "(212) 555-0002 +12125550002 blocked" in preview
+
+    link = portal.element("scrub-download")
+    assert link.get_attribute("href").startswith("blob:")
+    assert link.get_attribute("download") == f"scrubbed-{receipt}.csv"
+    link.click()
+    saved = downloads / f"scrubbed-{receipt}.csv"
+    portal.wait(saved.exists, "the download")
+    assert saved.read_text().splitlines() == [
+        "input,number,status",
+        "+12125550001,+12125550001,blocked",
+        "(212) 555-0002,+12125550002,blocked",
+        "+12125550003,+12125550003,callable",
+        "not a number,,invalid",
+    ]
+
+    dial_list = tmp_path / "dial-list.csv"
+    dial_list.write_text("name,phone\nAda,+12125550001\nBob,+12125550004\n")
+    portal.fill("scrub-text", "")
+    portal.element("scrub-file").send_keys(str(dial_list))
+    portal.fill("scrub-column", "phone")
+    portal.tick("#scrub-only")
+    portal.submit("scrub-form")
+    portal.wait(lambda: portal.element("count-total").text == "2", "the file's counts")
+    assert portal.element("count-blocked").text == "1"
+    preview = portal.element("scrub-preview").text
+    assert "name phone number status" in preview
+    assert "Bob +12125550004 +12125550004 callable" in preview and "Ada" not in preview
+    assert portal.console() == []
+
+
+def test_the_portal_asks_for_a_key_and_explains_a_wrong_one(chromium: Any, server: Server) -> None:
+    portal = Page(chromium, server, "/portal")
+    portal.fill("lookup-number", "+12125551234")
+    portal.submit("lookup-form")
+    assert "Paste your API key" in portal.shown("lookup-error")
+
+    portal.fill("key-input", "not-a-key")
+    portal.submit("key-form")
+    portal.submit("lookup-form")
+    portal.wait(lambda: "was not accepted" in portal.shown("lookup-error"))
+    assert "not-a-key" not in chromium.current_url
+
+    portal.element("key-forget").click()
+    assert portal.storage("sessionStorage") == {}
+    assert portal.shown("key-state") == "No key in use."
+
+
+def test_the_portal_shows_the_change_list(chromium: Any, server: Server) -> None:
+    server.register("+12125550001", "+12125550002")
+    portal = open_portal(chromium, server, server.key("operator"))
+    portal.submit("changes-form")
+    rows = portal.shown("changes-result")
+    assert "2 changes." in rows
+    assert "+12125550001 added" in rows and "+12125550002 added" in rows
+    cursor = portal.element("changes-since").get_attribute("value")
+    assert cursor
+    server.register("+12125550003")
+    portal.submit("changes-form")
+    portal.wait(lambda: "1 change." in portal.shown("changes-result"))
+    assert "+12125550003 added" in portal.shown("changes-result")
+    assert portal.console() == []
+
+
+def test_pages_are_served_with_security_headers_and_kept_out_of_the_api_schema(
+    client: TestClient,
+) -> None:
+    for path, kind in [
+        ("/", "text/html"),
+        ("/portal", "text/html"),
+        ("/assets/app.css", "text/css"),
+        ("/assets/portal.js", "text/javascript"),
+    ]:
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-type"].startswith(kind)
+        assert answer.headers["content-security-policy"].startswith("default-src 'self';")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    page = client.get("/").text
+    assert "<script>" not in page and "style=" not in page  # nothing the CSP would refuse
+    for code, name in rules.CATEGORIES.items():
+        assert f'value="{code}"> {code}. {name}</label>' in page.replace("&amp;", "&")
+    missing = client.get("/assets/%2E%2E%2Fpyproject.toml")  # only the listed files
+    assert missing.status_code == 404
+    assert client.get("/assets/nothing.js").json()["error"]["code"] == "not_found"
+
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not {"/", "/portal", "/assets/{name}"} & set(paths)
+
+
+def test_every_page_file_is_package_data() -> None:
+    """A non-editable install must carry the pages: pyproject's package-data lists them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["registry.web"]
+    files = [
+        p.name for p in (ROOT / "registry" / "web").iterdir() if p.is_file() and p.suffix != ".py"
+    ]
+    assert files and all(any(fnmatch(f, p) for p in patterns) for f in files if f[0] != ".")

@@ -1,0 +1,287 @@
+"""POST /v1/sms/inbound: opt-out keywords a carrier forwards (CONTRACT section 6, Carriers).
+
+Through the real app: a carrier's key forwards the text, then an operator's
+look-up of the number shows what the keyword did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ADMIN, assert_error
+from fastapi.testclient import TestClient
+
+from registry.store import keys
+
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
+Headers = dict[str, str]
+NUMBER = "+12125551234"
+SHORT_CODE = "55555"
+
+
+def sms(client: TestClient, key: Headers, text: str, sender: str = NUMBER) -> dict[str, str]:
+    answer = client.post(
+        "/v1/sms/inbound", json={"from": sender, "to": SHORT_CODE, "text": text}, headers=key
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"action", "reply"}
+    assert body["reply"]
+    return body  # type: ignore[no-any-return]
+
+
+def status(client: TestClient, operator: Headers, number: str = NUMBER, **query: str | int) -> str:
+    answer = client.get(f"/v1/numbers/{number}", params=query, headers=operator)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["status"]  # type: ignore[no-any-return]
+
+
+def test_stop_registers_a_full_block(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    assert status(client, operator) == "callable"
+    body = sms(client, carrier, "STOP")
+    assert body["action"] == "registered"
+    assert "START" in body["reply"] and "do-not-call" in body["reply"]
+    assert status(client, operator) == "blocked"
+    assert status(client, operator, category=2) == "blocked"
+    assert status(client, operator, channel="sms") == "blocked"
+    assert status(client, operator, channel="voice") == "blocked"
+    registration = client.get(f"/v1/registrations/{NUMBER}").json()
+    assert registration["registered"] is True
+
+
+def test_stop_again_is_still_registered_and_keeps_registered_at(
+    client: TestClient, carrier: Headers
+) -> None:
+    assert sms(client, carrier, "STOP")["action"] == "registered"
+    first = client.get(f"/v1/registrations/{NUMBER}").json()["registered_at"]
+    assert sms(client, carrier, "quit")["action"] == "registered"
+    assert sms(client, carrier, "START 0")["action"] == "registered"
+    assert client.get(f"/v1/registrations/{NUMBER}").json()["registered_at"] == first
+
+
+@pytest.mark.parametrize(
+    "text", ["ＳＴＯＰ", "stop", "Stop. Thank you", "STOP please", "stop!!", "  End  ", "STOPALL"]
+)
+def test_width_case_and_courtesy_variants_register(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    assert sms(client, carrier, text)["action"] == "registered"
+    assert status(client, operator) == "blocked"
+
+
+@pytest.mark.parametrize("text", ["退订", "退订，谢谢", "TD", "td"])
+def test_chinese_keywords_register_and_reply_in_chinese(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    body = sms(client, carrier, text, sender="+8613800138000")
+    assert body["action"] == "registered"
+    assert "拒收" in body["reply"]
+    assert not any("a" <= c <= "z" for c in body["reply"])  # no English words
+    assert status(client, operator, "+8613800138000") == "blocked"
+
+
+def test_start_with_categories_allows_them(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    body = sms(client, carrier, "START 2,5")
+    assert body["action"] == "registered"
+    assert "real estate" in body["reply"]
+    assert status(client, operator, category=2) == "callable"
+    assert status(client, operator, category=5) == "callable"
+    assert status(client, operator, category=3) == "blocked"
+    assert status(client, operator) == "blocked"  # no category: any registration blocks
+
+
+def test_start_with_categories_on_a_registered_number_updates_preferences(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    sms(client, carrier, "STOP")
+    assert status(client, operator, category=2) == "blocked"
+    assert sms(client, carrier, "ｓｔａｒｔ　２，５")["action"] == "preferences_updated"
+    assert status(client, operator, category=2) == "callable"
+    assert status(client, operator, category=1) == "blocked"
+    # STOP afterwards takes the categories back: a full block again.
+    assert sms(client, carrier, "STOP")["action"] == "preferences_updated"
+    assert status(client, operator, category=2) == "blocked"
+
+
+def test_start_with_categories_keeps_the_blocked_channels(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    put = client.put(f"/v1/registrations/{NUMBER}", json={"channels": ["sms"]}, headers=carrier)
+    assert put.status_code == 201
+    assert sms(client, carrier, "START 2")["action"] == "preferences_updated"
+    assert status(client, operator, channel="voice", category=1) == "callable"
+    assert status(client, operator, channel="sms", category=1) == "blocked"
+    assert status(client, operator, channel="sms", category=2) == "callable"
+    # STOP is a full block: every channel.
+    sms(client, carrier, "STOP")
+    assert status(client, operator, channel="voice") == "blocked"
+
+
+@pytest.mark.parametrize("text", ["START", "UNSTOP", "STOP DND", "start!"])
+def test_start_alone_unstop_and_stop_dnd_deregister(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    sms(client, carrier, "STOP")
+    assert status(client, operator) == "blocked"
+    body = sms(client, carrier, text)
+    assert body["action"] == "deregistered"
+    assert "STOP" in body["reply"]
+    assert status(client, operator) == "callable"
+    assert client.get(f"/v1/registrations/{NUMBER}").json()["registered"] is False
+
+
+def test_deregistering_a_number_that_is_not_registered_is_still_deregistered(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    assert sms(client, carrier, "START")["action"] == "deregistered"
+    assert status(client, operator) == "callable"
+
+
+@pytest.mark.parametrize("text", ["HELP", "info", "ＨＥＬＰ"])
+def test_help_changes_nothing(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    body = sms(client, carrier, text)
+    assert body["action"] == "help"
+    assert "STOP" in body["reply"] and "START" in body["reply"]
+    assert status(client, operator) == "callable"
+
+
+@pytest.mark.parametrize("text", ["please don't stop", "hello", "", "STOPPED", "START 9"])
+def test_anything_else_is_unknown_with_the_help_text_and_changes_nothing(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    body = sms(client, carrier, text)
+    assert body["action"] == "unknown"
+    assert "STOP" in body["reply"] and "START" in body["reply"]
+    assert status(client, operator) == "callable"
+
+
+def test_an_out_of_range_category_leaves_the_registration_as_it_was(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    sms(client, carrier, "START 2")
+    body = sms(client, carrier, "START 2,9")
+    assert body["action"] == "unknown"
+    assert "1 to 8" in body["reply"]
+    assert status(client, operator, category=2) == "callable"
+    assert status(client, operator, category=8) == "blocked"
+
+
+def test_national_format_sender_is_read_against_the_region(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    assert sms(client, carrier, "STOP", sender="(212) 555-1234")["action"] == "registered"
+    assert status(client, operator) == "blocked"
+    answer = client.post(
+        "/v1/sms/inbound?region=CN",
+        json={"from": "138 0013 8000", "to": "10086", "text": "退订"},
+        headers=carrier,
+    )
+    assert answer.json()["action"] == "registered"
+    assert status(client, operator, "+8613800138000") == "blocked"
+
+
+def test_state_changes_are_audited_with_the_short_code(
+    client: TestClient, carrier: Headers, redis_client: Any
+) -> None:
+    sms(client, carrier, "STOP")
+    sms(client, carrier, "START 3")
+    sms(client, carrier, "HELP")  # no change, no entry
+    sms(client, carrier, "UNSTOP")
+    entries = [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in redis_client.xrange(keys.AUDIT)
+    ]
+    actions = [e["action"] for e in entries if e.get("short_code")]
+    assert actions == ["registration.created", "registration.updated", "registration.removed"]
+    for entry in entries:
+        if entry.get("short_code"):
+            assert entry["short_code"] == SHORT_CODE
+            assert entry["number"] == NUMBER
+            assert entry["source"].endswith(":sms")
+    assert [e["keyword"] for e in entries if e.get("short_code")] == ["STOP", "START", "UNSTOP"]
+
+
+def test_the_registration_source_is_the_carrier_and_sms(
+    client: TestClient, carrier: Headers, redis_client: Any
+) -> None:
+    sms(client, carrier, "STOP")
+    value = int(NUMBER[1:])
+    raw = redis_client.hget(keys.details(keys.bucket_of(value)), keys.member_of(value))
+    assert raw is not None and raw.decode().endswith(":sms")
+
+
+# -- who may call, and bad envelopes ---------------------------------------------------------
+
+
+def test_an_operator_key_is_forbidden(client: TestClient, operator: Headers) -> None:
+    answer = client.post(
+        "/v1/sms/inbound", json={"from": NUMBER, "to": SHORT_CODE, "text": "STOP"}, headers=operator
+    )
+    assert_error(answer, 403, "forbidden")
+    assert status(client, operator) == "callable"
+
+
+def test_no_key_is_401(client: TestClient) -> None:
+    answer = client.post("/v1/sms/inbound", json={"from": NUMBER, "to": SHORT_CODE, "text": "STOP"})
+    assert_error(answer, 401, "missing_key")
+    bad = {"Authorization": "Bearer nope"}
+    answer = client.post(
+        "/v1/sms/inbound", json={"from": NUMBER, "to": SHORT_CODE, "text": "STOP"}, headers=bad
+    )
+    assert_error(answer, 401, "unknown_key")
+
+
+def test_an_administrator_key_may_forward_texts(client: TestClient, operator: Headers) -> None:
+    assert sms(client, ADMIN, "STOP")["action"] == "registered"
+    assert status(client, operator) == "blocked"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"from": "12345", "to": SHORT_CODE, "text": "STOP"}, "invalid_number"),
+        ({"from": "not a number", "to": SHORT_CODE, "text": "STOP"}, "invalid_number"),
+        ({"from": NUMBER, "to": "12", "text": "STOP"}, "invalid_short_code"),
+        ({"from": NUMBER, "to": "short", "text": "STOP"}, "invalid_short_code"),
+        ({"from": NUMBER, "to": "1234567890123456", "text": "STOP"}, "invalid_short_code"),
+        ({"from": NUMBER, "to": SHORT_CODE}, "invalid_request"),
+        ({"to": SHORT_CODE, "text": "STOP"}, "invalid_request"),
+        ({"from": NUMBER, "to": SHORT_CODE, "text": 7}, "invalid_request"),
+        ({"from": 12125551234, "to": SHORT_CODE, "text": "STOP"}, "invalid_request"),
+        ({"from": NUMBER, "to": SHORT_CODE, "text": "STOP", "extra": 1}, "invalid_request"),
+        ({"from": NUMBER, "to": SHORT_CODE, "text": "x" * 10_001}, "invalid_request"),
+        ([NUMBER, SHORT_CODE, "STOP"], "invalid_request"),
+    ],
+)
+def test_bad_envelopes_are_400_and_change_nothing(
+    client: TestClient, carrier: Headers, operator: Headers, body: object, code: str
+) -> None:
+    answer = client.post("/v1/sms/inbound", json=body, headers=carrier)
+    assert_error(answer, 400, code)
+    assert status(client, operator) == "callable"
+
+
+def test_a_body_that_is_not_json_is_a_4xx(client: TestClient, carrier: Headers) -> None:
+    answer = client.post(
+        "/v1/sms/inbound",
+        content=b"from=+12125551234&text=STOP",
+        headers={**carrier, "Content-Type": "application/json"},
+    )
+    assert 400 <= answer.status_code < 500
+    assert set(answer.json()) == {"error"}
+
+
+def test_a_bad_region_is_400(client: TestClient, carrier: Headers) -> None:
+    answer = client.post(
+        "/v1/sms/inbound?region=XX",
+        json={"from": NUMBER, "to": SHORT_CODE, "text": "STOP"},
+        headers=carrier,
+    )
+    assert_error(answer, 400, "invalid_region")

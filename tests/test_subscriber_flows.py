@@ -1,0 +1,550 @@
+"""Subscribers register and deregister by one-time code (CONTRACT sections 4 and 6).
+
+`POST /v1/registrations` and `POST /v1/deregistrations` send a six-digit code
+through DNC_NOTIFIER; `.../{request_id}/confirm` acts on it. The tests read the
+codes where a gateway would: the file outbox, or a real local HTTP server
+standing in for an SMS gateway's webhook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ADMIN, ADMIN_KEY, assert_error, ready_client, start_redis
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from registry.api import create_app
+from registry.config import ConfigError, Settings, load_settings
+from registry.notifier import build_notifier
+from registry.store import keys
+
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
+Headers = dict[str, str]
+NUMBER = "+12125551234"
+OTHER = "+13105550000"
+
+
+def when(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+class Outbox:
+    """The file notifier's outbox, read as an SMS gateway tailing it would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def messages(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines()]
+
+    def code(self, to: str = NUMBER) -> str:
+        sent = [m for m in self.messages() if m["to"] == to]
+        assert sent, f"no code was sent to {to}"
+        return str(sent[-1]["code"])
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox.jsonl")
+
+
+@pytest.fixture
+def apps(settings: Settings, outbox: Outbox) -> Iterator[Callable[..., TestClient]]:
+    """Apps on the test's Redis that send codes to the outbox, with settings changed."""
+    started: list[TestClient] = []
+
+    def start(**changes: Any) -> TestClient:
+        changes.setdefault("notifier", f"file:{outbox.path}")
+        api = ready_client(settings.with_(**changes))
+        started.append(api)
+        return api
+
+    yield start
+    for api in started:
+        api.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(apps: Callable[..., TestClient]) -> TestClient:
+    return apps()
+
+
+def account(api: TestClient, role: str) -> Headers:
+    answer = api.post("/v1/operators", json={"name": f"test {role}", "role": role}, headers=ADMIN)
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+
+def ask(api: TestClient, path: str = "/v1/registrations", **body: Any) -> str:
+    """Ask for a code; returns the request id."""
+    body.setdefault("number", NUMBER)
+    answer = api.post(path, json=body)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["request_id"])
+
+
+def ask_raw(api: TestClient, number: str) -> Response:
+    return api.post("/v1/registrations", json={"number": number})
+
+
+def confirm(api: TestClient, request_id: str, code: str, kind: str = "registrations") -> Response:
+    return api.post(f"/v1/{kind}/{request_id}/confirm", json={"code": code})
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def lookup(api: TestClient, operator: Headers, number: str = NUMBER) -> str:
+    answer = api.get(f"/v1/numbers/{number}", headers=operator)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["status"])
+
+
+def audit_entries(redis_client: Any) -> list[dict[str, str]]:
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in redis_client.xrange(keys.AUDIT)
+    ]
+
+
+def pending_keys(redis_client: Any) -> list[bytes]:
+    return list(redis_client.keys("dnc:req:*"))
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def test_a_code_registers_the_number(api: TestClient, outbox: Outbox, redis_client: Any) -> None:
+    operator = account(api, "operator")
+    assert lookup(api, operator) == "callable"
+    answer = api.post("/v1/registrations", json={"number": "(212) 555-1234"})
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert set(body) == {"request_id", "expires_in"}
+    assert body["expires_in"] == 600
+    assert len(body["request_id"]) >= 22
+    [message] = outbox.messages()
+    assert message["to"] == NUMBER
+    assert len(message["code"]) == 6 and message["code"].isdigit()
+    assert message["code"] in message["text"]
+    assert abs(when(message["at"]) - datetime.now(UTC)) < timedelta(seconds=5)
+    assert lookup(api, operator) == "callable"  # nothing is registered before the code
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    done = confirm(api, body["request_id"], message["code"])
+    assert done.status_code == 201, done.text
+    registration = done.json()
+    fields = {"number", "registered_at", "effective_at", "channels", "allow_categories"}
+    assert set(registration) == fields
+    assert registration["number"] == NUMBER
+    assert before <= when(registration["registered_at"]) <= datetime.now(UTC)
+    effective = when(registration["effective_at"]) - when(registration["registered_at"])
+    assert effective == timedelta(days=31)
+    assert sorted(registration["channels"]) == ["sms", "voice"]
+    assert registration["allow_categories"] == []
+
+    assert lookup(api, operator) == "blocked"
+    status = api.get(f"/v1/registrations/{NUMBER}").json()
+    assert status["registered"] is True
+    assert status["registered_at"] == registration["registered_at"]
+    [entry] = [e for e in audit_entries(redis_client) if e["action"] == "registration.created"]
+    assert entry["actor"] == "subscriber" and entry["number"] == NUMBER
+
+
+def test_preferences_are_kept_and_a_change_keeps_registered_at(
+    api: TestClient, outbox: Outbox, redis_client: Any
+) -> None:
+    operator = account(api, "operator")
+    first_id = ask(api, channels=["sms"], allow_categories=[2])
+    first = confirm(api, first_id, outbox.code()).json()
+    assert first["channels"] == ["sms"] and first["allow_categories"] == [2]
+    assert lookup(api, operator) == "blocked"
+    answer = api.get(f"/v1/numbers/{NUMBER}?channel=voice", headers=operator)
+    assert answer.json()["status"] == "callable"
+
+    time.sleep(1.02 - time.time() % 1)  # into the next second: a new registered_at would differ
+    second_id = ask(api, channels=["voice"])
+    second = confirm(api, second_id, outbox.code())
+    assert second.status_code == 201, second.text
+    assert second.json()["registered_at"] == first["registered_at"]
+    assert second.json()["channels"] == ["voice"] and second.json()["allow_categories"] == []
+    actions = [e["action"] for e in audit_entries(redis_client)]
+    assert actions.count("registration.created") == 1
+    assert actions.count("registration.updated") == 1
+
+
+def test_only_a_hash_of_the_code_is_stored(
+    api: TestClient, outbox: Outbox, redis_client: Any
+) -> None:
+    request_id = ask(api)
+    code = outbox.code()
+    stored = redis_client.hgetall(keys.pending_request(request_id))
+    assert code.encode() not in stored.values()
+    assert hashlib.sha256(f"{request_id}:{code}".encode()).hexdigest().encode() in stored.values()
+    assert 0 < redis_client.ttl(keys.pending_request(request_id)) <= 600
+
+
+def test_a_wrong_code_is_400_and_five_void_the_request(
+    api: TestClient, outbox: Outbox, redis_client: Any
+) -> None:
+    request_id = ask(api)
+    code = outbox.code()
+    for left in (4, 3, 2, 1, 0):
+        error = assert_error(confirm(api, request_id, wrong(code)), 400, "wrong_code")
+        assert error["details"]["tries_left"] == left
+    # The right code comes too late, and stays refused.
+    for _ in range(2):
+        assert_error(confirm(api, request_id, code), 410, "request_void")
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is False
+    # The number is not kept once the request is over; only why it ended.
+    assert not redis_client.exists(keys.pending_request(request_id))
+
+
+def test_tries_are_counted_across_workers(apps: Callable[..., TestClient], outbox: Outbox) -> None:
+    one, two = apps(), apps()
+    request_id = ask(one)
+    code = outbox.code()
+    for i in range(5):
+        assert_error(confirm(one if i % 2 else two, request_id, wrong(code)), 400, "wrong_code")
+    assert_error(confirm(two, request_id, code), 410, "request_void")
+    assert_error(confirm(one, request_id, code), 410, "request_void")
+
+
+def test_a_code_works_once(api: TestClient, outbox: Outbox) -> None:
+    request_id = ask(api)
+    code = outbox.code()
+    assert confirm(api, request_id, code).status_code == 201
+    assert_error(confirm(api, request_id, code), 410, "request_used")
+
+
+def test_concurrent_confirmations_register_once(
+    apps: Callable[..., TestClient], outbox: Outbox, redis_client: Any
+) -> None:
+    workers = [apps(), apps()]
+    request_id = ask(workers[0])
+    code = outbox.code()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: confirm(workers[i % 2], request_id, code), range(8)))
+    assert sorted(a.status_code for a in answers) == [201] + [410] * 7
+    actions = [e["action"] for e in audit_entries(redis_client)]
+    assert actions.count("registration.created") == 1
+
+
+def test_an_expired_request_is_410(apps: Callable[..., TestClient], outbox: Outbox) -> None:
+    api = apps(code_ttl_seconds=1)
+    answer = api.post("/v1/registrations", json={"number": NUMBER})
+    assert answer.json()["expires_in"] == 1
+    assert "1 seconds" in outbox.messages()[0]["text"]
+    time.sleep(1.2)
+    assert_error(confirm(api, answer.json()["request_id"], outbox.code()), 410, "request_expired")
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is False
+
+
+def test_an_unknown_request_is_404(api: TestClient, outbox: Outbox) -> None:
+    assert_error(confirm(api, secrets.token_urlsafe(16), "123456"), 404, "request_not_found")
+    assert_error(confirm(api, "{dnc}", "123456"), 404, "request_not_found")
+    assert_error(confirm(api, "x" * 300, "123456"), 404, "request_not_found")
+    # A registration's id does not confirm a deregistration, nor the other way round.
+    request_id = ask(api)
+    error = confirm(api, request_id, outbox.code(), kind="deregistrations")
+    assert_error(error, 404, "request_not_found")
+    assert confirm(api, request_id, outbox.code()).status_code == 201
+
+
+# -- deregistration -------------------------------------------------------------------------
+
+
+def test_a_code_deregisters_the_number(api: TestClient, outbox: Outbox, redis_client: Any) -> None:
+    operator, carrier = account(api, "operator"), account(api, "carrier")
+    assert api.put(f"/v1/registrations/{NUMBER}", headers=carrier).status_code == 201
+    assert lookup(api, operator) == "blocked"
+
+    answer = api.post("/v1/deregistrations", json={"number": "212-555-1234", "region": "US"})
+    assert answer.status_code == 202, answer.text
+    assert set(answer.json()) == {"request_id", "expires_in"}
+    request_id = answer.json()["request_id"]
+    assert lookup(api, operator) == "blocked"  # not before the code
+    assert_error(
+        confirm(api, request_id, wrong(outbox.code()), "deregistrations"), 400, "wrong_code"
+    )
+
+    done = confirm(api, request_id, outbox.code(), "deregistrations")
+    assert done.status_code == 200, done.text
+    assert done.json() == {"number": NUMBER, "registered": False}
+    assert lookup(api, operator) == "callable"
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is False
+    assert_error(confirm(api, request_id, outbox.code(), "deregistrations"), 410, "request_used")
+    [entry] = [e for e in audit_entries(redis_client) if e["action"] == "registration.removed"]
+    assert entry["actor"] == "subscriber" and entry["number"] == NUMBER
+
+
+def test_deregistering_a_number_not_registered_is_200(api: TestClient, outbox: Outbox) -> None:
+    """The code goes out either way: asking must not reveal whether the number is listed."""
+    request_id = ask(api, "/v1/deregistrations")
+    done = confirm(api, request_id, outbox.code(), "deregistrations")
+    assert done.status_code == 200
+    assert done.json() == {"number": NUMBER, "registered": False}
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/registrations", "/v1/deregistrations"])
+def test_an_invalid_number_is_400_and_sends_nothing(
+    api: TestClient, outbox: Outbox, path: str
+) -> None:
+    for bad in ("12345", "not a number", "+999123456789", ""):
+        error = assert_error(api.post(path, json={"number": bad}), 400, "invalid_number")
+        assert error["details"]["reason"]
+    assert_error(
+        api.post(path, json={"number": "2125551234", "region": "XX"}), 400, "invalid_region"
+    )
+    assert outbox.messages() == []
+
+
+def test_bad_bodies_are_4xx_in_the_contract_shape(api: TestClient, outbox: Outbox) -> None:
+    post = api.post
+    bodies: list[Any] = [None, [], {}, {"number": 12125551234}, {"number": NUMBER, "extra": 1}]
+    for body in bodies:
+        assert_error(post("/v1/registrations", json=body), 400, "invalid_request")
+    raw = post("/v1/registrations", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert_error(raw, 400, "invalid_request")
+    prefs: dict[str, Any]
+    for prefs in ({"channels": ["fax"]}, {"channels": []}, {"allow_categories": [9]}):
+        answer = post("/v1/registrations", json={"number": NUMBER, **prefs})
+        assert_error(answer, 400, "invalid_preferences")
+    for prefs in ({"allow_categories": [True]}, {"allow_categories": ["3"]}):
+        answer = post("/v1/registrations", json={"number": NUMBER, **prefs})
+        assert_error(answer, 400, "invalid_request")
+    dereg = post("/v1/deregistrations", json={"number": NUMBER, "channels": ["sms"]})
+    assert_error(dereg, 400, "invalid_request")
+    assert outbox.messages() == []
+
+    request_id = ask(api)
+    for body in [None, {}, {"code": 123456}, {"code": "1" * 40}]:
+        answer = post(f"/v1/registrations/{request_id}/confirm", json=body)
+        assert_error(answer, 400, "invalid_request")
+    for code in ("12345", "1234567", "abcdef", "١٢٣٤٥٦"):
+        assert_error(confirm(api, request_id, code), 400, "invalid_code")
+    # Malformed codes cost no tries; a code as typed with a space still works.
+    code = outbox.code()
+    assert confirm(api, request_id, f" {code[:3]} {code[3:]} ").status_code == 201
+
+
+# -- notifiers ------------------------------------------------------------------------------
+
+
+class Gateway(http.server.ThreadingHTTPServer):
+    """A real HTTP server standing in for an SMS gateway: keeps what it is sent."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.received: list[dict[str, Any]] = []
+        super().__init__(("127.0.0.1", 0), GatewayHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/sms"
+
+
+class GatewayHandler(http.server.BaseHTTPRequestHandler):
+    server: Gateway
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        length = int(self.headers["Content-Length"])
+        body = json.loads(self.rfile.read(length))
+        self.server.received.append(
+            {"path": self.path, "type": self.headers["Content-Type"], "body": body}
+        )
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[Callable[[int], Gateway]]:
+    servers: list[Gateway] = []
+
+    def start(status: int) -> Gateway:
+        server = Gateway(status)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_webhook_notifier_posts_the_code(
+    apps: Callable[..., TestClient], gateway: Callable[[int], Gateway]
+) -> None:
+    sms = gateway(202)
+    api = apps(notifier=f"webhook:{sms.url}")
+    request_id = ask(api)
+    [posted] = sms.received
+    assert posted["path"] == "/sms" and posted["type"] == "application/json"
+    assert set(posted["body"]) == {"to", "text", "code", "at"}
+    assert posted["body"]["to"] == NUMBER
+    assert confirm(api, request_id, posted["body"]["code"]).status_code == 201
+
+
+def test_a_failing_webhook_is_503_and_voids_the_request(
+    apps: Callable[..., TestClient], gateway: Callable[[int], Gateway], redis_client: Any
+) -> None:
+    broken = gateway(500)
+    answer = apps(notifier=f"webhook:{broken.url}").post(
+        "/v1/registrations", json={"number": NUMBER}
+    )
+    assert_error(answer, 503, "notifier_unavailable")
+    assert len(broken.received) == 1
+    assert "request_id" not in answer.text
+    assert pending_keys(redis_client) == []
+    # Nobody listening at all: refused at once, the same answer.
+    gone = gateway(200)
+    url = gone.url
+    gone.shutdown()
+    gone.server_close()
+    answer = apps(notifier=f"webhook:{url}").post("/v1/deregistrations", json={"number": NUMBER})
+    assert_error(answer, 503, "notifier_unavailable")
+    assert pending_keys(redis_client) == []
+
+
+def test_the_log_notifier_writes_the_code_to_the_log(
+    apps: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    api = apps(notifier="log")
+    with caplog.at_level(logging.INFO, logger="dnc.notifier"):
+        request_id = ask(api)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "dnc.notifier"]
+    code = line.split()[1]
+    assert NUMBER in line and len(code) == 6
+    assert confirm(api, request_id, code).status_code == 201
+
+
+def test_workers_append_whole_lines_to_one_outbox(
+    apps: Callable[..., TestClient], outbox: Outbox
+) -> None:
+    workers = [apps(codes_per_client_per_hour=1000), apps(codes_per_client_per_hour=1000)]
+    numbers = [f"+1212555{i:04d}" for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: ask_raw(workers[i % 2], numbers[i]), range(40)))
+    assert all(a.status_code == 202 for a in answers)
+    assert sorted(m["to"] for m in outbox.messages()) == numbers  # every line parses
+    assert os.stat(outbox.path).st_mode & 0o077 == 0  # codes are for the gateway's eyes only
+
+
+def test_an_unknown_notifier_fails_at_start_up(tmp_path: Path, settings: Settings) -> None:
+    for bad in ("sms", "file:", "webhook:", "webhook:ftp://x", "webhook:https://", "LOG"):
+        with pytest.raises(ConfigError, match="DNC_NOTIFIER"):
+            load_settings({"DNC_NOTIFIER": bad})
+        with pytest.raises(ConfigError, match="DNC_NOTIFIER"):
+            create_app(settings.with_(notifier=bad))
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_notifier(f"file:{tmp_path}/missing/outbox.jsonl")
+    assert load_settings({"DNC_NOTIFIER": "webhook:https://sms.example/x"}).notifier.startswith(
+        "webhook:"
+    )
+
+
+@pytest.mark.single_node
+def test_dnc_serve_refuses_an_unknown_notifier(tmp_path: Path) -> None:
+    env = {**os.environ, "DNC_NOTIFIER": "carrier-pigeon", "DNC_DATA_DIR": str(tmp_path)}
+    env.pop("DNC_REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "registry.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "DNC_NOTIFIER" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())  # no Redis was started
+
+
+# -- abuse ----------------------------------------------------------------------------------
+
+
+def assert_rate_limited(answer: Response, per: str) -> None:
+    error = assert_error(answer, 429, "rate_limited")
+    retry_after = int(answer.headers["retry-after"])
+    assert 1 <= retry_after <= 3600
+    assert error["details"]["per"] == per and error["details"]["retry_after"] == retry_after
+
+
+def test_codes_are_limited_per_number_and_per_address(
+    apps: Callable[..., TestClient], outbox: Outbox
+) -> None:
+    api = apps(codes_per_number_per_hour=2, codes_per_client_per_hour=3)
+    ask(api)
+    ask(api, "/v1/deregistrations")  # both kinds count against the number
+    assert_rate_limited(api.post("/v1/registrations", json={"number": NUMBER}), "number")
+    assert_rate_limited(api.post("/v1/registrations", json={"number": OTHER}), "address")
+    assert len(outbox.messages()) == 2  # refused requests send nothing
+
+
+def test_the_code_limits_are_shared_by_workers(
+    apps: Callable[..., TestClient], outbox: Outbox
+) -> None:
+    one, two = apps(codes_per_number_per_hour=2), apps(codes_per_number_per_hour=2)
+    ask(one)
+    ask(two)
+    assert_rate_limited(one.post("/v1/registrations", json={"number": NUMBER}), "number")
+    assert_rate_limited(two.post("/v1/registrations", json={"number": NUMBER}), "number")
+
+
+def test_the_code_settings_are_read_from_the_environment() -> None:
+    defaults = load_settings({})
+    assert (defaults.code_ttl_seconds, defaults.codes_per_number_per_hour) == (600, 5)
+    assert defaults.codes_per_client_per_hour == 20
+    env = {"DNC_CODE_TTL": "120", "DNC_CODE_NUMBER_LIMIT": "3", "DNC_CODE_CLIENT_LIMIT": "50"}
+    changed = load_settings(env)
+    assert changed.code_ttl_seconds == 120
+    assert (changed.codes_per_number_per_hour, changed.codes_per_client_per_hour) == (3, 50)
+
+
+@pytest.mark.single_node
+def test_redis_down_is_a_503(tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "redis")
+    api = ready_client(
+        Settings(
+            redis_url=server.url,
+            admin_key=ADMIN_KEY,
+            data_dir=tmp_path / "data",
+            notifier=f"file:{tmp_path}/outbox.jsonl",
+        )
+    )
+    try:
+        request_id = ask(api)
+        server.kill()
+        assert_error(
+            api.post("/v1/registrations", json={"number": NUMBER}), 503, "redis_unavailable"
+        )
+        assert_error(confirm(api, request_id, "123456"), 503, "redis_unavailable")
+    finally:
+        api.__exit__(None, None, None)
+        server.kill()
