@@ -16,6 +16,7 @@ import asyncio
 
 import numpy as np
 
+from registry import cores
 from registry.store import changes, dump, keys
 from registry.store.registrations import RegistrationStore
 
@@ -84,10 +85,14 @@ class BloomFilter:
 
     def might_contain(self, numbers: np.ndarray) -> np.ndarray:
         """Boolean mask: False means certainly not registered."""
-        if len(numbers) == 0:
-            return np.zeros(0, dtype=bool)
-        index, mask = self._locate(numbers)
-        return (self.words[index] & mask) == mask
+        out = np.zeros(len(numbers), dtype=bool)
+
+        def probe(part: slice) -> None:
+            index, mask = self._locate(numbers[part])
+            out[part] = (self.words[index] & mask) == mask
+
+        cores.each(probe, len(numbers))
+        return out
 
     @property
     def overfull(self) -> bool:

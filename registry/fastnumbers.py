@@ -30,6 +30,7 @@ import numpy as np
 import phonenumbers
 from numpy.lib.stride_tricks import sliding_window_view
 
+from registry import cores
 from registry import parse_machines as machines
 from registry.digit_automata import DIGITS, Dfa
 
@@ -227,9 +228,15 @@ def classify_lines(
     if not ENABLED:
         return values, verdicts
     national = region if region in phonenumbers.SUPPORTED_REGIONS else None
-    for low in range(0, len(starts), _CHUNK):
-        part = slice(low, low + _CHUNK)
-        values[part], verdicts[part] = _chunk(buffer, starts[part], ends[part], national)
+    if national is not None:
+        _with(national, [])  # built once, before the parts run side by side
+
+    def lines(rows: slice) -> None:
+        for low in range(rows.start, rows.stop, _CHUNK):
+            part = slice(low, min(low + _CHUNK, rows.stop))
+            values[part], verdicts[part] = _chunk(buffer, starts[part], ends[part], national)
+
+    cores.each(lines, len(starts), align=_CHUNK)
     return values, verdicts
 
 

@@ -117,8 +117,9 @@ def _column(value: int, rows: int) -> np.ndarray:
 
 
 def _join(*slots: np.ndarray) -> bytes:
-    matrix = np.hstack(slots)
-    return matrix[matrix != 0].tobytes()
+    # The padding squeezed out by bytes.replace, which jumps between zeros with memchr
+    # and copies the runs between them: a third of a numpy boolean mask's time.
+    return np.hstack(slots).tobytes().replace(b"\0", b"")
 
 
 def fast_rows(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -156,7 +157,7 @@ def digit_lines(digits: np.ndarray) -> bytes:
     """`+digits\\n` for each row of a digits_matrix (no row may be a 0's)."""
     if len(digits) == 0:
         return b""
-    lines = np.hstack([digits, _column(ord("\n"), len(digits))])
+    lines = np.hstack([digits, _column(ord("\n"), len(digits))]).tobytes()
     if digits[:, 0].all():
-        return lines.tobytes()  # one width, no padding to squeeze out
-    return lines[lines != 0].tobytes()
+        return lines  # one width, no padding to squeeze out
+    return lines.replace(b"\0", b"")

@@ -6,6 +6,7 @@ left is normalization's slow path and the response encoding.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -86,11 +87,20 @@ class Tally:
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def add(self, batch: Batch) -> None:
+        self.count(batch)
+        self.checksum(batch)
+
+    def count(self, batch: Batch) -> None:
         status = batch.status
         self.counts["total"] += len(status)
+        found = np.bincount(status, minlength=len(rules.STATUS_NAMES))
         for code, name in enumerate(rules.STATUS_NAMES):
-            self.counts[name] += int(np.count_nonzero(status == code))
-        self.digest.update(rows.digit_lines(batch.digits()[status != rules.INVALID]))
+            self.counts[name] += int(found[code])
+
+    def checksum(self, batch: Batch) -> None:
+        """The valid rows' E.164 lines into the digest. Safe in a worker thread once
+        `batch.digits()` has been computed: numpy and hashlib let go of the GIL here."""
+        self.digest.update(rows.digit_lines(batch.digits()[batch.status != rules.INVALID]))
 
     @staticmethod
     def new_id() -> str:
@@ -141,6 +151,9 @@ class Scrubber:
             outside = (numbers != 0) & ~nums.in_prefixes(numbers, query.prefixes)
             reasons[outside] = NOT_SUBSCRIBED_CODE
             numbers[outside] = 0
+        # The answer's digit matrix is made on another thread while the Bloom filter and
+        # Redis are asked (the event loop only waits on Redis meanwhile).
+        digits = asyncio.get_running_loop().run_in_executor(None, rows.digits_matrix, numbers)
         status = np.full(len(numbers), rules.INVALID, dtype=np.int8)
         valid = np.flatnonzero(numbers != 0)
         candidates = valid[self.bloom.might_contain(numbers[valid])]
@@ -169,7 +182,7 @@ class Scrubber:
                         registered, channels, allowed, consent, query.channel, query.category
                     )
         status[valid] = decided
-        return Batch(numbers, status, reasons)
+        return Batch(numbers, status, reasons, await digits)
 
 
 def iso(epoch: float) -> str:
