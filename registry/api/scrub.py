@@ -124,7 +124,7 @@ class PlainLines:
         if len(self.starts) > limit:
             raise _too_many(len(self.starts), limit)
         self.buf = rows.padded(self.raw)
-        self.fast = rows.fast_rows(self.buf, self.starts, self.ends)
+        self.fast = rows.fast_rows(self.buf, self.starts, self.ends, self.raw)
 
     def __len__(self) -> int:
         return len(self.starts)
