@@ -178,3 +178,30 @@ def digit_lines(digits: np.ndarray) -> bytes:
     if digits[:, 0].all():
         return lines  # one width, no padding to squeeze out
     return lines.replace(b"\0", b"")
+
+
+class RowTooWide(ValueError):
+    """A CSV data row holding more values than its header names."""
+
+    def __init__(self, row: int, cells: int, columns: int) -> None:
+        super().__init__(
+            f"data row {row} has {cells} cells but the header names {columns}; "
+            "give every value a column name"
+        )
+        self.row, self.cells, self.columns = row, cells, columns
+
+
+def fit_to_header(rows: list[list[str]], columns: int) -> list[list[str]]:
+    """Every CSV data row as wide as its header, so the number and status an answer adds
+    land under their own names: short rows padded, empty cells past the header (a
+    trailing comma) dropped. A row with a value past the header raises RowTooWide."""
+    fitted = []
+    for index, row in enumerate(rows):
+        if len(row) < columns:
+            row = row + [""] * (columns - len(row))
+        elif len(row) > columns:
+            if any(cell.strip() for cell in row[columns:]):
+                raise RowTooWide(index + 1, len(row), columns)
+            row = row[:columns]
+        fitted.append(row)
+    return fitted

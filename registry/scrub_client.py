@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from registry import rules
+from registry.rows import RowTooWide, fit_to_header
 from registry.scrub import Batch, Scrubber, ScrubQuery
 
 PLAIN, CSV = "plain", "csv"
@@ -185,8 +186,10 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
     if not table:
         raise BadInput(f"{path}: the CSV file has no header row")
     header, rows = table[0], table[1:]
-    width = len(header)
-    rows = [row + [""] * (width - len(row)) if len(row) < width else row for row in rows]
+    try:
+        rows = fit_to_header(rows, len(header))
+    except RowTooWide as exc:
+        raise BadInput(f"{path}: {exc}") from None
     index = 0
     if column:
         if column not in header:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,20 @@ def test_plain_answer_when_every_number_has_the_same_width(invalid_share: float)
     assert rows.plain_answer(buf, starts, ends, rows.digits_matrix(numbers), status) == expected
     valid = numbers[numbers != 0]
     assert rows.e164_lines(valid) == "".join(f"+{n}\n" for n in valid.tolist()).encode()
+
+
+def test_csv_rows_fit_their_header() -> None:
+    fitted = rows.fit_to_header([["a"], ["a", "b", ""], ["a", "b", " ", ""]], 2)
+    assert fitted == [["a", ""], ["a", "b"], ["a", "b"]]
+    with pytest.raises(rows.RowTooWide) as caught:
+        rows.fit_to_header([["a", "b"], ["a", "b", "c"]], 2)
+    assert (caught.value.row, caught.value.cells, caught.value.columns) == (2, 3, 2)
+
+
+def test_dnc_scrub_refuses_a_csv_row_wider_than_its_header(tmp_path: Path) -> None:
+    from registry.scrub_client import BadInput, read_list
+
+    path = tmp_path / "list.csv"
+    path.write_text("name,phone\nAnn,+12125550001,extra\n")
+    with pytest.raises(BadInput, match="data row 1 has 3 cells"):
+        read_list(path, "csv", None)

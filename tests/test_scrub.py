@@ -444,6 +444,28 @@ def test_csv_rows_shorter_than_the_header_keep_number_and_status_in_their_column
     assert all(None not in row for row in rows)  # no row longer than the header
 
 
+def test_csv_trailing_empty_cells_are_dropped_and_extra_values_refused(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, A)
+    body = f"name,phone\nAnn,{A},\nBob,{FREE},, \n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, **CSV}
+    )
+    table(answer)
+    assert answer.text.splitlines() == [
+        "name,phone,number,status",
+        f"Ann,{A},{A},blocked",
+        f"Bob,{FREE},{FREE},callable",
+    ]
+    body = f"name,phone\nAnn,{A}\nBob,{FREE},+12125550000\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, **CSV}
+    )
+    error = assert_error(answer, 400, "invalid_csv")
+    assert error["details"] == {"row": 2, "cells": 3, "columns": 2}
+
+
 def test_csv_only_callable(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

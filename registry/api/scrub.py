@@ -20,6 +20,7 @@ from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
+from registry.rows import RowTooWide, fit_to_header
 from registry.scrub import Batch, Scrubber, ScrubQuery, Tally
 from registry.store.operators import Operator
 
@@ -186,9 +187,11 @@ def parse_csv(
     header, rows = table[0], table[1:]
     if len(rows) > limit:
         raise _too_many(len(rows), limit)
-    # Short rows are padded, so number and status land under their own header names.
-    width = len(header)
-    rows = [row + [""] * (width - len(row)) if len(row) < width else row for row in rows]
+    try:
+        rows = fit_to_header(rows, len(header))
+    except RowTooWide as exc:
+        details = {"row": exc.row, "cells": exc.cells, "columns": exc.columns}
+        raise ApiError(400, "invalid_csv", str(exc), details) from None
     if column is None or column == "":
         return header, rows, 0
     if column not in header:
