@@ -151,37 +151,37 @@ class Scrubber:
             outside = (numbers != 0) & ~nums.in_prefixes(numbers, query.prefixes)
             reasons[outside] = NOT_SUBSCRIBED_CODE
             numbers[outside] = 0
-        # The answer's digit matrix is made on another thread while the Bloom filter and
-        # Redis are asked (the event loop only waits on Redis meanwhile).
-        digits = asyncio.get_running_loop().run_in_executor(None, rows.digits_matrix, numbers)
         status = np.full(len(numbers), rules.INVALID, dtype=np.int8)
         valid = np.flatnonzero(numbers != 0)
         candidates = valid[self.bloom.might_contain(numbers[valid])]
+        # The answer's digit matrix is made on another thread while Redis confirms the
+        # candidates (the event loop only waits meanwhile).
+        digits = asyncio.get_running_loop().run_in_executor(None, rows.digits_matrix, numbers)
         detailed = self.bloom.detailed if self.bloom.ready else None
         found = await self.store.confirm(numbers[candidates], detailed)
-        n = len(valid)
-        registered = np.zeros(n, dtype=bool)
-        channels = np.full(n, rules.ALL_CHANNELS, dtype=np.int64)
-        allowed = np.zeros(n, dtype=np.int64)
-        position = np.searchsorted(valid, candidates)
-        registered[position] = found.registered
-        channels[position] = found.channels
-        allowed[position] = found.allowed
-        consent = np.zeros(n, dtype=bool)
+        # A number the Bloom filter rules out is not registered: callable whatever the
+        # channel and category. The rule runs on the candidates only.
+        status[valid] = rules.CALLABLE
+        consent = np.zeros(len(candidates), dtype=bool)
         decided, _ = rules.decide(
-            registered, channels, allowed, consent, query.channel, query.category
+            found.registered, found.channels, found.allowed, consent, query.channel, query.category
         )
         if query.operator is not None:
             # Consent only matters where the answer is blocked: one round trip for those.
             blocked = np.flatnonzero(decided == rules.BLOCKED)
             if len(blocked):
-                held = await self.consents.holding(query.operator, numbers[valid[blocked]])
+                held = await self.consents.holding(query.operator, numbers[candidates[blocked]])
                 if held.any():
                     consent[blocked[held]] = True
                     decided, _ = rules.decide(
-                        registered, channels, allowed, consent, query.channel, query.category
+                        found.registered,
+                        found.channels,
+                        found.allowed,
+                        consent,
+                        query.channel,
+                        query.category,
                     )
-        status[valid] = decided
+        status[candidates] = decided
         return Batch(numbers, status, reasons, await digits)
 
 
