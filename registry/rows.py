@@ -106,6 +106,8 @@ def digits_matrix(numbers: np.ndarray) -> np.ndarray:
 STATUS_SLOTS = np.zeros((3, 8), dtype=np.uint8)
 for _code, _name in enumerate((b"callable", b"blocked", b"invalid")):
     STATUS_SLOTS[_code, : len(_name)] = np.frombuffer(_name, dtype=np.uint8)
+# Each status slot as one uint64: an answer's status column is one gather of words.
+_STATUS_WORDS = STATUS_SLOTS.view(np.uint64).ravel()
 
 
 def padded(body: bytes) -> np.ndarray:
@@ -154,19 +156,26 @@ def plain_answer(
     body: np.ndarray, starts: np.ndarray, ends: np.ndarray, digits: np.ndarray, status: np.ndarray
 ) -> bytes:
     """`input,number,status` lines, for lines that fast_rows admits; `digits` is the
-    numbers' digits_matrix."""
+    numbers' digits_matrix. `body` must have MAX_FAST_INPUT bytes after its last line."""
     n = len(starts)
     if n == 0:
         return b""
-    comma = _column(ord(","), n)
-    return _join(
-        _input_slots(body, starts, ends),
-        comma,
-        digits,
-        comma,
-        STATUS_SLOTS[status],
-        _column(ord("\n"), n),
-    )
+    lengths = ends - starts
+    width, wide = int(lengths.max()), digits.shape[1]
+    out = np.empty((n, width + wide + 11), dtype=np.uint8)  # input , number , status \n
+    step, first = width + 1, int(starts[0])
+    if int(lengths.min()) == width and bool((np.diff(starts) == step).all()):
+        # Lines of one width, one line end apart (a plain E.164 list): the body itself,
+        # seen as a matrix, holds the input slots.
+        out[:, :width] = body[first : first + n * step].reshape(n, step)[:, :width]
+    else:
+        out[:, :width] = _input_slots(body, starts, ends)
+    out[:, width] = ord(",")
+    out[:, width + 1 : width + 1 + wide] = digits
+    out[:, width + 1 + wide] = ord(",")
+    out[:, width + 2 + wide : -1] = _STATUS_WORDS[status].view(np.uint8).reshape(n, 8)
+    out[:, -1] = ord("\n")
+    return out.tobytes().replace(b"\0", b"")
 
 
 def e164_lines(numbers: np.ndarray) -> bytes:

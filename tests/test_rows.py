@@ -78,14 +78,16 @@ def test_e164_lines() -> None:
     assert rows.e164_lines(same_width) == expected
 
 
+@pytest.mark.parametrize("end", ["\n", ""])
 @pytest.mark.parametrize("invalid_share", [0.0, 0.3])
-def test_plain_answer_when_every_number_has_the_same_width(invalid_share: float) -> None:
-    """One country's numbers take the matrix's narrow path; invalid rows stay blank."""
+def test_plain_answer_when_every_number_has_the_same_width(invalid_share: float, end: str) -> None:
+    """One country's numbers take the matrix's narrow path (and, all valid, the body's own
+    bytes as the input column); invalid rows stay blank."""
     rng = np.random.default_rng(7)
     numbers = rng.integers(12012000000, 19899999999, 3000)
     numbers[rng.random(3000) < invalid_share] = 0
     texts = [f"+{n}" if n else "junk" for n in numbers.tolist()]
-    body = ("\n".join(texts) + "\n").encode()
+    body = ("\n".join(texts) + end).encode()
     buf = rows.padded(body)
     starts, ends = rows.split_lines(buf[: len(body)])
     status = np.where(numbers == 0, 2, rng.integers(0, 2, len(texts))).astype(np.int8)
