@@ -40,6 +40,7 @@ class Settings:
     code_ttl_seconds: int = 600
     codes_per_number_per_hour: int = 5
     codes_per_client_per_hour: int = 20
+    complaints_per_hour: int = 20
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -100,4 +101,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         code_ttl_seconds=_int(env, "DNC_CODE_TTL", 600, minimum=1),
         codes_per_number_per_hour=_int(env, "DNC_CODE_NUMBER_LIMIT", 5, minimum=1),
         codes_per_client_per_hour=_int(env, "DNC_CODE_CLIENT_LIMIT", 20, minimum=1),
+        complaints_per_hour=_int(env, "DNC_COMPLAINT_RATE_LIMIT", 20, minimum=1),
     )

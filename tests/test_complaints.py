@@ -16,7 +16,6 @@ from httpx import Response
 
 from loader.load import load_files
 from registry import complaints
-from registry.api.complaints import COMPLAINTS_PER_HOUR
 from registry.config import Settings
 from registry.store import keys
 
@@ -243,13 +242,22 @@ def test_two_thousand_characters_of_text_are_accepted(client: TestClient) -> Non
 
 
 def test_complaints_are_rate_limited_per_client_address(client: TestClient) -> None:
+    limit = 20  # DNC_COMPLAINT_RATE_LIMIT's default
     for _ in range(3):  # bad input is answered without counting
         assert complain(client, channel="fax").status_code == 400
-    for _ in range(COMPLAINTS_PER_HOUR):
+    for _ in range(limit):
         assert complain(client).status_code == 201
     answer = complain(client)
     error = assert_error(answer, 429, "rate_limited")
     assert 1 <= int(answer.headers["Retry-After"]) <= 3600
-    assert error["details"]["limit"] == COMPLAINTS_PER_HOUR
+    assert error["details"]["limit"] == limit
     stats = client.get("/v1/stats", headers=ADMIN).json()
-    assert stats["complaints"] == COMPLAINTS_PER_HOUR  # the refused one was not stored
+    assert stats["complaints"] == limit  # the refused one was not stored
+
+
+def test_the_complaint_limit_is_a_setting(settings: Settings) -> None:
+    api = ready_client(settings.with_(complaints_per_hour=2))
+    try:
+        assert [complain(api).status_code for _ in range(3)] == [201, 201, 429]
+    finally:
+        api.__exit__(None, None, None)

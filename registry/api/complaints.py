@@ -25,7 +25,6 @@ from registry.store.complaints import Complaint, ComplaintStore
 
 router = APIRouter()
 # Per client address. A hand-typed complaint takes minutes; a flood from one address stops here.
-COMPLAINTS_PER_HOUR = 20
 COMPLAINT_WINDOW_MS = 3_600_000
 MAX_BODY_BYTES = 16 * 1024
 
@@ -59,17 +58,17 @@ async def _body(request: Request) -> ComplaintBody:
 
 
 async def _count_client(request: Request) -> None:
-    redis = request.app.state.services.redis
+    services = request.app.state.services
+    limit = services.settings.complaints_per_hour
     key = keys.complaint_limit(client_address(request))
-    hit = await limits.hit(redis, key, COMPLAINTS_PER_HOUR, COMPLAINT_WINDOW_MS)
+    hit = await limits.hit(services.redis, key, limit, COMPLAINT_WINDOW_MS)
     if not hit.allowed:
         raise ApiError(
             429,
             "rate_limited",
-            f"at most {COMPLAINTS_PER_HOUR} complaints an hour from one address; "
-            f"retry in {hit.retry_after} s",
+            f"at most {limit} complaints an hour from one address; retry in {hit.retry_after} s",
             {
-                "limit": COMPLAINTS_PER_HOUR,
+                "limit": limit,
                 "window_seconds": COMPLAINT_WINDOW_MS // 1000,
                 "retry_after": hit.retry_after,
             },
