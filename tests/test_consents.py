@@ -170,6 +170,24 @@ def test_a_withdrawn_consent_no_longer_counts_and_its_record_is_kept(
     assert actions == ["consent.recorded", "consent.withdrawn"]
 
 
+def test_revoking_an_operator_ends_its_consents_and_keeps_their_evidence_the_retention(
+    client: TestClient, world: None, new_key: Any, redis_client: Any
+) -> None:
+    doomed = new_key("operator")
+    body = consent(client, doomed, A)
+    key = _record_key(redis_client, body)
+    operator_id = key.split("{", 1)[1].split("}", 1)[0]
+    assert redis_client.ttl(key) == -1
+    answer = client.delete(f"/v1/operators/{operator_id}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    assert RETENTION - 5 <= redis_client.ttl(key) <= RETENTION
+    record = {k.decode(): v.decode() for k, v in redis_client.hgetall(key).items()}
+    assert record["ended"] == "withdrawn"
+    assert record["withdrawn_by"].startswith("operator_revoked:")
+    assert '"reference":"form-42"' in record["evidence"]
+    assert redis_client.zcard(keys.consents(operator_id)) == 0
+
+
 def test_withdrawing_needs_a_consent_of_ones_own(
     client: TestClient, world: None, operator: Headers, new_key: NewKey
 ) -> None:

@@ -14,6 +14,7 @@ from registry.api.errors import ApiError
 from registry.api.responses import JSON
 from registry.store import stats
 from registry.store.complaints import ComplaintStore
+from registry.store.consents import ConsentStore
 
 router = APIRouter(tags=["administrators"])
 PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
@@ -59,7 +60,12 @@ async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -
     if not await services.operators.revoke(operator_id):
         raise ApiError(404, "operator_not_found", f"no active operator {operator_id!r}")
     services.auth.forget(operator_id)
-    await services.audit.record("operator.revoked", admin.id, operator=operator_id)
+    # Its consents end with it: their evidence is then kept the retention, not forever.
+    consents = ConsentStore(services.redis, services.settings.retention_days)
+    ended = await consents.end_all(operator_id, f"operator_revoked:{admin.id}")
+    await services.audit.record(
+        "operator.revoked", admin.id, operator=operator_id, consents_ended=ended
+    )
     return {"operator_id": operator_id, "revoked": True}
 
 

@@ -178,6 +178,19 @@ class ConsentStore:
             if done >= 0:
                 return (consent_id, now) if done else None
 
+    async def end_all(self, operator_id: str, who: str) -> int:
+        """Withdraw every live consent of an operator being revoked, so each record (and
+        its evidence) is kept DNC_RETENTION_DAYS from now and then goes, like any ended
+        consent. Returns how many were live."""
+        numbers = await self.redis.zrange(
+            keys.consents(operator_id), f"({math.floor(time.time())}", "+inf", byscore=True
+        )
+        ended = 0
+        for raw in numbers:
+            if await self.withdraw(operator_id, int(raw), who) is not None:
+                ended += 1
+        return ended
+
     async def holds(self, operator_id: str, number: int) -> bool:
         """Whether the operator holds a live consent from `number`, as Redis says now."""
         score = await self.redis.zscore(keys.consents(operator_id), str(number))
