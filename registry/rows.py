@@ -62,6 +62,39 @@ def split_lines(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if b" " not in data and b"\t" not in data:
         keep = ends > starts
         return starts[keep], ends[keep]
+    # Spaces inside lines ("(212) 555-1234") change nothing; only lines that start or
+    # end with some move their bounds, a byte a pass, over the lines still moving.
+    starts, ends = starts.copy(), ends.copy()
+    if _trim(body, starts, ends, 0) and _trim(body, starts, ends, -1):
+        keep = ends > starts
+        return starts[keep], ends[keep]
+    return _strip_every_line(body, starts, ends)  # a line with a long run of blanks
+
+
+_TRIM_PASSES = 8
+
+
+def _trim(body: np.ndarray, starts: np.ndarray, ends: np.ndarray, side: int) -> bool:
+    """Move each line's start (side 0) or end (side -1) past its spaces and tabs, in place;
+    False if some line still has blanks there after _TRIM_PASSES bytes."""
+    moving = np.flatnonzero(ends > starts)
+    for _ in range(_TRIM_PASSES):
+        edge = starts[moving] if side == 0 else ends[moving] - 1
+        byte = body[edge]
+        moving = moving[(byte == _SPACE) | (byte == _TAB)]
+        if len(moving) == 0:
+            return True
+        if side == 0:
+            starts[moving] += 1
+        else:
+            ends[moving] -= 1
+        moving = moving[ends[moving] > starts[moving]]
+    return len(moving) == 0
+
+
+def _strip_every_line(
+    body: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     content = np.flatnonzero(~np.isin(body, (_SPACE, _TAB, _NL, _CR)))
     if len(content) == 0:
         return starts[:0], ends[:0]

@@ -38,6 +38,23 @@ def test_split_lines_matches_parse_plain(seed: int) -> None:
     assert lines == parse_plain(body, 10**9)
 
 
+def test_split_lines_strips_long_runs_of_blanks() -> None:
+    body = (
+        "+12125551234\n"
+        + " " * 30
+        + "(212) 555-1234"
+        + "\t" * 20
+        + "\n"
+        + " " * 100
+        + "\n x \n\t\t\t\t\t\t\t\t\t+44 20 7946 0000"
+    ).encode()
+    buf = np.frombuffer(body, dtype=np.uint8)
+    starts, ends = rows.split_lines(buf)
+    lines = [body[a:b].decode() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    assert lines == parse_plain(body, 10**9)
+    assert lines == ["+12125551234", "(212) 555-1234", "x", "+44 20 7946 0000"]
+
+
 def test_non_ascii_bodies_are_not_plain() -> None:
     bodies = ("+1212\u00a0555\n".encode(), b"12\x0c34\n", "退订\n".encode(), b"\x00", b"1\x7f\n")
     for body in bodies:
