@@ -83,6 +83,10 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
             workers=settings.workers,
             log_level="info",
             access_log=False,
+            # X-Forwarded-For names the client only when a trusted proxy sent it: the
+            # per-client limits (status checks, codes, complaints) count by that address.
+            proxy_headers=settings.trusted_proxies != "none",
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     finally:
         if server is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,9 @@ class Settings:
     codes_per_number_per_hour: int = 5
     codes_per_client_per_hour: int = 20
     complaints_per_hour: int = 20
+    # Peers whose X-Forwarded-For names the client (reverse proxies): addresses or
+    # networks, comma-separated; "*" for any, "none" for no one. uvicorn's own default.
+    trusted_proxies: str = "127.0.0.1"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -75,6 +79,25 @@ def check_notifier(spec: str) -> str:
     )
 
 
+def _proxies(raw: str) -> str:
+    """DNC_TRUSTED_PROXIES, checked: addresses or networks, "*" or "none"."""
+    value = raw.strip()
+    if value in ("*", "none"):
+        return value
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"DNC_TRUSTED_PROXIES entry {entry!r} is not an address or network "
+                "(e.g. 127.0.0.1,10.0.0.0/8), '*' or 'none'"
+            ) from None
+    if not entries:
+        raise ConfigError("DNC_TRUSTED_PROXIES is empty: name addresses, '*' or 'none'")
+    return ",".join(entries)
+
+
 def _region(raw: str) -> str:
     region = raw.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
@@ -102,4 +125,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         codes_per_number_per_hour=_int(env, "DNC_CODE_NUMBER_LIMIT", 5, minimum=1),
         codes_per_client_per_hour=_int(env, "DNC_CODE_CLIENT_LIMIT", 20, minimum=1),
         complaints_per_hour=_int(env, "DNC_COMPLAINT_RATE_LIMIT", 20, minimum=1),
+        trusted_proxies=_proxies(env.get("DNC_TRUSTED_PROXIES") or "127.0.0.1"),
     )

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from registry.api import create_app
-from registry.config import Settings, load_settings
+from registry.config import ConfigError, Settings, load_settings
 
 Headers = dict[str, str]
 NUMBER = "+12125551234"
@@ -287,6 +287,17 @@ def test_a_counter_expires_with_its_window(
 def test_the_limit_is_read_from_the_environment() -> None:
     assert load_settings({}).status_checks_per_minute == 30
     assert load_settings({"DNC_STATUS_RATE_LIMIT": "120"}).status_checks_per_minute == 120
+
+
+def test_trusted_proxies_are_read_from_the_environment() -> None:
+    assert load_settings({}).trusted_proxies == "127.0.0.1"
+    assert load_settings({"DNC_TRUSTED_PROXIES": "*"}).trusted_proxies == "*"
+    assert load_settings({"DNC_TRUSTED_PROXIES": "none"}).trusted_proxies == "none"
+    got = load_settings({"DNC_TRUSTED_PROXIES": " 10.0.0.0/8, ::1 "}).trusted_proxies
+    assert got == "10.0.0.0/8,::1"
+    for bad in (",", "10.0.0.0/33", "nginx"):
+        with pytest.raises(ConfigError, match="DNC_TRUSTED_PROXIES"):
+            load_settings({"DNC_TRUSTED_PROXIES": bad})
 
 
 def test_redis_down_is_a_503(tmp_path: Path) -> None:

@@ -350,3 +350,36 @@ def test_load_is_seen_by_a_running_server_without_restart(
         assert rows == [f"{n},{n},blocked" for n in loaded]
     for n in loaded:
         assert statuses(server, operator, n, 1) == ["blocked"]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "second"),
+    [(None, 200), ("none", 429), ("10.0.0.0/8", 429), ("127.0.0.0/8", 200)],
+)
+def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy(
+    serve: Callable[..., Serve], redis_url: str, trusted: str | None, second: int
+) -> None:
+    """One status check a minute per client: two clients behind a trusted local proxy
+    (the test itself, on 127.0.0.1) get one each; an untrusted peer's header is ignored,
+    so both requests are the peer's own."""
+    env = {"DNC_REDIS_URL": redis_url, "DNC_ADMIN_KEY": ADMIN_KEY, "DNC_STATUS_RATE_LIMIT": "1"}
+    if trusted is not None:
+        env["DNC_TRUSTED_PROXIES"] = trusted
+    server = serve(**env)
+
+    def check(client: str) -> int:
+        headers = {"X-Forwarded-For": client}
+        return request(
+            "GET", f"{server.url}/v1/registrations/+12125550199", headers=headers
+        ).status_code
+
+    assert check("198.51.100.1") == 200
+    assert check("198.51.100.2") == second
+    assert check("198.51.100.1") == 429
+
+
+def test_a_bad_trusted_proxies_setting_stops_start_up(redis_url: str) -> None:
+    done = dnc("serve", DNC_REDIS_URL=redis_url, DNC_TRUSTED_PROXIES="10.0.0.0/8,proxy.local")
+    assert done.returncode == 2
+    assert "DNC_TRUSTED_PROXIES entry 'proxy.local'" in done.stderr
+    assert "Traceback" not in done.stderr
