@@ -5,12 +5,14 @@
 
 What each user does:
 
-- `Subscriber`: the public status check of one number. The registry limits it
-  per client address, and every simulated subscriber shares this machine's
-  address, so most answers are `429`: that is the limiter doing its job and is
-  counted as a success under its own name, `... (429 rate limited)`.
-- `Carrier`: registers random valid US numbers (`PUT`) and deregisters some it
-  registered before (`DELETE`).
+- `Subscriber`: the public status check of one number, and now and then a
+  complaint about a call received anyway. The registry limits both per client
+  address, and every simulated subscriber shares this machine's address, so
+  most answers are `429`: that is the limiter doing its job and is counted as
+  a success under its own name, `... (429 rate limited)`.
+- `Carrier`: registers random valid US numbers (`PUT`), forwards opt-out texts
+  (`STOP`, `TD`, `退订`, `START 2,5`, `HELP`) to `POST /v1/sms/inbound`, and
+  deregisters some numbers it registered before (`DELETE`).
 - `Operator`: single look-ups, and scrubs of `text/plain` dial lists of 1,000 to
   100,000 numbers (`--scrub-sizes`) of which about 10% (`--registered-share`)
   are registered, preloaded at the start or registered by the carriers since.
@@ -28,6 +30,7 @@ import logging
 import os
 import random
 import sys
+import time
 from typing import Any
 
 import gevent.pool
@@ -220,6 +223,27 @@ class Subscriber(HttpUser):
             else:
                 answer.failure(f"{answer.status_code} {answer.text[:200]}")
 
+    @task(1)
+    def complain(self) -> None:
+        """A call received anyway: the complaint path, limited per address like the check."""
+        number = registered.pick_one() or random_number()
+        body = {
+            "number": f"+{number}",
+            "caller": f"+{random_number()}",
+            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600)),
+            "channel": random.choice(["voice", "sms"]),
+            "category": random.randint(1, 8),
+        }
+        name = "POST /v1/complaints"
+        with self.client.post(name[5:], json=body, name=name, catch_response=True) as answer:
+            if answer.status_code == 201 and "complaint_id" in answer.json():
+                answer.success()
+            elif answer.status_code == 429 and answer.headers.get("Retry-After"):
+                answer.request_meta["name"] = f"{name} (429 rate limited)"
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
 
 class _Keyed(HttpUser):
     abstract = True
@@ -250,6 +274,24 @@ class Carrier(_Keyed):
         ) as answer:
             if answer.status_code in (200, 201):
                 registered.add(number)
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+    @task(2)
+    def forward_sms(self) -> None:
+        """An opt-out text to the carrier's short code, forwarded as it came."""
+        number = random_number()
+        text = random.choice(["STOP", "Stop please", "TD", "退订", "START 2,5", "HELP"])
+        body = {"from": f"+{number}", "to": "55555", "text": text}
+        with self.client.post(
+            "/v1/sms/inbound", json=body, name="POST /v1/sms/inbound", catch_response=True
+        ) as answer:
+            action = answer.json().get("action") if answer.status_code == 200 else None
+            if action in ("registered", "preferences_updated"):
+                registered.add(number)
+                answer.success()
+            elif action in ("help", "deregistered"):
                 answer.success()
             else:
                 answer.failure(f"{answer.status_code} {answer.text[:200]}")
