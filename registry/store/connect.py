@@ -8,6 +8,8 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 
 CLUSTER_SCHEME = "redis+cluster://"
@@ -22,6 +24,10 @@ POOL_WAIT = 10.0
 # fails at once (MaxConnectionsError, a 503). So its cap is Redis' own default maxclients,
 # and a burst opens what it needs.
 CLUSTER_POOL_SIZE = 10_000
+# redis-py retries a command that meets a down node or CLUSTERDOWN ten times with growing
+# pauses: seconds before a look-up's 503, and no failover completes that fast anyway
+# (cluster-node-timeout is 15 s by default). Two retries still ride out a moved slot.
+CLUSTER_RETRIES = 2
 
 
 class RedisURLError(ValueError):
@@ -66,6 +72,7 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
         return AsyncRedisCluster(
             startup_nodes=nodes,
             max_connections=CLUSTER_POOL_SIZE,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), CLUSTER_RETRIES),
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
         )
