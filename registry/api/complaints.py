@@ -17,7 +17,7 @@ from registry import complaints, rules
 from registry.api import params
 from registry.api.auth import AdminKey
 from registry.api.errors import ApiError
-from registry.api.limits import client_address
+from registry.api.limits import client_address, rate_limited
 from registry.api.responses import JSON
 from registry.api.scrub import read_body
 from registry.store import keys, limits
@@ -63,16 +63,10 @@ async def _count_client(request: Request) -> None:
     key = keys.complaint_limit(client_address(request))
     hit = await limits.hit(services.redis, key, limit, COMPLAINT_WINDOW_MS)
     if not hit.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
+        raise rate_limited(
+            hit,
             f"at most {limit} complaints an hour from one address; retry in {hit.retry_after} s",
-            {
-                "limit": limit,
-                "window_seconds": COMPLAINT_WINDOW_MS // 1000,
-                "retry_after": hit.retry_after,
-            },
-            headers={"Retry-After": str(hit.retry_after)},
+            COMPLAINT_WINDOW_MS // 1000,
         )
 
 

@@ -18,16 +18,24 @@ OPERATOR_WINDOW_MS = 1_000
 
 
 def client_address(request: Request) -> str:
-    """The direct peer's address. X-Forwarded-For is not read: any client could forge it."""
+    """The client's address as uvicorn resolved it: the direct peer's, or the one a proxy
+    named in DNC_TRUSTED_PROXIES put in X-Forwarded-For (anyone else's is ignored)."""
     return request.client.host if request.client else "unknown"
 
 
-def _rate_limited(hit: limits.Hit, message: str, window_seconds: int) -> ApiError:
+def rate_limited(hit: limits.Hit, message: str, window_seconds: int, **details: object) -> ApiError:
+    """The 429 of every limit: the limit, its window and when to retry, in details and in
+    Retry-After."""
     return ApiError(
         429,
         "rate_limited",
         message,
-        {"limit": hit.limit, "window_seconds": window_seconds, "retry_after": hit.retry_after},
+        {
+            "limit": hit.limit,
+            **details,
+            "window_seconds": window_seconds,
+            "retry_after": hit.retry_after,
+        },
         headers={"Retry-After": str(hit.retry_after)},
     )
 
@@ -41,7 +49,7 @@ async def check_status_client(request: Request) -> None:
         services.redis, limits.status_check_key(address), limit, STATUS_WINDOW_MS
     )
     if not hit.allowed:
-        raise _rate_limited(
+        raise rate_limited(
             hit,
             f"at most {limit} status checks a minute from one address; "
             f"retry in {hit.retry_after} s (operators scrub lists with an API key)",
@@ -57,7 +65,7 @@ async def check_operator(request: Request, operator: Operator) -> None:
     key = limits.operator_key(operator.id)
     hit = await limits.hit(redis, key, operator.rate_limit, OPERATOR_WINDOW_MS)
     if not hit.allowed:
-        raise _rate_limited(
+        raise rate_limited(
             hit,
             f"this key is limited to {operator.rate_limit} requests a second; "
             f"retry in {hit.retry_after} s",

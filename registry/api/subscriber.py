@@ -24,7 +24,7 @@ from registry import rules
 from registry.api import params
 from registry.api.carrier import registration_answer
 from registry.api.errors import ApiError
-from registry.api.limits import check_status_client, client_address
+from registry.api.limits import check_status_client, client_address, rate_limited
 from registry.api.responses import JSON
 from registry.notifier import Message, NotifierError
 from registry.store import limits
@@ -82,18 +82,11 @@ async def _check_code_limits(request: Request, number: int) -> None:
     for key, limit, scope in windows:
         hit = await limits.hit(services.redis, key, limit, CODE_WINDOW_MS)
         if not hit.allowed:
-            details = {
-                "limit": limit,
-                "per": scope,
-                "window_seconds": CODE_WINDOW_MS // 1000,
-                "retry_after": hit.retry_after,
-            }
-            raise ApiError(
-                429,
-                "rate_limited",
+            raise rate_limited(
+                hit,
                 f"at most {limit} codes an hour for one {scope}; retry in {hit.retry_after} s",
-                details,
-                headers={"Retry-After": str(hit.retry_after)},
+                CODE_WINDOW_MS // 1000,
+                per=scope,
             )
 
 
