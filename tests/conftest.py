@@ -129,6 +129,22 @@ def client(settings: Settings) -> Iterator[TestClient]:
     api.__exit__(None, None, None)
 
 
+@pytest.fixture
+def spare(settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    """More apps on the test's Redis, as other workers or processes would be, each with
+    these settings changed; all stopped when the test ends."""
+    started: list[TestClient] = []
+
+    def start(**changes: Any) -> TestClient:
+        api = ready_client(settings.with_(**changes))
+        started.append(api)
+        return api
+
+    yield start
+    for api in started:
+        api.__exit__(None, None, None)
+
+
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 

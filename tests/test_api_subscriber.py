@@ -11,10 +11,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -54,21 +53,6 @@ def status(client: TestClient, number: str, **query: str) -> Response:
 def limited(settings: Settings) -> Settings:
     """Settings with a small status-check limit, so tests reach it quickly."""
     return settings.with_(status_checks_per_minute=LIMIT)
-
-
-@pytest.fixture
-def spare(settings: Settings) -> Iterator[Callable[..., TestClient]]:
-    """More apps on the test's Redis, as other workers or processes would be."""
-    started: list[TestClient] = []
-
-    def start(**changes: Any) -> TestClient:
-        api = ready_client(settings.with_(**changes))
-        started.append(api)
-        return api
-
-    yield start
-    for api in started:
-        api.__exit__(None, None, None)
 
 
 # -- the answer -----------------------------------------------------------------------------

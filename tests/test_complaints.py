@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -255,9 +255,6 @@ def test_complaints_are_rate_limited_per_client_address(client: TestClient) -> N
     assert stats["complaints"] == limit  # the refused one was not stored
 
 
-def test_the_complaint_limit_is_a_setting(settings: Settings) -> None:
-    api = ready_client(settings.with_(complaints_per_hour=2))
-    try:
-        assert [complain(api).status_code for _ in range(3)] == [201, 201, 429]
-    finally:
-        api.__exit__(None, None, None)
+def test_the_complaint_limit_is_a_setting(spare: Callable[..., TestClient]) -> None:
+    api = spare(complaints_per_hour=2)
+    assert [complain(api).status_code for _ in range(3)] == [201, 201, 429]

@@ -67,19 +67,14 @@ def outbox(tmp_path: Path) -> Outbox:
 
 
 @pytest.fixture
-def apps(settings: Settings, outbox: Outbox) -> Iterator[Callable[..., TestClient]]:
+def apps(spare: Callable[..., TestClient], outbox: Outbox) -> Callable[..., TestClient]:
     """Apps on the test's Redis that send codes to the outbox, with settings changed."""
-    started: list[TestClient] = []
 
     def start(**changes: Any) -> TestClient:
         changes.setdefault("notifier", f"file:{outbox.path}")
-        api = ready_client(settings.with_(**changes))
-        started.append(api)
-        return api
+        return spare(**changes)
 
-    yield start
-    for api in started:
-        api.__exit__(None, None, None)
+    return start
 
 
 @pytest.fixture
