@@ -9,8 +9,10 @@ joins the first round that starts after it asked. While one round is in
 flight, new askers queue for the next, which starts the moment the flight
 lands; a failed round fails every asker in it.
 
-A round is one pipelined request: the registry's epoch and version if some
-askers hold a Bloom negative, and membership and details of every number to
+The Bloom filter is asked when the round starts, for its whole batch at once
+(a numpy probe costs about what one number's hash costs in plain Python), and
+a round is one pipelined request: the registry's epoch and version if some
+numbers are Bloom negatives, and membership and details of every number to
 confirm. An unchanged epoch and version mean nothing was logged since the last
 catch-up made here, so the filter that catch-up left is still complete (every
 logged change increments the version in the script that logs it,
@@ -32,6 +34,7 @@ import time
 from typing import Any
 
 import hiredis
+import numpy as np
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -49,9 +52,11 @@ Found = tuple[bool, int, int, bool]
 NOT_REGISTERED: Found = (False, ALL_CHANNELS, 0, False)
 # A number's hash and the bits it sets in its word of a Bloom filter.
 Spot = tuple[int, int]
-# A number, where it sits in the Bloom filter if the filter ruled it out, its asker,
-# and the key of the operator's consents to read with it (None: no operator's).
-Ask = tuple[int, Spot | None, asyncio.Future[Found], bytes | None]
+# A number, its asker, and the key of the operator's consents to read with it
+# (None: no operator's).
+Ask = tuple[int, asyncio.Future[Found], bytes | None]
+# Below this many numbers a round hashes them in plain Python (`locate`), not numpy.
+SMALL_BATCH = 4
 
 _MASK64 = (1 << 64) - 1
 _M1, _M2, _M3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -86,6 +91,16 @@ def in_filter(bloom: BloomFilter, spot: Spot) -> bool:
     return bool(bloom.view[z & bloom.index_mask] & mask == mask)
 
 
+def maybe_in(bloom: BloomFilter | None, numbers: list[int]) -> list[bool]:
+    """bloom.might_contain(numbers) as a list; all True while there is no filter."""
+    if bloom is None:
+        return [True] * len(numbers)
+    if len(numbers) < SMALL_BATCH:
+        return [in_filter(bloom, locate(n)) for n in numbers]
+    found: list[bool] = bloom.might_contain(np.array(numbers, dtype=np.int64)).tolist()
+    return found
+
+
 class Lookups:
     """Whether numbers are registered, as RegistrationStore.get says, for many askers at once."""
 
@@ -98,6 +113,7 @@ class Lookups:
         # The filter the last catch-up here left, and the epoch and version it holds.
         self._fresh: tuple[str | None, int, BloomFilter] | None = None
         self._asked: list[Ask] = []
+        self._consent_keys: dict[str, bytes] = {}
         self._runner: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,14 +125,14 @@ class Lookups:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Found] = loop.create_future()
-        bloom = self.registered.bloom
-        spot = None
-        if bloom is not None:
-            spot = z, mask = locate(number)
-            if bloom.view[z & bloom.index_mask] & mask == mask:  # in_filter, inlined
-                spot = None  # a "maybe" stays one however far the filter catches up
-        consents = None if operator_id is None else keys.consents(operator_id).encode()
-        self._asked.append((number, spot, future, consents))
+        consents = None
+        if operator_id is not None:
+            consents = self._consent_keys.get(operator_id)
+            if consents is None:
+                if len(self._consent_keys) > 10_000:
+                    self._consent_keys.clear()
+                consents = self._consent_keys[operator_id] = keys.consents(operator_id).encode()
+        self._asked.append((number, future, consents))
         # A runner left by another event loop (a closed test client's) never returns.
         if self._runner is None or self._loop is not loop:
             self._loop = loop
@@ -136,13 +152,13 @@ class Lookups:
                 try:
                     await self._round(batch)
                 except Exception as exc:  # noqa: BLE001 - every asker of the round gets it
-                    for _, _, future, _ in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                 batch = []
         except BaseException:
             # Cancelled (the loop is closing): nobody may wait for a round that never comes.
-            for _, _, future, _ in batch + self._asked:
+            for _, future, _ in batch + self._asked:
                 future.cancel()
             self._asked = []
             raise
@@ -151,13 +167,16 @@ class Lookups:
                 self._runner = None
 
     async def _round(self, batch: list[Ask]) -> None:
-        confirm = [ask for ask in batch if ask[1] is None]
-        negatives = [ask for ask in batch if ask[1] is not None]
+        # A "maybe" stays one however far the filter catches up: confirmed now.
+        probed = self.registered.bloom
+        maybe = maybe_in(probed, [number for number, _, _ in batch])
+        confirm = [ask for ask, m in zip(batch, maybe, strict=True) if m]
+        negatives = [ask for ask, m in zip(batch, maybe, strict=True) if not m]
         version, replies = await self._read(
-            [(n, consents) for n, _, _, consents in confirm], bool(negatives)
+            [(n, consents) for n, _, consents in confirm], bool(negatives)
         )
         now = time.time()
-        for (number, _, future, _), (registered, raw, score) in zip(confirm, replies, strict=True):
+        for (number, future, _), (registered, raw, score) in zip(confirm, replies, strict=True):
             if future.done():
                 continue
             if not registered:
@@ -172,16 +191,20 @@ class Lookups:
         if not negatives:
             return
         assert version is not None
-        bloom = await self._caught_up(*version)
-        for ask in negatives:
-            number, spot, future, consents = ask
-            if future.done():
+        bloom, caught_up = await self._caught_up(*version)
+        # The probed filter, if nothing was logged since this process's last catch-up
+        # and it is that catch-up's filter, held every number logged before the read.
+        # Otherwise its negatives are asked again of the caught-up one.
+        still = [False] * len(negatives)
+        if caught_up or bloom is not probed:
+            still = maybe_in(bloom, [number for number, _, _ in negatives])
+        for ask, m in zip(negatives, still, strict=True):
+            if ask[1].done():
                 continue
-            assert spot is not None
-            if in_filter(bloom, spot):
-                self._asked.append((number, None, future, consents))  # confirmed next round
+            if m:
+                self._asked.append(ask)  # confirmed next round
             else:
-                future.set_result(NOT_REGISTERED)
+                ask[1].set_result(NOT_REGISTERED)
 
     async def _read(
         self, numbers: list[tuple[int, bytes | None]], version: bool
@@ -220,14 +243,17 @@ class Lookups:
         ]
         return head, found
 
-    async def _caught_up(self, epoch: bytes | None, version: bytes | None) -> BloomFilter:
-        """The filter holding every change logged before `epoch` and `version` were read."""
+    async def _caught_up(
+        self, epoch: bytes | None, version: bytes | None
+    ) -> tuple[BloomFilter, bool]:
+        """The filter holding every change logged before `epoch` and `version` were read,
+        and whether a catch-up was needed for it."""
         if (
             self._fresh is not None
             and epoch is not None
             and self._fresh[:2] == (epoch.decode(), int(version or 0))
         ):
-            return self._fresh[2]
+            return self._fresh[2], False
         self.catch_ups += 1
         seen = await self.registered.catch_up()
         # Read before anything else runs: a rebuilt filter swapped in later may lag
@@ -235,7 +261,7 @@ class Lookups:
         bloom = self.registered.bloom
         assert bloom is not None
         self._fresh = (self.registered.epoch, seen, bloom)
-        return bloom
+        return bloom, True
 
 
 _EPOCH_AND_VERSION = (keys.EPOCH.encode(), keys.VERSION.encode())
