@@ -208,18 +208,24 @@ def classify(texts: Sequence[str], region: str) -> tuple[np.ndarray, np.ndarray]
         buffer = np.frombuffer("".join(part).encode("ascii", "replace"), dtype=np.uint8)
         ends = np.cumsum(lengths)
         done = slice(low, low + len(part))
-        values[done], verdicts[done] = _chunk(buffer, ends - lengths, ends, national)
+        values[done], verdicts[done], _ = _chunk(buffer, ends - lengths, ends, national)
     return values, verdicts
 
 
 def classify_lines(
-    buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, region: str
+    buffer: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    region: str,
+    canonical: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`classify` of the lines `buffer[starts[i]:ends[i]]` of a uint8 buffer.
 
     The same answers as `classify` of the lines decoded as UTF-8: any byte outside
     ASCII is a character no shape accepts, so such a line is UNDECIDED, whatever it
-    decodes to (or if it does not decode at all).
+    decodes to (or if it does not decode at all). `canonical`, a bool array as long
+    as the lines if given, is set True for each valid line written exactly as its
+    E.164 form ('+' and the number's digits).
     """
     starts = np.asarray(starts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
@@ -234,7 +240,11 @@ def classify_lines(
     def lines(rows: slice) -> None:
         for low in range(rows.start, rows.stop, _CHUNK):
             part = slice(low, min(low + _CHUNK, rows.stop))
-            values[part], verdicts[part] = _chunk(buffer, starts[part], ends[part], national)
+            values[part], verdicts[part], written = _chunk(
+                buffer, starts[part], ends[part], national
+            )
+            if canonical is not None:
+                canonical[part] = written
 
     cores.each(lines, len(starts), align=_CHUNK)
     return values, verdicts
@@ -290,7 +300,7 @@ def _after_digits(classes: bytes, count: int) -> bytes:
 
 def _chunk(
     buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, region: str | None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tables = _tables
     if region is not None and region not in tables.national:
         tables = _with(region, [])
@@ -313,7 +323,11 @@ def _chunk(
     e164 = tables.code[state] * _POW10[rest] + value % _POW10[rest]
     verdicts = tables.verdict[state]
     verdicts[valid & (digits > _MAX_VALUE_DIGITS)] = UNDECIDED
-    return np.where(verdicts == VALID, e164, 0), verdicts
+    valid = verdicts == VALID
+    # Written in E.164 already: '+' and then the number's digits, nothing else.
+    plus = classes[0] == _PLUS if len(classes) else np.zeros(len(starts), dtype=bool)
+    canonical = valid & plus & (digits == ends - starts - 1) & (e164 == value)
+    return np.where(valid, e164, 0), verdicts, canonical
 
 
 def _classes(

@@ -154,16 +154,21 @@ def normalize_codes(texts: Sequence[str], region: str) -> tuple[np.ndarray, np.n
 
 
 def normalize_lines(
-    buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, region: str
+    buffer: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    region: str,
+    canonical: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`normalize_codes` of the lines `buffer[starts[i]:ends[i]]` of a uint8 buffer (a
     text/plain body), read as UTF-8, without making a string of each.
 
     A line that is not UTF-8 raises UnicodeDecodeError, as decoding it would (the
-    scrub refuses such a body before it gets here).
+    scrub refuses such a body before it gets here). `canonical`: as for
+    fastnumbers.classify_lines (False for the lines phonenumbers answers).
     """
     starts, ends = np.asarray(starts), np.asarray(ends)
-    numbers, verdicts = fastnumbers.classify_lines(buffer, starts, ends, region)
+    numbers, verdicts = fastnumbers.classify_lines(buffer, starts, ends, region, canonical)
     codes = _VERDICT_CODES[verdicts + 1]
     undecided = np.flatnonzero(verdicts == fastnumbers.UNDECIDED)
     known: dict[bytes, tuple[int, int]] = {}

@@ -216,6 +216,59 @@ def e164_lines(numbers: np.ndarray) -> bytes:
     return digit_lines(digits_matrix(numbers))
 
 
+def _one_width(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[int, int] | None:
+    """(first byte, width) of lines of one width, each one byte after the last one's end;
+    None for any other layout, or one line, or lines past the end of `body`."""
+    n = len(starts)
+    if n < 2:
+        return None
+    width, step, first = int(ends[0] - starts[0]), int(starts[1] - starts[0]), int(starts[0])
+    if step != width + 1 or first + n * step > len(body):
+        return None
+    if not ((ends - starts) == width).all() or not (np.diff(starts) == step).all():
+        return None
+    return first, width
+
+
+def written_digits(
+    body: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    numbers: np.ndarray,
+    canonical: np.ndarray,
+) -> np.ndarray | None:
+    """digits_matrix(numbers), read from the lines themselves where that is a view of
+    `body`: lines of one width, one line end apart, every valid one (a number that is
+    not 0) written as its E.164 form (`canonical`), which is then the matrix's row.
+    None otherwise. The matrix may be a view of `body`, to read and not to write.
+    `body` must hold a byte after its last line (a padded body does)."""
+    valid = numbers != 0
+    layout = _one_width(body, starts, ends)
+    if layout is None or not valid.any() or not canonical[valid].all():
+        return None
+    first, width = layout
+    lines = body[first : first + len(starts) * (width + 1)].reshape(-1, width + 1)[:, :width]
+    if valid.all():
+        return lines
+    out = lines.copy()
+    out[~valid] = 0
+    return out
+
+
+def written_lines(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """The lines of `body` from the first to the end of the last, as one view, where
+    they are one width and each is followed by \n (the last may end the body): then
+    the view and a final \n are digit_lines(written_digits(...)) of an all-valid list."""
+    layout = _one_width(body, starts, ends)
+    if layout is None:
+        return None
+    first, width = layout
+    last = first + (len(starts) - 1) * (width + 1) + width
+    if not (body[first + width : last : width + 1] == _NL).all():
+        return None
+    return body[first:last]
+
+
 def digit_lines(digits: np.ndarray) -> bytes:
     """`+digits\\n` for each row of a digits_matrix (no row may be a 0's)."""
     if len(digits) == 0:

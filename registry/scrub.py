@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +50,9 @@ class Batch:
     status: np.ndarray  # int8: rules.CALLABLE, BLOCKED or INVALID
     reasons: np.ndarray  # int8 codes into REASONS: why invalid, 0 elsewhere
     _digits: np.ndarray | None = field(default=None, repr=False)
+    # Every row valid and written in E.164: the rows' lines, each followed by \n but
+    # the last, as they stand in the body (rows.written_lines); else None.
+    lines: np.ndarray | None = field(default=None, repr=False)
 
     def e164(self) -> list[str]:
         return nums.e164_many(self.numbers)
@@ -75,6 +78,7 @@ class Batch:
         self.status[indices] = rules.INVALID
         self.reasons[indices] = NOT_A_NUMBER_CODE
         self._digits = None
+        self.lines = None
 
 
 @dataclass
@@ -100,6 +104,10 @@ class Tally:
     def checksum(self, batch: Batch) -> None:
         """The valid rows' E.164 lines into the digest. Safe in a worker thread once
         `batch.digits()` has been computed: numpy and hashlib let go of the GIL here."""
+        if batch.lines is not None:
+            self.digest.update(batch.lines.data)
+            self.digest.update(b"\n")
+            return
         self.digest.update(rows.digit_lines(batch.digits()[batch.status != rules.INVALID]))
 
     @staticmethod
@@ -143,10 +151,26 @@ class Scrubber:
         self, buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray, query: ScrubQuery
     ) -> Batch:
         """`run` on the lines of a text body, read straight from its bytes."""
-        numbers, reasons = nums.normalize_lines(buffer, starts, ends, query.region)
-        return await self._decide(numbers, reasons, query)
+        canonical = np.zeros(len(starts), dtype=bool)
+        numbers, reasons = nums.normalize_lines(buffer, starts, ends, query.region, canonical)
 
-    async def _decide(self, numbers: np.ndarray, reasons: np.ndarray, query: ScrubQuery) -> Batch:
+        def digits(numbers: np.ndarray) -> np.ndarray:
+            # A list in E.164 already holds the answer's digits: its own lines.
+            found = rows.written_digits(buffer, starts, ends, numbers, canonical)
+            return rows.digits_matrix(numbers) if found is None else found
+
+        batch = await self._decide(numbers, reasons, query, digits)
+        if canonical.all() and (batch.status != rules.INVALID).all():
+            batch.lines = rows.written_lines(buffer, starts, ends)
+        return batch
+
+    async def _decide(
+        self,
+        numbers: np.ndarray,
+        reasons: np.ndarray,
+        query: ScrubQuery,
+        digits_of: Callable[[np.ndarray], np.ndarray] = rows.digits_matrix,
+    ) -> Batch:
         if query.prefixes:
             outside = (numbers != 0) & ~nums.in_prefixes(numbers, query.prefixes)
             reasons[outside] = NOT_SUBSCRIBED_CODE
@@ -156,7 +180,7 @@ class Scrubber:
         candidates = valid[self.bloom.might_contain(numbers[valid])]
         # The answer's digit matrix is made on another thread while Redis confirms the
         # candidates (the event loop only waits meanwhile).
-        digits = asyncio.get_running_loop().run_in_executor(None, rows.digits_matrix, numbers)
+        digits = asyncio.get_running_loop().run_in_executor(None, digits_of, numbers)
         detailed = self.bloom.detailed if self.bloom.ready else None
         found = await self.store.confirm(numbers[candidates], detailed)
         # A number the Bloom filter rules out is not registered: callable whatever the

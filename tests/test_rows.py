@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from registry import numbers as nums
 from registry import rows
 from registry.api.scrub import _encode, parse_plain
 from registry.scrub import Batch
@@ -129,3 +130,67 @@ def test_dnc_scrub_refuses_a_csv_row_wider_than_its_header(tmp_path: Path) -> No
     path.write_text("name,phone\nAnn,+12125550001,extra\n")
     with pytest.raises(BadInput, match="data row 1 has 3 cells"):
         read_list(path, "csv", None)
+
+
+def _normalized(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A body's padded buffer, line bounds, numbers and canonical flags, as a scrub reads them."""
+    buf = rows.padded(body)
+    starts, ends = rows.split_lines(buf[: len(body)])
+    canonical = np.zeros(len(starts), dtype=bool)
+    numbers, _ = nums.normalize_lines(buf, starts, ends, "US", canonical)
+    return buf, starts, ends, numbers, canonical
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+@pytest.mark.parametrize("invalid_share", [0.0, 0.2])
+def test_an_e164_list_gives_its_own_lines_as_the_digits(invalid_share: float, end: str) -> None:
+    """The scrub's digits for a list in E.164 are its lines, and exactly digits_matrix."""
+    rng = np.random.default_rng(11)
+    drawn = [f"+{n}" for n in rng.integers(12012000000, 19899999999, 20_000).tolist()]
+    texts = [t for t, n in zip(drawn, nums.normalize_many(drawn, "US")[0], strict=True) if n][:5000]
+    assert len(texts) == 5000
+    for i in np.flatnonzero(rng.random(5000) < invalid_share).tolist():
+        texts[i] = "+1000555" + texts[i][-4:]  # same width, no valid area code
+    buf, starts, ends, found, canonical = _normalized(("\n".join(texts) + end).encode())
+    assert (found == 0).any() == (invalid_share > 0)
+    assert canonical.tolist() == (found != 0).tolist()
+    written = rows.written_digits(buf, starts, ends, found, canonical)
+    assert written is not None
+    assert np.array_equal(written, rows.digits_matrix(found))
+    lines = rows.written_lines(buf, starts, ends)
+    assert lines is not None
+    if invalid_share == 0:  # the receipt's checksum reads them as they stand
+        assert lines.tobytes() + b"\n" == rows.digit_lines(written)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["(212) 555-1234", "(415) 555-2671"],  # national forms: not the E.164 digits
+        ["+12125551234", "+1 4155552671"],  # one line with a space
+        ["+12125551234", "+14155552671", "+442071234567"],  # two widths
+        ["tel:+12125551234", "tel:+14155552671"],
+        ["+12125551234\r", "+14155552671\r"],  # \r\n line ends: two bytes apart
+        ["junk", "+1000"],  # nothing valid
+    ],
+)
+def test_other_lists_get_their_digits_made(lines: list[str]) -> None:
+    buf, starts, ends, found, canonical = _normalized("\n".join(lines).encode())
+    assert rows.written_digits(buf, starts, ends, found, canonical) is None
+
+
+@pytest.mark.parametrize(
+    "body", [b"+12125551234\r\n+14155552671\r\n", b"+1212555\r+1415555\n+1617555\n"]
+)
+def test_lines_not_one_line_feed_apart_are_not_written_lines(body: bytes) -> None:
+    buf = rows.padded(body)
+    starts, ends = rows.split_lines(buf[: len(body)])
+    assert rows.written_lines(buf, starts, ends) is None
+
+
+def test_a_number_whose_e164_form_differs_is_not_written_as_it() -> None:
+    """'+44 0...': phonenumbers drops the national prefix, so the line is not the E.164."""
+    buf, starts, ends, found, canonical = _normalized(b"+4402071234567\n+4402079460000\n")
+    assert found.tolist() == [442071234567, 442079460000]
+    assert not canonical.any()
+    assert rows.written_digits(buf, starts, ends, found, canonical) is None

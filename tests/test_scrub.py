@@ -592,6 +592,39 @@ def test_a_scrub_of_several_batches_comes_back_whole_and_in_order(
     assert receipt.json()["sha256"] == digest([n for i, n in enumerate(lines) if i not in junk])
 
 
+@pytest.mark.parametrize("end", ["\n", ""])
+@pytest.mark.parametrize("scope", ["all", "prefixed"])
+@pytest.mark.parametrize("junk", [False, True])
+def test_a_list_written_in_e164_answers_from_its_own_lines(
+    client: TestClient, carrier: dict[str, str], junk: bool, scope: str, end: str
+) -> None:
+    """One width, one line each, in E.164: the answer's numbers and the receipt's
+    checksum are read from the body itself (rows.written_digits, written_lines). Junk
+    of the same width and rows outside the operator's prefixes are still blank."""
+    lines = [
+        f"+1{area}{200 + i // 100:03d}{i % 10_000:04d}" for area in (212, 415) for i in range(3000)
+    ]
+    if junk:
+        lines[7] = lines[2999] = "+1000" + lines[7][5:]  # the same width, no such area code
+    for i in (3, 3000, 5999):
+        register(client, carrier, lines[i])
+    _, operator = account(client, prefixes=["+1212"] if scope == "prefixed" else None)
+    body = ("\n".join(lines) + end).encode()
+    answer = client.post(SCRUB, content=body, headers={**operator, **PLAIN})
+    rows = table(answer)[1:]
+    outside = {i for i, n in enumerate(lines) if scope == "prefixed" and not n.startswith("+1212")}
+    blank = {i for i, n in enumerate(lines) if n.startswith("+1000")} | outside
+    assert [row[0] for row in rows] == lines
+    assert [row[1] for row in rows] == ["" if i in blank else n for i, n in enumerate(lines)]
+    blocked = {3, 3000, 5999} - blank
+    assert [row[2] for row in rows] == [
+        "invalid" if i in blank else "blocked" if i in blocked else "callable"
+        for i in range(len(lines))
+    ]
+    receipt = client.get(f"/v1/scrubs/{answer.headers['x-scrub-receipt']}", headers=operator)
+    assert receipt.json()["sha256"] == digest([n for i, n in enumerate(lines) if i not in blank])
+
+
 # --- Redis lost --------------------------------------------------------------------------
 
 
