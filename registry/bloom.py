@@ -129,13 +129,16 @@ class RegisteredFilter:
     def ready(self) -> bool:
         return self.bloom is not None
 
-    async def _build(self) -> tuple[BloomFilter, str, str, set[int]]:
+    async def _build(self) -> tuple[BloomFilter, str, str, set[int], changes.Snapshots]:
         # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
         # An add is logged a round trip before its number enters the set, so the cursor
         # starts REAPPLY_MS back: an add logged before it whose write had not landed when
-        # the sets were read is applied from the stream.
+        # the sets were read is applied from the stream. A snapshot is logged after its
+        # members landed, so those up to the last id read here are in the sets read
+        # (a worker started just after a big load would otherwise read it all twice).
         epoch = await self.store.epoch()
-        last = _stream_id(await self.store.last_change_id())[0]
+        last_id = await self.store.last_change_id()
+        last = _stream_id(last_id)[0]
         cursor = f"{max(0, last - REAPPLY_MS)}-0"
         detailed = await self.store.detailed_buckets()
         arrays = [numbers async for numbers in self.store.all_numbers()]
@@ -143,13 +146,13 @@ class RegisteredFilter:
         bloom = BloomFilter(capacity=max(2 * total, 1_000_000))
         for numbers in arrays:
             bloom.add(numbers)
-        return bloom, epoch, cursor, detailed
+        return bloom, epoch, cursor, detailed, changes.Snapshots(through=last_id)
 
     async def build(self) -> None:
-        bloom, epoch, cursor, detailed = await self._build()
+        bloom, epoch, cursor, detailed, snapshots = await self._build()
         async with self._lock:
             self.bloom, self.epoch, self.cursor, self.detailed = bloom, epoch, cursor, detailed
-            self.snapshots = changes.Snapshots()
+            self.snapshots = snapshots
         await self.catch_up()
 
     async def catch_up(self) -> int:
@@ -158,8 +161,8 @@ class RegisteredFilter:
             while True:
                 epoch, version, entries = await self.store.sync_point(self.cursor, self.page)
                 if epoch != self.epoch or self.bloom is None:
-                    self.bloom, self.epoch, self.cursor, self.detailed = await self._build()
-                    self.snapshots = changes.Snapshots()
+                    built = await self._build()
+                    self.bloom, self.epoch, self.cursor, self.detailed, self.snapshots = built
                     continue
                 buckets = self.snapshots.buckets(entries)
                 members: dict[int, np.ndarray] = {}
@@ -187,13 +190,13 @@ class RegisteredFilter:
     async def _grow(self) -> None:
         """Rebuild a larger filter in the background; the full one stays correct meanwhile."""
         try:
-            bloom, epoch, cursor, detailed = await self._build()
+            bloom, epoch, cursor, detailed, snapshots = await self._build()
             async with self._lock:
                 if epoch == self.epoch:
                     self.detailed |= detailed
                     # The new filter's cursor is not later than ours: catch_up re-applies the gap.
                     self.bloom, self.cursor = bloom, min(cursor, self.cursor, key=_stream_id)
-                    self.snapshots = changes.Snapshots()
+                    self.snapshots = snapshots
         finally:
             self._rebuilding = None
 

@@ -173,6 +173,49 @@ def test_a_bloom_follower_learns_a_snapshot_it_did_not_see_as_a_batch(
     assert asyncio.run(scenario()) == (False, True)
 
 
+@pytest.mark.single_node
+def test_a_filter_built_after_a_load_does_not_read_the_load_again(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Snapshots logged before a build read the sets are in the filter already: its first
+    catch-up reads no bucket (a worker started just after a big load would otherwise read
+    the load twice, and answer slowly meanwhile). What comes after is still learned."""
+    loaded = np.concatenate(
+        [bucket_numbers(12125550000, 8000, 10), bucket_numbers(14155550000, 6000, 11)]
+    )
+    later = bucket_numbers(16465550000, 7000, 12)
+    BulkWriter(redis_client, retention_days=153).add(loaded)
+
+    def dumps() -> int:
+        return int(redis_client.info("commandstats").get("cmdstat_dump", {}).get("calls", 0))
+
+    async def scenario() -> tuple[int, bool, bool]:
+        client: Any = async_client(redis_url)
+        try:
+            bloom = RegisteredFilter(RegistrationStore(client, retention_days=153))
+            before = dumps()
+            await bloom.build()  # reads both buckets, then catches up
+            read = dumps() - before
+            holds = bool(bloom.might_contain(loaded).all())
+            await asyncio.to_thread(BulkWriter(redis_client, retention_days=153).add, later)
+            await bloom.catch_up()
+            return read, holds, bool(bloom.might_contain(later).all())
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == (2, True, True)
+
+
+def test_snapshots_through_a_build_are_not_read_again() -> None:
+    built = changes.Snapshots(through="6-0")
+    at = changes.Change("6-0", changes.ADD, np.zeros(0, dtype=np.int64), 7, "5-0")
+    after = changes.Change("6-1", changes.ADD, np.zeros(0, dtype=np.int64), 8, "4-0")
+    assert not built.needs(at)
+    assert built.needs(after)
+    page = [(b"6-0", {b"S": b"7", b"of": b"5-0"}), (b"6-1", {b"S": b"8", b"of": b"4-0"})]
+    assert built.buckets(page) == [8]
+
+
 def test_a_reader_that_saw_the_batch_skips_its_snapshot() -> None:
     batch = changes.Change("5-0", changes.ADD, np.array([1, 2]), batch="5-0")
     snapshot = changes.Change("6-0", changes.ADD, np.zeros(0, dtype=np.int64), 7, "5-0")

@@ -144,11 +144,15 @@ _NONE = np.zeros(0, dtype=np.int64)
 
 
 class Snapshots:
-    """Which snapshots a reader must expand: those whose batch it has not seen itself."""
+    """Which snapshots a reader must expand: those whose batch it has not seen itself,
+    logged after `through` (a stream id). A snapshot is logged once its members are in
+    their set, so a reader that read the sets after reading `through` as the stream's
+    last id holds every snapshot up to it already."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = 100_000, through: str = "0-0") -> None:
         self.limit = limit
         self.seen: set[str] = set()
+        self.through = stream_order(through)
 
     def saw(self, change: Change) -> None:
         if change.op == ADD and change.batch == change.id:
@@ -158,7 +162,7 @@ class Snapshots:
 
     def needs(self, change: Change) -> bool:
         """True for a snapshot to expand; a snapshot of a batch seen is already applied."""
-        if change.snapshot is None:
+        if change.snapshot is None or stream_order(change.id) <= self.through:
             return False
         if change.batch in self.seen:
             self.seen.discard(change.batch)
@@ -170,11 +174,18 @@ class Snapshots:
         batches = {_text(raw_id) for raw_id, fields in entries if b"A" in fields}
         return [
             int(fields[b"S"])
-            for _, fields in entries
+            for raw_id, fields in entries
             if b"S" in fields
             and (batch := fields[b"of"].decode()) not in self.seen
             and batch not in batches
+            and stream_order(_text(raw_id)) > self.through
         ]
+
+
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """A stream id as a pair that sorts as the stream does."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _text(entry_id: bytes | str) -> str:
