@@ -79,10 +79,11 @@ class BulkWriter:
     def add(self, numbers: np.ndarray) -> int:
         """Register numbers; returns how many were new.
 
-        Only the members a bucket lacks are logged and added, so loading the same
-        file twice leaves the change list alone. A member that a deregistration
-        removes between the check and the add stays removed, which is the order
-        "load, then deregister": every member in a set was logged before it got there.
+        Only the members a bucket lacks (all of them, in a bucket that is empty) are
+        logged and added, so loading the same file twice leaves the change list alone.
+        A member that a deregistration removes between the check and the add stays
+        removed, which is the order "load, then deregister": every member in a set was
+        logged before it got there.
         """
         return sum(self._add_group(group) for group in bucket_groups(numbers))
 
@@ -91,17 +92,33 @@ class BulkWriter:
         return sum(self._remove_group(group) for group in bucket_groups(numbers))
 
     def _add_group(self, group: Group) -> int:
-        calls = [(keys.numbers_set(bucket), members) for bucket, members in group]
-        fresh = [
-            (bucket, members[~np.array(present, dtype=bool)])
-            for (bucket, members), present in zip(
-                group, resp.run(self.client, b"SMISMEMBER", calls), strict=True
-            )
-            if not all(present)
+        # Sizes first: an empty bucket lacks every member, so only the others are asked
+        # which members they hold (for a first load, none is: half the bytes to Redis).
+        sizes = self._sizes([bucket for bucket, _ in group])
+        occupied = [
+            (bucket, members) for (bucket, members), size in zip(group, sizes, strict=True) if size
         ]
+        calls = [(keys.numbers_set(bucket), members) for bucket, members in occupied]
+        held = dict(
+            zip(
+                [bucket for bucket, _ in occupied],
+                resp.run(self.client, b"SMISMEMBER", calls) if calls else [],
+                strict=True,
+            )
+        )
+        fresh: Group = []
+        fresh_sizes: list[int] = []
+        for (bucket, members), size in zip(group, sizes, strict=True):
+            present = held.get(bucket)
+            if present is not None:
+                if all(present):
+                    continue
+                if any(present):  # any() and all() stop at the first 1 or 0
+                    members = members[~np.array(present, dtype=bool)]
+            fresh.append((bucket, members))
+            fresh_sizes.append(size)
         if not fresh:
             return 0
-        sizes = self._sizes([bucket for bucket, _ in fresh])
         batch_ids = self._log(changes.ADD, fresh)
         calls = [(keys.numbers_set(bucket), members) for bucket, members in fresh]
         added = sum(resp.run(self.client, b"SADD", calls))
@@ -110,7 +127,9 @@ class BulkWriter:
             changes.COMMIT_SCRIPT,
             [
                 changes.commit_args(self.retention_days, bucket, batch_id)
-                for (bucket, members), size, batch_id in zip(fresh, sizes, batch_ids, strict=True)
+                for (bucket, members), size, batch_id in zip(
+                    fresh, fresh_sizes, batch_ids, strict=True
+                )
                 if len(members) >= size
             ],
         )

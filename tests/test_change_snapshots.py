@@ -94,6 +94,23 @@ def test_a_small_load_into_a_full_bucket_keeps_its_batch(redis_client: redis.Red
     assert [n for n, _, _ in found] == numbers[:100].tolist()
 
 
+def test_a_load_logs_only_what_its_buckets_lack(redis_client: redis.Redis) -> None:
+    """Into an empty bucket everything; into one holding some of the numbers, the rest;
+    into one holding all of them, nothing at all."""
+    numbers = bucket_numbers(12125550000, 3000, 13)
+    others = bucket_numbers(14155550000, 500, 14)
+    held, lacking = numbers[::6], np.setdiff1d(numbers, numbers[::6])
+    writer = BulkWriter(redis_client, retention_days=153)
+    assert writer.add(lacking) == 2500
+    _, cursor = changes.read_sync(redis_client, "0", 100_000, every)
+    assert writer.add(np.concatenate([numbers, others])) == 500 + 500
+    # The 500 a full bucket lacked as a batch; the empty bucket's as a snapshot of it.
+    found, cursor = changes.read_sync(redis_client, cursor, 100_000, every)
+    assert sorted(n for n, _, _ in found) == sorted([*held.tolist(), *others.tolist()])
+    assert writer.add(numbers) == 0
+    assert changes.read_sync(redis_client, cursor, 100_000, every)[0] == []
+
+
 def test_a_snapshot_lists_the_bucket_as_it_is_when_read(redis_client: redis.Redis) -> None:
     numbers = bucket_numbers(12125550000, 4000, 4)
     writer = BulkWriter(redis_client, retention_days=153)

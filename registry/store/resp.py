@@ -92,9 +92,8 @@ def run(client: Any, command: bytes, calls: list[tuple[str, np.ndarray]]) -> lis
     for pool, indexes in by_pool.values():
         connection = pool.get_connection()
         try:
-            connection.send_packed_command(
-                [b"".join(pack(command, *calls[i]) for i in indexes)], check_health=False
-            )
+            packed = pack_many([(command, *calls[i]) for i in indexes])
+            connection.send_packed_command([packed], check_health=False)
             for i in indexes:
                 try:
                     replies[i] = connection.read_response()
