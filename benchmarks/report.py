@@ -48,12 +48,14 @@ SHORTFALLS = {
     "entry a bucket. What is over the goal is key and allocator overhead: fewer, larger "
     "buckets (a 17-bit member no longer fits an int16 intset) would not help, so the next "
     "step would be packing buckets as strings of gaps, which Redis sets cannot hold.",
-    "4": "`dnc load` reads the file in 4 MiB numpy blocks and judges every line from its "
-    "bytes; a profile of the 10M-line load: building the +1 parse machine 0.5 s, the digit "
-    "walk 0.5 s, cutting lines 0.4 s, then the writer: waiting on Redis 1.5 s (`SADD` of "
-    "10M members into intsets), packing commands 0.5 s, sorting 0.45 s. What would close "
-    "the rest: more than one writer process (buckets are independent), or a prebuilt "
-    "parse machine.",
+    "4": "`dnc load` reads the file in 4 MiB numpy blocks on one thread and judges every "
+    "line from its bytes (two threads for the digit walk) while the other thread writes: "
+    "bucket sizes, membership asked only of buckets that hold something, the change-stream "
+    "entry, then `SADD`, each packed with numpy and pipelined a group of buckets at a time. "
+    "Redis spends about 1 s of CPU on a 10M first load, 0.4 s of it inserting into "
+    "intsets and most of the rest reading the members' RESP. What would take more off: "
+    "writing a first load's buckets as finished intsets (`RESTORE` of a payload built "
+    "with numpy) instead of member by member, and more than one writer process.",
     "5": "Look-ups are answered by a pure-ASGI route in front of FastAPI "
     "(`registry/api/lookup.py`) and share their Redis round trips (`registry/freshness.py`: "
     "every look-up that arrives while a round is in flight joins the next one, about 20 a "
