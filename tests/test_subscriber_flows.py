@@ -363,12 +363,18 @@ class Gateway(http.server.ThreadingHTTPServer):
 
 class GatewayHandler(http.server.BaseHTTPRequestHandler):
     server: Gateway
+    protocol_version = "HTTP/1.1"  # keeps a connection open for the next message
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server name
         length = int(self.headers["Content-Length"])
         body = json.loads(self.rfile.read(length))
         self.server.received.append(
-            {"path": self.path, "type": self.headers["Content-Type"], "body": body}
+            {
+                "path": self.path,
+                "type": self.headers["Content-Type"],
+                "body": body,
+                "from": self.client_address,
+            }
         )
         self.send_response(self.server.status)
         self.send_header("Content-Length", "0")
@@ -405,6 +411,17 @@ def test_the_webhook_notifier_posts_the_code(
     assert set(posted["body"]) == {"to", "text", "code", "at"}
     assert posted["body"]["to"] == NUMBER
     assert confirm(api, request_id, posted["body"]["code"]).status_code == 201
+
+
+def test_the_webhook_notifier_keeps_its_connection_to_the_gateway(
+    apps: Callable[..., TestClient], gateway: Callable[[int], Gateway]
+) -> None:
+    sms = gateway(202)
+    api = apps(notifier=f"webhook:{sms.url}")
+    for _ in range(3):
+        ask(api)
+    assert len(sms.received) == 3
+    assert len({posted["from"] for posted in sms.received}) == 1
 
 
 def test_a_failing_webhook_is_503_and_voids_the_request(

@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
             services.lookups.close()
+            await services.notifier.aclose()
             await services.redis.aclose()
 
     app = FastAPI(
