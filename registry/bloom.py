@@ -138,7 +138,7 @@ class RegisteredFilter:
         # (a worker started just after a big load would otherwise read it all twice).
         epoch = await self.store.epoch()
         last_id = await self.store.last_change_id()
-        last = _stream_id(last_id)[0]
+        last = changes.stream_order(last_id)[0]
         cursor = f"{max(0, last - REAPPLY_MS)}-0"
         detailed = await self.store.detailed_buckets()
         arrays = [numbers async for numbers in self.store.all_numbers()]
@@ -195,7 +195,10 @@ class RegisteredFilter:
                 if epoch == self.epoch:
                     self.detailed |= detailed
                     # The new filter's cursor is not later than ours: catch_up re-applies the gap.
-                    self.bloom, self.cursor = bloom, min(cursor, self.cursor, key=_stream_id)
+                    self.bloom, self.cursor = (
+                        bloom,
+                        min(cursor, self.cursor, key=changes.stream_order),
+                    )
                     self.snapshots = snapshots
         finally:
             self._rebuilding = None
@@ -204,8 +207,3 @@ class RegisteredFilter:
         if self.bloom is None:
             return np.ones(len(numbers), dtype=bool)
         return self.bloom.might_contain(numbers)
-
-
-def _stream_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

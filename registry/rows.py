@@ -257,8 +257,8 @@ def written_digits(
 
 def written_lines(body: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
     """The lines of `body` from the first to the end of the last, as one view, where
-    they are one width and each is followed by \n (the last may end the body): then
-    the view and a final \n are digit_lines(written_digits(...)) of an all-valid list."""
+    they are one width and each is followed by \\n (the last may end the body): then
+    the view and a final \\n are digit_lines(written_digits(...)) of an all-valid list."""
     layout = _one_width(body, starts, ends)
     if layout is None:
         return None
