@@ -116,6 +116,10 @@ def test_an_expired_consent_no_longer_counts_and_its_record_outlives_it(
     assert look_up(client, operator, A) == ("blocked", "registered")
     scrubbed = client.post("/v1/scrub", json={"numbers": [A]}, headers=operator).json()
     assert scrubbed["counts"]["blocked"] == 1
+    # Read back: still the current one, with its evidence, but no longer live.
+    read = client.get(f"/v1/consents/{A}", headers=operator).json()
+    assert read["consent_id"] == body["consent_id"] and read["live"] is False
+    assert read["expires_at"] == expires and read["evidence"] == EVIDENCE
     assert_error(client.delete(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
     # Its evidence is kept DNC_RETENTION_DAYS after it ended.
     key = _record_key(redis_client, body)
@@ -142,6 +146,31 @@ def _record_key(redis_client: Any, body: dict[str, Any]) -> str:
         if redis_client.exists(key):
             return key
     raise AssertionError(f"no record of {body['consent_id']}")
+
+
+def test_an_operator_reads_its_current_consent_back_with_the_evidence(
+    client: TestClient, world: None, operator: Headers, new_key: NewKey
+) -> None:
+    body = consent(client, operator, A)
+    answer = client.get("/v1/consents/(212) 555-0001", headers=operator)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "consent_id": body["consent_id"],
+        "number": A,
+        "recorded_at": body["recorded_at"],
+        "expires_at": None,
+        "live": True,
+        "evidence": EVIDENCE,
+    }
+    # Only one's own; a newer consent is the current one; a withdrawn one is gone.
+    assert_error(client.get(f"/v1/consents/{A}", headers=new_key()), 404, "consent_not_found")
+    assert_error(client.get(f"/v1/consents/{B}", headers=operator), 404, "consent_not_found")
+    newer = consent(client, operator, A, expires_at=iso_in(3600))
+    read = client.get(f"/v1/consents/{A}", headers=operator).json()
+    assert read["consent_id"] == newer["consent_id"] and read["live"] is True
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
+    assert_error(client.get("/v1/consents/abc", headers=operator), 400, "invalid_number")
 
 
 def test_a_withdrawn_consent_no_longer_counts_and_its_record_is_kept(
@@ -399,11 +428,14 @@ def test_consents_need_an_operator_key(
     assert_error(client.post("/v1/consents", json=body, headers=carrier), 403, "forbidden")
     assert_error(client.delete(f"/v1/consents/{A}"), 401, "missing_key")
     assert_error(client.delete(f"/v1/consents/{A}", headers=carrier), 403, "forbidden")
+    assert_error(client.get(f"/v1/consents/{A}"), 401, "missing_key")
+    assert_error(client.get(f"/v1/consents/{A}", headers=carrier), 403, "forbidden")
     assert client.post("/v1/consents", json=body, headers=operator).status_code == 201
 
 
 def test_the_endpoints_are_in_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "post" in paths["/v1/consents"] and "delete" in paths["/v1/consents/{number}"]
+    assert "get" in paths["/v1/consents/{number}"]
     schema = paths["/v1/consents"]["post"]["requestBody"]["content"]["application/json"]
     assert "evidence" in schema["schema"]["required"]

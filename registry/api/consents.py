@@ -1,4 +1,5 @@
-"""Operator consents: POST /v1/consents records one, DELETE /v1/consents/{number} withdraws it.
+"""Operator consents: POST /v1/consents records one, GET /v1/consents/{number} reads the
+current one back with its evidence, DELETE /v1/consents/{number} withdraws it.
 
 A live consent from a number makes it callable for the operator that holds it,
 whatever the number's registration blocks (CONTRACT section 3). Consent must be
@@ -147,6 +148,30 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
         },
         status_code=201,
     )
+
+
+@router.get("/v1/consents/{number}")
+async def read_consent(
+    number: str, request: Request, operator: OperatorKey, region: str | None = None
+) -> dict[str, object]:
+    """The operator's current consent from a number, with its evidence: live, or past
+    its `expires_at` (then `live` is false). 404 when there is none, or it was withdrawn."""
+    services = request.app.state.services
+    value = params.number(number, params.region(region, services.settings.default_region))
+    params.check_prefix(operator, value)
+    record = await _store(request).current(operator.id, value)
+    if record is None:
+        raise ApiError(404, "consent_not_found", f"you hold no current consent from +{value}")
+    expires_at = int(record["expires_at"]) if "expires_at" in record else None
+    now = datetime.now(UTC).timestamp()
+    return {
+        "consent_id": record["consent_id"],
+        "number": f"+{value}",
+        "recorded_at": params.iso(int(record["recorded_at"])),
+        "expires_at": params.iso(expires_at),
+        "live": expires_at is None or expires_at > now,
+        "evidence": orjson.loads(record["evidence"]),
+    }
 
 
 @router.delete("/v1/consents/{number}")

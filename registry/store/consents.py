@@ -191,6 +191,21 @@ class ConsentStore:
                 ended += 1
         return ended
 
+    async def current(self, operator_id: str, number: int) -> dict[str, Any] | None:
+        """The operator's current consent from `number` (live, or past its `expires_at`
+        and kept for the retention), as stored; None when there is none or it was
+        withdrawn or superseded."""
+        current = await self.redis.get(keys.current_consent(operator_id, str(number)))
+        if current is None:
+            return None
+        fields = await self.redis.hgetall(keys.consent(operator_id, current.decode()))
+        if not fields:
+            return None
+        record = {k.decode(): v.decode() for k, v in fields.items()}
+        if "ended" in record:
+            return None
+        return record
+
     async def holds(self, operator_id: str, number: int) -> bool:
         """Whether the operator holds a live consent from `number`, as Redis says now."""
         score = await self.redis.zscore(keys.consents(operator_id), str(number))
