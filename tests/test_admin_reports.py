@@ -96,11 +96,11 @@ def test_top_out_of_range_is_a_400(client: TestClient, top: str) -> None:
 def test_stats_count_carrier_and_bulk_registrations_exactly(
     client: TestClient, carrier: Headers, new_key: NewKey, redis_client: Any, tmp_path: Path
 ) -> None:
-    new_key("operator")
+    operator = new_key("operator")
     empty = client.get("/v1/stats", headers=ADMIN).json()
     assert empty["registered"] == 0 and empty["registry_version"] == 0
     assert empty["operators"] == {"active": 2, "by_role": {"carrier": 1, "operator": 1}}
-    assert empty["complaints"] == 0
+    assert empty["complaints"] == 0 and empty["scrub_receipts"] == 0
 
     for number in ("+12125551234", "+12125551235", "+14155552671"):
         assert client.put(f"/v1/registrations/{number}", headers=carrier).status_code == 201
@@ -110,10 +110,28 @@ def test_stats_count_carrier_and_bulk_registrations_exactly(
     assert client.delete("/v1/registrations/+12125551235", headers=carrier).status_code == 200
     complain(client, "ACMEBANK")
 
+    # Two scrubs, one JSON and one streamed: two receipts kept.
+    scrub = client.post("/v1/scrub", json={"numbers": ["+12125551234"]}, headers=operator)
+    assert scrub.status_code == 200, scrub.text
+    plain = {**operator, "Content-Type": "text/plain"}
+    assert client.post("/v1/scrub", content=b"+14155552671\n", headers=plain).status_code == 200
+
     stats = client.get("/v1/stats", headers=ADMIN).json()
     assert stats["registered"] == 5
     assert stats["registry_version"] > empty["registry_version"]
     assert stats["complaints"] == 1
+    assert stats["scrub_receipts"] == 2
+
+
+def test_receipts_are_counted_by_day_as_long_as_they_are_kept(
+    client: TestClient, new_key: NewKey, redis_client: Any
+) -> None:
+    """A day's counter goes the retention after the day's end, with that day's receipts."""
+    operator = new_key("operator")
+    assert client.post("/v1/scrub", json={"numbers": []}, headers=operator).status_code == 200
+    counter = f"dnc:{{dnc}}:rcpt:n:{datetime.now(UTC).strftime('%Y%m%d')}"
+    assert redis_client.get(counter) == b"1"
+    assert 153 * 86400 < redis_client.ttl(counter) <= 154 * 86400
 
 
 def test_a_revoked_operator_is_not_active(client: TestClient, new_key: NewKey) -> None:

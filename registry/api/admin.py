@@ -81,6 +81,7 @@ async def registry_stats(request: Request, _: AdminKey) -> dict[str, object]:
         "registry_version": await stats.version(redis),
         "operators": {"active": sum(by_role.values()), "by_role": by_role},
         "complaints": await complaints.kept(),
+        "scrub_receipts": await services.receipts.kept(),
         "retention_days": services.settings.retention_days,
     }
 

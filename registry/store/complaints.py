@@ -16,12 +16,12 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from registry.store import keys
+from registry.store import days, keys
 
 CHANNELS = ("voice", "sms")
 
@@ -87,10 +87,6 @@ class CallerCount:
     sms: int
 
 
-def day(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%d")
-
-
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -101,12 +97,7 @@ class ComplaintStore:
         self.retention_days = retention_days
 
     def _days(self, now: float) -> list[str]:
-        """Every day whose keys may still exist: the retention, the day at its edge, today."""
-        today = datetime.fromtimestamp(now, UTC)
-        return [
-            (today - timedelta(days=back)).strftime("%Y%m%d")
-            for back in range(self.retention_days + 1, -1, -1)
-        ]
+        return days.kept(now, self.retention_days)
 
     async def add(self, complaint: Complaint, now: float | None = None) -> str:
         """Store a complaint (the record first: it is the evidence), then count it."""
@@ -126,15 +117,14 @@ class ComplaintStore:
         }
         retention = self.retention_days * 86400
         await self.redis.set(keys.complaint(complaint_id), orjson.dumps(record), ex=retention)
-        received = day(now)
-        day_end = datetime.strptime(received, "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
+        received = days.day(now)
         await self.redis.eval(
             COUNT_SCRIPT,
             2,
             keys.complaints_on(received),
             keys.callers_on(complaint.channel, received),
             complaint.caller,
-            int(day_end.timestamp()) + retention,
+            days.expires(received, self.retention_days),
         )
         return complaint_id
 

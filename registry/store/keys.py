@@ -76,6 +76,11 @@ def receipt(receipt_id: str) -> str:
     return f"dnc:rcpt:{{{receipt_id}}}"
 
 
+def receipts_on(day: str) -> str:
+    """Counter of the scrub receipts stored on a UTC day (YYYYMMDD)."""
+    return f"dnc:{{dnc}}:rcpt:n:{day}"
+
+
 # A subscriber's pending request and its outcome share the request's tag (one slot, one script).
 def pending_request(request_id: str) -> str:
     """Hash: a code request waiting for its code (registry/store/requests.py)."""
