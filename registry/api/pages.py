@@ -17,6 +17,7 @@ phone numbers. None of these routes is an API operation, so none appears in
 from __future__ import annotations
 
 import html
+import re
 from importlib import resources
 
 from fastapi import APIRouter
@@ -61,9 +62,19 @@ def _category_options() -> str:
     )
 
 
+def _query_fields(prefix: str) -> str:
+    """A form's channel, category and region fields (query-fields.html), ids under `prefix`."""
+    return _text("query-fields.html").replace("{{prefix}}", prefix)
+
+
+def _text(name: str) -> str:
+    return resources.files("registry.web").joinpath(name).read_text(encoding="utf-8")
+
+
 def _read(name: str) -> bytes:
-    text = resources.files("registry.web").joinpath(name).read_text(encoding="utf-8")
+    text = _text(name)
     if name.endswith(".html"):
+        text = re.sub(r"\{\{query_fields:([a-z]+)\}\}\n", lambda m: _query_fields(m[1]), text)
         text = text.replace("{{category_checkboxes}}", _category_checkboxes())
         text = text.replace("{{category_options}}", _category_options())
     return text.encode()
