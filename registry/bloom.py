@@ -22,7 +22,10 @@ from registry.store.registrations import RegistrationStore
 
 K = 6  # bits set per number inside its word
 REAPPLY_MS = 60_000  # see RegisteredFilter._build
-BITS_PER_NUMBER = 16  # about 0.5% false positives at capacity for K=6 in 64-bit blocks
+BITS_PER_NUMBER = 14  # about 0.6% false positives at capacity for K=6 in 64-bit blocks
+# A filter is built for the registry plus this share, then rounded up to a power of two
+# (one mask picks a word): 10-120% room to grow before it is rebuilt larger.
+HEADROOM = 0.1
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
@@ -110,9 +113,12 @@ class RegisteredFilter:
     A changed epoch means the Redis data was replaced: the filter is rebuilt.
     """
 
-    def __init__(self, store: RegistrationStore, page: int = 10_000) -> None:
+    def __init__(
+        self, store: RegistrationStore, page: int = 10_000, min_capacity: int = 1_000_000
+    ) -> None:
         self.store = store
         self.page = page
+        self.min_capacity = min_capacity
         self.bloom: BloomFilter | None = None
         self.epoch: str | None = None
         self.cursor = "0-0"
@@ -143,7 +149,7 @@ class RegisteredFilter:
         detailed = await self.store.detailed_buckets()
         arrays = [numbers async for numbers in self.store.all_numbers()]
         total = sum(len(a) for a in arrays)
-        bloom = BloomFilter(capacity=max(2 * total, 1_000_000))
+        bloom = BloomFilter(capacity=max(int(total * (1 + HEADROOM)), self.min_capacity))
         for numbers in arrays:
             bloom.add(numbers)
         return bloom, epoch, cursor, detailed, changes.Snapshots(through=last_id)

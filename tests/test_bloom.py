@@ -125,6 +125,42 @@ def test_build_loads_every_registered_number(redis_url: str) -> None:
     assert version == len(numbers)
 
 
+def test_a_filter_the_registry_outgrows_is_rebuilt_larger_and_loses_nothing(
+    redis_url: str,
+) -> None:
+    """Built with 10% to spare (rounded up to a power of two); a bulk load past that
+    makes the next catch-up rebuild it larger in the background."""
+    first = random_numbers(11, 2_000)
+    loaded = np.setdiff1d(random_numbers(12, 6_000), first)
+
+    async def scenario(store: RegistrationStore) -> tuple[int, int, int, list[bool]]:
+        bloom = RegisteredFilter(store, min_capacity=1)
+        sync = sync_client(redis_url)
+        try:
+            BulkWriter(sync, retention_days=153).add(first)
+            await bloom.build()
+            assert bloom.bloom is not None
+            built = bloom.bloom.capacity
+            assert len(first) * 1.1 <= built < len(first) * 1.1 * 2.2
+            BulkWriter(sync, retention_days=153).add(loaded)
+        finally:
+            sync.close()
+        await bloom.catch_up()
+        full = bloom.bloom
+        assert full is not None and full.overfull
+        # Until the larger one is swapped in, the full one still answers, and rightly.
+        assert all(contains(bloom, *loaded[:100].tolist()))
+        assert bloom._rebuilding is not None
+        await bloom._rebuilding
+        assert bloom.bloom is not full and not bloom.bloom.overfull
+        everything = np.concatenate([first, loaded]).tolist()
+        return built, bloom.bloom.capacity, len(everything), contains(bloom, *everything)
+
+    built, grown, total, found = run(redis_url, scenario)
+    assert grown >= total * 1.1 > built
+    assert all(found)
+
+
 def test_catch_up_picks_up_registrations_made_after_the_build(redis_url: str) -> None:
     later = [12125550001, 12125550002, 16465550003, 8613800138000, 442079460958]
 
