@@ -2,7 +2,8 @@
 
 A number travels through the registry as an integer: the digits of its E.164
 form (`+12125551234` is 12125551234). Country codes never start with 0, so the
-integer keeps every digit, fits in int64 (E.164 has at most 15 digits), and
+integer keeps every digit, fits in int64 (phonenumbers accepts up to 19 digits,
+keys.MAX_DIGITS, where E.164 says 15), and
 lets the hot paths work on numpy arrays instead of strings.
 
 `normalize_exact` is the exact path: phonenumbers itself, one input at a time.
@@ -27,6 +28,7 @@ from phonenumbers import NumberParseException, ValidationResult
 
 from registry import fastnumbers
 from registry import parse_machines as machines
+from registry.store.keys import MAX_DIGITS
 
 # Why an input is not a number the registry can hold; the codes the API reports.
 EMPTY = "empty"
@@ -223,7 +225,7 @@ def in_prefixes(numbers: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
     lengths = _digit_count(numbers)
     for prefix in prefixes:
         value, width = prefix_range(prefix)
-        for length in range(width, 16):
+        for length in range(width, MAX_DIGITS + 1):
             scale = 10 ** (length - width)
             mask |= (lengths == length) & (numbers // scale == value)
     return mask
@@ -231,6 +233,6 @@ def in_prefixes(numbers: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
 
 def _digit_count(numbers: np.ndarray) -> np.ndarray:
     counts = np.zeros(len(numbers), dtype=np.int64)
-    for power in range(1, 16):
+    for power in range(1, MAX_DIGITS + 1):
         counts += numbers >= 10 ** (power - 1)
     return counts

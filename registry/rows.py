@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from registry.store.keys import MAX_DIGITS
+
 _NL, _CR, _SPACE, _TAB, _COMMA, _QUOTE = 10, 13, 32, 9, 44, 34
-_MAX_DIGITS = 16  # "+" and up to 15 digits
+_MAX_DIGITS = MAX_DIGITS + 1  # "+" and the digits
 MAX_FAST_INPUT = 48  # longer inputs take the csv module's path
 
 # Four ASCII digits for every number below 10,000.
-_POWERS = 10 ** np.arange(16, dtype=np.int64)
+_POWERS = 10 ** np.arange(MAX_DIGITS, dtype=np.int64)
 _POSITION = np.arange(_MAX_DIGITS, dtype=np.int64)
 _QUADS = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
 _QUADS32 = _QUADS.view(np.uint32).ravel()
+_TOP = 10**16  # digits above the two 8-digit halves
 
 
 def as_bytes(body: np.ndarray) -> bytes:
@@ -106,17 +109,25 @@ def _strip_every_line(
 
 def digits_matrix(numbers: np.ndarray) -> np.ndarray:
     """'+' and the digits of each number, right-aligned in a uint8 matrix padded with
-    zeros; a row of zeros where the number is 0 (invalid). The matrix is 16 columns
+    zeros; a row of zeros where the number is 0 (invalid). The matrix is 20 columns
     wide, or just wide enough when every valid number has the same count of digits
     (a scrub list of one country usually has), which then needs no padding at all."""
     n = len(numbers)
     value = numbers.astype(np.int64)
     out = np.empty((n, _MAX_DIGITS), dtype=np.uint8)
-    # Four digits at a time, as one uint32 from a table: two 8-digit halves, then quads.
-    high = (value // 100_000_000).astype(np.uint32)
-    low = (value - high.astype(np.int64) * 100_000_000).astype(np.uint32)
+    # Four digits at a time, as one uint32 from a table: the top four digits, then two
+    # 8-digit halves, each as two quads. The top is zeros unless a number is that long.
     quads = out.view(np.uint32)
-    for col, half in ((0, high), (2, low)):
+    rest = value
+    if n and int(value.max()) >= _TOP:
+        top = value // _TOP
+        rest = value - top * _TOP
+        quads[:, 0] = _QUADS32[top]
+    else:
+        quads[:, 0] = _QUADS32[0]
+    high = (rest // 100_000_000).astype(np.uint32)
+    low = (rest - high.astype(np.int64) * 100_000_000).astype(np.uint32)
+    for col, half in ((1, high), (3, low)):
         quads[:, col] = _QUADS32[half // 10_000]
         quads[:, col + 1] = _QUADS32[half % 10_000]
     valid = value > 0

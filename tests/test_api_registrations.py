@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import phonenumbers
 import pytest
 from conftest import assert_error, ready_client
 from fastapi.testclient import TestClient
@@ -463,3 +464,40 @@ def test_look_ups_outside_the_operators_prefixes_are_403(
     )
     assert error["details"]["prefixes"] == ["+1212"]
     assert_error(client.get("/v1/numbers/+861012345678", headers=key), 403, "prefix_not_subscribed")
+
+
+# -- numbers longer than E.164's 15 digits ---------------------------------------------------
+
+# phonenumbers calls these valid: a German number of 17 digits, and Indonesian and
+# Japanese toll-free numbers of 19.
+LONG = ["+49914776980492687", "+6200180312345678901", "+8100371234567890123"]
+
+
+def test_the_longest_numbers_phonenumbers_accepts_are_valid_here() -> None:
+    for number in LONG:
+        assert phonenumbers.is_valid_number(phonenumbers.parse(number)), number
+
+
+def test_numbers_longer_than_fifteen_digits_are_registered_scrubbed_and_listed(
+    client: TestClient, carrier: Headers, new_key: NewKey
+) -> None:
+    german = LONG[0]
+    register(client, carrier, german)
+    key = new_key("operator", ["+49"])
+    assert status_of(client, key, german) == "blocked"
+    scrub = client.post("/v1/scrub", json={"numbers": [german, "+4930123456"]}, headers=key)
+    assert scrub.status_code == 200, scrub.text
+    assert scrub.json()["blocked"] == [german]
+    plain = client.post(
+        "/v1/scrub",
+        content=f"{german}\n+4930123456\n".encode(),
+        headers={**key, "Content-Type": "text/plain"},
+    )
+    assert plain.status_code == 200, plain.text
+    assert plain.text.splitlines()[1:] == [
+        f"{german},{german},blocked",
+        "+4930123456,+4930123456,callable",
+    ]
+    assert export(client, key) == [german]
+    assert export(client, key, prefix="+49914") == [german]
+    assert ops(changes(client, key, since="0-0")) == [(german, "add")]

@@ -10,6 +10,7 @@ import pytest
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
 from registry import numbers as nums
+from registry.store.keys import MAX_DIGITS
 
 REASONS = {
     nums.EMPTY,
@@ -286,3 +287,29 @@ def test_in_prefixes_agrees_with_string_prefixes_on_random_numbers() -> None:
 def test_prefix_range_rejects_what_is_not_plus_and_digits(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         nums.prefix_range(prefix)
+
+
+def test_every_number_phonenumbers_calls_valid_fits_the_registry() -> None:
+    """keys.MAX_DIGITS bounds every valid number (country code and longest national
+    form), and the largest any country code allows still fits in int64."""
+    longest, largest = 0, 0
+    descs = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost")
+    descs += ("personal_number", "voip", "pager", "uan", "voicemail")
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        code = metadata.country_code
+        for name in descs:
+            desc = getattr(metadata, name)
+            if desc is not None and desc.national_number_pattern and desc.possible_length:
+                national = max(desc.possible_length)
+                longest = max(longest, len(str(code)) + national)
+                largest = max(largest, (code + 1) * 10**national - 1)
+    assert longest == MAX_DIGITS
+    assert largest < 2**63
+
+
+def test_in_prefixes_holds_numbers_longer_than_fifteen_digits() -> None:
+    numbers = _array(49914776980492687, 6200180312345678901, 8100371234567890123, 4930123456)
+    assert nums.in_prefixes(numbers, ["+49"]).tolist() == [1, 0, 0, 1]
+    assert nums.in_prefixes(numbers, ["+4991477698049"]).tolist() == [1, 0, 0, 0]
+    assert nums.in_prefixes(numbers, ["+62001803", "+81"]).tolist() == [0, 1, 1, 0]

@@ -194,3 +194,15 @@ def test_a_number_whose_e164_form_differs_is_not_written_as_it() -> None:
     assert found.tolist() == [442071234567, 442079460000]
     assert not canonical.any()
     assert rows.written_digits(buf, starts, ends, found, canonical) is None
+
+
+def test_digits_matrix_holds_numbers_of_every_length_up_to_nineteen_digits() -> None:
+    rng = np.random.default_rng(5)
+    values = [int(rng.integers(10 ** (d - 1), 10**d)) for d in range(1, 19) for _ in range(3)]
+    values += [6200180312345678901, 8100371234567890123, 49914776980492687, 0]
+    matrix = rows.digits_matrix(np.array(values, dtype=np.int64))
+    got = [bytes(row).lstrip(b"\0").decode() for row in matrix]
+    assert got == [f"+{v}" if v else "" for v in values]
+    # One width throughout: no padding, the matrix just that wide.
+    same = rows.digits_matrix(np.array([49914776980492687, 49914776980492688], dtype=np.int64))
+    assert [bytes(row) for row in same] == [b"+49914776980492687", b"+49914776980492688"]

@@ -15,6 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 
 BUCKET_BITS = 16
+# The most digits a number phonenumbers calls valid has: a three-digit country code and
+# up to 17 national digits make E.164's 15 too few (+62 and +81 numbers reach 19). The
+# largest, under 9.3 x 10**18, still fit in int64.
+MAX_DIGITS = 19
 MEMBER_OFFSET = 1 << (BUCKET_BITS - 1)
 _MASK = (1 << BUCKET_BITS) - 1
 
@@ -137,7 +141,7 @@ def buckets_under(buckets: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
     for prefix in prefixes:
         value = int(prefix.removeprefix("+"))
         width = len(prefix.removeprefix("+"))
-        for length in range(width, 16):
+        for length in range(width, MAX_DIGITS + 1):
             scale = 10 ** (length - width)
             low, high = value * scale, (value + 1) * scale - 1
             keep |= (buckets >= low >> BUCKET_BITS) & (buckets <= high >> BUCKET_BITS)
