@@ -178,8 +178,6 @@ _TEXTS = {
         "texts to this number will stop. Reply START to leave, HELP for help.",
         "allowing": "Your do-not-call preferences are saved: marketing is blocked except "
         "for {allowed}. Reply STOP to block everything, START to leave, HELP for help.",
-        "full_block": "Your do-not-call registration now blocks all telemarketing calls and "
-        "marketing texts. Reply START to leave, HELP for help.",
         DEREGISTERED: "This number is not on the do-not-call registry: telemarketing calls "
         "and texts may resume. Reply STOP to register again.",
         UNKNOWN: "Sorry, we did not understand that. ",
@@ -191,7 +189,6 @@ _TEXTS = {
         "回复START退出，回复HELP获取帮助。",
         "allowing": "您的拒收设置已保存：除{allowed}外，拒收全部营销信息。"
         "回复TD拒收全部，回复START退出。",
-        "full_block": "您的拒收设置已更新：拒收全部营销电话和商业短信。回复START退出。",
         DEREGISTERED: "本号码已不在拒收名单中，营销电话和短信可能恢复。回复TD重新拒收。",
         UNKNOWN: "抱歉，无法识别您的指令。",
         "bad_category": "类别代码为1至8（单独回复0为全部拒收），设置未作更改。",
@@ -213,10 +210,8 @@ def reply(action: str, intent: Intent) -> str:
         return texts["allowing"].format(allowed=_allowed(intent.categories, language))
     if action == REGISTERED:
         return texts[REGISTERED]
-    if action == PREFERENCES_UPDATED:
-        if intent.categories:
-            return texts["allowing"].format(allowed=_allowed(intent.categories, language))
-        return texts["full_block"]
+    if action == PREFERENCES_UPDATED:  # START n on a registered number: never no categories
+        return texts["allowing"].format(allowed=_allowed(intent.categories, language))
     if action == DEREGISTERED:
         return texts[DEREGISTERED]
     if action == HELP:

@@ -103,8 +103,21 @@ def test_start_with_categories_on_a_registered_number_updates_preferences(
     assert sms(client, carrier, "ｓｔａｒｔ　２，５")["action"] == "preferences_updated"
     assert status(client, operator, category=2) == "callable"
     assert status(client, operator, category=1) == "blocked"
-    # STOP afterwards takes the categories back: a full block again.
-    assert sms(client, carrier, "STOP")["action"] == "preferences_updated"
+    # STOP afterwards takes the categories back: a full block again, "registered" as the
+    # contract words it for STOP whatever was there before.
+    assert sms(client, carrier, "STOP")["action"] == "registered"
+    assert status(client, operator, category=2) == "blocked"
+
+
+@pytest.mark.parametrize("text", ["ｓｔｏｐ", "START 0", "退订"])
+def test_a_full_block_on_a_registered_number_answers_registered(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    assert sms(client, carrier, "START 2,5")["action"] == "registered"
+    assert status(client, operator, category=2) == "callable"
+    answer = sms(client, carrier, text)
+    assert answer["action"] == "registered"
+    assert "START" in answer["reply"]
     assert status(client, operator, category=2) == "blocked"
 
 

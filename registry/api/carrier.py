@@ -155,7 +155,7 @@ async def _act_on_keyword(
         allow_categories=",".join(map(str, prefs.category_codes())),
         **audit,
     )
-    unchanged = before is not None and before.preferences == prefs
-    if created or (intent.kind == keywords.OPT_OUT and unchanged):
+    # The contract's words: STOP and START 0 answer "registered" whatever was there before.
+    if created or intent.kind == keywords.OPT_OUT:
         return keywords.REGISTERED
     return keywords.PREFERENCES_UPDATED
