@@ -44,12 +44,17 @@ def export_full(client: Any, out: TextIO, prefixes: Sequence[str]) -> int:
     return written
 
 
-def export_changes(client: Any, out: TextIO, since: str, prefixes: Sequence[str]) -> str:
+def export_changes(
+    client: Any, out: TextIO, since: str, prefixes: Sequence[str], retention_days: int
+) -> str:
     """Every change after cursor `since` (`0`: all that are kept) under `prefixes`, as
-    `+1...,add|remove,ISO-time` lines; returns the cursor to pass next time."""
+    `+1...,add|remove,ISO-time` lines; returns the cursor to pass next time.
+
+    A cursor older than the retention is refused as GET /v1/changes refuses it: the
+    changes after it may be trimmed already, and the list would look whole without them."""
     prefixes = _checked(prefixes)
     try:
-        changes.parse_cursor(since)
+        changes.check_cursor(since, retention_days)
     except changes.CursorError as exc:
         raise ExportError(str(exc)) from None
 

@@ -209,6 +209,34 @@ def test_bad_audit_parameters_are_400s(client: TestClient, query: str) -> None:
     assert_error(answer, 400, code)
 
 
+@pytest.mark.parametrize(
+    "since",
+    [
+        "99999999999999999999-0",  # milliseconds past 2**64-1, in the 20 digits allowed
+        "18446744073709551616",
+        "1-18446744073709551616",
+        "1764471903123-0\n",
+        "\u00b2",
+    ],
+)
+def test_an_audit_cursor_beyond_a_stream_id_is_a_400_not_a_500(
+    client: TestClient, since: str
+) -> None:
+    answer = client.get("/v1/audit", params={"since": since}, headers=ADMIN)
+    assert_error(answer, 400, "invalid_cursor")
+
+
+def test_an_audit_cursor_at_the_very_end_has_nothing_after_it(
+    client: TestClient, carrier: Headers
+) -> None:
+    client.put("/v1/registrations/+12125551234", headers=carrier)
+    last = "18446744073709551615-18446744073709551615"
+    for since in (last, "18446744073709551615", "18446744073709551615-0"):
+        answer = client.get("/v1/audit", params={"since": since}, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"entries": [], "next": since}
+
+
 # -- who may ask ----------------------------------------------------------------------------
 
 

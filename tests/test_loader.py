@@ -31,6 +31,8 @@ from registry.store import changes, keys, setup
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 DNC = Path(sys.executable).parent / "dnc"
 
+DAYS = 153  # the default retention, which the test settings keep
+
 
 def write(path: Path, content: str | bytes) -> Path:
     path.write_bytes(content.encode() if isinstance(content, str) else content)
@@ -448,20 +450,20 @@ def change_lines(text: str) -> list[tuple[str, str]]:
 def test_export_changes_resume_from_the_cursor(redis_client: redis.Redis, tmp_path: Path) -> None:
     load_numbers(redis_client, tmp_path, ["+12125551234", "+14155552671"])
     out = io.StringIO()
-    cursor = export_changes(redis_client, out, "0", [])
+    cursor = export_changes(redis_client, out, "0", [], DAYS)
     assert sorted(change_lines(out.getvalue())) == [
         ("+12125551234", "add"),
         ("+14155552671", "add"),
     ]
 
     nothing = io.StringIO()
-    assert export_changes(redis_client, nothing, cursor, []) == cursor
+    assert export_changes(redis_client, nothing, cursor, [], DAYS) == cursor
     assert nothing.getvalue() == ""
 
     path = write(tmp_path / "out.txt", "+12125551234\n")
     run_load(redis_client, path, remove=True)
     later = io.StringIO()
-    next_cursor = export_changes(redis_client, later, cursor, [])
+    next_cursor = export_changes(redis_client, later, cursor, [], DAYS)
     assert change_lines(later.getvalue()) == [("+12125551234", "remove")]
     assert next_cursor != cursor
 
@@ -469,7 +471,7 @@ def test_export_changes_resume_from_the_cursor(redis_client: redis.Redis, tmp_pa
 def test_export_changes_within_a_prefix(redis_client: redis.Redis, tmp_path: Path) -> None:
     load_numbers(redis_client, tmp_path, ["+12125551234", "+14155552671"])
     out = io.StringIO()
-    export_changes(redis_client, out, "0", ["+1415"])
+    export_changes(redis_client, out, "0", ["+1415"], DAYS)
     assert change_lines(out.getvalue()) == [("+14155552671", "add")]
 
 
@@ -478,7 +480,7 @@ def test_export_changes_match_the_api_change_list(
 ) -> None:
     load_numbers(redis_client, tmp_path, EXPORT_SET)
     out = io.StringIO()
-    cursor = export_changes(redis_client, out, "0", [])
+    cursor = export_changes(redis_client, out, "0", [], DAYS)
     api = client.get("/v1/changes?since=0", headers=operator).json()
     assert out.getvalue() == "".join(f"{c['number']},{c['op']},{c['at']}\n" for c in api["changes"])
     assert cursor == api["next"]
@@ -486,7 +488,17 @@ def test_export_changes_match_the_api_change_list(
 
 def test_export_changes_refuses_a_foreign_cursor(redis_client: redis.Redis) -> None:
     with pytest.raises(ExportError, match="cursor"):
-        export_changes(redis_client, io.StringIO(), "yesterday", [])
+        export_changes(redis_client, io.StringIO(), "yesterday", [], DAYS)
+
+
+@pytest.mark.parametrize("cursor", ["1", "0-1.5", "1700000000000-0"])
+def test_export_changes_refuses_a_cursor_older_than_the_retention_as_the_api_does(
+    client: TestClient, operator: dict[str, str], redis_client: redis.Redis, cursor: str
+) -> None:
+    with pytest.raises(ExportError, match=f"older than the {DAYS} days"):
+        export_changes(redis_client, io.StringIO(), cursor, [], DAYS)
+    api = client.get("/v1/changes", params={"since": cursor}, headers=operator)
+    assert api.status_code == 410
 
 
 # The command line

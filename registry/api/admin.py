@@ -12,21 +12,19 @@ from registry.api import params
 from registry.api.auth import AdminKey
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
-from registry.store import stats
+from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore
 from registry.store.consents import ConsentStore
 
 router = APIRouter(tags=["administrators"])
 PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
-# An audit cursor is a stream id: milliseconds, optionally '-' and a sequence number.
-AUDIT_CURSOR = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
 
 
 class NewOperator(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["operator", "carrier", "admin"] = "operator"
+    role: Literal["operator", "carrier", "admin"]
     prefixes: list[str] = Field(default_factory=list, max_length=1000)
     rate_limit: int | None = Field(default=None, ge=1)
 
@@ -94,13 +92,10 @@ async def audit_trail(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, object]:
     """Audit entries after `since` (from the oldest kept without it); `next` resumes."""
-    if since is not None and not AUDIT_CURSOR.match(since):
-        raise ApiError(
-            400,
-            "invalid_cursor",
-            f"since {since[:64]!r} is not an audit cursor; send the `next` of an earlier answer",
-        )
-    entries, cursor = await request.app.state.services.audit.since(since or None, limit)
+    try:
+        entries, cursor = await request.app.state.services.audit.since(since or None, limit)
+    except audit.CursorError as exc:
+        raise ApiError(400, "invalid_cursor", str(exc)) from None
     return {
         "entries": [
             {

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.store import keys
+from registry.store.changes import MAX_ID_PART, parse_stream_id
+
+
+class CursorError(ValueError):
+    """An audit cursor that is no stream id: not the `next` of an earlier answer."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ class AuditLog:
 
     async def since(self, cursor: str | None, limit: int) -> tuple[list[AuditEntry], str | None]:
         """Entries after `cursor` (from the oldest kept when None), and the next cursor."""
+        parsed = None if cursor is None else parse_stream_id(cursor)
+        if cursor is not None and parsed is None:
+            raise CursorError(
+                f"since {cursor[:64]!r} is not an audit cursor; "
+                "send the `next` of an earlier answer"
+            )
+        if parsed == (MAX_ID_PART, MAX_ID_PART):
+            return [], cursor  # nothing comes after the largest id; Redis refuses to look
         start = f"({cursor}" if cursor else "-"
         rows = await self.redis.xrange(keys.AUDIT, min=start, max="+", count=limit)
         entries = []

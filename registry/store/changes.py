@@ -26,6 +26,7 @@ leaves the batch in place: nothing is lost, the load just costs its memory.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -192,24 +193,68 @@ def _text(entry_id: bytes | str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
+_LOW = (1 << keys.BUCKET_BITS) - 1
+
+
 class CursorError(ValueError):
     """A change-list cursor that this registry never handed out."""
 
 
+class CursorExpired(CursorError):
+    """A cursor older than the retention: changes after it may be trimmed already, so the
+    list from it would look whole and miss some. The full list is the way back."""
+
+
+# A stream id is two unsigned 64-bit integers; Redis refuses anything larger.
+MAX_ID_PART = (1 << 64) - 1
+MAX_ID = f"{MAX_ID_PART}-{MAX_ID_PART}"
+_STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+_CURSOR = re.compile(r"([0-9]{1,20}(?:-[0-9]{1,20})?)(?:\.([0-9]{1,5}))?")
+
+
+def parse_stream_id(text: str) -> tuple[int, int | None] | None:
+    """`MS` or `MS-SEQ` as numbers (SEQ None when left out); None unless both parts are
+    ASCII digits within Redis' 64-bit range."""
+    match = _STREAM_ID.fullmatch(text)
+    if match is None:
+        return None
+    ms, seq = int(match[1]), None if match[2] is None else int(match[2])
+    if ms > MAX_ID_PART or (seq or 0) > MAX_ID_PART:
+        return None
+    return ms, seq
+
+
 def parse_cursor(cursor: str | None) -> tuple[str, int]:
     """`ID` resumes after entry ID; `ID.K` resumes inside entry ID: at its K-th number in
-    a batch, at the first member whose low 16 bits are K or more in a snapshot."""
+    a batch, at the first member whose low 16 bits are K or more in a snapshot. Either
+    way K is below 2**16, a bucket's size."""
     if not cursor or cursor == "0":
         return "0-0", 0
-    entry, _, offset = cursor.partition(".")
-    ms, _, seq = entry.partition("-")
-    if not ms.isdigit() or not (seq or "0").isdigit() or not (offset or "0").isdigit():
-        raise CursorError(f"cursor {cursor!r} is not one this registry handed out")
-    return f"{int(ms)}-{int(seq or 0)}", int(offset or 0)
+    match = _CURSOR.fullmatch(cursor)
+    parsed = None if match is None else parse_stream_id(match[1])
+    offset = 0 if match is None or match[2] is None else int(match[2])
+    if parsed is None or offset > _LOW:
+        raise CursorError(
+            f"cursor {cursor[:64]!r} is not one this registry handed out; "
+            "send the `next` of an earlier answer, or 0 for every change kept"
+        )
+    ms, seq = parsed
+    return f"{ms}-{seq or 0}", offset
+
+
+def check_cursor(cursor: str | None, retention_days: int, now: float | None = None) -> None:
+    """Raise CursorError for a malformed cursor, CursorExpired for one older than the
+    retention; `0` (every change kept) never expires."""
+    entry_id, _ = parse_cursor(cursor)
+    oldest_ms = int(min_id(retention_days, now))
+    if cursor and entry_id != "0-0" and stream_order(entry_id)[0] < oldest_ms:
+        raise CursorExpired(
+            f"cursor {cursor!r} is older than the {retention_days} days of changes kept; "
+            "download the full list, then follow the changes from its time"
+        )
 
 
 PAGE = 256  # stream entries per XRANGE round trip
-_LOW = (1 << keys.BUCKET_BITS) - 1
 
 
 @dataclass
@@ -235,7 +280,9 @@ class Reading:
     ) -> Reading:
         entry_id, offset = parse_cursor(cursor)
         start = entry_id if offset else f"({entry_id}"
-        return cls(entry_id, offset, limit, keep, cursor or "0-0", start, done=limit <= 0)
+        # Nothing comes after the largest id, and Redis refuses to range from past it.
+        done = limit <= 0 or start == f"({MAX_ID}"
+        return cls(entry_id, offset, limit, keep, cursor or "0-0", start, done=done)
 
     def take(self, entries: list[Any], members: dict[int, np.ndarray]) -> None:
         """Consume one XRANGE page, with the members of the buckets that `snapshots.buckets`
