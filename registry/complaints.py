@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from registry import numbers as nums
 
@@ -75,7 +75,14 @@ def occurred_at(raw: str, now: float) -> float:
             "invalid_time",
             f"occurred_at {raw[:64]!r} has no UTC offset; add Z or +hh:mm, e.g. 14:05:00-05:00",
         )
-    at = when.timestamp()
+    try:
+        # In UTC, year 1 with a positive offset is year 0 (9999 with a negative one, year
+        # 10000): no datetime holds it, and the record could never be written back out.
+        at = when.astimezone(UTC).timestamp()
+    except OverflowError:
+        raise ComplaintError(
+            "invalid_time", f"occurred_at {raw[:64]!r} is outside the years 1 to 9999 in UTC"
+        ) from None
     if at > now + CLOCK_SKEW_SECONDS:
         raise ComplaintError("invalid_time", f"occurred_at {raw[:64]!r} is in the future")
     return at

@@ -234,6 +234,35 @@ def test_a_huge_body_is_a_413(client: TestClient) -> None:
     assert_error(answer, 413, "body_too_large")
 
 
+def test_a_huge_body_is_told_to_shorten_the_complaint_not_to_split_a_scrub(
+    client: TestClient,
+) -> None:
+    error = assert_error(complain(client, text="x" * 20_000), 413, "body_too_large")
+    assert "scrub" not in error["message"]
+    assert "text" in error["message"]
+    assert error["details"]["limit_bytes"] == 16 * 1024
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "0001-01-01T00:59:59+01:00",
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+    ],
+)
+def test_a_time_outside_the_years_datetimes_hold_is_a_400(
+    client: TestClient, occurred_at: str
+) -> None:
+    error = assert_error(complain(client, occurred_at=occurred_at), 400, "invalid_time")
+    assert occurred_at in error["message"]
+
+
+def test_the_earliest_time_in_utc_is_still_a_complaint(client: TestClient) -> None:
+    assert complain(client, occurred_at="0001-01-01T00:00:00-01:00").status_code == 201
+    assert complain(client, occurred_at="0001-01-01T00:00:00Z").status_code == 201
+
+
 def test_two_thousand_characters_of_text_are_accepted(client: TestClient) -> None:
     assert complain(client, text="é" * 2000).status_code == 201
 

@@ -359,6 +359,8 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
          "invalid_expires_at"),
         ({"number": A, "evidence": EVIDENCE, "expires_at": "tomorrow"}, 400,
          "invalid_expires_at"),
+        ({"number": A, "evidence": EVIDENCE, "expires_at": "9999-12-31T23:59:59-01:00"}, 400,
+         "invalid_expires_at"),
         ({"number": A, "evidence": EVIDENCE, "expires_at": 1900000000}, 400, "invalid_request"),
         ({"number": A, "evidence": EVIDENCE, "expiry": "2099-01-01"}, 400, "invalid_request"),
         ({"number": A, "evidence": {"text": "x" * 17_000}}, 413, "evidence_too_large"),

@@ -47,7 +47,12 @@ def _store(request: Request) -> ComplaintStore:
 
 
 async def _body(request: Request) -> ComplaintBody:
-    raw = await read_body(request, MAX_BODY_BYTES)
+    raw = await read_body(
+        request,
+        MAX_BODY_BYTES,
+        f"a complaint is a few fields and a text of at most {complaints.MAX_TEXT_CHARS} "
+        "characters; shorten the text",
+    )
     try:
         return ComplaintBody.model_validate_json(raw)
     except ValidationError as exc:

@@ -97,6 +97,14 @@ def _expires_at(raw: str | None, now: float) -> int | None:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    try:
+        when = when.astimezone(UTC)  # 9999-12-31T23:59:59-01:00 is past what a datetime holds
+    except OverflowError:
+        raise ApiError(
+            400,
+            "invalid_expires_at",
+            f"expires_at {raw!r} is outside the years 1 to 9999 in UTC",
+        ) from None
     seconds = int(when.timestamp())
     if seconds <= now:
         raise ApiError(
