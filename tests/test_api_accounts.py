@@ -38,7 +38,9 @@ def assert_error(answer: Response, status: int, code: str) -> dict[str, Any]:
 
 def create(client: TestClient, **body: Any) -> dict[str, Any]:
     answer = client.post(
-        "/v1/operators", json={"name": "Acme Telemarketing", **body}, headers=ADMIN
+        "/v1/operators",
+        json={"name": "Acme Telemarketing", "role": "operator", **body},
+        headers=ADMIN,
     )
     assert answer.status_code == 201, answer.text
     return answer.json()  # type: ignore[no-any-return]
@@ -141,16 +143,17 @@ def test_rate_limit_is_accepted(client: TestClient) -> None:
         {"name": 42},
         {"name": "Acme", "role": "superuser"},
         {"name": "Acme", "role": "subscriber"},
-        {"name": "Acme", "prefixes": ["1212"]},  # no '+'
-        {"name": "Acme", "prefixes": ["+0212"]},  # no country code starts with 0
-        {"name": "Acme", "prefixes": ["+"]},
-        {"name": "Acme", "prefixes": ["+1212a"]},
-        {"name": "Acme", "prefixes": ["+1234567890123456"]},  # 16 digits
-        {"name": "Acme", "prefixes": "+1212"},  # not a list
-        {"name": "Acme", "prefixes": ["+1212", 44]},
-        {"name": "Acme", "rate_limit": 0},
-        {"name": "Acme", "rate_limit": "fast"},
-        {"name": "Acme", "api_key": "chosen-by-me"},  # unknown field
+        {"name": "Acme", "role": "operator", "prefixes": ["1212"]},  # no '+'
+        # no country code starts with 0
+        {"name": "Acme", "role": "operator", "prefixes": ["+0212"]},
+        {"name": "Acme", "role": "operator", "prefixes": ["+"]},
+        {"name": "Acme", "role": "operator", "prefixes": ["+1212a"]},
+        {"name": "Acme", "role": "operator", "prefixes": ["+1234567890123456"]},  # 16 digits
+        {"name": "Acme", "role": "operator", "prefixes": "+1212"},  # not a list
+        {"name": "Acme", "role": "operator", "prefixes": ["+1212", 44]},
+        {"name": "Acme", "role": "operator", "rate_limit": 0},
+        {"name": "Acme", "role": "operator", "rate_limit": "fast"},
+        {"name": "Acme", "role": "operator", "api_key": "chosen-by-me"},  # unknown field
         ["Acme"],
     ],
 )
@@ -158,6 +161,13 @@ def test_a_bad_account_body_is_a_400_with_the_error_shape(client: TestClient, bo
     answer = client.post("/v1/operators", json=body, headers=ADMIN)
     error = assert_error(answer, 400, "invalid_request")
     assert error["details"]["problems"]
+
+
+@pytest.mark.parametrize("body", [{"name": "Acme"}, {"name": "Acme", "prefixes": ["+1212"]}])
+def test_the_role_is_required(client: TestClient, body: dict[str, Any]) -> None:
+    answer = client.post("/v1/operators", json=body, headers=ADMIN)
+    error = assert_error(answer, 400, "invalid_request")
+    assert error["details"]["problems"] == [{"where": "body.role", "problem": "Field required"}]
 
 
 def test_a_body_that_is_not_json_is_a_400(client: TestClient) -> None:
@@ -175,7 +185,11 @@ def test_no_body_is_a_400(client: TestClient) -> None:
 
 def test_a_bad_body_creates_no_account(client: TestClient, redis_client: redis.Redis) -> None:
     before = set(redis_client.scan_iter())  # on a Cluster: every node (KEYS asks one)
-    client.post("/v1/operators", json={"name": "Acme", "prefixes": ["1212"]}, headers=ADMIN)
+    client.post(
+        "/v1/operators",
+        json={"name": "Acme", "role": "operator", "prefixes": ["1212"]},
+        headers=ADMIN,
+    )
     assert set(redis_client.scan_iter()) == before
 
 

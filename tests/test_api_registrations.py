@@ -241,6 +241,32 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient, carrier: Headers) 
     assert_error(answer, 400, "invalid_request")
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "text/json", None])
+def test_json_sent_as_another_content_type_is_a_415(
+    client: TestClient, carrier: Headers, operator: Headers, content_type: str | None
+) -> None:
+    headers = {**carrier, **({"Content-Type": content_type} if content_type else {})}
+    answer = client.put(
+        "/v1/registrations/+12125551234", content=b'{"channels": ["voice"]}', headers=headers
+    )
+    error = assert_error(answer, 415, "unsupported_media_type")
+    assert "Content-Type: application/json" in error["message"]
+    assert error["details"] == {"content_type": content_type}
+    assert status_of(client, operator, "+12125551234") == "callable"
+
+
+def test_a_body_over_the_small_body_limit_is_a_413(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    answer = client.put(
+        "/v1/registrations/+12125551234",
+        content=b'{"source": "' + b"x" * 20_000_000 + b'"}',
+        headers={**carrier, "Content-Type": "application/json"},
+    )
+    assert_error(answer, 413, "body_too_large")
+    assert status_of(client, operator, "+12125551234") == "callable"
+
+
 def test_a_source_is_accepted(client: TestClient, carrier: Headers) -> None:
     answer = register(client, carrier, "+12125551234", source="sms:short-code.1234")
     assert answer.status_code == 201
@@ -375,6 +401,71 @@ def test_a_cursor_the_registry_never_handed_out_is_a_400(
 def test_a_cursor_older_than_the_retention_is_gone(client: TestClient, operator: Headers) -> None:
     answer = client.get("/v1/changes", params={"since": "1000-0"}, headers=operator)
     assert_error(answer, 410, "cursor_expired")
+
+
+MAX_ID = "18446744073709551615-18446744073709551615"  # Redis' largest stream id
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "99999999999999999999999-0",  # milliseconds past 2**64-1
+        "18446744073709551616-0",
+        "1796020686559-99999999999999999999",  # a sequence number past 2**64-1
+        "1796020686559-18446744073709551616",
+        "18446744073709551616",
+        "1796020686559-0.65536",  # inside a bucket's batch: positions are 16 bits
+        "1796020686559-0.99999999999999999999999",
+        "\u00b2",  # a digit to str.isdigit, not to int
+        "\u0661\u0662-0",  # Arabic-Indic digits
+        "1796020686559-0\n",
+        "1796020686559-0.",
+        "01796020686559000000000-0",  # 23 digits
+    ],
+)
+def test_a_cursor_beyond_a_stream_id_is_a_400_not_a_500(
+    client: TestClient, operator: Headers, since: str
+) -> None:
+    answer = client.get("/v1/changes", params={"since": since}, headers=operator)
+    assert_error(answer, 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("since", [MAX_ID, MAX_ID + ".5", "18446744073709551615"])
+def test_a_cursor_at_the_very_end_has_nothing_after_it(
+    client: TestClient, carrier: Headers, operator: Headers, since: str
+) -> None:
+    register(client, carrier, "+12125551234")
+    body = changes(client, operator, since=since)
+    assert body == {"changes": [], "next": since}
+
+
+def test_a_cursor_whose_sequence_is_the_largest_resumes_at_the_next_millisecond(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234")
+    first = changes(client, operator)["next"]
+    ms = int(first.split("-")[0])
+    before = f"{ms - 1}-18446744073709551615"
+    assert ops(changes(client, operator, since=before)) == [("+12125551234", "add")]
+    assert changes(client, operator, since=f"{ms}-18446744073709551615")["changes"] == []
+
+
+@pytest.mark.parametrize("since", ["1", "1-0", "0-1", "0-1.5", "1000-0.3"])
+def test_a_well_formed_cursor_older_than_the_retention_is_expired(
+    client: TestClient, operator: Headers, since: str
+) -> None:
+    # "0-1.5" is entry 0-1, its fifth number: a cursor's shape, from 1970, so expired.
+    answer = client.get("/v1/changes", params={"since": since}, headers=operator)
+    error = assert_error(answer, 410, "cursor_expired")
+    assert "full list" in error["message"]
+
+
+@pytest.mark.parametrize("since", ["0", "0-0", "00", ""])
+def test_zero_is_every_change_kept_not_an_expired_cursor(
+    client: TestClient, carrier: Headers, operator: Headers, since: str
+) -> None:
+    register(client, carrier, "+12125551234")
+    assert ops(changes(client, operator, since=since)) == [("+12125551234", "add")]
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "100001", "many"])

@@ -166,7 +166,9 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     assert_unavailable(client.get("/v1/changes", headers=operator))
     assert_unavailable(client.get("/v1/export", headers=operator))
     assert_unavailable(client.get("/v1/scrubs/scr_0123456789abcdef0123", headers=operator))
-    assert_unavailable(client.post("/v1/operators", json={"name": "x"}, headers=ADMIN))
+    assert_unavailable(
+        client.post("/v1/operators", json={"name": "x", "role": "operator"}, headers=ADMIN)
+    )
     assert_unavailable(client.delete("/v1/operators/op_x", headers=ADMIN))
 
 

@@ -347,7 +347,9 @@ def test_rate_limited_operators_get_the_same_429(pair: Pair) -> None:
 
 def test_a_damaged_record_is_the_same_500(pair: Pair, world: World, redis_client: Any) -> None:
     # An account record with a rate limit that is no number: the key check itself fails.
-    account = pair.slow.post("/v1/operators", json={"name": "x"}, headers=ADMIN).json()
+    account = pair.slow.post(
+        "/v1/operators", json={"name": "x", "role": "operator"}, headers=ADMIN
+    ).json()
     redis_client.hset(keys.operator(account["operator_id"]), "rate_limit", "lots")
     fast, slow = pair.answers("/v1/numbers/+12125559999", bearer(account["api_key"]))
     assert fast == slow and fast[0] == 500

@@ -298,3 +298,57 @@ def test_a_bad_region_is_400(client: TestClient, carrier: Headers) -> None:
         headers=carrier,
     )
     assert_error(answer, 400, "invalid_region")
+
+
+# -- content type and size ------------------------------------------------------------------
+
+
+ENVELOPE = b'{"from": "+12125551234", "to": "55555", "text": "STOP"}'
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_json_sent_as_another_content_type_is_a_415_naming_application_json(
+    client: TestClient, carrier: Headers, operator: Headers, content_type: str | None
+) -> None:
+    headers = {**carrier, **({"Content-Type": content_type} if content_type else {})}
+    answer = client.post("/v1/sms/inbound", content=ENVELOPE, headers=headers)
+    error = assert_error(answer, 415, "unsupported_media_type")
+    assert "application/json" in error["message"]
+    assert "dictionary" not in error["message"]
+    assert status(client, operator) == "callable"
+
+
+def test_json_with_a_charset_is_json(client: TestClient, carrier: Headers) -> None:
+    headers = {**carrier, "Content-Type": "application/json; charset=utf-8"}
+    answer = client.post("/v1/sms/inbound", content=ENVELOPE, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_body_of_megabytes_is_a_413_before_it_is_read(
+    client: TestClient, carrier: Headers
+) -> None:
+    headers = {**carrier, "Content-Type": "application/json"}
+    answer = client.post("/v1/sms/inbound", content=b" " * 20_000_000, headers=headers)
+    error = assert_error(answer, 413, "body_too_large")
+    assert "scrub" in error["message"]  # the one endpoint that takes large bodies
+    assert error["details"]["limit_bytes"] == 128 * 1024
+
+    def chunks() -> Any:  # no Content-Length: counted as it arrives
+        for _ in range(200):
+            yield b" " * 100_000
+
+    answer = client.post("/v1/sms/inbound", content=chunks(), headers=headers)
+    assert_error(answer, 413, "body_too_large")
+
+
+def test_the_longest_text_fits_the_body_limit_however_it_is_escaped(
+    client: TestClient, carrier: Headers
+) -> None:
+    # 10,000 emoji, each a JSON surrogate pair as ensure_ascii encoders write them.
+    text = "\\ud83d\\ude00" * 10_000
+    body = b'{"from": "+12125551234", "to": "55555", "text": "' + text.encode() + b'"}'
+    assert len(body) > 64 * 1024
+    headers = {**carrier, "Content-Type": "application/json"}
+    answer = client.post("/v1/sms/inbound", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["action"] == "unknown"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import embedded, fastnumbers
@@ -21,6 +22,7 @@ from registry.api import consents as consents_api
 from registry.api.auth import Authenticator
 from registry.api.lookup import LookupRoute
 from registry.api.responses import JSON
+from registry.api.scrub import read_body
 from registry.bloom import RegisteredFilter
 from registry.config import Settings, load_settings
 from registry.freshness import Lookups
@@ -36,6 +38,9 @@ from registry.store.registrations import RegistrationStore
 log = logging.getLogger("dnc.api")
 # How often a worker pulls the change stream on its own, between requests.
 FOLLOW_INTERVAL = 1.0
+# Bodies other than a scrub's: room for an SMS text of 10,000 characters even when every
+# one is an emoji escaped as a JSON surrogate pair (12 bytes), and the envelope.
+SMALL_BODY_BYTES = 128 * 1024
 
 
 @dataclass
@@ -117,6 +122,72 @@ class CountResponses:
         await self.app(scope, receive, counting_send)
 
 
+class HeadAsGet:
+    """Pure ASGI middleware: HEAD answered as GET without the body (RFC 9110 section 9.3.2).
+
+    FastAPI routes only the methods a route declares, so every GET route gets its HEAD
+    here: the GET's status and headers, Content-Length included. Only the inner app sees
+    GET; the server still sees HEAD (uvicorn sends no body for it either way), and so do
+    the metrics.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class SmallBodies:
+    """Pure ASGI middleware: a request body of at most `limit` bytes (413 beyond), except on
+    the `large` paths, whose handlers set their own limits (the scrub's 64 and 128 MiB).
+
+    FastAPI reads a body in full before any handler could refuse it; this stops reading at
+    the limit. The body read is handed on as one message.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, large: tuple[str, ...]) -> None:
+        self.app = app
+        self.limit = limit
+        self.large = large
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].removeprefix(scope.get("root_path", "")) in self.large:
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_body(
+                Request(scope, receive),
+                self.limit,
+                "only POST /v1/scrub takes bodies this large; send the documented fields only",
+            )
+        except errors.ApiError as exc:
+            answer = errors.error_response(exc.status, exc.code, exc.message, exc.details)
+            await answer(scope, receive, send)
+            return
+        except ClientDisconnect:
+            return
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> LookupRoute:
     """The worker's ASGI app: FastAPI behind the look-up route (registry/api/lookup.py).
 
@@ -133,9 +204,14 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
         try:
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            # Python 3.11's wait_for (inside redis-py's calls) can swallow a cancel that
+            # lands as the call completes, and the follower would then run on forever:
+            # cancel it until it has stopped.
+            while not follower.done():
+                follower.cancel()
+                await asyncio.wait({follower}, timeout=0.1)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                follower.result()
             services.lookups.close()
             await services.notifier.aclose()
             await services.redis.aclose()
@@ -152,6 +228,9 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     routers = (ops, admin, carrier, subscriber, operator, scrub, complaints, pages, consents_api)
     for module in routers:
         app.include_router(module.router)
+    # The last added runs first: responses are counted under the method the client sent.
+    app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=("/v1/scrub",))
+    app.add_middleware(HeadAsGet)
     app.add_middleware(CountResponses, metrics=services.metrics)
     return LookupRoute(app, services, enabled=fast_lookups)
 

@@ -66,13 +66,38 @@ _HTTP_CODES = {
 }
 
 
+def _unparsed_body(exc: RequestValidationError) -> bool:
+    """FastAPI parses a body as JSON only when its Content-Type says JSON; any other body
+    reaches validation as raw bytes, and fails there as a whole. (Bytes that were parsed
+    and are not JSON fail as `json_invalid`: a 400.)"""
+    return any(
+        tuple(e.get("loc", ()))[:1] == ("body",)
+        and isinstance(e.get("input"), bytes)
+        and e.get("type") != "json_invalid"
+        for e in exc.errors()
+    )
+
+
+def _not_json(request: Request) -> JSON:
+    sent = request.headers.get("content-type")
+    said = f"Content-Type {sent[:64]!r}" if sent else "no Content-Type"
+    return error_response(
+        415,
+        "unsupported_media_type",
+        f"the body came with {said}; send it as JSON with Content-Type: application/json",
+        {"content_type": sent},
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSON:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(_: Request, exc: RequestValidationError) -> JSON:
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSON:
+        if _unparsed_body(exc):
+            return _not_json(request)
         problems = [
             {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
             for e in exc.errors()

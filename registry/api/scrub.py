@@ -29,13 +29,14 @@ BATCH_ROWS = 65_536
 _STATUS = np.array(rules.STATUS_NAMES, dtype=object)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or a 413 as soon as it passes `limit` bytes."""
+async def read_body(request: Request, limit: int, advice: str = "send a smaller body") -> bytes:
+    """The whole body, or a 413 as soon as it passes `limit` bytes; `advice` ends its
+    message, saying what to send instead."""
     declared = request.headers.get("content-length")
     too_large = ApiError(
         413,
         "body_too_large",
-        f"the body is over {limit} bytes; split the list into several scrubs",
+        f"the body is over {limit} bytes; {advice}",
         {"limit_bytes": limit},
     )
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -250,7 +251,7 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
             "send application/json, text/plain (a number a line) or text/csv",
         )
     limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
-    body = await read_body(request, limit)
+    body = await read_body(request, limit, "split the list into several scrubs")
     if kind == "application/json":
         inputs, not_numbers = parse_json_numbers(body, settings.max_scrub_rows)
         return await _scrub_json(request, operator, inputs, not_numbers, query)
