@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +25,10 @@ from registry import embedded
 from registry.config import ConfigError, Settings, load_settings
 from registry.store import setup
 from registry.store.connect import RedisURLError, async_client, sync_client
+
+# The audit trail's actor for what the command line does: whoever runs `dnc` can reach
+# Redis and holds no key to name them by.
+ACTOR = "cli"
 
 
 class UsageError(Exception):
@@ -49,23 +55,22 @@ def redis_url(settings: Settings, durable: bool = True) -> Iterator[str]:
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     # uvicorn re-raises the signal it shut down on; with the default action SIGTERM would end
-    # us before `finally` stops the embedded Redis. As KeyboardInterrupt, uvicorn.run returns.
+    # us before `finally` stops the embedded Redis. As KeyboardInterrupt, the API just returns.
     raise KeyboardInterrupt
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
-    import uvicorn
-
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if settings.redis_url is None and embedded.running_url(settings.data_dir):
+        raise Failure(f"another dnc serve already uses {settings.data_dir}")
+    listener = _listen(settings.host, settings.port)
     server: embedded.RedisProcess | None = None
-    if settings.redis_url is None:
-        if embedded.running_url(settings.data_dir):
-            raise Failure(f"another dnc serve already uses {settings.data_dir}")
-        server = embedded.RedisProcess(settings.data_dir)
-        os.environ["DNC_REDIS_URL"] = server.start()
-        settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])
-        print(f"embedded redis-server: {server.url} (data in {server.data_dir})", flush=True)
     try:
+        if settings.redis_url is None:
+            server = embedded.RedisProcess(settings.data_dir)
+            os.environ["DNC_REDIS_URL"] = server.start()
+            settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])
+            print(f"embedded redis-server: {server.url} (data in {server.data_dir})", flush=True)
         assert settings.redis_url is not None
         client = sync_client(settings.redis_url)
         setup.tune(client)
@@ -75,23 +80,72 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
             if key:
                 print(f"admin key (shown once, keep it): {key}", flush=True)
         print(f"dnc-registry serving http://{settings.host}:{settings.port}", flush=True)
-        uvicorn.run(
-            "registry.api.app:create_app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level="info",
-            access_log=False,
-            # X-Forwarded-For names the client only when a trusted proxy sent it: the
-            # per-client limits (status checks, codes, complaints) count by that address.
-            proxy_headers=settings.trusted_proxies != "none",
-            forwarded_allow_ips=settings.trusted_proxies,
-        )
+        _run_api(settings, listener)
     finally:
+        listener.close()
         if server is not None:
             server.stop()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before anything starts: a port in use stops `dnc serve` at
+    once, with nothing to undo. uvicorn handed it has no bind of its own to fail: after
+    a failed bind it waits on the application's shutdown, which can hang for good."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise Failure(
+                f"port {port} on {host} is in use: stop what holds it or set DNC_PORT"
+            ) from None
+        raise Failure(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _run_api(settings: Settings, listener: socket.socket) -> None:
+    """uvicorn until SIGINT/SIGTERM; a start-up it gives up on is a Failure, not its exit 3.
+
+    One worker serves on `listener`. uvicorn's supervisor of several workers takes no
+    socket, so it binds the port itself the moment ours is let go; should another
+    process take the port in between, that bind fails in the supervisor, before any
+    worker or application starts, and ends uvicorn at once.
+    """
+    import uvicorn
+
+    app = "registry.api.app:create_app_from_env"
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "log_level": "info",
+        "access_log": False,
+        # X-Forwarded-For names the client only when a trusted proxy sent it: the
+        # per-client limits (status checks, codes, complaints) count by that address.
+        "proxy_headers": settings.trusted_proxies != "none",
+        "forwarded_allow_ips": settings.trusted_proxies,
+    }
+    try:
+        if settings.workers > 1:
+            listener.close()
+            uvicorn.run(app, **options)  # returns on KeyboardInterrupt
+            return
+        api = uvicorn.Server(uvicorn.Config(app, **options))
+        api.run(sockets=[listener])
+        started = api.started
+    except KeyboardInterrupt:
+        return
+    except SystemExit as exc:
+        started = exc.code in (0, None)
+    if not started:
+        raise Failure(
+            f"the API did not start on {settings.host} port {settings.port} (see its log above)"
+        )
 
 
 async def _create_admin_key(url: str, retention_days: int) -> str | None:
@@ -106,6 +160,7 @@ async def _create_admin_key(url: str, retention_days: int) -> str | None:
 
 def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
     from registry.api.admin import PREFIX
+    from registry.store.audit import AuditLog
     from registry.store.operators import OperatorStore
 
     for prefix in args.prefix:
@@ -118,7 +173,13 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
         client = async_client(url)
         try:
             store = OperatorStore(client, settings.retention_days)
-            return await store.create(args.name, args.role, args.prefix, args.rate_limit)
+            operator, api_key = await store.create(
+                args.name, args.role, args.prefix, args.rate_limit
+            )
+            await AuditLog(client, settings.retention_days).record(
+                "operator.created", ACTOR, operator=operator.id, role=operator.role, name=args.name
+            )
+            return operator, api_key
         finally:
             await client.aclose()
 
@@ -132,12 +193,16 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
     from loader.load import LoadError, load_files
+    from registry import numbers as nums
 
     paths = [Path(p) for p in args.files]
     for path in paths:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    region = (args.region or settings.default_region).upper()
+    try:
+        region = nums.check_region(args.region, settings.default_region)
+    except nums.RegionError as exc:
+        raise UsageError(str(exc)) from None
     with redis_url(settings) as url:
         client = sync_client(url)
         setup.tune(client)
@@ -165,7 +230,11 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from loader.export import ExportError, export_changes, export_full
 
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        to_file = args.output and args.output != "-"
+        out = open(args.output, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
     try:
         with redis_url(settings) as url:
             client = sync_client(url)
@@ -174,7 +243,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
                 if args.since is None:
                     export_full(client, out, prefixes)
                 else:
-                    cursor = export_changes(client, out, args.since, prefixes)
+                    cursor = export_changes(
+                        client, out, args.since, prefixes, settings.retention_days
+                    )
                     print(f"next cursor: {cursor}", file=sys.stderr)
             except ExportError as exc:
                 raise UsageError(str(exc)) from None
@@ -267,12 +338,25 @@ def _scrub_locally(settings: Settings, listing: Any, out: Any, query: Any) -> An
 
 @contextlib.contextmanager
 def _output(name: str | None) -> Iterator[Any]:
-    """stdout, or FILE written whole: it appears under its name only when the scrub is done."""
-    if not name:
+    """stdout, or FILE written whole: it appears under its name only when the scrub is done.
+
+    `-` is stdout. Something there already that is no regular file (/dev/stdout, a pipe)
+    is written in place: renaming over it would replace the link or the device node."""
+    if not name or name == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     final = Path(name)
+    if final.is_dir():  # found now, not when the finished scrub cannot take its name
+        raise UsageError(f"{name}: cannot write: Is a directory")
+    if final.exists() and not final.is_file():
+        try:
+            out = final.open("wb")
+        except OSError as exc:
+            raise UsageError(f"{name}: cannot write: {exc.strerror or exc}") from None
+        with out:
+            yield out
+        return
     partial = final.with_name(final.name + ".part")
     try:
         out = partial.open("wb")
@@ -281,7 +365,10 @@ def _output(name: str | None) -> Iterator[Any]:
     try:
         with out:
             yield out
-        partial.replace(final)
+        try:
+            partial.replace(final)
+        except OSError as exc:
+            raise UsageError(f"{name}: cannot write: {exc.strerror or exc}") from None
     finally:
         partial.unlink(missing_ok=True)
 

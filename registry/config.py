@@ -51,7 +51,9 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -61,6 +63,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -113,7 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         data_dir=Path(env.get("DNC_DATA_DIR") or "dnc-data"),
         host=env.get("DNC_HOST") or "127.0.0.1",
-        port=_int(env, "DNC_PORT", 8000, minimum=0),
+        port=_int(env, "DNC_PORT", 8000, minimum=1, maximum=65535),
         workers=_int(env, "DNC_WORKERS", 1, minimum=1),
         admin_key=env.get("DNC_ADMIN_KEY") or None,
         default_region=_region(env.get("DNC_DEFAULT_REGION") or "US"),

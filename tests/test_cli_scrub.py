@@ -265,6 +265,23 @@ def test_output_file(registry: Registry, plain_list: Path, tmp_path: Path, mode:
     assert not out.with_name("washed.csv.part").exists()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_output_to_dash_or_a_device_is_written_in_place(
+    registry: Registry, plain_list: Path, tmp_path: Path, mode: str
+) -> None:
+    dash = MODES[mode](registry, str(plain_list), "-o", "-")
+    assert dash.returncode == 0, dash.stderr
+    assert [row[2] for row in rows(dash.stdout)[1:]] == expected()
+    assert not (Path.cwd() / "-").exists()
+    # A link to a device, as /dev/stdout is: written through, the link left a link.
+    link = tmp_path / "stdout"
+    link.symlink_to("/dev/null")
+    result = MODES[mode](registry, str(plain_list), "-o", str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == "/dev/null"
+    assert not tmp_path.joinpath("stdout.part").exists()
+
+
 def test_a_national_list_is_read_against_the_region(registry: Registry, tmp_path: Path) -> None:
     path = tmp_path / "gb.txt"
     path.write_text("020 7946 0958\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -383,3 +384,62 @@ def test_a_bad_trusted_proxies_setting_stops_start_up(redis_url: str) -> None:
     assert done.returncode == 2
     assert "DNC_TRUSTED_PROXIES entry 'proxy.local'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_stops_serve_at_once_and_its_redis_with_it(
+    tmp_path: Path, workers: str
+) -> None:
+    data = (tmp_path / "data").resolve()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        process = subprocess.Popen(
+            [*DNC, "serve"],
+            env=dnc_env(DNC_DATA_DIR=str(data), DNC_PORT=str(port), DNC_WORKERS=workers),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            pytest.fail(f"dnc serve still running on a port in use:\n{out}{err}")
+    assert process.returncode == 1, (out, err)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnc: ") and str(port) in lines[0], err
+    assert redis_pids(data) == []
+    assert not (data / "redis.url").exists()
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1"])
+def test_a_port_out_of_range_is_a_configuration_error(redis_url: str, port: str) -> None:
+    done = dnc("serve", DNC_REDIS_URL=redis_url, DNC_PORT=port)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "DNC_PORT" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "serving" not in done.stdout
+
+
+def test_operators_create_writes_the_audit_entry(
+    serve: Callable[..., Serve], redis_url: str
+) -> None:
+    server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY)
+    created = dnc(
+        "operators", "create", "Acme Mobile", "--role", "carrier", DNC_REDIS_URL=redis_url
+    )
+    assert created.returncode == 0, created.stderr
+    operator_id = re.search(r"^operator_id: (\S+)$", created.stdout, re.MULTILINE)
+    assert operator_id, created.stdout
+    answer = request("GET", f"{server.url}/v1/audit", ADMIN_KEY)
+    assert answer.status_code == 200, answer.text
+    entries = answer.json()["entries"]
+    assert [(e["action"], e["actor"]) for e in entries] == [("operator.created", "cli")]
+    assert entries[0]["operator"] == operator_id[1]
+    assert (entries[0]["role"], entries[0]["name"]) == ("carrier", "Acme Mobile")

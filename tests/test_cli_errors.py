@@ -1,0 +1,109 @@
+"""`dnc` on bad arguments and input (CONTRACT section 5): exit status 2 and one line on
+stderr, never a traceback, and nothing written to the registry.
+
+An output file that cannot be written is bad input as much as a bad flag is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from registry.store import keys
+
+pytestmark = pytest.mark.slow
+
+_installed = Path(sys.executable).with_name("dnc")
+DNC = [str(_installed)] if _installed.exists() else [sys.executable, "-m", "registry.cli"]
+NATIONAL = "2125551234\n(212) 555-1235\n"
+
+
+def dnc(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("DNC_")}
+    environment.update(env)
+    return subprocess.run(
+        [*DNC, *args], env=environment, capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def assert_bad_input(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnc: "), result.stderr
+    for word in words:
+        assert word in lines[0], result.stderr
+
+
+def unwritable(tmp_path: Path) -> dict[str, Path]:
+    """Output paths no one can write, root included: in a missing directory, and a directory."""
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    return {"missing-dir": tmp_path / "no-such-dir" / "out.txt", "directory": directory}
+
+
+@pytest.mark.parametrize("kind", ["missing-dir", "directory"])
+@pytest.mark.parametrize("since", [None, "0"])
+def test_export_to_a_file_that_cannot_be_written(
+    redis_url: str, tmp_path: Path, kind: str, since: str | None
+) -> None:
+    out = unwritable(tmp_path)[kind]
+    args = ["export", "-o", str(out)] + (["--since", since] if since else [])
+    assert_bad_input(dnc(*args, DNC_REDIS_URL=redis_url), str(out))
+
+
+@pytest.mark.parametrize("kind", ["missing-dir", "directory"])
+def test_scrub_to_a_file_that_cannot_be_written(redis_url: str, tmp_path: Path, kind: str) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text(NATIONAL)
+    out = unwritable(tmp_path)[kind]
+    assert_bad_input(dnc("scrub", str(listing), "-o", str(out), DNC_REDIS_URL=redis_url), str(out))
+    assert not list(out.parent.glob("*.part"))
+
+
+def test_load_whose_rejects_file_cannot_be_written(redis_url: str, tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("not a number\n")
+    (tmp_path / "list.txt.rejects.csv").mkdir()
+    assert_bad_input(dnc("load", str(listing), DNC_REDIS_URL=redis_url), "rejects")
+
+
+@pytest.mark.parametrize("region", ["ZZ", "XYZ", "12"])
+def test_load_with_an_unknown_region(redis_url: str, tmp_path: Path, region: str) -> None:
+    listing = tmp_path / "national.txt"
+    listing.write_text(NATIONAL)
+    assert_bad_input(
+        dnc("load", str(listing), "--region", region, DNC_REDIS_URL=redis_url), repr(region)
+    )
+    assert not (tmp_path / "national.txt.rejects.csv").exists()
+    client = redis.Redis.from_url(redis_url)
+    assert client.scard(keys.BUCKETS) == 0
+    client.close()
+
+
+def test_load_and_scrub_refuse_an_unknown_region_alike(redis_url: str, tmp_path: Path) -> None:
+    listing = tmp_path / "national.txt"
+    listing.write_text(NATIONAL)
+    load = dnc("load", str(listing), "--region", "ZZ", DNC_REDIS_URL=redis_url)
+    scrub = dnc("scrub", str(listing), "--region", "ZZ", DNC_REDIS_URL=redis_url)
+    assert_bad_input(load)
+    assert load.stderr == scrub.stderr
+
+
+def test_export_to_dash_is_stdout(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    (tmp_path / "one.txt").write_text("+12125551234\n")
+    assert dnc("load", "one.txt", DNC_REDIS_URL=redis_url, cwd=tmp_path).returncode == 0
+    result = dnc("export", "-o", "-", DNC_REDIS_URL=redis_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "+12125551234\n"
+    assert not (tmp_path / "-").exists()
