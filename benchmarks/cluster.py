@@ -93,7 +93,7 @@ def bench(runs: int, w: world.World) -> dict[str, Any]:
             started = time.perf_counter()
             load = subprocess.run(
                 servers.dnc_command("load", str(w.registry_ftc), "--format", "ftc"),
-                env=servers.dnc_env(url, 0, 1),
+                env=servers.dnc_env(url, None, 1),
                 capture_output=True,
                 text=True,
             )

@@ -104,7 +104,7 @@ def machine() -> dict[str, Any]:
 
 def dnc_load(redis_url: str, path: Path) -> tuple[float, str]:
     """Wall seconds of `dnc load --format ftc FILE` and its last line."""
-    env = servers.dnc_env(redis_url, 0, 1)
+    env = servers.dnc_env(redis_url, None, 1)
     started = time.perf_counter()
     done = subprocess.run(
         servers.dnc_command("load", str(path), "--format", "ftc"),

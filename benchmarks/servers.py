@@ -152,14 +152,12 @@ class HttpServer:
         self.log.close()
 
 
-def dnc_env(redis_url: str, port: int, workers: int) -> dict[str, str]:
+def dnc_env(redis_url: str, port: int | None, workers: int) -> dict[str, str]:
+    """The environment of a `dnc` command; `port` only for `dnc serve`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
-    env.update(
-        DNC_REDIS_URL=redis_url,
-        DNC_PORT=str(port),
-        DNC_WORKERS=str(workers),
-        DNC_ADMIN_KEY=ADMIN_KEY,
-    )
+    env.update(DNC_REDIS_URL=redis_url, DNC_WORKERS=str(workers), DNC_ADMIN_KEY=ADMIN_KEY)
+    if port is not None:
+        env["DNC_PORT"] = str(port)
     return env
 
 
