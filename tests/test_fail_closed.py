@@ -172,6 +172,41 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     assert_unavailable(client.delete("/v1/operators/op_x", headers=ADMIN))
 
 
+REFUSALS = {
+    # A master that lost the replicas it must write to answers NOREPLICAS.
+    "noreplicas": [("min-replicas-to-write", "1")],
+    # Full under noeviction: OOM for every write.
+    "oom": [("maxmemory-policy", "noeviction"), ("maxmemory", "1")],
+}
+
+
+@pytest.mark.parametrize("refusal", [*REFUSALS, "readonly"])
+def test_a_redis_that_refuses_writes_is_a_503_and_still_answers_reads(
+    private: Registry, refusal: str
+) -> None:
+    """Redis up but refusing writes (NOREPLICAS, OOM, READONLY after a failover made it a
+    replica) is unavailable for writes, not a 500; reads go on."""
+    admin = redis.Redis.from_url(private.server.url)
+    try:
+        if refusal == "readonly":
+            admin.replicaof("127.0.0.1", str(free_port()))  # a master that is not there
+        for name, value in REFUSALS.get(refusal, []):
+            admin.config_set(name, value)
+        client, carrier = private.client, private.carrier
+        assert_unavailable(client.put(f"/v1/registrations/{NOT_REGISTERED}", headers=carrier))
+        assert_unavailable(client.delete(f"/v1/registrations/{REGISTERED}", headers=carrier))
+        sms = {"from": REGISTERED, "to": "12345", "text": "START"}
+        assert_unavailable(client.post("/v1/sms/inbound", json=sms, headers=carrier))
+        look_up = client.get(f"/v1/numbers/{REGISTERED}", headers=private.operator)
+        assert look_up.status_code == 200 and look_up.json()["status"] == "blocked"
+    finally:
+        admin.replicaof("NO", "ONE")
+        admin.config_set("min-replicas-to-write", "0")
+        admin.config_set("maxmemory", "0")
+        admin.close()
+    assert client.put(f"/v1/registrations/{NOT_REGISTERED}", headers=carrier).status_code == 201
+
+
 def test_a_key_that_cannot_be_checked_is_a_503_not_a_401(private: Registry) -> None:
     private.server.kill()
     assert_unavailable(

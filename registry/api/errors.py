@@ -6,11 +6,19 @@ Every error answers `{"error": {"code", "message", "details"}}`.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import ClusterError, RedisClusterException
+from redis.exceptions import (
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -18,6 +26,20 @@ from starlette.exceptions import HTTPException
 from registry.api.responses import JSON
 
 log = logging.getLogger("dnc.api")
+
+# Redis up, but refusing writes (or everything) until a disk, a replica, memory or a
+# failover recovers: unavailable, as if unreachable. redis-py names some of these by
+# class; the rest, and every refusal met inside a script ("Error running script ...
+# -NOREPLICAS ..."), only by the code in the message.
+_REFUSED_CLASSES = (ReadOnlyError, OutOfMemoryError, TryAgainError)
+_REFUSED_CODES = re.compile(
+    r"(?:^|-)(?:NOREPLICAS|MISCONF|OOM|READONLY|MASTERDOWN|TRYAGAIN|LOADING|BUSY|CLUSTERDOWN)\b"
+)
+
+
+def refused(exc: ResponseError) -> bool:
+    """Whether Redis refused for a while (503), rather than for a bug of ours (500)."""
+    return isinstance(exc, _REFUSED_CLASSES) or _REFUSED_CODES.search(str(exc)) is not None
 
 
 class ApiError(Exception):
@@ -124,5 +146,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSON:
-        log.exception("unhandled error")
+        log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "the registry failed; this is our bug")
+
+    @app.exception_handler(ResponseError)
+    async def redis_refused(request: Request, exc: ResponseError) -> JSON:
+        if not refused(exc):
+            return await internal(request, exc)
+        log.warning("redis refused: %s", exc)
+        err = unavailable()
+        return error_response(err.status, err.code, err.message, headers=err.headers)

@@ -33,11 +33,15 @@ return {added, tonumber(at)}
 """
 
 # KEYS: set, details, ended. ARGV: member, now, retention seconds, who.
+# The ended record is written first: a Redis that refuses writes (OOM, NOREPLICAS,
+# MISCONF) refuses a script at its first write and keeps what came before it, so the
+# number is never removed without its record.
 DEREGISTER_SCRIPT = """
-if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 local old = redis.call('HGET', KEYS[2], ARGV[1]) or '0|3|0|bulk'
-redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[3], old .. '|' .. ARGV[2] .. '|' .. ARGV[4], 'EX', ARGV[3])
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
 
