@@ -186,6 +186,10 @@ def test_a_redis_that_refuses_writes_is_a_503_and_still_answers_reads(
 ) -> None:
     """Redis up but refusing writes (NOREPLICAS, OOM, READONLY after a failover made it a
     replica) is unavailable for writes, not a 500; reads go on."""
+    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
+    consent = {"number": REGISTERED, "evidence": evidence}
+    recorded = private.client.post("/v1/consents", json=consent, headers=private.operator)
+    assert recorded.status_code == 201, recorded.text
     admin = redis.Redis.from_url(private.server.url)
     try:
         if refusal == "readonly":
@@ -197,8 +201,13 @@ def test_a_redis_that_refuses_writes_is_a_503_and_still_answers_reads(
         assert_unavailable(client.delete(f"/v1/registrations/{REGISTERED}", headers=carrier))
         sms = {"from": REGISTERED, "to": "12345", "text": "START"}
         assert_unavailable(client.post("/v1/sms/inbound", json=sms, headers=carrier))
-        look_up = client.get(f"/v1/numbers/{REGISTERED}", headers=private.operator)
-        assert look_up.status_code == 200 and look_up.json()["status"] == "blocked"
+        operator = private.operator
+        assert_unavailable(client.delete(f"/v1/consents/{REGISTERED}", headers=operator))
+        assert_unavailable(client.post("/v1/consents", json=consent, headers=operator))
+        # Nothing was taken away: registered, and the consent still lets this operator call.
+        look_up = client.get(f"/v1/numbers/{REGISTERED}", headers=operator).json()
+        assert look_up == {"number": REGISTERED, "status": "callable", "reason": "consent"}
+        assert client.get(f"/v1/consents/{REGISTERED}", headers=operator).status_code == 200
     finally:
         admin.replicaof("NO", "ONE")
         admin.config_set("min-replicas-to-write", "0")

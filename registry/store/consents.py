@@ -86,10 +86,12 @@ WITHDRAW_SCRIPT = (
     + """
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return -1 end
 if not live(redis.call('ZSCORE', KEYS[1], ARGV[1]), ARGV[3]) then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
+-- The record first: a Redis refusing writes (OOM) stops a script at its first write,
+-- so a consent is never ended without its record saying so.
 redis.call('HSET', KEYS[3], 'ended_at', ARGV[3], 'ended', 'withdrawn', 'withdrawn_by', ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
 tidy(KEYS[1], ARGV[3], tonumber(ARGV[4]))
 return 1
 """
