@@ -63,11 +63,14 @@ return {'open', tries, found[2], found[3], found[4], found[5]}
 """
 
 # KEYS: request, outcome. ARGV: kind, outcome. Ends the request if it is still open.
+# The outcome is written before the request goes: a Redis refusing writes (OOM) stops
+# a script at its first write, and leaves the request open rather than lost.
 END_SCRIPT = """
-if redis.call('DEL', KEYS[1]) == 0 then
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.call('GET', KEYS[2]) or false
 end
 redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 'KEEPTTL')
+redis.call('DEL', KEYS[1])
 return 1
 """
 
