@@ -3,8 +3,10 @@
 A complaint is evidence for a regulator, so the two flags it carries are decided
 here, from plain values, the moment it arrives: `registered_at_time` (the number
 was registered, blocking that channel, when the call or message came) and
-`within_grace` (registered, but before `effective_at` = `registered_at` +
-DNC_GRACE_DAYS, so the sender was not yet liable; CONTRACT section 3).
+`within_grace` (the call came before the registration's `effective_at` =
+`registered_at` + DNC_GRACE_DAYS, so the sender was not yet liable; CONTRACT
+section 3 marks every complaint about a call before `effective_at` so, a call
+before the registration itself included).
 """
 
 from __future__ import annotations
@@ -111,10 +113,9 @@ def liability(
     A bulk-loaded number has no known `registered_at`: it counts as registered before any
     complaint and past its grace (lists are loaded from registries that already enforce them).
     """
-    if not registered or not blocks_channel:
+    if not registered:
         return Liability(False, False)
     if registered_at is None:
-        return Liability(True, False)
-    if occurred < registered_at:
-        return Liability(False, False)
-    return Liability(True, occurred < registered_at + grace_days * 86400)
+        return Liability(blocks_channel, False)
+    within_grace = occurred < registered_at + grace_days * 86400
+    return Liability(blocks_channel and occurred >= registered_at, within_grace)

@@ -57,12 +57,14 @@ def test_a_call_to_an_unregistered_number_is_not_covered(client: TestClient) -> 
     assert flags(complain(client)) == (False, False)
 
 
-def test_a_call_before_the_registration_is_not_covered(
+def test_a_call_before_the_registration_is_not_covered_and_within_grace(
     client: TestClient, carrier: Headers
 ) -> None:
+    """Not registered at the time; and, as the contract words it, a call before
+    effective_at (the registration's own time included) is within the grace."""
     assert client.put(f"/v1/registrations/{NUMBER}", headers=carrier).status_code == 201
     before = now() - timedelta(hours=1)
-    assert flags(complain(client, occurred_at=iso(before))) == (False, False)
+    assert flags(complain(client, occurred_at=iso(before))) == (False, True)
 
 
 def test_a_call_after_registration_but_before_effective_at_is_within_grace(
@@ -98,11 +100,12 @@ def test_the_liability_rule_on_plain_values() -> None:
         flags = complaints.liability(*args)
         return flags.registered_at_time, flags.within_grace
 
-    assert rule(True, registered_at, True, registered_at - 1, 31) == (False, False)
+    assert rule(True, registered_at, True, registered_at - 1, 31) == (False, True)
     assert rule(True, registered_at, True, registered_at, 31) == (True, True)
     assert rule(True, registered_at, True, registered_at + 31 * day - 1, 31) == (True, True)
     assert rule(True, registered_at, True, registered_at + 31 * day, 31) == (True, False)
     assert rule(True, registered_at, False, registered_at + 40 * day, 31) == (False, False)
+    assert rule(True, registered_at, False, registered_at + day, 31) == (False, True)
     assert rule(True, None, True, 0, 31) == (True, False)  # bulk-loaded: no known time
     assert rule(False, None, True, registered_at, 31) == (False, False)
 
@@ -114,7 +117,8 @@ def test_a_channel_the_registration_does_not_block_is_not_covered(
         f"/v1/registrations/{NUMBER}", json={"channels": ["voice"]}, headers=carrier
     )
     assert answer.status_code == 201
-    assert flags(complain(client, channel="sms")) == (False, False)
+    # Not covered on sms; the call still came before effective_at.
+    assert flags(complain(client, channel="sms")) == (False, True)
     assert flags(complain(client, channel="voice")) == (True, True)
 
 
