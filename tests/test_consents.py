@@ -364,6 +364,8 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
         ({"number": A, "evidence": EVIDENCE, "expires_at": 1900000000}, 400, "invalid_request"),
         ({"number": A, "evidence": EVIDENCE, "expiry": "2099-01-01"}, 400, "invalid_request"),
         ({"number": A, "evidence": {"text": "x" * 17_000}}, 413, "evidence_too_large"),
+        ({"number": A, "evidence": {"id": 2**64}}, 400, "invalid_evidence"),
+        ({"number": A, "evidence": {"ids": [-(2**64)]}}, 400, "invalid_evidence"),
     ],
 )  # fmt: skip
 def test_bad_bodies_are_4xx_and_record_nothing(
@@ -375,6 +377,21 @@ def test_bad_bodies_are_4xx_and_record_nothing(
     code: str,
 ) -> None:
     assert_error(client.post("/v1/consents", json=body, headers=operator), status, code)
+    assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_evidence_json_cannot_keep_exactly_is_a_400(
+    client: TestClient, world: None, operator: Headers, value: str
+) -> None:
+    """Python's JSON reader takes these; stored, they would come back as null."""
+    body = f'{{"number": "{A}", "evidence": {{"method": "call", "score": {value}}}}}'
+    answer = client.post(
+        "/v1/consents",
+        content=body.encode(),
+        headers={**operator, "Content-Type": "application/json"},
+    )
+    assert_error(answer, 400, "invalid_evidence")
     assert look_up(client, operator, A) == ("blocked", "registered")
 
 

@@ -9,6 +9,7 @@ DNC_RETENTION_DAYS after the consent ends (registry/store/consents.py).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,7 +72,19 @@ def _evidence(evidence: dict[str, Any]) -> str:
             "evidence is empty; say how and when the subscriber consented, "
             'e.g. {"method": "web_form", "given_at": "2026-01-31T12:00:00Z"}',
         )
-    text = orjson.dumps(evidence).decode()
+    # Kept as proof, so stored exactly as sent or refused: orjson would write NaN and
+    # Infinity (which Python's JSON reader lets through) as null, and refuses integers
+    # past 64 bits.
+    try:
+        json.dumps(evidence, allow_nan=False)
+        text = orjson.dumps(evidence).decode()
+    except (ValueError, TypeError):
+        raise ApiError(
+            400,
+            "invalid_evidence",
+            "evidence holds a number JSON cannot keep exactly (NaN, Infinity, or an integer "
+            "past 64 bits); send such values as strings",
+        ) from None
     if len(text.encode()) > MAX_EVIDENCE_BYTES:
         raise ApiError(
             413,
