@@ -368,6 +368,26 @@ def test_a_damaged_record_is_the_same_500(pair: Pair, world: World, redis_client
     assert ok.json()["status"] == "blocked"
 
 
+def served_500s(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("dnc_http_requests_total") and 'status="500"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_500s_are_counted_for_metrics(pair: Pair, world: World, redis_client: Any) -> None:
+    """A 500 is the one answer monitoring must see; Starlette sends it from outside the
+    counting middleware, the look-up route from its own handler."""
+    number = 12125550001
+    redis_client.hset(keys.details(keys.bucket_of(number)), keys.member_of(number), "junk")
+    for client in (pair.fast, pair.slow):
+        before = served_500s(client)
+        assert (
+            client.get(f"/v1/numbers/+{number}", headers=bearer(world.operator)).status_code == 500
+        )
+        assert served_500s(client) == before + 1
+
+
 def test_look_ups_are_counted_for_metrics(pair: Pair, world: World) -> None:
     def counts() -> dict[str, float]:
         found = {}

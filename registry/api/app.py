@@ -114,12 +114,22 @@ class CountResponses:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def counting_send(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 self.metrics.requests[(scope["method"], message["status"])] += 1
             await send(message)
 
-        await self.app(scope, receive, counting_send)
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            # Answered 500 by Starlette's outermost middleware, outside this one.
+            if not started:
+                self.metrics.requests[(scope["method"], 500)] += 1
+            raise
 
 
 class HeadAsGet:
