@@ -42,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from registry.bloom import BloomFilter, K, RegisteredFilter
 from registry.rules import ALL_CHANNELS
 from registry.store import keys
-from registry.store.connect import CONNECT_TIMEOUT, REPLY_TIMEOUT
+from registry.store.connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT
 from registry.store.consents import live
 from registry.store.registrations import parse_details
 
@@ -338,8 +338,8 @@ class Wire(asyncio.Protocol):
         done = self._done = loop.create_future()
         self._want = len(commands)
         self._transport.write(b"".join([_pack(c) for c in commands]))
-        timeout = self.options.get("socket_timeout") or REPLY_TIMEOUT
-        timer = loop.call_later(timeout, self._expire, done)
+        # A round is a few small replies: a Redis that leaves it unanswered is down.
+        timer = loop.call_later(ANSWER_TIMEOUT, self._expire, done)
         try:
             await done
         finally:
@@ -350,7 +350,11 @@ class Wire(asyncio.Protocol):
 
     def _expire(self, done: asyncio.Future[None]) -> None:
         if not done.done():
-            done.set_exception(RedisTimeoutError(f"Redis at {self._address()} did not answer"))
+            done.set_exception(
+                RedisTimeoutError(
+                    f"Redis at {self._address()} did not answer in {ANSWER_TIMEOUT:g} s"
+                )
+            )
 
     def _address(self) -> str:
         return str(self.options.get("path") or f"{self.options['host']}:{self.options['port']}")

@@ -6,6 +6,7 @@ Each test runs the app on its own redis-server and stops that server mid-test.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -214,6 +215,24 @@ def test_a_redis_that_refuses_writes_is_a_503_and_still_answers_reads(
         admin.config_set("maxmemory", "0")
         admin.close()
     assert client.put(f"/v1/registrations/{NOT_REGISTERED}", headers=carrier).status_code == 201
+
+
+def test_a_hung_redis_is_a_503_within_seconds_for_look_ups_and_readiness(
+    private: Registry,
+) -> None:
+    """A stopped redis-server still accepts connections and never answers."""
+    assert isinstance(private.server, RedisProcess) and private.server.process is not None
+    private.server.process.send_signal(signal.SIGSTOP)
+    try:
+        for path in ("/readyz", f"/v1/numbers/{NOT_REGISTERED}", f"/v1/numbers/{REGISTERED}"):
+            started = time.monotonic()
+            answer = private.client.get(path, headers=private.operator)
+            assert time.monotonic() - started < 5, path
+            assert_unavailable(answer)
+    finally:
+        private.server.process.send_signal(signal.SIGCONT)
+    answer = private.client.get(f"/v1/numbers/{REGISTERED}", headers=private.operator)
+    assert answer.status_code == 200 and answer.json()["status"] == "blocked"
 
 
 def test_a_key_that_cannot_be_checked_is_a_503_not_a_401(private: Registry) -> None:

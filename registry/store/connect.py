@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 import redis
@@ -11,11 +12,15 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 CLUSTER_SCHEME = "redis+cluster://"
 # Bounded waits: a dead Redis must turn into a 503 quickly, not a hung request.
 CONNECT_TIMEOUT = 2.0
-REPLY_TIMEOUT = 30.0
+REPLY_TIMEOUT = 30.0  # bulk replies (a scrub's confirmations, a bucket's DUMP) take a while
+# A look-up's round or a readiness PING that Redis leaves unanswered this long (a hung or
+# stopped server, which still accepts connections) is a 503 then, not after REPLY_TIMEOUT.
+ANSWER_TIMEOUT = 2.0
 # A worker's connections to one Redis node. Past this, requests queue for a free
 # connection (up to POOL_WAIT seconds) instead of failing: a burst is not an outage.
 POOL_SIZE = 64
@@ -90,7 +95,11 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
 async def ping(client: aioredis.Redis | AsyncRedisCluster) -> None:
     """PING every primary. redis-py sends a Cluster's PING to one node, yet a Cluster
     missing any master cannot answer for that master's slots: it is not ready."""
-    if isinstance(client, AsyncRedisCluster):
-        await client.ping(target_nodes=AsyncRedisCluster.PRIMARIES)
-    else:
-        await client.ping()
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            if isinstance(client, AsyncRedisCluster):
+                await client.ping(target_nodes=AsyncRedisCluster.PRIMARIES)
+            else:
+                await client.ping()
+    except TimeoutError:
+        raise RedisTimeoutError(f"Redis did not answer a PING in {ANSWER_TIMEOUT:g} s") from None
