@@ -169,6 +169,8 @@ def test_the_audit_trail_lists_state_changes_in_order(client: TestClient) -> Non
     assert entries[0]["operator"] == carrier_id and entries[0]["role"] == "carrier"
     assert all(e["number"] == "+12125551234" for e in entries[1:4])
     assert entries[2]["channels"] == "sms"
+    # Sent without a source: recorded as stored with the registration.
+    assert entries[1]["source"] == entries[2]["source"] == f"{carrier_id}:carrier"
     assert entries[4]["operator"] == carrier_id
     ids = [e["id"] for e in entries]
     assert len(set(ids)) == 5

@@ -66,7 +66,7 @@ async def put_registration(
         number=f"+{value}",
         channels=",".join(prefs.channel_names()),
         allow_categories=",".join(str(c) for c in prefs.category_codes()),
-        source=body.source,
+        source=source,  # as stored with the registration, as the SMS path records it
     )
     return JSON(answer, status_code=201 if created else 200)
 
