@@ -592,3 +592,10 @@ def test_numbers_longer_than_fifteen_digits_are_registered_scrubbed_and_listed(
     assert export(client, key) == [german]
     assert export(client, key, prefix="+49914") == [german]
     assert ops(changes(client, key, since="0-0")) == [(german, "add")]
+
+
+def test_a_long_invalid_number_is_not_echoed_whole(client: TestClient, carrier: Headers) -> None:
+    answer = client.put(f"/v1/registrations/{'x' * 10_000}", headers=carrier)
+    error = assert_error(answer, 400, "invalid_number")
+    assert len(answer.content) < 1_000
+    assert error["details"]["input"] == "x" * 64

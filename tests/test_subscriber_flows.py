@@ -206,6 +206,8 @@ def test_a_wrong_code_is_400_and_five_void_the_request(
     for left in (4, 3, 2, 1, 0):
         error = assert_error(confirm(api, request_id, wrong(code)), 400, "wrong_code")
         assert error["details"]["tries_left"] == left
+        if left:
+            assert f"{left} {'try' if left == 1 else 'tries'} left" in error["message"]
     # The right code comes too late, and stays refused.
     for _ in range(2):
         assert_error(confirm(api, request_id, code), 410, "request_void")

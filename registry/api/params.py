@@ -38,7 +38,7 @@ def number(raw: str, region_code: str) -> int:
         raise ApiError(
             400,
             "invalid_number",
-            f"{raw!r} is not a valid phone number ({reason}); send E.164 such as +12125551234",
+            f"{raw[:64]!r} is not a valid phone number ({reason}); send E.164 such as +12125551234",
             {"reason": reason, "input": raw[:64]},
         )
     return value

@@ -139,7 +139,8 @@ async def _confirm(request: Request, request_id: str, kind: str, raw_code: str) 
         return attempt.request
     if attempt.outcome == "wrong_code":
         left = attempt.tries_left
-        after = f"{left} tries left" if left else f"the request is now void; {again}"
+        tries = "1 try" if left == 1 else f"{left} tries"
+        after = f"{tries} left" if left else f"the request is now void; {again}"
         raise ApiError(
             400, "wrong_code", f"that is not the code sent; {after}", {"tries_left": left}
         )
