@@ -281,6 +281,31 @@ def test_unsupported_content_type_is_415(client: TestClient, operator: dict[str,
     assert_error(answer, 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "ISO-8859-1", '"windows-1252"'])
+def test_a_charset_other_than_utf8_is_415(
+    client: TestClient, operator: dict[str, str], charset: str
+) -> None:
+    for kind in ("text/plain", "text/csv"):
+        answer = client.post(
+            SCRUB,
+            content=b"+12125551234\n",
+            headers={**operator, "content-type": f"{kind}; charset={charset}"},
+        )
+        assert_error(answer, 415, "unsupported_charset")
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "us-ascii", '"utf-8"'])
+def test_utf8_and_ascii_charsets_are_read(
+    client: TestClient, operator: dict[str, str], charset: str
+) -> None:
+    answer = client.post(
+        SCRUB,
+        content=b"+12125551234\n",
+        headers={**operator, "content-type": f"text/plain; charset={charset}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
 def test_scrub_needs_an_operator_key(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

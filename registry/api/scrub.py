@@ -214,6 +214,15 @@ def _query(request: Request, operator: Operator) -> ScrubQuery:
     )
 
 
+def _charset(parameters: str) -> str | None:
+    """The charset parameter of a Content-Type's parameters, lower case, if any."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
 @router.post(
     "/v1/scrub",
     openapi_extra={
@@ -243,12 +252,22 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
     only = request.query_params.get("only")
     if only not in (None, "", "callable"):
         raise ApiError(400, "invalid_only", "only= takes the value 'callable'")
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    content_type = request.headers.get("content-type", "application/json")
+    kind, _, parameters = content_type.partition(";")
+    kind = kind.strip().lower()
     if kind not in ("application/json", "text/plain", "text/csv"):
         raise ApiError(
             415,
             "unsupported_media_type",
             "send application/json, text/plain (a number a line) or text/csv",
+        )
+    charset = _charset(parameters)
+    if charset not in (None, "utf-8", "utf8", "us-ascii", "ascii"):
+        # Read as UTF-8 anyway, a Latin-1 name in a CSV column would be refused or changed.
+        raise ApiError(
+            415,
+            "unsupported_charset",
+            f"charset {charset[:32]!r}: send the list as UTF-8 (or plain ASCII)",
         )
     limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
     body = await read_body(request, limit, "split the list into several scrubs")
