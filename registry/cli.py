@@ -159,7 +159,7 @@ async def _create_admin_key(url: str, retention_days: int) -> str | None:
 
 
 def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
-    from registry.api.admin import CARRIER_PREFIXES, PREFIX
+    from registry.api.admin import PREFIX
     from registry.store.audit import AuditLog
     from registry.store.operators import OperatorStore
 
@@ -168,8 +168,6 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
             raise UsageError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
     if not args.name.strip():
         raise UsageError("the operator needs a name")
-    if args.role == "carrier" and args.prefix:
-        raise UsageError(CARRIER_PREFIXES)
 
     async def create(url: str) -> tuple[Any, str]:
         client = async_client(url)

@@ -154,8 +154,6 @@ def test_rate_limit_is_accepted(client: TestClient) -> None:
         {"name": "Acme", "role": "operator", "rate_limit": 0},
         {"name": "Acme", "role": "operator", "rate_limit": "fast"},
         {"name": "Acme", "role": "operator", "api_key": "chosen-by-me"},  # unknown field
-        # A carrier passes on opt-outs from whatever numbers its subscribers ported in.
-        {"name": "Acme Mobile", "role": "carrier", "prefixes": ["+1212"]},
         ["Acme"],
     ],
 )

@@ -107,11 +107,3 @@ def test_export_to_dash_is_stdout(redis_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "+12125551234\n"
     assert not (tmp_path / "-").exists()
-
-
-def test_a_carrier_with_prefixes_is_refused(redis_url: str) -> None:
-    result = dnc(
-        "operators", "create", "Acme Mobile", "--role", "carrier", "--prefix", "+1212",
-        DNC_REDIS_URL=redis_url,
-    )  # fmt: skip
-    assert_bad_input(result, "carrier takes no prefixes")

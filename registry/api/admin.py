@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.api import params
 from registry.api.auth import AdminKey
@@ -18,12 +18,6 @@ from registry.store.consents import ConsentStore
 
 router = APIRouter(tags=["administrators"])
 PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
-# Prefixes limit what an operator sees and scrubs. A carrier's subscribers keep their
-# numbers when they port them in, so a carrier limited to its own ranges could not pass
-# on their opt-outs: carriers take none.
-CARRIER_PREFIXES = (
-    "a carrier takes no prefixes: it registers whatever numbers its subscribers text from"
-)
 
 
 class NewOperator(BaseModel):
@@ -41,12 +35,6 @@ class NewOperator(BaseModel):
             if not PREFIX.match(prefix):
                 raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
         return prefixes
-
-    @model_validator(mode="after")
-    def _carriers_take_no_prefixes(self) -> NewOperator:
-        if self.role == "carrier" and self.prefixes:
-            raise ValueError(CARRIER_PREFIXES)
-        return self
 
 
 @router.post("/v1/operators", status_code=201)
