@@ -242,12 +242,24 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient, carrier: Headers) 
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "text/json", None])
-def test_json_sent_as_another_content_type_is_a_415(
+def test_json_sent_as_another_content_type_is_read_as_json(
     client: TestClient, carrier: Headers, operator: Headers, content_type: str | None
 ) -> None:
     headers = {**carrier, **({"Content-Type": content_type} if content_type else {})}
     answer = client.put(
         "/v1/registrations/+12125551234", content=b'{"channels": ["voice"]}', headers=headers
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["channels"] == ["voice"]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", None])
+def test_a_form_body_is_a_415_naming_application_json(
+    client: TestClient, carrier: Headers, operator: Headers, content_type: str | None
+) -> None:
+    headers = {**carrier, **({"Content-Type": content_type} if content_type else {})}
+    answer = client.put(
+        "/v1/registrations/+12125551234", content=b"channels=voice", headers=headers
     )
     error = assert_error(answer, 415, "unsupported_media_type")
     assert "Content-Type: application/json" in error["message"]

@@ -307,11 +307,24 @@ ENVELOPE = b'{"from": "+12125551234", "to": "55555", "text": "STOP"}'
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_json_sent_as_another_content_type_is_a_415_naming_application_json(
+def test_json_sent_as_another_content_type_is_read_as_json(
+    client: TestClient, carrier: Headers, operator: Headers, content_type: str | None
+) -> None:
+    """curl -d sends a form type unless told otherwise: a JSON object is still JSON."""
+    headers = {**carrier, **({"Content-Type": content_type} if content_type else {})}
+    answer = client.post("/v1/sms/inbound", content=ENVELOPE, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["action"] == "registered"
+    assert status(client, operator) == "blocked"
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_body_that_is_no_json_object_is_a_415_naming_application_json(
     client: TestClient, carrier: Headers, operator: Headers, content_type: str | None
 ) -> None:
     headers = {**carrier, **({"Content-Type": content_type} if content_type else {})}
-    answer = client.post("/v1/sms/inbound", content=ENVELOPE, headers=headers)
+    form = b"from=%2B12125551234&to=55555&text=STOP"
+    answer = client.post("/v1/sms/inbound", content=form, headers=headers)
     error = assert_error(answer, 415, "unsupported_media_type")
     assert "application/json" in error["message"]
     assert "dictionary" not in error["message"]

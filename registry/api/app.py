@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -158,12 +159,31 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+def _says_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";")[0].strip().lower()
+            return kind == b"application/json" or kind.endswith(b"+json")
+    return False
+
+
+def _is_json_object(body: bytes) -> bool:
+    if body.lstrip()[:1] != b"{":
+        return False
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
 class SmallBodies:
     """Pure ASGI middleware: a request body of at most `limit` bytes (413 beyond), except on
     the `large` paths, whose handlers set their own limits (the scrub's 64 and 128 MiB).
 
     FastAPI reads a body in full before any handler could refuse it; this stops reading at
-    the limit. The body read is handed on as one message.
+    the limit. The body read is handed on as one message. Every such endpoint takes JSON,
+    and a body that is a JSON object is read as one whatever its Content-Type says (curl's
+    `-d` sends a form type unless told otherwise); anything else FastAPI refuses with 415.
     """
 
     def __init__(self, app: ASGIApp, limit: int, large: tuple[str, ...]) -> None:
@@ -190,6 +210,9 @@ class SmallBodies:
             return
         except ClientDisconnect:
             return
+        if _is_json_object(body) and not _says_json(scope):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         pending = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> Message:
