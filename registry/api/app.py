@@ -210,7 +210,7 @@ class SmallBodies:
             return
         except ClientDisconnect:
             return
-        if _is_json_object(body) and not _says_json(scope):
+        if not _says_json(scope) and _is_json_object(body):  # parsed once, by FastAPI, if JSON
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         pending = [{"type": "http.request", "body": body, "more_body": False}]
