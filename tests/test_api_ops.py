@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,11 +96,25 @@ def test_metrics_count_scrubbed_rows(client: TestClient, operator: Headers) -> N
     assert by_status.get("callable") == 1 and by_status.get("invalid") == 1
 
 
-def test_docs_are_served(client: TestClient) -> None:
+def test_docs_are_served_with_every_file_from_this_server(client: TestClient) -> None:
     answer = client.get("/docs")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
-    assert "openapi.json" in answer.text
+    assert "'/openapi.json'" in answer.text
+    # Swagger UI's script, style and icon: all from here, none from a CDN.
+    files = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
+    assert len(files) == 3 and all(f.startswith("/docs/assets/") for f in files), files
+    kinds = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for path in files:
+        asset = client.get(path)
+        assert asset.status_code == 200, path
+        assert asset.headers["content-type"].startswith(kinds[Path(path).suffix]), path
+        assert len(asset.content) > 500, path
+    assert b"SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").content
+    assert client.get("/docs/assets/index.html").json()["error"]["code"] == "not_found"
+    assert client.get("/docs/assets/..%2F..%2F__init__.py").status_code == 404
+    # ReDoc's page would load its script from a CDN: not offered.
+    assert client.get("/redoc").status_code == 404
 
 
 @pytest.mark.parametrize(

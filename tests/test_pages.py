@@ -461,6 +461,27 @@ def test_the_portal_shows_the_change_list(chromium: Any, server: Server) -> None
     assert portal.console() == []
 
 
+def test_the_api_documentation_renders_from_this_server_alone(
+    chromium: Any, server: Server
+) -> None:
+    """/docs draws every operation of /openapi.json with nothing fetched from elsewhere:
+    the registry may run on a network with no way out (this test machine has none)."""
+    page = Page(chromium, server, "/docs")
+    operations = server.http.get("/openapi.json").json()["paths"]
+    expected = sum(len(methods) for methods in operations.values())
+    drawn = page.wait(
+        lambda: len(chromium.find_elements("css selector", ".opblock")) >= expected,
+        "Swagger UI to draw the operations",
+    )
+    assert drawn
+    fetched = chromium.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert fetched and all(url.startswith(server.url + "/") for url in fetched), fetched
+    assert "/v1/numbers/{number}" in chromium.page_source
+    assert page.console() == []
+
+
 def test_pages_are_served_with_security_headers_and_kept_out_of_the_api_schema(
     client: TestClient,
 ) -> None:

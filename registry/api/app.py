@@ -255,6 +255,9 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
         summary="National do-not-call registry: registrations, look-ups and bulk scrubs.",
         default_response_class=JSON,
         lifespan=lifespan,
+        # /docs is served by registry/api/pages.py from local files; ReDoc only from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app)

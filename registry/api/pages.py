@@ -12,6 +12,11 @@ Every answer carries a Content-Security-Policy that allows only this origin
 `Referrer-Policy: no-referrer`, because the API paths the pages call hold
 phone numbers. None of these routes is an API operation, so none appears in
 /openapi.json.
+
+`/docs` is Swagger UI as FastAPI renders it, with its script and style served
+from here (the copy of Swagger UI 5 in the fastapi-swagger package) instead of
+a CDN: a registry often runs on a network with no way out, and there FastAPI's
+own page stays blank.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import html
 import re
 from importlib import resources
 
-from fastapi import APIRouter
-from starlette.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse, Response
 
 from registry import rules
 from registry.api.errors import ApiError
@@ -45,6 +51,13 @@ _TYPES = {
     "js": "text/javascript; charset=utf-8",
 }
 ASSETS = ("app.css", "api.js", "subscriber.js", "portal.js")
+# Swagger UI's files for /docs, by the name the page asks for, from this package.
+SWAGGER_UI = "fastapi_swagger.resources"
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
 
 
 def _category_checkboxes() -> str:
@@ -107,3 +120,30 @@ async def asset(name: str) -> Response:
     if body is None:
         raise ApiError(404, "not_found", f"no page asset {name!r}")
     return _answer(name, body)
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs(request: Request) -> HTMLResponse:
+    """Swagger UI on /openapi.json, every file it needs from this server."""
+    root = request.scope.get("root_path", "")
+    return get_swagger_ui_html(
+        openapi_url=f"{root}/openapi.json",
+        title="dnc-registry API",
+        swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+        swagger_favicon_url=f"{root}/docs/assets/favicon-32x32.png",
+    )
+
+
+_docs_files: dict[str, bytes] = {}
+
+
+@router.get("/docs/assets/{name}", include_in_schema=False)
+async def docs_asset(name: str) -> Response:
+    kind = DOCS_ASSETS.get(name)
+    if kind is None:
+        raise ApiError(404, "not_found", f"no documentation asset {name!r}")
+    body = _docs_files.get(name)
+    if body is None:  # read on first use: a megabyte most workers never send
+        body = _docs_files[name] = resources.files(SWAGGER_UI).joinpath(name).read_bytes()
+    return Response(body, media_type=kind, headers={"Cache-Control": "public, max-age=86400"})
