@@ -139,9 +139,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("downloads")
 
 
-@pytest.fixture(scope="module")
-def chromium(downloads: Path) -> Iterator[Any]:
-    """One headless Chromium for the module; each test opens its own server's origin."""
+def _browser(downloads: Path, scripts: bool = True) -> Any:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).is_file()]
     if missing and not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.fail(f"browser tests need {' and '.join(missing)}: {INSTALL}", pytrace=False)
@@ -162,6 +160,10 @@ def chromium(downloads: Path) -> Iterator[Any]:
         "--disable-extensions",
     ):
         options.add_argument(flag)
+    if not scripts:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # A driver path of our own: Selenium Manager (which downloads drivers) is never asked.
     service = Service(executable_path=shutil.which("chromedriver") or CHROMEDRIVER)
@@ -169,6 +171,21 @@ def chromium(downloads: Path) -> Iterator[Any]:
     driver.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
+    return driver
+
+
+@pytest.fixture(scope="module")
+def chromium(downloads: Path) -> Iterator[Any]:
+    """One headless Chromium for the module; each test opens its own server's origin."""
+    driver = _browser(downloads)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def chromium_without_scripts(downloads: Path) -> Iterator[Any]:
+    """Headless Chromium with JavaScript turned off, as some subscribers browse."""
+    driver = _browser(downloads, scripts=False)
     yield driver
     driver.quit()
 
@@ -218,6 +235,24 @@ class Page:
         from selenium.webdriver.common.by import By
 
         self.element(form_id).find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+
+    def leave(self, click: Callable[[], None]) -> None:
+        """`click()` loads another page: wait until this one is gone and that one loaded."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+
+        old = self.driver.find_element(By.TAG_NAME, "html")
+
+        def gone() -> bool:
+            try:
+                old.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            return False
+
+        click()
+        self.wait(gone, "the next page")
+        self.wait(lambda: self.driver.execute_script("return document.readyState") == "complete")
 
     def shown(self, element_id: str) -> str:
         """The text of `element_id` once it is shown and the request behind it is over."""
@@ -459,6 +494,50 @@ def test_the_portal_shows_the_change_list(chromium: Any, server: Server) -> None
     portal.wait(lambda: "1 change." in portal.shown("changes-result"))
     assert "+12125550003 added" in portal.shown("changes-result")
     assert portal.console() == []
+
+
+def test_without_javascript_a_subscriber_registers_checks_and_deregisters(
+    chromium_without_scripts: Any, server: Server
+) -> None:
+    """Every form of the subscriber page works with scripts off: each answers on a page of
+    its own (registry/api/forms.py), and the number is blocked once the code is typed."""
+    driver = chromium_without_scripts
+    page = Page(driver, server, "/")
+    assert "Without JavaScript each form opens its answer" in page.element("main").text
+    page.fill("register-number", "(212) 555-0123")
+    page.fill("register-region", "US")
+    page.tick('input[name="allow_categories"][value="3"]')
+    page.leave(lambda: page.submit("register-form"))
+    assert "We sent a six-digit code to (212) 555-0123" in page.shown("answer")
+    page.fill("code", server.code_for("+12125550123"))
+    page.leave(lambda: page.submit("answer"))
+    assert page.shown("answer").startswith("+12125550123 is registered.")
+    operator = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    looked = server.http.get("/v1/numbers/+12125550123?category=1", headers=operator).json()
+    assert looked["status"] == "blocked"
+    looked = server.http.get("/v1/numbers/+12125550123?category=3", headers=operator).json()
+    assert looked["reason"] == "category_allowed"
+
+    page.leave(page.element("back").click)
+    page.fill("status-number", "+1 212 555 0123")
+    page.leave(lambda: page.submit("status-form"))
+    assert page.shown("answer").startswith("+12125550123 is registered.")
+
+    page = Page(driver, server, "/")
+    page.fill("deregister-number", "+12125550123")
+    sent = server.outbox_lines()
+    page.leave(lambda: page.submit("deregister-form"))
+    page.fill("code", server.code_for("+12125550123", after=sent))
+    page.leave(lambda: page.submit("answer"))
+    assert page.shown("answer").startswith("+12125550123 is no longer registered.")
+
+    page = Page(driver, server, "/")
+    page.fill("complain-number", "+12125550123")
+    page.fill("complain-caller", "+13105550000")
+    page.element("complain-when").send_keys("01022025\t1030AM")
+    page.choose("complain-offset", "+05:30")
+    page.leave(lambda: page.submit("complain-form"))
+    assert "Thank you: your report was recorded." in page.shown("answer")
 
 
 def test_the_api_documentation_renders_from_this_server_alone(

@@ -18,7 +18,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import embedded, fastnumbers
-from registry.api import admin, carrier, complaints, errors, operator, ops, pages, scrub, subscriber
+from registry.api import (
+    admin,
+    carrier,
+    complaints,
+    errors,
+    forms,
+    operator,
+    ops,
+    pages,
+    scrub,
+    subscriber,
+)
 from registry.api import consents as consents_api
 from registry.api.auth import Authenticator
 from registry.api.lookup import LookupRoute
@@ -261,7 +272,18 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     )
     app.state.services = services
     errors.install(app)
-    routers = (ops, admin, carrier, subscriber, operator, scrub, complaints, pages, consents_api)
+    routers = [
+        ops,
+        admin,
+        carrier,
+        subscriber,
+        operator,
+        scrub,
+        complaints,
+        pages,
+        forms,
+        consents_api,
+    ]
     for module in routers:
         app.include_router(module.router)
     # The last added runs first: responses are counted under the method the client sent.

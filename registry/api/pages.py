@@ -75,21 +75,41 @@ def _category_options() -> str:
     )
 
 
+# Every UTC offset in use, for the complaint form's time when no script reads the browser's.
+_OFFSET_MINUTES = (
+    *(-720, -660, -600, -570, -540, -480, -420, -360, -300, -240, -210, -180, -120, -60),
+    *(0, 60, 120, 180, 210, 240, 270, 300, 330, 345, 360, 390, 420, 480, 525, 540, 570),
+    *(600, 630, 660, 720, 765, 780, 840),
+)
+UTC_OFFSETS = tuple(
+    f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in _OFFSET_MINUTES
+)
+
+
+def _utc_offsets() -> str:
+    return "\n".join(
+        f'<option value="{offset}"{" selected" if offset == "+00:00" else ""}>UTC{offset}</option>'
+        for offset in UTC_OFFSETS
+    )
+
+
 def _query_fields(prefix: str) -> str:
     """A form's channel, category and region fields (query-fields.html), ids under `prefix`."""
-    return _text("query-fields.html").replace("{{prefix}}", prefix)
+    return page_text("query-fields.html").replace("{{prefix}}", prefix)
 
 
-def _text(name: str) -> str:
+def page_text(name: str) -> str:
+    """A file of the registry.web package, as text."""
     return resources.files("registry.web").joinpath(name).read_text(encoding="utf-8")
 
 
 def _read(name: str) -> bytes:
-    text = _text(name)
+    text = page_text(name)
     if name.endswith(".html"):
         text = re.sub(r"\{\{query_fields:([a-z]+)\}\}\n", lambda m: _query_fields(m[1]), text)
         text = text.replace("{{category_checkboxes}}", _category_checkboxes())
         text = text.replace("{{category_options}}", _category_options())
+        text = text.replace("{{utc_offsets}}", _utc_offsets())
     return text.encode()
 
 

@@ -1,0 +1,343 @@
+"""The subscriber page's forms without JavaScript: each answered with a page of its own.
+
+With JavaScript the page (registry/web/subscriber.js) calls the JSON API and shows
+the answer in place. Without it, a browser posts the same form, URL-encoded, to
+the form's `action` here. Each form is turned into the JSON body its API endpoint
+takes and sent through the whole app as a request of its own, from the same
+client (address, forwarded headers), so its checks, rate limits and errors are
+the API's, not a second copy of them. The answer is drawn as HTML: a code to type
+in, a registration, a status, or the API's error message.
+
+Only forms from this origin are taken: a post whose `Origin` (or `Sec-Fetch-Site`)
+names another site is refused, so a page elsewhere cannot spend its visitors'
+addresses on code requests or complaints.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+from starlette.types import Message
+
+from registry.api.pages import SECURITY_HEADERS, page_text
+from registry.api.scrub import read_body
+
+router = APIRouter()
+FORM_BYTES = 16 * 1024
+# The scope keys a request of its own keeps: what the server set, not what routing added.
+_SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "state")
+_TEMPLATE = page_text("answer.html")
+_LOCAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+class _Answer:
+    """What the API answered a form's request: status and JSON body."""
+
+    def __init__(self, status: int, data: dict[str, Any]) -> None:
+        self.status = status
+        self.data = data
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    @property
+    def message(self) -> str:
+        error = self.data.get("error") or {}
+        return str(error.get("message") or "the registry could not answer; try again later")
+
+    @property
+    def code(self) -> str:
+        return str((self.data.get("error") or {}).get("code", ""))
+
+
+async def _fields(request: Request) -> list[tuple[str, str]]:
+    raw = await read_body(request, FORM_BYTES, "a form of the subscriber page is a few fields")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return parse_qsl(text, keep_blank_values=True, max_num_fields=64)
+
+
+def _one(fields: list[tuple[str, str]], name: str) -> str:
+    values = [value for key, value in fields if key == name]
+    return values[-1].strip() if values else ""
+
+
+def _many(fields: list[tuple[str, str]], name: str) -> list[str]:
+    return [value.strip() for key, value in fields if key == name and value.strip()]
+
+
+def _codes(values: list[str]) -> list[Any]:
+    """Category codes as the JSON API takes them; anything else is passed on to refuse."""
+    return [int(v) if v.isascii() and v.isdigit() and len(v) < 4 else v for v in values]
+
+
+def _cross_site(request: Request) -> bool:
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != request.headers.get("host", "")
+
+
+async def _call(
+    request: Request, method: str, path: str, body: dict[str, Any] | None = None, query: str = ""
+) -> _Answer:
+    """`method path` through the whole app, as the client that posted the form."""
+    content = b"" if body is None else orjson.dumps(body)
+    headers = [
+        (name, value)
+        for name, value in request.scope["headers"]
+        if name not in (b"content-type", b"content-length", b"accept", b"transfer-encoding")
+    ]
+    headers += [(b"accept", b"application/json"), (b"content-length", str(len(content)).encode())]
+    if body is not None:
+        headers.append((b"content-type", b"application/json"))
+    scope = {key: request.scope[key] for key in _SCOPE_KEYS if key in request.scope}
+    scope.update(
+        method=method,
+        path=path,
+        raw_path=quote(path, safe="/+").encode(),
+        query_string=query.encode(),
+        headers=headers,
+    )
+    sent = False
+    status = 500
+    chunks: list[bytes] = []
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": content, "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await request.app(scope, receive, send)
+    try:
+        data = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        data = {}
+    return _Answer(status, data if isinstance(data, dict) else {})
+
+
+def _page(title: str, parts: list[str], status: int, back: str) -> Response:
+    body = (
+        _TEMPLATE.replace("{{title}}", html.escape(title))
+        .replace("{{content}}", "\n".join(parts))
+        .replace("{{back}}", html.escape(back))
+    )
+    return Response(body.encode(), status, media_type="text/html; charset=utf-8",
+                    headers=SECURITY_HEADERS)  # fmt: skip
+
+
+def _p(text: str, css: str = "") -> str:
+    kind = f' class="{css}"' if css else ""
+    return f"<p{kind}>{html.escape(text)}</p>"
+
+
+def _error(answer: _Answer, back: str, title: str = "That did not work") -> Response:
+    return _page(title, [_p(_sentence(answer.message), "error")], answer.status, back)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def _date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%d %B %Y")
+    except ValueError:
+        return iso
+
+
+def _code_form(kind: str, request_id: str, number: str, verb: str) -> str:
+    action = f"/forms/{kind}s/{quote(request_id, safe='')}/confirm"
+    return (
+        f'<form method="post" action="{html.escape(action)}">\n'
+        f'  <input type="hidden" name="number" value="{html.escape(number)}">\n'
+        '  <div class="field">\n'
+        '    <label for="code">Six-digit code</label>\n'
+        '    <input id="code" name="code" type="text" inputmode="numeric"'
+        ' autocomplete="one-time-code" maxlength="9" size="8" required autofocus>\n'
+        "  </div>\n"
+        f'  <button type="submit">{html.escape(verb)}</button>\n'
+        "</form>"
+    )
+
+
+def _refused() -> Response:
+    return _page(
+        "Form refused",
+        [_p("This form was sent from another site; use the registry's own page.", "error")],
+        403,
+        "/",
+    )
+
+
+async def _code_sent(request: Request, kind: str, body: dict[str, Any], verb: str) -> Response:
+    back = "/#register" if kind == "registration" else "/#deregister"
+    answer = await _call(request, "POST", f"/v1/{kind}s", body)
+    if not answer.ok:
+        return _error(answer, back)
+    request_id = str(answer.data.get("request_id", ""))
+    minutes = max(1, int(answer.data.get("expires_in", 600)) // 60)
+    parts = [
+        _p(f"We sent a six-digit code to {body['number']}. It works for {minutes} minutes."),
+        _code_form(kind, request_id, str(body["number"]), verb),
+    ]
+    return _page("Enter the code we sent", parts, answer.status, back)
+
+
+@router.post("/forms/registrations", include_in_schema=False)
+async def register(request: Request) -> Response:
+    if _cross_site(request):
+        return _refused()
+    fields = await _fields(request)
+    body: dict[str, Any] = {
+        "number": _one(fields, "number"),
+        "channels": _many(fields, "channels"),
+        "allow_categories": _codes(_many(fields, "allow_categories")),
+    }
+    if region := _one(fields, "region").upper():
+        body["region"] = region
+    return await _code_sent(request, "registration", body, "Confirm registration")
+
+
+@router.post("/forms/deregistrations", include_in_schema=False)
+async def deregister(request: Request) -> Response:
+    if _cross_site(request):
+        return _refused()
+    fields = await _fields(request)
+    body: dict[str, Any] = {"number": _one(fields, "number")}
+    if region := _one(fields, "region").upper():
+        body["region"] = region
+    return await _code_sent(request, "deregistration", body, "Confirm removal")
+
+
+@router.post("/forms/{kind}/{request_id}/confirm", include_in_schema=False)
+async def confirm(kind: str, request_id: str, request: Request) -> Response:
+    if _cross_site(request):
+        return _refused()
+    if kind not in ("registrations", "deregistrations"):
+        return _page("Page not found", [_p("There is no such form.", "error")], 404, "/")
+    fields = await _fields(request)
+    number = _one(fields, "number")
+    back = "/#register" if kind == "registrations" else "/#deregister"
+    path = f"/v1/{kind}/{request_id}/confirm"
+    answer = await _call(request, "POST", path, {"code": _one(fields, "code")})
+    if answer.code in ("wrong_code", "invalid_code"):
+        verb = "Confirm registration" if kind == "registrations" else "Confirm removal"
+        parts = [
+            _p(_sentence(answer.message), "error"),
+            _code_form(kind[:-1], request_id, number, verb),
+        ]
+        return _page("Enter the code we sent", parts, answer.status, back)
+    if not answer.ok:
+        return _error(answer, back)
+    registered = str(answer.data.get("number", number))
+    if kind == "deregistrations":
+        parts = [
+            _p(f"{registered} is no longer registered.", "outcome"),
+            _p("Telemarketers may call it again once their lists are updated."),
+        ]
+        return _page("Number removed", parts, answer.status, back)
+    parts = [
+        _p(f"{registered} is registered.", "outcome"),
+        _p(
+            "Telemarketers who check the registry stop calling it now; from "
+            f"{_date(str(answer.data.get('effective_at', '')))} every telemarketer must."
+        ),
+    ]
+    return _page("Number registered", parts, answer.status, back)
+
+
+@router.post("/forms/status", include_in_schema=False)
+async def status(request: Request) -> Response:
+    """The status check as a POST, so the number stays out of the address bar and logs."""
+    if _cross_site(request):
+        return _refused()
+    fields = await _fields(request)
+    number = _one(fields, "number")
+    region = _one(fields, "region").upper()
+    query = f"region={quote(region)}" if region else ""
+    if not number or "/" in number:
+        answer = _Answer(400, {"error": {"message": "enter a phone number"}})
+    else:
+        answer = await _call(request, "GET", f"/v1/registrations/{number}", query=query)
+    if not answer.ok:
+        return _error(answer, "/#status")
+    shown = str(answer.data.get("number", number))
+    if not answer.data.get("registered"):
+        return _page("Not registered", [_p(f"{shown} is not registered.")], 200, "/#status")
+    parts = [_p(f"{shown} is registered.", "outcome")]
+    if "registered_at" in answer.data:
+        parts.append(
+            _p(
+                f"Registered on {_date(str(answer.data['registered_at']))}; every telemarketer "
+                f"must leave it alone from {_date(str(answer.data.get('effective_at', '')))}."
+            )
+        )
+    return _page("Registered", parts, 200, "/#status")
+
+
+@router.post("/forms/complaints", include_in_schema=False)
+async def complain(request: Request) -> Response:
+    if _cross_site(request):
+        return _refused()
+    fields = await _fields(request)
+    occurred = _one(fields, "occurred_at")
+    if len(occurred) == 16:  # a datetime-local field: minutes, no zone; the form gives it
+        occurred += ":00"
+    if _LOCAL_TIME.fullmatch(occurred):  # no zone: the form's own field names it
+        occurred += _one(fields, "utc_offset") or "+00:00"
+    body: dict[str, Any] = {
+        "number": _one(fields, "number"),
+        "caller": _one(fields, "caller"),
+        "occurred_at": occurred,
+        "channel": _one(fields, "channel") or "voice",
+    }
+    if category := _one(fields, "category"):
+        body["category"] = _codes([category])[0]
+    if region := _one(fields, "region").upper():
+        body["region"] = region
+    if text := _one(fields, "text"):
+        body["text"] = text
+    answer = await _call(request, "POST", "/v1/complaints", body)
+    if not answer.ok:
+        return _error(answer, "/#complain")
+    parts = [
+        _p("Thank you: your report was recorded.", "outcome"),
+        _p(f"Its reference is {answer.data.get('complaint_id', '')}."),
+    ]
+    if answer.data.get("registered_at_time") in (False, None):
+        parts.append(
+            _p("Your number was not registered when this happened, so the caller broke no rule.")
+        )
+    elif answer.data.get("within_grace"):
+        parts.append(
+            _p(
+                "This happened within the grace period after your registration, when "
+                "telemarketers may not yet have updated their lists. We keep the report all "
+                "the same."
+            )
+        )
+    return _page("Report recorded", parts, answer.status, "/#complain")

@@ -1,0 +1,161 @@
+"""The subscriber page's forms posted without JavaScript (registry/api/forms.py).
+
+A browser with scripts off posts each form URL-encoded to its `action` and shows
+the HTML that comes back. These tests post what such a browser posts, through the
+real app and a real Redis, and read the answer pages as text. tests/test_pages.py
+drives the same forms in Chromium with JavaScript off.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import ADMIN, ready_client
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from registry.config import Settings
+
+NUMBER = "+12125551234"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    return tmp_path / "outbox.jsonl"
+
+
+@pytest.fixture
+def web(settings: Settings, outbox: Path) -> Iterator[TestClient]:
+    api = ready_client(settings.with_(notifier=f"file:{outbox}", status_checks_per_minute=3))
+    yield api
+    api.__exit__(None, None, None)
+
+
+def codes(outbox: Path) -> list[str]:
+    lines = outbox.read_text().splitlines() if outbox.exists() else []
+    return [json.loads(line)["code"] for line in lines]
+
+
+def shown(answer: Response) -> str:
+    """The answer page's message, tags stripped."""
+    assert answer.headers["content-type"].startswith("text/html"), answer.text
+    assert answer.headers["content-security-policy"].startswith("default-src 'self';")
+    found = re.search(r'<div class="result" id="answer">(.*?)</div>\s*<p><a', answer.text, re.S)
+    assert found, answer.text
+    return " ".join(re.sub(r"<[^>]+>", " ", found[1]).split())
+
+
+def code_form(answer: Response) -> str:
+    found = re.search(r'<form method="post" action="([^"]+)">', answer.text)
+    assert found, answer.text
+    return found[1]
+
+
+def look_up(client: TestClient, number: str = NUMBER) -> str:
+    return str(client.get(f"/v1/numbers/{number}", headers=ADMIN).json()["status"])
+
+
+def test_a_subscriber_registers_with_a_code_and_the_number_is_blocked_at_once(
+    web: TestClient, outbox: Path
+) -> None:
+    form = "number=%28212%29+555-1234&region=us&channels=voice&channels=sms&allow_categories=2"
+    sent = web.post("/forms/registrations", content=form, headers=FORM)
+    assert sent.status_code == 202
+    assert "We sent a six-digit code to (212) 555-1234" in shown(sent)
+    confirm = code_form(sent)
+    assert re.fullmatch(r"/forms/registrations/[\w-]+/confirm", confirm)
+    [code] = codes(outbox)
+    assert look_up(web) == "callable"
+
+    wrong = web.post(confirm, data={"code": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 400
+    assert "That is not the code sent; 4 tries left." in shown(wrong)
+    assert code_form(wrong) == confirm  # typed again on the same page
+
+    done = web.post(confirm, data={"code": f"{code[:3]} {code[3:]}"})
+    assert done.status_code == 201
+    effective = (datetime.now(UTC) + timedelta(days=31)).strftime("%d %B %Y")
+    assert shown(done).startswith(f"{NUMBER} is registered.")
+    assert effective in shown(done)
+    assert look_up(web) == "blocked"
+    # The preferences the form carried: category 2 still allowed, the rest blocked.
+    allowed = web.get(f"/v1/numbers/{NUMBER}?category=2", headers=ADMIN).json()
+    assert allowed["reason"] == "category_allowed"
+
+    again = web.post(confirm, data={"code": code})
+    assert again.status_code == 410
+    assert "already used" in shown(again)
+
+
+def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox: Path) -> None:
+    absent = web.post("/forms/status", data={"number": NUMBER})
+    assert (absent.status_code, shown(absent)) == (200, f"{NUMBER} is not registered.")
+    invalid = web.post("/forms/status", data={"number": "12"})
+    assert invalid.status_code == 400
+    assert "not a valid phone number (too_short)" in shown(invalid)
+    assert web.post("/forms/status", data={"number": ""}).status_code == 400
+
+    nothing = web.post("/forms/registrations", data={"number": NUMBER})  # no box ticked
+    assert nothing.status_code == 400
+    assert "at least one of voice, sms" in shown(nothing)
+    assert codes(outbox) == []
+    sent = web.post("/forms/registrations", data={"number": NUMBER, "channels": "sms"})
+    web.post(code_form(sent), data={"code": codes(outbox)[-1]})
+    present = web.post("/forms/status", data={"number": "212 555 1234", "region": "US"})
+    assert shown(present).startswith(f"{NUMBER} is registered. Registered on ")
+
+    removal = web.post("/forms/deregistrations", data={"number": NUMBER})
+    assert removal.status_code == 202
+    gone = web.post(code_form(removal), data={"code": codes(outbox)[-1]})
+    assert (gone.status_code, shown(gone).split(".")[0]) == (
+        200,
+        f"{NUMBER} is no longer registered",
+    )
+    assert look_up(web) == "callable"
+
+    # The status check's own limit (3 a minute here, 2 used) holds for the form as for the API.
+    assert web.post("/forms/status", data={"number": NUMBER}).status_code == 200
+    limited = web.post("/forms/status", data={"number": NUMBER})
+    assert limited.status_code == 429
+    assert "retry in" in shown(limited)
+
+
+def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestClient) -> None:
+    carrier = web.post("/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN)
+    key = {"Authorization": f"Bearer {carrier.json()['api_key']}"}
+    assert web.put(f"/v1/registrations/{NUMBER}", headers=key).status_code == 201
+    # Half an hour ago, as the clock reads in India: five and a half hours ahead of UTC.
+    then = datetime.now(UTC) - timedelta(minutes=30)
+    local = (then + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": local}
+    report = web.post("/forms/complaints", data={**fields, "utc_offset": "+05:30"})
+    assert report.status_code == 201
+    assert "Thank you: your report was recorded." in shown(report)
+    assert "not registered when this happened" in shown(report)  # before the carrier's PUT
+    # The same wall-clock time read as UTC would be five hours ahead: in the future.
+    future = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
+    assert future.status_code == 400
+
+    missing = web.post("/forms/complaints", data={**fields, "caller": ""})
+    assert missing.status_code == 400 and "Caller" in shown(missing)
+
+
+def test_forms_posted_from_another_site_are_refused_before_anything_is_sent(
+    web: TestClient, outbox: Path
+) -> None:
+    for headers in ({"origin": "https://elsewhere.example"}, {"sec-fetch-site": "cross-site"}):
+        refused = web.post("/forms/registrations", data={"number": NUMBER}, headers=headers)
+        assert refused.status_code == 403
+        assert "sent from another site" in shown(refused)
+    assert codes(outbox) == []
+    same = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    assert web.post("/forms/deregistrations", data={"number": NUMBER}, headers=same).is_success
+    assert len(codes(outbox)) == 1
+    unknown = web.post("/forms/consents/abc/confirm", data={"code": "123456"})
+    assert unknown.status_code == 404
