@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from registry.api.errors import ApiError
 from registry.api.limits import check_operator
+from registry.store.connect import answered
 from registry.store.operators import Operator, OperatorStore
 
 ADMIN = Operator("admin", "administrator", "admin")
@@ -45,9 +46,10 @@ class Authenticator:
             raise ApiError(401, "missing_key", "the Authorization header must be 'Bearer KEY'")
         if self.admin_key is not None and secrets.compare_digest(api_key, self.admin_key):
             return ADMIN
-        operator = await self.operators.by_key(api_key)
-        if operator is None and await self.operators.admin_key_matches(api_key):
-            operator = ADMIN
+        async with answered("a key check"):
+            operator = await self.operators.by_key(api_key)
+            if operator is None and await self.operators.admin_key_matches(api_key):
+                operator = ADMIN
         if operator is None:
             self._cache.pop(authorization, None)
             raise ApiError(401, "unknown_key", "this API key is not known or was revoked")

@@ -29,6 +29,7 @@ from registry.api.responses import JSON
 from registry.notifier import Message, NotifierError
 from registry.store import limits
 from registry.store import requests as pending
+from registry.store.connect import answered
 from registry.store.requests import (
     PendingRequest,
     RequestStore,
@@ -232,7 +233,8 @@ async def registration_status(
     value = params.number(number, params.region(region, services.settings.default_region))
     # Invalid input is answered above without counting: it reveals nothing about the list.
     await check_status_client(request)
-    registration = await services.registrations.get(value)
+    async with answered("a status check"):
+        registration = await services.registrations.get(value)
     answer: dict[str, object] = {"number": f"+{value}", "registered": registration is not None}
     if registration is not None and registration.registered_at is not None:
         effective = registration.registered_at + services.settings.grace_days * 86400

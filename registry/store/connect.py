@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import redis
@@ -92,14 +94,22 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
     return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
 
 
+@contextlib.asynccontextmanager
+async def answered(what: str) -> AsyncIterator[None]:
+    """Small commands (a key check, a rate limit, one number) inside: unanswered for
+    ANSWER_TIMEOUT, they raise redis-py's TimeoutError, a 503, not after REPLY_TIMEOUT."""
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            yield
+    except TimeoutError:
+        raise RedisTimeoutError(f"Redis did not answer {what} in {ANSWER_TIMEOUT:g} s") from None
+
+
 async def ping(client: aioredis.Redis | AsyncRedisCluster) -> None:
     """PING every primary. redis-py sends a Cluster's PING to one node, yet a Cluster
     missing any master cannot answer for that master's slots: it is not ready."""
-    try:
-        async with asyncio.timeout(ANSWER_TIMEOUT):
-            if isinstance(client, AsyncRedisCluster):
-                await client.ping(target_nodes=AsyncRedisCluster.PRIMARIES)
-            else:
-                await client.ping()
-    except TimeoutError:
-        raise RedisTimeoutError(f"Redis did not answer a PING in {ANSWER_TIMEOUT:g} s") from None
+    async with answered("a PING"):
+        if isinstance(client, AsyncRedisCluster):
+            await client.ping(target_nodes=AsyncRedisCluster.PRIMARIES)
+        else:
+            await client.ping()

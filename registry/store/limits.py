@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from registry.store.connect import answered
+
 # KEYS: counter. ARGV: window in ms. Returns the count in this window and the ms it has left.
 HIT_SCRIPT = """
 local count = redis.call('INCR', KEYS[1])
@@ -52,5 +54,6 @@ class Hit:
 
 async def hit(redis: Any, key: str, limit: int, window_ms: int) -> Hit:
     """Count one request against `key`; one round trip."""
-    count, left = await redis.eval(HIT_SCRIPT, 1, key, window_ms)
+    async with answered("a rate limit"):
+        count, left = await redis.eval(HIT_SCRIPT, 1, key, window_ms)
     return Hit(int(count), limit, int(left))
