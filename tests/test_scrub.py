@@ -177,6 +177,51 @@ def test_region_reads_national_numbers(
     assert [item["index"] for item in british["invalid"]] == [1]
 
 
+def test_a_json_body_may_carry_the_region_channel_and_category_instead_of_the_query(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    """A region in the body used to be ignored: `2079460958` was read as a US number and
+    a registered British one came back callable."""
+    register(client, carrier, "+442079460958")
+    register(client, carrier, A, channels=["voice"], allow_categories=[2])
+    british = client.post(
+        SCRUB, json={"numbers": ["2079460958"], "region": "GB"}, headers=operator
+    ).json()
+    assert british["blocked"] == ["+442079460958"]
+    sms = {"numbers": [A], "channel": "sms"}
+    assert client.post(SCRUB, json=sms, headers=operator).json()["counts"]["callable"] == 1
+    real_estate = {"numbers": [A], "category": 2}
+    assert client.post(SCRUB, json=real_estate, headers=operator).json()["blocked"] == []
+    banking = {"numbers": [A], "category": "1"}
+    assert client.post(SCRUB, json=banking, headers=operator).json()["blocked"] == [A]
+    # The same value in both places is fine; two different ones are refused.
+    same = {"numbers": ["2079460958"], "region": "GB"}
+    answer = client.post(SCRUB, params={"region": "gb"}, json=same, headers=operator)
+    assert answer.json()["blocked"] == ["+442079460958"]
+    both = client.post(
+        SCRUB, params={"region": "US"}, json={"numbers": [A], "region": "GB"}, headers=operator
+    )
+    assert_error(both, 400, "conflicting_parameters")
+    assert_error(
+        client.post(SCRUB, json={"numbers": [A], "channel": "fax"}, headers=operator),
+        400,
+        "invalid_channel",
+    )
+    assert_error(
+        client.post(SCRUB, json={"numbers": [A], "category": True}, headers=operator),
+        400,
+        "invalid_category",
+    )
+
+
+def test_unknown_fields_in_a_json_body_are_400_not_ignored(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    answer = client.post(SCRUB, json={"numbers": [A], "chanel": "sms"}, headers=operator)
+    error = assert_error(answer, 400, "invalid_request")
+    assert "'chanel'" in error["message"] and error["details"] == {"unknown": ["chanel"]}
+
+
 @pytest.mark.parametrize(
     ("query", "code"),
     [

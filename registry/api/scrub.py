@@ -68,14 +68,38 @@ def _too_many(rows: int, limit: int) -> ApiError:
     )
 
 
-def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int]]:
-    """The inputs as text, and the indices of items that are neither strings nor integers."""
+# What a JSON scrub's body may say besides its numbers: the query's parameters, which the
+# body may carry instead (a region read from nowhere would turn a national number into
+# another country's, and a registered one callable).
+BODY_OPTIONS = ("region", "channel", "category")
+
+
+def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int], dict[str, str]]:
+    """The inputs as text, the indices of items that are neither strings nor integers,
+    and the BODY_OPTIONS the body names, as query-parameter text."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("numbers"), list):
         raise ApiError(400, "invalid_request", 'send {"numbers": ["+12125551234", ...]}')
+    unknown = sorted(set(document) - {"numbers", *BODY_OPTIONS})
+    if unknown:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"unknown field {unknown[0][:32]!r}: a scrub's body takes numbers and, "
+            f"optionally, {', '.join(BODY_OPTIONS)}",
+            {"unknown": [name[:32] for name in unknown[:8]]},
+        )
+    options: dict[str, str] = {}
+    for name in BODY_OPTIONS:
+        value = document.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ApiError(400, f"invalid_{name}", f"{name} must be a string or a number")
+        options[name] = str(value)
     items = document["numbers"]
     if len(items) > limit:
         raise _too_many(len(items), limit)
@@ -92,7 +116,7 @@ def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int]]:
         for i, item in enumerate(items)
         if not isinstance(item, str) and (not isinstance(item, int) or isinstance(item, bool))
     ]
-    return inputs, not_numbers
+    return inputs, not_numbers, options
 
 
 def parse_plain(body: bytes, limit: int) -> list[str]:
@@ -202,9 +226,19 @@ def parse_csv(
     return header, rows, header.index(column)
 
 
-def _query(request: Request, operator: Operator) -> ScrubQuery:
+def _query(request: Request, operator: Operator, body: dict[str, str] | None = None) -> ScrubQuery:
+    """The scrub's parameters from the query string, or from a JSON body's BODY_OPTIONS;
+    a parameter given in both must agree."""
     services = request.app.state.services
-    q = request.query_params
+    q = dict(request.query_params)
+    for name, value in (body or {}).items():
+        if q.get(name, value).strip().lower() != value.strip().lower():
+            raise ApiError(
+                400,
+                "conflicting_parameters",
+                f"{name} is {q[name][:16]!r} in the query but {value[:16]!r} in the body",
+            )
+        q[name] = value
     return ScrubQuery(
         channel=params.channel(q.get("channel")),
         category=params.category(q.get("category")),
@@ -235,7 +269,14 @@ def _charset(parameters: str) -> str | None:
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "properties": {"numbers": {"type": "array", "items": {"type": "string"}}},
+                        "properties": {
+                            "numbers": {"type": "array", "items": {"type": "string"}},
+                            "region": {"type": "string"},
+                            "channel": {"type": "string", "enum": ["voice", "sms"]},
+                            "category": {"type": "integer", "minimum": 1, "maximum": 8},
+                        },
+                        "required": ["numbers"],
+                        "additionalProperties": False,
                     }
                 },
                 "text/plain": {"schema": {"type": "string"}},
@@ -272,7 +313,9 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
     limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
     body = await read_body(request, limit, "split the list into several scrubs")
     if kind == "application/json":
-        inputs, not_numbers = parse_json_numbers(body, settings.max_scrub_rows)
+        inputs, not_numbers, options = parse_json_numbers(body, settings.max_scrub_rows)
+        if options:
+            query = _query(request, operator, options)
         return await _scrub_json(request, operator, inputs, not_numbers, query)
     source: PlainLines | CsvTable
     if kind == "text/plain":
