@@ -4,12 +4,15 @@ Pure functions, no I/O. The carrier route (registry/api/carrier.py) reads the
 `Intent`, changes the registration, and sends back `reply(...)`.
 
 Opt-out rules ask for "any reasonable means", so matching is lenient where it
-cannot hurt: case, width (NFKC, so full-width ＳＴＯＰ is STOP), surrounding
-spaces and punctuation, and courtesy words after the keyword ("Stop. Thank
-you", "退订，谢谢") are ignored. It is strict where leniency would change the
-meaning: the keyword must come first ("please don't stop" is not a STOP),
-`STOP DND` and `START 2` are keywords of their own, and any other word after
-a keyword makes the message unknown (the reply then explains the keywords).
+cannot hurt: case, width (NFKC, so full-width ＳＴＯＰ is STOP), Traditional or
+Simplified characters (退訂 is 退订), surrounding spaces and punctuation,
+courtesy words after the keyword in any order ("Stop please and thank you",
+"退订，谢谢啦") and an opt-out word repeated ("STOP STOP") are ignored. It is
+strict where leniency would change the meaning: the keyword must come first
+("please don't stop" is not a STOP), `STOP DND` and `START 2` are keywords of
+their own, only the same opt-out word may repeat ("CANCEL STOP" may mean undo
+the stop), and any other word after a keyword makes the message unknown (the
+reply then explains the keywords).
 """
 
 from __future__ import annotations
@@ -36,22 +39,45 @@ ACTIONS = (REGISTERED, PREFERENCES_UPDATED, DEREGISTERED, HELP, UNKNOWN)
 ENGLISH, CHINESE = "en", "zh"
 
 _OPT_OUT_WORDS = ("STOPALL", "STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订")
-_CHINESE_WORDS = ("TD", "退订")
+_HELP_WORDS = ("HELP", "INFO", "帮助")
+_CHINESE_WORDS = ("TD", "退订", "帮助")
 # Longest first, so STOPALL is not read as STOP followed by ALL.
-_KEYWORD = re.compile(r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|TD|UNSTOP|START|HELP|INFO|退订)")
+_KEYWORD = re.compile(
+    r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|TD|UNSTOP|START|HELP|INFO|退订|帮助)"
+)
+# Traditional characters of the Chinese keywords and courtesy words, folded to the
+# Simplified ones the way NFKC folds width (NFKC leaves both scripts as they are).
+_SIMPLIFIED = str.maketrans("訂幫謝請煩", "订帮谢请烦")
 # Categories after START: digits separated by commas (full-width ones are commas after
 # NFKC), the Chinese enumeration comma, semicolons or spaces.
 _CATEGORY_LIST = re.compile(r"\s*([0-9]+(?:\s*[,、;]\s*[0-9]+|\s+[0-9]+)*)")
 _CATEGORY_SPLIT = re.compile(r"[\s,、;]+")
 _STOP_DND = re.compile(r"\s*DND(?![A-Z0-9])")
 _STOP_ALL = re.compile(r"\s+ALL(?![A-Z0-9])")
-# What may follow a keyword without changing it: punctuation, spaces, emoji, courtesy
-# words and Chinese sentence particles (退订吧, 退订了). `[\W_]` is any character that is
-# not a letter or a digit in any script.
-_COURTESY = re.compile(
-    r"(?:[\W_]|PLEASE|PLZ|PLS|THANK\s*YOU|THANKS|THANX|THX|TY|OKAY|OK|"
-    r"谢谢您|谢谢你|谢谢|多谢|感谢|谢了|请|吧|了|啊|呀|哦)*"
+# Courtesy words that may follow a keyword, in any order, without changing it. English
+# ones are whole words: thanks with an optional "very much" or "a lot" after them,
+# please, kindly, and, ok. Chinese ones (谢谢啦 is 谢谢 and a particle): thanks, please,
+# "sorry to trouble you" and sentence particles (退订吧, 退订了); 吗 and 呢 make a question.
+_COURTESY = (
+    r"(?:(?:MANY\s+)?(?:THANK\s*(?:YOU|U|YA)|THANKS|THANX|THNX|THX|TYSM|TYVM|TY)"
+    r"(?:[\W_]*(?:(?:VERY|SO)\s+MUCH|A\s+LOT|A\s+BUNCH|LOTS))?"
+    r"|PLEASE|PLZ|PLS|KINDLY|AND|OKAY|OK)(?![A-Z0-9])"
+    r"|谢谢[您你]?|多谢|感谢[您你]?|谢了|麻烦[您你了]|辛苦了|请|[吧了啊呀哦啦喔嘛]"
 )
+# An opt-out word may be repeated (STOP STOP, 退订退订); STOP and STOP ALL are one word.
+_REPEATS = {word: f"{word}(?![A-Z0-9])" if word.isascii() else word for word in _OPT_OUT_WORDS}
+_REPEATS["STOP"] = _REPEATS["STOPALL"] = r"STOP(?:\s*ALL)?(?![A-Z0-9])"
+
+
+def _tail(repeat: str | None = None) -> re.Pattern[str]:
+    """What may follow a keyword: `[\\W_]` (any character that is not a letter or a digit
+    in any script: punctuation, spaces, emoji), courtesy words, and the repeated word."""
+    words = _COURTESY if repeat is None else f"{_COURTESY}|{repeat}"
+    return re.compile(rf"(?:[\W_]|{words})*")
+
+
+_COURTESY_TAIL = _tail()
+_OPT_OUT_TAILS = {keyword: _tail(repeat) for keyword, repeat in _REPEATS.items()}
 _LEADING_PUNCTUATION = re.compile(r"^[\W_]+")
 # An SMS of ten concatenated segments; anything longer is not a keyword.
 MAX_TEXT = 1600
@@ -83,8 +109,9 @@ def short_code(to: str) -> str | None:
 
 
 def normalize(text: str) -> str:
-    """NFKC (full-width letters, digits and commas become ASCII), upper case, trimmed."""
-    return unicodedata.normalize("NFKC", text).upper().strip()
+    """NFKC (full-width letters, digits and commas become ASCII), Simplified keyword
+    characters, upper case, trimmed."""
+    return unicodedata.normalize("NFKC", text).translate(_SIMPLIFIED).upper().strip()
 
 
 def parse(text: str) -> Intent:
@@ -97,7 +124,7 @@ def parse(text: str) -> Intent:
         return Intent(UNKNOWN, _language_of_text(folded))
     keyword, rest = match.group(1), folded[match.end() :]
     language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
-    if keyword != "退订" and rest[:1].isascii() and rest[:1].isalpha():
+    if keyword.isascii() and rest[:1].isascii() and rest[:1].isalpha():
         # STOPPED, ENDING, TDX: a longer word, not the keyword.
         return Intent(UNKNOWN, language)
     intent = Intent(UNKNOWN, language, keyword)
@@ -111,9 +138,10 @@ def parse(text: str) -> Intent:
         intent = Intent(OPT_IN, language, keyword)
     elif keyword in _OPT_OUT_WORDS:
         intent = Intent(OPT_OUT, language, keyword)
-    elif keyword in ("HELP", "INFO"):
+    elif keyword in _HELP_WORDS:
         intent = Intent(HELP, language, keyword)
-    if not _COURTESY.fullmatch(rest):
+    tail = _OPT_OUT_TAILS.get(intent.keyword) if intent.kind == OPT_OUT else None
+    if not (tail or _COURTESY_TAIL).fullmatch(rest):
         return Intent(UNKNOWN, language, keyword)
     return intent
 
@@ -186,9 +214,9 @@ _TEXTS = {
     },
     CHINESE: {
         REGISTERED: "您已加入拒收名单，本号码将不再收到营销电话和商业短信。"
-        "回复START退出，回复HELP获取帮助。",
+        "回复START退出，回复帮助查看说明。",
         "allowing": "您的拒收设置已保存：除{allowed}外，拒收全部营销信息。"
-        "回复TD拒收全部，回复START退出。",
+        "回复TD拒收全部，回复START退出，回复帮助查看说明。",
         DEREGISTERED: "本号码已不在拒收名单中，营销电话和短信可能恢复。回复TD重新拒收。",
         UNKNOWN: "抱歉，无法识别您的指令。",
         "bad_category": "类别代码为1至8（单独回复0为全部拒收），设置未作更改。",

@@ -68,6 +68,100 @@ def test_punctuation_and_courtesy_words_after_the_keyword_are_ignored(text: str)
     assert kw.parse(text).kind == OPT_OUT
 
 
+# Reasonable opt-outs an audit found answered "unknown": each must be a full block.
+AUDITED_OPT_OUTS = [
+    "Stop thank you very much",
+    "STOP, thanks very much",
+    "Stop thanks a lot",
+    "STOP thank u",
+    "Stop please and thank you",
+    "STOP kindly",
+    "退订，谢谢啦",
+    "STOP STOP",
+    "STOP, STOP",
+    "Stop stop stop",
+    "退訂",
+]
+
+
+@pytest.mark.parametrize("text", AUDITED_OPT_OUTS)
+def test_reasonable_opt_outs_found_by_the_audit_are_a_full_block(text: str) -> None:
+    assert kw.parse(text).kind == OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "STOP and thanks",
+        "STOP. Thank you so much!",
+        "STOP thank you, very much",
+        "stop thankyou",
+        "STOP many thanks",
+        "STOP ty",
+        "STOP tysm",
+        "STOP kindly & thank u 🙏",
+        "STOP ok thx",
+        "unsubscribe, thanks a lot",
+        "退订，谢谢了",
+        "退订，多谢",
+        "退订，麻烦了",
+        "退订 谢谢您！",
+        "退訂，謝謝",
+        "退訂，多謝",
+        "退订退订",
+        "退订 退訂",
+        "TD TD",
+        "quit quit quit",
+        "STOP ALL, STOP ALL",
+        "STOPALL STOP",
+        "ＳＴＯＰ　ＳＴＯＰ",
+    ],
+)
+def test_courtesy_words_in_any_order_and_repeats_are_ignored(text: str) -> None:
+    assert kw.parse(text).kind == OPT_OUT
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("STOP 1", UNKNOWN),  # STOP takes no category
+        ("STOP STOP 1", UNKNOWN),
+        ("START 2,3", ALLOW),
+        ("START 2,3 thank you very much", ALLOW),
+        ("START 2 START", UNKNOWN),  # only opt-out words repeat
+        ("START START", UNKNOWN),
+        ("HELP HELP", UNKNOWN),  # the unknown reply carries the help text all the same
+        ("STOP DND", OPT_IN),
+        ("STOP DND, thank you very much", OPT_IN),
+        ("STOP STOP DND", UNKNOWN),  # both a STOP and its opposite: ask again
+        ("STOP DND STOP", UNKNOWN),
+        ("STOP START", UNKNOWN),
+        ("CANCEL STOP", UNKNOWN),  # may mean "undo my STOP": another word is not a repeat
+        ("STOP CANCEL", UNKNOWN),
+        ("STOP you", UNKNOWN),  # courtesy words are phrases: "thank you", not any "you"
+        ("STOP a lot", UNKNOWN),
+        ("STOP thanks a lottery", UNKNOWN),
+        ("STOP pleasethanks", UNKNOWN),  # courtesy words are whole words
+        ("STOP okty", UNKNOWN),
+        ("STOPSTOP", UNKNOWN),
+        ("STOP stopped", UNKNOWN),
+        ("STOP thanks but no", UNKNOWN),
+        ("STOP please, I mean START", UNKNOWN),
+        ("退订吗", UNKNOWN),  # a question, not a request
+        ("退订不了", UNKNOWN),
+        ("退订 TD", UNKNOWN),
+    ],
+)
+def test_leniency_does_not_change_the_meaning(text: str, kind: str) -> None:
+    assert kw.parse(text).kind == kind
+
+
+def test_traditional_characters_are_the_same_keyword() -> None:
+    intent = kw.parse("退訂")
+    assert intent == kw.parse("退订")
+    assert intent.keyword == "退订" and intent.language == CHINESE
+
+
 @pytest.mark.parametrize("text", ["STOP ALL", "stop all please"])
 def test_stop_all_with_a_space_is_stopall(text: str) -> None:
     assert kw.parse(text).kind == OPT_OUT
@@ -141,9 +235,23 @@ def test_stop_dnd_is_not_a_stop_and_start_two_is_not_a_start_alone() -> None:
 # -- help and unknown ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["HELP", "help", "Info", "INFO?", "ｈｅｌｐ", "help please"])
+@pytest.mark.parametrize(
+    "text", ["HELP", "help", "Info", "INFO?", "ｈｅｌｐ", "help please", "HELP, thank you"]
+)
 def test_help_and_info(text: str) -> None:
     assert kw.parse(text).kind == HELP
+
+
+@pytest.mark.parametrize("text", ["帮助", "幫助", "帮助？", "帮助，谢谢", "幫助，謝謝"])
+def test_chinese_help_is_answered_in_chinese(text: str) -> None:
+    intent = kw.parse(text)
+    assert intent.kind == HELP and intent.language == CHINESE
+    assert kw.reply(kw.HELP, intent) == kw.help_text(CHINESE)
+
+
+def test_english_help_stays_english() -> None:
+    """HELP cannot tell which language an earlier keyword was in; 帮助 is the Chinese one."""
+    assert kw.parse("HELP").language == ENGLISH
 
 
 @pytest.mark.parametrize(
@@ -166,6 +274,8 @@ def test_help_and_info(text: str) -> None:
         "hello",
         "你好",
         "退订 abc",
+        "帮助我",
+        "请退订",
         "x" * (kw.MAX_TEXT + 1),
     ],
 )
@@ -186,6 +296,18 @@ def test_chinese_keywords_are_answered_in_chinese(text: str) -> None:
 @pytest.mark.parametrize("text", ["STOP", "START 2", "HELP", "UNSTOP", "nonsense"])
 def test_other_keywords_are_answered_in_english(text: str) -> None:
     assert kw.parse(text).language == ENGLISH
+
+
+def test_chinese_replies_point_at_chinese_help() -> None:
+    """HELP would be answered in English, so a Chinese reply names 帮助."""
+    allowing = kw.Intent(ALLOW, CHINESE, "START", (2,))
+    for text in (
+        kw.reply(kw.REGISTERED, kw.parse("退订")),
+        kw.reply(kw.REGISTERED, kw.parse("TD")),
+        kw.reply(kw.REGISTERED, allowing),
+        kw.reply(kw.PREFERENCES_UPDATED, allowing),
+    ):
+        assert "帮助" in text and "HELP" not in text
 
 
 def test_unknown_chinese_text_is_answered_in_chinese() -> None:

@@ -72,7 +72,32 @@ def test_width_case_and_courtesy_variants_register(
     assert status(client, operator) == "blocked"
 
 
-@pytest.mark.parametrize("text", ["退订", "退订，谢谢", "TD", "td"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Stop thank you very much",
+        "STOP, thanks very much",
+        "Stop thanks a lot",
+        "STOP thank u",
+        "Stop please and thank you",
+        "STOP kindly",
+        "STOP STOP",
+        "STOP, STOP",
+        "Stop stop stop",
+    ],
+)
+def test_reasonable_opt_outs_found_by_the_audit_register(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    body = sms(client, carrier, text)
+    assert body["action"] == "registered"
+    assert "do-not-call" in body["reply"]
+    assert status(client, operator) == "blocked"
+
+
+@pytest.mark.parametrize(
+    "text", ["退订", "退订，谢谢", "TD", "td", "退订，谢谢啦", "退訂", "退訂，謝謝"]
+)
 def test_chinese_keywords_register_and_reply_in_chinese(
     client: TestClient, carrier: Headers, operator: Headers, text: str
 ) -> None:
@@ -81,6 +106,15 @@ def test_chinese_keywords_register_and_reply_in_chinese(
     assert "拒收" in body["reply"]
     assert not any("a" <= c <= "z" for c in body["reply"])  # no English words
     assert status(client, operator, "+8613800138000") == "blocked"
+
+
+def test_start_with_categories_and_courtesy_words_keeps_its_meaning(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    assert sms(client, carrier, "START 2,3 thank you very much")["action"] == "registered"
+    assert status(client, operator, category=2) == "callable"
+    assert status(client, operator, category=3) == "callable"
+    assert status(client, operator, category=1) == "blocked"
 
 
 def test_start_with_categories_allows_them(
@@ -135,7 +169,7 @@ def test_start_with_categories_keeps_the_blocked_channels(
     assert status(client, operator, channel="voice") == "blocked"
 
 
-@pytest.mark.parametrize("text", ["START", "UNSTOP", "STOP DND", "start!"])
+@pytest.mark.parametrize("text", ["START", "UNSTOP", "STOP DND", "start!", "STOP DND, thank you"])
 def test_start_alone_unstop_and_stop_dnd_deregister(
     client: TestClient, carrier: Headers, operator: Headers, text: str
 ) -> None:
@@ -165,7 +199,40 @@ def test_help_changes_nothing(
     assert status(client, operator) == "callable"
 
 
-@pytest.mark.parametrize("text", ["please don't stop", "hello", "", "STOPPED", "START 9"])
+@pytest.mark.parametrize("text", ["帮助", "幫助"])
+def test_chinese_help_answers_in_chinese_and_changes_nothing(
+    client: TestClient, carrier: Headers, operator: Headers, text: str
+) -> None:
+    body = sms(client, carrier, text, sender="+8613800138000")
+    assert body["action"] == "help"
+    assert "退订" in body["reply"] and "START" in body["reply"]
+    assert not any("a" <= c <= "z" for c in body["reply"])
+    assert status(client, operator, "+8613800138000") == "callable"
+
+
+def test_the_chinese_reply_points_at_chinese_help(client: TestClient, carrier: Headers) -> None:
+    """HELP is answered in English, so the reply to 退订 names 帮助, answered in Chinese."""
+    sender = "+8613800138000"
+    reply = sms(client, carrier, "退订", sender=sender)["reply"]
+    assert "帮助" in reply and "HELP" not in reply
+    assert sms(client, carrier, "帮助", sender=sender)["reply"].startswith("拒收")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "please don't stop",
+        "hello",
+        "",
+        "STOPPED",
+        "START 9",
+        "STOP 1",
+        "STOP STOP DND",
+        "CANCEL STOP",
+        "STOP me now",
+        "Please stop",
+    ],
+)
 def test_anything_else_is_unknown_with_the_help_text_and_changes_nothing(
     client: TestClient, carrier: Headers, operator: Headers, text: str
 ) -> None:
