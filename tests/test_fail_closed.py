@@ -5,13 +5,16 @@ Each test runs the app on its own redis-server and stops that server mid-test.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -30,6 +33,8 @@ from registry.embedded import (
     redis_server_binary,
 )
 from registry.store import keys
+from registry.store.connect import async_client, sync_client
+from registry.store.receipts import ReceiptStore
 
 Headers = dict[str, str]
 REGISTERED = "+12125551234"
@@ -467,3 +472,49 @@ def test_a_cluster_that_serves_no_longer_every_slot_answers_503(private_cluster:
     operator = private_cluster.operator
     assert_unavailable(private_cluster.client.get("/v1/changes", headers=operator))
     assert_unavailable(private_cluster.client.get(f"/v1/numbers/{REGISTERED}", headers=operator))
+
+
+def test_a_receipt_write_that_reaches_redis_after_its_window_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """A scrub cut off because its receipt's write timed out must leave no receipt, even
+    when Redis, hung meanwhile, resumes and runs the write it had queued (CONTRACT
+    section 6). Here Redis stops between the write's two steps, for longer than the
+    window, as a SIGSTOP mid-scrub did."""
+    server = start_redis(tmp_path / "redis")
+    assert server.process is not None
+    process = server.process
+    check = sync_client(server.url)
+
+    def receipt(n: int) -> dict[str, Any]:
+        return {"receipt_id": f"scr_{n:020x}", "counts": {"total": n}}
+
+    async def put(store: ReceiptStore, n: int) -> None:
+        try:
+            await store.put(receipt(n))
+        finally:
+            await store.redis.aclose()
+
+    try:
+        store = ReceiptStore(async_client(server.url), 153, write_window_ms=300)
+        asyncio.run(put(store, 1))
+        assert check.get(keys.receipt(receipt(1)["receipt_id"])) is not None
+        assert check.keys("*writing*") == []
+
+        def hang() -> None:
+            process.send_signal(signal.SIGSTOP)
+            threading.Timer(1.0, process.send_signal, (signal.SIGCONT,)).start()
+
+        late = ReceiptStore(async_client(server.url), 153, write_window_ms=300)
+        late._before_write = hang
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.TimeoutError):
+            asyncio.run(put(late, 2))
+        assert time.monotonic() - started < 0.9  # the writer gave up within its window
+        time.sleep(1.5)  # Redis has resumed and run the queued write
+        assert check.ping()
+        assert check.get(keys.receipt(receipt(2)["receipt_id"])) is None
+    finally:
+        process.send_signal(signal.SIGCONT)
+        check.close()
+        server.kill()

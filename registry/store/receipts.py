@@ -2,32 +2,76 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from registry.store import days, keys
 
+# How long a receipt's write may take. A Redis that answers later (hung, then resumed)
+# must not store a receipt for a scrub that was cut off meanwhile (CONTRACT section 6).
+WRITE_WINDOW_MS = 5_000
+
+# KEYS: the receipt, its write token. ARGV: the receipt's JSON, seconds to keep it.
+# The token was set WRITE_WINDOW_MS to live in a round trip that completed: past that
+# window the writer has given up, and this refuses to store what it was told to.
+PUT_SCRIPT = """
+if redis.call('DEL', KEYS[2]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+class ReceiptNotStored(RedisTimeoutError):
+    """The receipt's write reached Redis too late; nothing was stored (a 503, as any
+    Redis that does not answer in time)."""
+
 
 class ReceiptStore:
-    def __init__(self, redis: Any, retention_days: int) -> None:
+    def __init__(
+        self, redis: Any, retention_days: int, write_window_ms: int = WRITE_WINDOW_MS
+    ) -> None:
         self.redis = redis
         self.retention_days = retention_days
+        self.write_window_ms = write_window_ms
+        self._before_write: Callable[[], None] | None = None  # tests stop Redis here
 
     async def put(self, receipt: dict[str, Any], now: float | None = None) -> None:
-        """Store a receipt for the retention, and count it in its day's counter."""
+        """Store a receipt for the retention, and count it in its day's counter.
+
+        Either the receipt is stored and this returns, or this raises and the receipt is
+        never stored, not even by a Redis that resumes after the writer gave up: its
+        write token expires in Redis's own clock when the writer's wait does in its own.
+        """
         today = days.day(time.time() if now is None else now)
         counter = keys.receipts_on(today)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(
-            keys.receipt(receipt["receipt_id"]),
-            orjson.dumps(receipt),
-            ex=self.retention_days * 86400,
-        )
-        pipe.incr(counter)
-        pipe.expireat(counter, days.expires(today, self.retention_days))
-        await pipe.execute()
+        key = keys.receipt(receipt["receipt_id"])
+        token = f"{key}:writing"
+        window = self.write_window_ms / 1000
+        try:
+            # The counter first: a day counted one receipt too many is harmless, and the
+            # write below must be the last thing that can fail.
+            async with asyncio.timeout(window):
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.incr(counter)
+                pipe.expireat(counter, days.expires(today, self.retention_days))
+                pipe.set(token, 1, px=self.write_window_ms)
+                await pipe.execute()
+            if self._before_write is not None:
+                self._before_write()
+            # The token was set before that reply came: it expires no later than this wait.
+            async with asyncio.timeout(window):
+                stored = await self.redis.eval(
+                    PUT_SCRIPT, 2, key, token, orjson.dumps(receipt), self.retention_days * 86400
+                )
+        except TimeoutError:
+            raise RedisTimeoutError(f"Redis did not store the receipt in {window:g} s") from None
+        if not stored:
+            raise ReceiptNotStored(f"the receipt's write reached Redis after {window:g} s")
 
     async def kept(self, now: float | None = None) -> int:
         """Receipts still kept, near enough: the day counters that have not expired (a
