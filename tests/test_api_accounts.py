@@ -176,7 +176,7 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient) -> None:
         content=b"name=Acme",
         headers={**ADMIN, "Content-Type": "application/json"},
     )
-    assert_error(answer, 400, "invalid_request")
+    assert_error(answer, 400, "invalid_json")
 
 
 def test_no_body_is_a_400(client: TestClient) -> None:

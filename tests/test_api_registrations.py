@@ -238,7 +238,7 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient, carrier: Headers) 
         content=b"channels=voice",
         headers={**carrier, "Content-Type": "application/json"},
     )
-    assert_error(answer, 400, "invalid_request")
+    assert_error(answer, 400, "invalid_json")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "text/json", None])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -230,21 +231,39 @@ def test_a_missing_field_or_a_body_that_is_not_json_is_a_400(client: TestClient)
     answer = client.post(
         "/v1/complaints", content=b"{not json", headers={"Content-Type": "application/json"}
     )
-    assert_error(answer, 400, "invalid_request")
+    assert_error(answer, 400, "invalid_json")
 
 
 def test_a_huge_body_is_a_413(client: TestClient) -> None:
-    answer = complain(client, text="x" * 20_000)
+    answer = complain(client, text="x" * 40_000)
     assert_error(answer, 413, "body_too_large")
+
+
+def test_the_longest_text_fits_however_the_client_escapes_it(client: TestClient) -> None:
+    """2,000 emoji are 8 KB as UTF-8 but 24 KB as json.dumps escapes them by default."""
+    body = json.dumps(
+        {
+            "number": NUMBER,
+            "caller": "+13105550000",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "channel": "voice",
+            "text": "\U0001f600" * 2000,
+        }  # fmt: skip
+    ).encode()
+    assert len(body) > 24_000
+    answer = client.post(
+        "/v1/complaints", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 201, answer.text
 
 
 def test_a_huge_body_is_told_to_shorten_the_complaint_not_to_split_a_scrub(
     client: TestClient,
 ) -> None:
-    error = assert_error(complain(client, text="x" * 20_000), 413, "body_too_large")
+    error = assert_error(complain(client, text="x" * 40_000), 413, "body_too_large")
     assert "scrub" not in error["message"]
     assert "text" in error["message"]
-    assert error["details"]["limit_bytes"] == 16 * 1024
+    assert error["details"]["limit_bytes"] == 32 * 1024
 
 
 @pytest.mark.parametrize(

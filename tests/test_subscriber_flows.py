@@ -324,7 +324,14 @@ def test_bad_bodies_are_4xx_in_the_contract_shape(api: TestClient, outbox: Outbo
     for body in bodies:
         assert_error(post("/v1/registrations", json=body), 400, "invalid_request")
     raw = post("/v1/registrations", content=b"{nope", headers={"Content-Type": "application/json"})
-    assert_error(raw, 400, "invalid_request")
+    assert_error(raw, 400, "invalid_json")  # as a scrub's malformed body is
+    # Bytes FastAPI cannot decode at all (not UTF-8): the same code, not a generic one.
+    bad = post(
+        "/v1/registrations",
+        content=b'{"number": "\xff"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(bad, 400, "invalid_json")
     prefs: dict[str, Any]
     for prefs in ({"channels": ["fax"]}, {"channels": []}, {"allow_categories": [9]}):
         answer = post("/v1/registrations", json={"number": NUMBER, **prefs})

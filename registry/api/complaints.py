@@ -26,7 +26,9 @@ from registry.store.complaints import Complaint, ComplaintStore
 router = APIRouter()
 # Per client address. A hand-typed complaint takes minutes; a flood from one address stops here.
 COMPLAINT_WINDOW_MS = 3_600_000
-MAX_BODY_BYTES = 16 * 1024
+# Room for a text of MAX_TEXT_CHARS emoji, each escaped as a JSON surrogate pair (12 bytes),
+# as json.dumps and JSON.stringify may send them, and the other fields.
+MAX_BODY_BYTES = 32 * 1024
 
 
 class ComplaintBody(BaseModel):

@@ -83,6 +83,8 @@ def unavailable() -> ApiError:
 
 
 _HTTP_CODES = {
+    # FastAPI's own 400, for a body it cannot decode (not UTF-8, nested too deep).
+    400: ("invalid_json", "the body is not JSON that can be read; send UTF-8 JSON"),
     404: ("not_found", "no such path; see /docs for the API"),
     405: ("method_not_allowed", "this path does not accept that method; see /docs"),
 }
@@ -125,8 +127,11 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = problems[0] if problems else {"where": "body", "problem": "is not valid"}
+        # Bytes that are not JSON at all: the same code as the scrub's own parser gives.
+        kinds = {e.get("type") for e in exc.errors()}
+        code = "invalid_json" if "json_invalid" in kinds else "invalid_request"
         return error_response(
-            400, "invalid_request", f"{first['where']}: {first['problem']}", {"problems": problems}
+            400, code, f"{first['where']}: {first['problem']}", {"problems": problems}
         )
 
     @app.exception_handler(HTTPException)
