@@ -64,7 +64,8 @@ def caller(raw: str, region: str) -> str:
 def occurred_at(raw: str, now: float) -> float:
     """`occurred_at` as epoch seconds: ISO 8601 with a UTC offset, not in the future."""
     try:
-        when = datetime.fromisoformat(raw.strip()) if len(raw) <= 64 else None
+        # RFC 3339 lets the T and the Z be lower case; Python reads only the upper ones.
+        when = datetime.fromisoformat(raw.strip().upper()) if len(raw) <= 64 else None
     except ValueError:
         when = None
     if when is None:

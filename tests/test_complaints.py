@@ -310,3 +310,9 @@ def test_complaints_are_rate_limited_per_client_address(client: TestClient) -> N
 def test_the_complaint_limit_is_a_setting(spare: Callable[..., TestClient]) -> None:
     api = spare(complaints_per_hour=2)
     assert [complain(api).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_times_may_write_the_t_and_the_z_in_lower_case(client: TestClient) -> None:
+    """RFC 3339 allows `2026-11-29t10:00:00z`; Python's parser reads only upper case."""
+    then = (now() - timedelta(hours=1)).strftime("%Y-%m-%dt%H:%M:%Sz")
+    assert complain(client, occurred_at=then).status_code == 201

@@ -458,3 +458,14 @@ def test_the_endpoints_are_in_the_openapi_document(client: TestClient) -> None:
     assert "get" in paths["/v1/consents/{number}"]
     schema = paths["/v1/consents"]["post"]["requestBody"]["content"]["application/json"]
     assert "evidence" in schema["schema"]["required"]
+
+
+def test_expires_at_may_write_the_t_and_the_z_in_lower_case(
+    client: TestClient, world: None, operator: Headers
+) -> None:
+    """RFC 3339 allows `2027-01-31t00:00:00z`; it is the same time as the upper-case one."""
+    lower = iso_in(3600).lower()
+    body = consent(client, operator, A, expires_at=lower)
+    assert look_up(client, operator, A) == ("callable", "consent")
+    assert client.get(f"/v1/consents/{A}", headers=operator).json()["expires_at"] == lower.upper()
+    assert body["consent_id"]

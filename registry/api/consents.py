@@ -101,7 +101,7 @@ def _expires_at(raw: str | None, now: float) -> int | None:
     if raw is None:
         return None
     try:
-        when = datetime.fromisoformat(raw.strip())
+        when = datetime.fromisoformat(raw.strip().upper())  # RFC 3339: t and z too
     except ValueError:
         raise ApiError(
             400,
