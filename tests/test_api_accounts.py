@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from registry.config import Settings
+from registry.store import keys
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -134,6 +135,15 @@ def test_rate_limit_is_accepted(client: TestClient) -> None:
     assert create(client, rate_limit=50)["api_key"]
 
 
+def test_a_prefix_given_twice_is_kept_once(client: TestClient, redis_client: Any) -> None:
+    created = create(client, prefixes=["+1212", "+1310", "+1212"])
+    key = {"Authorization": f"Bearer {created['api_key']}"}
+    assert client.get("/v1/numbers/+12125551234", headers=key).status_code == 200
+    assert client.get("/v1/numbers/+14155551234", headers=key).status_code == 403
+    stored = redis_client.hget(keys.operator(created["operator_id"]), "prefixes")
+    assert stored == b"+1212,+1310"
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -153,6 +163,10 @@ def test_rate_limit_is_accepted(client: TestClient) -> None:
         {"name": "Acme", "role": "operator", "prefixes": ["+1212", 44]},
         {"name": "Acme", "role": "operator", "rate_limit": 0},
         {"name": "Acme", "role": "operator", "rate_limit": "fast"},
+        # A number in a string, a boolean, a typo of a billion: not read as a limit.
+        {"name": "Acme", "role": "operator", "rate_limit": "5"},
+        {"name": "Acme", "role": "operator", "rate_limit": True},
+        {"name": "Acme", "role": "operator", "rate_limit": 10**20},
         {"name": "Acme", "role": "operator", "api_key": "chosen-by-me"},  # unknown field
         ["Acme"],
     ],
@@ -320,3 +334,15 @@ def test_api_keys_are_stored_only_as_hashes(client: TestClient, redis_client: re
     for api_key in keys:
         assert api_key.encode() not in stored
         assert hashlib.sha256(api_key.encode()).hexdigest().encode() in stored
+
+
+def test_a_401_names_the_scheme_it_wants(client: TestClient) -> None:
+    """RFC 6750: WWW-Authenticate on every 401, also from the fast look-up route."""
+    for path in ("/v1/numbers/+12125551234", "/v1/export", "/v1/stats"):
+        missing = client.get(path)
+        assert missing.status_code == 401, path
+        assert missing.headers["www-authenticate"] == 'Bearer realm="dnc-registry"'
+        wrong = client.get(path, headers={"Authorization": "Bearer dnc_not-a-known-key"})
+        assert wrong.status_code == 401, path
+        assert wrong.headers["www-authenticate"].startswith('Bearer realm="dnc-registry"')
+        assert 'error="invalid_token"' in wrong.headers["www-authenticate"]

@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from registry.api import params
 from registry.api.auth import AdminKey
@@ -18,15 +18,18 @@ from registry.store.consents import ConsentStore
 
 router = APIRouter(tags=["administrators"])
 PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
+MAX_RATE_LIMIT = 1_000_000
 
 
 class NewOperator(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    # Strict: pydantic would otherwise take "5" and true (as 1) for a rate limit.
+    name: StrictStr = Field(min_length=1, max_length=200)
     role: Literal["operator", "carrier", "admin"]
-    prefixes: list[str] = Field(default_factory=list, max_length=1000)
-    rate_limit: int | None = Field(default=None, ge=1)
+    prefixes: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    # Requests a second; past a million it is no limit but a typo.
+    rate_limit: StrictInt | None = Field(default=None, ge=1, le=MAX_RATE_LIMIT)
 
     @field_validator("prefixes")
     @classmethod
@@ -34,7 +37,7 @@ class NewOperator(BaseModel):
         for prefix in prefixes:
             if not PREFIX.match(prefix):
                 raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
-        return prefixes
+        return list(dict.fromkeys(prefixes))  # each once, in the order given
 
 
 @router.post("/v1/operators", status_code=201)

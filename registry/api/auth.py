@@ -17,6 +17,10 @@ from registry.store.operators import Operator, OperatorStore
 ADMIN = Operator("admin", "administrator", "admin")
 
 
+# RFC 6750: a 401 names the scheme it wants.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dnc-registry"'}
+
+
 class Authenticator:
     """Resolves keys; a found key is cached `ttl` seconds, so a revocation takes that long."""
 
@@ -39,11 +43,21 @@ class Authenticator:
             if cached is not None and cached[1] > time.monotonic():
                 return cached[0]
         if not authorization:
-            raise ApiError(401, "missing_key", "send your API key as 'Authorization: Bearer KEY'")
+            raise ApiError(
+                401,
+                "missing_key",
+                "send your API key as 'Authorization: Bearer KEY'",
+                headers=CHALLENGE,
+            )
         scheme, _, api_key = authorization.partition(" ")
         api_key = api_key.strip()
         if scheme.lower() != "bearer" or not api_key:
-            raise ApiError(401, "missing_key", "the Authorization header must be 'Bearer KEY'")
+            raise ApiError(
+                401,
+                "missing_key",
+                "the Authorization header must be 'Bearer KEY'",
+                headers=CHALLENGE,
+            )
         if self.admin_key is not None and secrets.compare_digest(api_key, self.admin_key):
             return ADMIN
         async with answered("a key check"):
@@ -52,7 +66,12 @@ class Authenticator:
                 operator = ADMIN
         if operator is None:
             self._cache.pop(authorization, None)
-            raise ApiError(401, "unknown_key", "this API key is not known or was revoked")
+            raise ApiError(
+                401,
+                "unknown_key",
+                "this API key is not known or was revoked",
+                headers={"WWW-Authenticate": 'Bearer realm="dnc-registry", error="invalid_token"'},
+            )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[authorization] = (operator, time.monotonic() + self.ttl)
