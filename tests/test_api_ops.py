@@ -166,3 +166,46 @@ def test_a_wrong_method_is_a_405_with_the_error_shape(
     answer = client.request(method, path, headers=operator)
     assert_error(answer, 405, "method_not_allowed")
     assert allowed in answer.headers["allow"]
+
+
+def test_the_openapi_document_describes_answers_errors_and_keys(client: TestClient) -> None:
+    """Every route's answer has its contract shape, every error the error shape, no 422 (the
+    API never sends one), and the routes that take a key say so."""
+    from registry.api.openapi import ANSWERS
+
+    document = client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    error = document["components"]["schemas"]["Error"]
+    assert error["properties"]["error"]["required"] == ["code", "message", "details"]
+    described = set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            described.add((method, path))
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            success = [s for s in responses if s.startswith("2")]
+            assert success, (method, path)
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path)
+                elif "application/json" in response["content"]:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema.get("type") == "object", (method, path)
+            keyed = path.startswith(("/v1/numbers", "/v1/scrub", "/v1/changes", "/v1/export"))
+            keyed = keyed or path.startswith(("/v1/operators", "/v1/stats", "/v1/consents"))
+            if keyed:
+                assert operation["security"] == [{"bearer": []}], (method, path)
+                assert "401" in responses and "403" in responses, (method, path)
+            if path in ("/v1/registrations", "/v1/complaints", "/healthz"):
+                assert "security" not in operation, (method, path)
+    # A new route must say what it answers.
+    assert described == set(ANSWERS)
+    look_up = document["paths"]["/v1/numbers/{number}"]["get"]["responses"]["200"]
+    answer = look_up["content"]["application/json"]["schema"]
+    assert answer["properties"]["status"]["enum"] == ["callable", "blocked", "invalid"]
+    scrub = document["paths"]["/v1/scrub"]["post"]["responses"]["200"]["content"]
+    assert set(scrub) == {"application/json", "text/csv"}
+    put = document["paths"]["/v1/registrations/{number}"]["put"]["responses"]
+    assert {"200", "201"} <= set(put)
+    assert client.get("/openapi.json").json() == document  # built once, the same each time

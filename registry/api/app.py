@@ -24,6 +24,7 @@ from registry.api import (
     complaints,
     errors,
     forms,
+    openapi,
     operator,
     ops,
     pages,
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     )
     app.state.services = services
     errors.install(app)
+    openapi.install(app)
     routers = [
         ops,
         admin,
