@@ -31,7 +31,14 @@ PAGE_HEADERS = ("content-security-policy", "referrer-policy", "x-content-type-op
 def get_paths(client: TestClient) -> list[str]:
     """Every GET route: the API's from its OpenAPI document, its parameters filled in, and
     the pages and documentation, which the document leaves out."""
-    paths = ["/", "/portal", "/assets/{name}", "/docs", "/docs/assets/swagger-ui.css"]
+    paths = [
+        "/",
+        "/portal",
+        "/assets/{name}",
+        "/favicon.ico",
+        "/docs",
+        "/docs/assets/swagger-ui.css",
+    ]
     paths += ["/openapi.json"]
     document = client.get("/openapi.json").json()
     paths += [path for path, operations in document["paths"].items() if "get" in operations]

@@ -580,6 +580,12 @@ def test_pages_are_served_with_security_headers_and_kept_out_of_the_api_schema(
     assert "<script>" not in page and "style=" not in page  # nothing the CSP would refuse
     for code, name in rules.CATEGORIES.items():
         assert f'value="{code}"> {code}. {name}</label>' in page.replace("&amp;", "&")
+    # The icon every page names, and the one browsers ask for without being told.
+    for path in ("/favicon.ico", "/assets/favicon.svg"):
+        icon = client.get(path)
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert icon.content.startswith(b"<svg")
+    assert '<link rel="icon" href="/assets/favicon.svg"' in page
     missing = client.get("/assets/%2E%2E%2Fpyproject.toml")  # only the listed files
     assert missing.status_code == 404
     assert client.get("/assets/nothing.js").json()["error"]["code"] == "not_found"

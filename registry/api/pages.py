@@ -46,11 +46,12 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 _TYPES = {
+    "svg": "image/svg+xml",
     "html": "text/html; charset=utf-8",
     "css": "text/css; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
 }
-ASSETS = ("app.css", "api.js", "subscriber.js", "portal.js")
+ASSETS = ("app.css", "api.js", "subscriber.js", "portal.js", "favicon.svg")
 # Swagger UI's files for /docs, by the name the page asks for, from this package.
 SWAGGER_UI = "fastapi_swagger.resources"
 DOCS_ASSETS = {
@@ -132,6 +133,12 @@ async def subscriber_page() -> Response:
 async def operator_portal() -> Response:
     """Look-ups, scrubs and change lists for an operator holding an API key."""
     return _answer("portal.html", _PAGES["portal.html"])
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """Browsers ask for it on every page (an SVG, which every current browser takes)."""
+    return _answer("favicon.svg", _ASSETS["favicon.svg"])
 
 
 @router.get("/assets/{name}", include_in_schema=False)
