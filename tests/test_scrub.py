@@ -496,6 +496,23 @@ def test_csv_unknown_column_is_400(client: TestClient, operator: dict[str, str])
     assert error["details"]["columns"] == ["mobile", "home"]
 
 
+def test_csv_column_named_twice_is_400_not_a_guess(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    body = f"phone,name,phone\n{A},Ann,{FREE}\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, **CSV}
+    )
+    error = assert_error(answer, 400, "ambiguous_column")
+    assert "2 columns are named 'phone'" in error["message"]
+    # Another, unique column of the same table is fine.
+    body = f"phone,name,phone,mobile\n{A},Ann,{FREE},{A}\n".encode()
+    fine = client.post(
+        SCRUB, params={"column": "mobile"}, content=body, headers={**operator, **CSV}
+    )
+    assert fine.status_code == 200
+
+
 def test_csv_rows_shorter_than_the_header_keep_number_and_status_in_their_columns(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

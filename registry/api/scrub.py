@@ -223,6 +223,14 @@ def parse_csv(
         raise ApiError(
             400, "unknown_column", f"no column {column!r} in the header", {"columns": header}
         )
+    if header.count(column) > 1:
+        # Which of them holds the numbers is a guess; a wrong guess washes the wrong column.
+        raise ApiError(
+            400,
+            "ambiguous_column",
+            f"{header.count(column)} columns are named {column[:32]!r}; rename all but one",
+            {"columns": header},
+        )
     return header, rows, header.index(column)
 
 
