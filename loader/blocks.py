@@ -4,9 +4,9 @@ A registry file is ten million lines of one or two shapes: `212,5551234` in an F
 flat file, `+12125551234` in an E.164 list. Reading such a file a line at a time
 costs a few microseconds of Python per line, which is most of a load. So a file is
 read in blocks of complete lines; each block becomes a byte array, cut into lines
-at its newlines (a trailing `\\r` dropped), and `registry.fastnumbers` judges all
-its lines at once, from the bytes (an FTC line as the `+1` number it spells),
-giving the number of each line it is certain is valid.
+at its line ends (`\\n`, `\\r\\n` or a lone `\\r`, as universal newlines end them), and
+`registry.fastnumbers` judges all its lines at once, from the bytes (an FTC line as
+the `+1` number it spells), giving the number of each line it is certain is valid.
 
 Every other line (blank, padded, junk, invalid, deferred) is handed back as
 (line number, text), decoded as `loader.formats` decodes lines, for the per-line
@@ -42,10 +42,10 @@ def read(file: BinaryIO, fmt: str, region: str, size: int = BLOCK) -> Iterator[B
     """The blocks of an `ftc` or `e164` file, from its start. A block's `rest` is
     decoded as it is read, so a block of junk is never a list of millions of strings."""
     line = 1
-    for data, position in _complete_lines(file, size):
+    for data, position in complete_lines(file, size):
         buffer = np.frombuffer(data + _PAD, dtype=np.uint8)
         starts, ends = _lines(buffer, len(data))
-        # Where the text stops: before a `\r` ending the line, which str.strip drops.
+        # Where the text stops: before the `\r` of a `\r\n`, which str.strip drops.
         stops = ends - ((ends > starts) & (buffer[ends - 1] == _CR))
         if fmt == "ftc":
             numbers = _ftc(buffer, starts, stops)
@@ -69,13 +69,16 @@ def _decoded(
             yield line + i, data[start:end].decode("utf-8", "surrogateescape")
 
 
-def _complete_lines(file: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
-    """The file in pieces that end at a newline (the last may not), the BOM of line 1
-    dropped, each with the file position it reaches."""
+def complete_lines(file: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
+    """The file in pieces that end at a line end (the last may not), the BOM of line 1
+    dropped, each with the file position it reaches. `loader.formats` reads its lines
+    from these pieces too, so both paths cut a file at the same places."""
     head = file.read(len(codecs.BOM_UTF8))
     pending = [] if head == codecs.BOM_UTF8 else [head]
     while block := file.read(size):
-        cut = block.rfind(b"\n") + 1
+        # After the last line end: a \n, or a \r followed here by a byte that is no \n
+        # (a \r that ends the block may be the first half of a \r\n).
+        cut = max(block.rfind(b"\n"), block.rfind(b"\r", 0, len(block) - 1)) + 1
         if cut == 0:  # a line longer than a block
             pending.append(block)
             continue
@@ -87,10 +90,13 @@ def _complete_lines(file: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
 
 
 def _lines(buffer: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where each line of the first `length` bytes starts, and where its `\\n` is (for a
-    last line without one, the end of the data)."""
-    ends = np.flatnonzero(buffer[:length] == _NEWLINE)
-    if length and buffer[length - 1] != _NEWLINE:
+    """Where each line of the first `length` bytes starts, and where its `\\n` or lone
+    `\\r` is (for a last line without either, the end of the data). The data is padded,
+    so the byte after the last is there to look at, and no `\\n`."""
+    data = buffer[:length]
+    lone_cr = (data == _CR) & (buffer[1 : length + 1] != _NEWLINE)
+    ends = np.flatnonzero((data == _NEWLINE) | lone_cr)
+    if length and (ends.size == 0 or ends[-1] != length - 1):
         ends = np.append(ends, length)
     starts = np.empty_like(ends)
     starts[:1] = 0

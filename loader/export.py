@@ -7,7 +7,7 @@ client and without the API's page limit: the command writes everything there is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,11 +19,17 @@ BUCKETS_PER_ROUND_TRIP = 256
 CHANGES_PER_READ = 10_000
 
 
+class Output(Protocol):
+    """Where the lines go: a text file, or the command line's own output."""
+
+    def write(self, text: str, /) -> object: ...
+
+
 class ExportError(Exception):
     """A prefix or cursor the registry cannot export from."""
 
 
-def export_full(client: Any, out: TextIO, prefixes: Sequence[str]) -> int:
+def export_full(client: Any, out: Output, prefixes: Sequence[str]) -> int:
     """Every registered number under `prefixes` (all when none), one E.164 a line, ascending.
 
     Returns how many numbers were written.
@@ -45,7 +51,7 @@ def export_full(client: Any, out: TextIO, prefixes: Sequence[str]) -> int:
 
 
 def export_changes(
-    client: Any, out: TextIO, since: str, prefixes: Sequence[str], retention_days: int
+    client: Any, out: Output, since: str, prefixes: Sequence[str], retention_days: int
 ) -> str:
     """Every change after cursor `since` (`0`: all that are kept) under `prefixes`, as
     `+1...,add|remove,ISO-time` lines; returns the cursor to pass next time.

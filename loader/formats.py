@@ -13,7 +13,6 @@ kinds as one stream of chunks, and `Source.records` is the per-line path alone.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import re
 from collections.abc import Iterator
@@ -32,10 +31,10 @@ FORMATS = ("auto", "e164", "ftc", "csv")
 _FTC_LINE = re.compile(r"\s*\d{3}\s*,\s*\d{7}\s*")
 # Git's rule for "binary": a NUL byte near the start. The share of non-text
 # characters catches short junk files that happen to have no NUL.
-_SNIFF_BYTES = 8192
+SNIFF_BYTES = 8192
+_LINES_BLOCK = 1 << 16  # bytes a read on the per-line path
 _MAX_JUNK_SHARE = 0.3
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v")
-_BOM = codecs.BOM_UTF8
 _NO_NUMBERS = np.zeros(0, dtype=np.int64)
 
 
@@ -114,9 +113,13 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
     """Check a file before anything is written: readable, text, known format, column there."""
     try:
         with path.open("rb") as file:
-            _reject_binary(path, file.read(_SNIFF_BYTES))
+            if is_binary(file.read(SNIFF_BYTES)):
+                raise LoadError(
+                    f"{path}: binary content, not a list of numbers; send UTF-8 text: one "
+                    "number a line, an FTC flat file (212,5551234) or a CSV with a header row"
+                )
             file.seek(0)
-            first = _first_line(file)
+            first = first_line(file)
             if fmt == "auto":
                 fmt = "e164" if first is None else detect(first)
             if fmt != "csv" or first is None:
@@ -137,32 +140,38 @@ def detect(first_line: str) -> str:
     """
     if _FTC_LINE.fullmatch(first_line):
         return "ftc"
-    fields = [f for f in next(csv.reader([first_line]), []) if f.strip()]
+    try:
+        fields = [f for f in next(csv.reader([first_line]), []) if f.strip()]
+    except csv.Error:  # not a row of a table, whatever else it is
+        return "e164"
     if fields and not any(c.isdigit() for f in fields for c in f):
         return "csv"
     return "e164"
 
 
-def _reject_binary(path: Path, sample: bytes) -> None:
+def is_binary(sample: bytes) -> bool:
+    """Whether a file's first bytes are not text; `dnc scrub` asks too."""
     text = sample.decode("utf-8", "replace")
     junk = sum(1 for c in text if c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS))
-    if b"\0" in sample or junk > _MAX_JUNK_SHARE * len(text):
-        raise LoadError(
-            f"{path}: binary content, not a list of numbers; send UTF-8 text: one number "
-            "a line, an FTC flat file (212,5551234) or a CSV with a header row"
-        )
+    return b"\0" in sample or junk > _MAX_JUNK_SHARE * len(text)
 
 
 def _lines(file: BinaryIO) -> Iterator[tuple[int, str]]:
     """(line number, text) with the line ending kept; bytes that are not UTF-8 survive as
-    surrogates (PEP 383) so that the line can be reported and rejected, not crash the load."""
-    for number, raw in enumerate(file, start=1):
-        if number == 1:
-            raw = raw.removeprefix(_BOM)
-        yield number, raw.decode("utf-8", "surrogateescape")
+    surrogates (PEP 383) so that the line can be reported and rejected, not crash the load.
+
+    Lines end where `loader.blocks` ends them: at `\\n`, `\\r\\n` or a lone `\\r` (old Mac
+    files), as universal newlines and the API's scrub do. Read a block at a time, a file
+    whose lines end in `\\r` alone is not one line held whole."""
+    number = 0
+    for data, _ in blocks.complete_lines(file, _LINES_BLOCK):
+        for raw in data.splitlines(keepends=True):
+            number += 1
+            yield number, raw.decode("utf-8", "surrogateescape")
 
 
-def _first_line(file: BinaryIO) -> str | None:
+def first_line(file: BinaryIO) -> str | None:
+    """The first line that holds something, stripped; None for a file of blank lines."""
     return next((text.strip() for _, text in _lines(file) if text.strip()), None)
 
 

@@ -16,41 +16,61 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.exceptions import RedisClusterException
 
 from registry import embedded
+from registry.cli_output import Failure, UsageError, output
 from registry.config import ConfigError, Settings, load_settings
 from registry.store import setup
 from registry.store.connect import RedisURLError, async_client, sync_client
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # The audit trail's actor for what the command line does: whoever runs `dnc` can reach
 # Redis and holds no key to name them by.
 ACTOR = "cli"
 
 
-class UsageError(Exception):
-    """Bad arguments or input: exit status 2."""
-
-
-class Failure(Exception):
-    """Anything else that stops a command: exit status 1."""
-
-
 @contextlib.contextmanager
-def redis_url(settings: Settings, durable: bool = True) -> Iterator[str]:
-    """DNC_REDIS_URL; else the embedded Redis of `dnc serve` if it runs; else one of our own."""
+def redis_url(settings: Settings, durable: bool = True, *, reading: str = "") -> Iterator[str]:
+    """DNC_REDIS_URL; else the embedded Redis of `dnc serve` if it runs; else one of our own.
+
+    `reading` (what else the user can do) marks a command that only reads: our own Redis
+    must then find a registry in DNC_DATA_DIR. Started where there is none, it would
+    create one, empty, in which every number is callable; and the directory it leaves
+    would pass for a registry the next time. So an append-only file is not enough: a
+    registry has keys (bulk-loaded numbers, their change stream, an admin key).
+    """
     if settings.redis_url:
         yield settings.redis_url
         return
-    running = embedded.running_url(settings.data_dir)
+    data = settings.data_dir
+    running = embedded.running_url(data)
     if running:
         yield running
         return
-    with embedded.RedisProcess(settings.data_dir, durable=durable) as server:
+    if reading and not any((data / name).exists() for name in ("appendonly.aof", "appendonlydir")):
+        raise Failure(_no_registry(data, reading))
+    with embedded.RedisProcess(data, durable=durable) as server:
+        if reading and _empty(server.url):
+            raise Failure(_no_registry(data, reading))
         yield server.url
+
+
+def _no_registry(data: Path, alternative: str) -> str:
+    return f"no registry in {data}: set DNC_DATA_DIR to the one `dnc serve` uses, {alternative}"
+
+
+def _empty(url: str) -> bool:
+    client = sync_client(url)
+    try:
+        return int(client.dbsize()) == 0
+    finally:
+        client.close()
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -159,25 +179,28 @@ async def _create_admin_key(url: str, retention_days: int) -> str | None:
 
 
 def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
-    from registry.api.admin import PREFIX
+    from pydantic import ValidationError
+
+    from registry.api.admin import NewOperator
     from registry.store.audit import AuditLog
     from registry.store.operators import OperatorStore
 
-    for prefix in args.prefix:
-        if not PREFIX.match(prefix):
-            raise UsageError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
     if not args.name.strip():
         raise UsageError("the operator needs a name")
+    try:  # the rules of POST /v1/operators, from the model that states them
+        new = NewOperator(
+            name=args.name, role=args.role, prefixes=args.prefix, rate_limit=args.rate_limit
+        )
+    except ValidationError as exc:
+        raise UsageError(_broken_rule(exc)) from None
 
     async def create(url: str) -> tuple[Any, str]:
         client = async_client(url)
         try:
             store = OperatorStore(client, settings.retention_days)
-            operator, api_key = await store.create(
-                args.name, args.role, args.prefix, args.rate_limit
-            )
+            operator, api_key = await store.create(new.name, new.role, new.prefixes, new.rate_limit)
             await AuditLog(client, settings.retention_days).record(
-                "operator.created", ACTOR, operator=operator.id, role=operator.role, name=args.name
+                "operator.created", ACTOR, operator=operator.id, role=operator.role, name=new.name
             )
             return operator, api_key
         finally:
@@ -189,6 +212,19 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
     print(f"api_key: {api_key}")
     print("(the key is shown once; the registry keeps only its hash)", file=sys.stderr)
     return 0
+
+
+# The options of `dnc operators create` that set each field of the API's NewOperator.
+_OPERATOR_OPTIONS = {"name": "NAME", "prefixes": "--prefix", "rate_limit": "--rate-limit"}
+
+
+def _broken_rule(exc: ValidationError) -> str:
+    """A pydantic ValidationError of NewOperator as one line, in the command's own words."""
+    error = exc.errors()[0]
+    if error["type"] == "value_error":  # a validator's own message, which names the value
+        return str(error["ctx"]["error"])
+    field = str(error["loc"][0]) if error["loc"] else ""
+    return f"{_OPERATOR_OPTIONS.get(field, field)}: {error['msg']}"
 
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
@@ -230,30 +266,24 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from loader.export import ExportError, export_changes, export_full
 
-    try:
-        to_file = args.output and args.output != "-"
-        out = open(args.output, "w", encoding="utf-8") if to_file else sys.stdout  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with redis_url(settings) as url:
-            client = sync_client(url)
-            try:
-                prefixes = [args.prefix] if args.prefix else []
-                if args.since is None:
-                    export_full(client, out, prefixes)
-                else:
-                    cursor = export_changes(
-                        client, out, args.since, prefixes, settings.retention_days
-                    )
-                    print(f"next cursor: {cursor}", file=sys.stderr)
-            except ExportError as exc:
-                raise UsageError(str(exc)) from None
-            finally:
-                client.close()
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    prefixes = [args.prefix] if args.prefix else []
+    cursor = None
+    with (
+        output(args.output) as out,
+        redis_url(settings, reading="or DNC_REDIS_URL") as url,
+    ):
+        client = sync_client(url)
+        try:
+            if args.since is None:
+                export_full(client, out, prefixes)
+            else:
+                cursor = export_changes(client, out, args.since, prefixes, settings.retention_days)
+        except ExportError as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            client.close()
+    if cursor is not None:
+        print(f"next cursor: {cursor}", file=sys.stderr)
     return 0
 
 
@@ -270,6 +300,8 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("--url needs --key, an operator's API key")
     if args.key and not args.url:
         raise UsageError("--key goes with --url; a local scrub (no --url) needs no key")
+    if args.key:
+        _check_key(args.key)
     try:
         category = rules.parse_category(args.category)
         region = nums.check_region(args.region, settings.default_region)
@@ -277,7 +309,7 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     try:
         fmt = client.detect_format(path, args.format)
-        with _output(args.output) as out:
+        with output(args.output) as out:
             if args.url:
                 summary = client.scrub_remote(
                     path,
@@ -298,26 +330,24 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except client.ScrubFailed as exc:
         raise Failure(str(exc)) from None
-    except BrokenPipeError:
-        raise Failure("the output was closed before the scrub was written") from None
     print(summary.line(), file=sys.stderr)
     return 0
+
+
+def _check_key(key: str) -> None:
+    """An API key is visible ASCII (`dnc_` and URL-safe base64); anything else, a curly
+    quote or a space pasted with it, cannot go in an HTTP header, nor be any key."""
+    for position, char in enumerate(key, start=1):
+        if not "!" <= char <= "~":
+            raise UsageError(
+                f"--key has {char!r} at character {position}, which no API key has: "
+                "copy the key as it was printed, without quotes or spaces"
+            )
 
 
 def _scrub_locally(settings: Settings, listing: Any, out: Any, query: Any) -> Any:
     """Against DNC_REDIS_URL or the embedded Redis' data; never an empty registry of our own."""
     from registry import scrub_client as client
-
-    data = settings.data_dir
-    if (
-        settings.redis_url is None
-        and embedded.running_url(data) is None
-        and not any((data / name).exists() for name in ("appendonly.aof", "appendonlydir"))
-    ):
-        raise Failure(
-            f"no registry data in {data}: set DNC_REDIS_URL or DNC_DATA_DIR, "
-            "or scrub through the API with --url and --key"
-        )
 
     async def scrub(url: str) -> Any:
         redis_client = async_client(url)
@@ -332,53 +362,28 @@ def _scrub_locally(settings: Settings, listing: Any, out: Any, query: Any) -> An
         finally:
             await redis_client.aclose()
 
-    with redis_url(settings) as url:
+    with redis_url(
+        settings, reading="or DNC_REDIS_URL, or scrub through the API with --url and --key"
+    ) as url:
         return asyncio.run(scrub(url))
 
 
-@contextlib.contextmanager
-def _output(name: str | None) -> Iterator[Any]:
-    """stdout, or FILE written whole: it appears under its name only when the scrub is done.
+class _Parser(argparse.ArgumentParser):
+    """A usage error is the usage line and one line (CONTRACT section 5): the usage is not
+    wrapped to the terminal there, as it still is in `--help`."""
 
-    `-` is stdout. Something there already that is no regular file (/dev/stdout, a pipe)
-    is written in place: renaming over it would replace the link or the device node."""
-    if not name or name == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    final = Path(name)
-    if final.is_dir():  # found now, not when the finished scrub cannot take its name
-        raise UsageError(f"{name}: cannot write: Is a directory")
-    if final.exists() and not final.is_file():
-        try:
-            out = final.open("wb")
-        except OSError as exc:
-            raise UsageError(f"{name}: cannot write: {exc.strerror or exc}") from None
-        with out:
-            yield out
-        return
-    partial = final.with_name(final.name + ".part")
-    try:
-        out = partial.open("wb")
-    except OSError as exc:
-        raise UsageError(f"{name}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with out:
-            yield out
-        try:
-            partial.replace(final)
-        except OSError as exc:
-            raise UsageError(f"{name}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        partial.unlink(missing_ok=True)
+    def format_usage(self) -> str:
+        formatter = argparse.HelpFormatter(self.prog, width=1 << 16)
+        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        return formatter.format_help()
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="dnc", description="The do-not-call registry.")
+    top = _Parser(prog="dnc", description="The do-not-call registry.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the API (and the embedded Redis)")
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=_serve, usage_of=serve)
 
     load = commands.add_parser("load", help="bulk-import registrations into Redis")
     load.add_argument("files", nargs="+", metavar="FILE")
@@ -386,13 +391,13 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--column", help="the phone column of a csv file (default: the first)")
     load.add_argument("--region", help="region for national-format numbers")
     load.add_argument("--remove", action="store_true", help="remove the numbers instead")
-    load.set_defaults(run=_load)
+    load.set_defaults(run=_load, usage_of=load)
 
     export = commands.add_parser("export", help="the full list, or the changes since a cursor")
     export.add_argument("--prefix", help="only numbers under this prefix, e.g. +1212")
     export.add_argument("--since", metavar="CURSOR", help="the change list after CURSOR (0: all)")
     export.add_argument("-o", "--output", metavar="FILE")
-    export.set_defaults(run=_export)
+    export.set_defaults(run=_export, usage_of=export)
 
     scrub = commands.add_parser("scrub", help="scrub a list: each row with its status")
     scrub.add_argument("file", metavar="FILE", help="a number a line, or a CSV with a header")
@@ -404,7 +409,7 @@ def parser() -> argparse.ArgumentParser:
     scrub.add_argument("--format", choices=["auto", "plain", "csv"], default="auto")
     scrub.add_argument("--url", help="scrub through this API (else straight against Redis)")
     scrub.add_argument("--key", help="an operator's API key, with --url")
-    scrub.set_defaults(run=_scrub)
+    scrub.set_defaults(run=_scrub, usage_of=scrub)
 
     operators = commands.add_parser("operators", help="operator accounts")
     op_commands = operators.add_subparsers(dest="op_command", required=True, metavar="COMMAND")
@@ -413,12 +418,15 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["operator", "carrier", "admin"], default="operator")
     create.add_argument("--prefix", action="append", default=[], help="repeat for several")
     create.add_argument("--rate-limit", type=int, default=None, help="requests a second")
-    create.set_defaults(run=_operators_create)
+    create.set_defaults(run=_operators_create, usage_of=create)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:  # with its command's usage line, not the top level's
+        getattr(args, "usage_of", top).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         settings = load_settings()
         return int(args.run(settings, args))

@@ -17,7 +17,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -33,6 +33,12 @@ UPLOAD_CHUNK = 1 << 20
 _STATUS = np.array(rules.STATUS_NAMES, dtype=object)
 # Answers of the API that say the list or the arguments were wrong (exit status 2).
 _BAD_INPUT_STATUSES = (400, 404, 413, 415, 422)
+
+
+class Output(Protocol):
+    """Where a scrub is written: a binary file, or the command line's own output."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class BadInput(Exception):
@@ -58,19 +64,28 @@ class Summary:
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
-    """`csv` for a .csv file or one whose first line is a header row; else a plain list."""
-    if fmt != "auto":
-        return fmt
-    if path.suffix.lower() == ".csv":
-        return CSV
-    from loader.formats import detect
+    """`csv` for a .csv file or one whose first line is a header row; else a plain list.
 
-    with path.open("rb") as file:
-        for raw in file:
-            line = raw.decode("utf-8", "replace").removeprefix("\ufeff").strip()
-            if line:
-                return CSV if detect(line) == "csv" else PLAIN
-    return PLAIN
+    A binary file is refused whatever the format, as `dnc load` refuses it, and lines end
+    where `dnc load` and the API end them: at `\\n`, `\\r\\n` or a lone `\\r`."""
+    from loader import formats
+
+    try:
+        with path.open("rb") as file:
+            if formats.is_binary(file.read(formats.SNIFF_BYTES)):
+                raise BadInput(
+                    f"{path}: binary content, not a list of numbers; send UTF-8 text: "
+                    "one number a line, or a CSV with a header row"
+                )
+            if fmt != "auto":
+                return fmt
+            if path.suffix.lower() == ".csv":
+                return CSV
+            file.seek(0)
+            first = formats.first_line(file)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return CSV if first is not None and formats.detect(first) == "csv" else PLAIN
 
 
 # -- through the API ---------------------------------------------------------------------
@@ -78,7 +93,7 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
 
 def scrub_remote(
     path: Path,
-    out: BinaryIO,
+    out: Output,
     *,
     url: str,
     key: str,
@@ -201,7 +216,7 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
 
 
 async def scrub_local(
-    listing: ListFile, out: BinaryIO, *, redis: Any, retention_days: int, query: ScrubQuery
+    listing: ListFile, out: Output, *, redis: Any, retention_days: int, query: ScrubQuery
 ) -> Summary:
     """Decide every row against Redis, then write them all.
 

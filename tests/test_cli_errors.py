@@ -107,3 +107,56 @@ def test_export_to_dash_is_stdout(redis_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "+12125551234\n"
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--rate-limit", "0"], ["--rate-limit", "1"]),
+        (["--rate-limit", "-5"], ["--rate-limit", "1"]),
+        (["--prefix", "+1212x"], ["'+1212x'"]),
+    ],
+)
+def test_operators_create_applies_the_rules_of_the_api(
+    redis_url: str, args: list[str], words: list[str]
+) -> None:
+    """POST /v1/operators answers 400 to these; the command line refuses them alike."""
+    result = dnc("operators", "create", "Acme", *args, DNC_REDIS_URL=redis_url)
+    assert_bad_input(result, *words)
+    assert result.stdout == ""
+    client = redis.Redis.from_url(redis_url)
+    assert client.dbsize() == 0
+    client.close()
+
+
+def test_operators_create_refuses_a_name_the_api_refuses(redis_url: str) -> None:
+    result = dnc("operators", "create", "x" * 201, DNC_REDIS_URL=redis_url)
+    assert_bad_input(result, "200")
+    assert dnc("operators", "create", "x" * 200, DNC_REDIS_URL=redis_url).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["load", "--bogus", "x"], "usage: dnc load "),
+        (["export", "extra"], "usage: dnc export "),
+        (["operators", "create", "Acme", "--bogus"], "usage: dnc operators create "),
+    ],
+)
+def test_a_usage_error_shows_the_usage_of_its_command(args: list[str], usage: str) -> None:
+    result = dnc(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(usage), result.stderr
+    assert "unrecognized arguments" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args", [["scrub"], ["scrub", "x", "--channel", "fax"], ["load", "-x"]])
+def test_a_usage_error_is_the_usage_line_and_one_line(args: list[str]) -> None:
+    """However wide the usage and however narrow the terminal, as CONTRACT section 5 says."""
+    result = dnc(*args, COLUMNS="40")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    usage, error = result.stderr.strip().splitlines()
+    assert usage.startswith(f"usage: dnc {args[0]} ") and usage.endswith(
+        "FILE" if args[0] == "scrub" else "...]"
+    )
+    assert error.startswith(f"dnc {args[0]}: error: ")

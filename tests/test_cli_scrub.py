@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -282,6 +283,31 @@ def test_output_to_dash_or_a_device_is_written_in_place(
     assert not tmp_path.joinpath("stdout.part").exists()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_lone_cr_ends_a_line_as_in_universal_newlines(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    """Old Mac files: `dnc load` reads them so, and the API too."""
+    plain = tmp_path / "old-mac.txt"
+    plain.write_bytes(f"{FULL}\r{FREE}\r".encode())
+    result = MODES[mode](registry, str(plain))
+    assert result.returncode == 0, result.stderr
+    assert rows(result.stdout) == [
+        ["input", "number", "status"],
+        [FULL, FULL, "blocked"],
+        [FREE, FREE, "callable"],
+    ]
+    table = tmp_path / "old-mac-table.txt"
+    table.write_bytes(f"phone,name\r{FULL},a\r{FREE},b\r".encode())
+    result = MODES[mode](registry, str(table))
+    assert result.returncode == 0, result.stderr
+    assert rows(result.stdout) == [
+        ["phone", "name", "number", "status"],
+        [FULL, "a", FULL, "blocked"],
+        [FREE, "b", FREE, "callable"],
+    ]
+
+
 def test_a_national_list_is_read_against_the_region(registry: Registry, tmp_path: Path) -> None:
     path = tmp_path / "gb.txt"
     path.write_text("020 7946 0958\n")
@@ -354,6 +380,61 @@ def test_a_file_that_is_not_utf8_is_bad_input(registry: Registry, tmp_path: Path
     path.write_bytes(b"name,phone\nJos\xe9,+12125551234\n")
     assert_one_line_error(local(registry, str(path)), 2)
     assert_one_line_error(remote(registry, str(path)), 2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("seed", range(4))
+def test_a_binary_file_is_bad_input(
+    registry: Registry, tmp_path: Path, mode: str, seed: int
+) -> None:
+    path = tmp_path / "junk.bin"
+    # Random bytes, a CR early in the first line among them: what broke format detection.
+    path.write_bytes(b"\x9c\xf1\r\x07" + random.Random(seed).randbytes(5000))
+    result = MODES[mode](registry, str(path))
+    assert_one_line_error(result, 2)
+    assert "binary" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("key", ["abc\u2019", "dnc_abc def", "dnc_abc\t", "\u201cdnc_abc\u201d"])
+def test_a_key_that_cannot_be_sent_is_bad_input(
+    registry: Registry, plain_list: Path, key: str
+) -> None:
+    """A pasted key with a curly quote or a space in it: no HTTP header can carry it."""
+    result = dnc("scrub", str(plain_list), "--url", registry.url, "--key", key)
+    assert_one_line_error(result, 2)
+    assert "--key" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_output_that_fails_to_write_exits_1(
+    registry: Registry, plain_list: Path, mode: str
+) -> None:
+    result = MODES[mode](registry, str(plain_list), "-o", "/dev/full")
+    assert_one_line_error(result, 1)
+    assert "/dev/full" in result.stderr and "No space left" in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_output_closed_early_exits_1_with_one_line(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "long.txt"
+    path.write_text(f"{FREE}\n" * 100_000)
+    args = ["scrub", str(path)]
+    if mode == "remote":
+        args += ["--url", registry.url, "--key", registry.operator_key]
+    env = dnc_env(DNC_REDIS_URL=registry.redis_url) if mode == "local" else dnc_env()
+    with subprocess.Popen(
+        [*DNC, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # as `| head -1` does
+        stderr = process.stderr.read().decode()
+        status = process.wait(60)
+    assert status == 1, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert stderr.strip().splitlines() == ["dnc: the output was closed before the list ended"]
 
 
 def test_an_unreachable_server_exits_1(plain_list: Path, tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ import redis
 from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
 
-from loader import load
+from loader import formats, load
 from loader.bulk import BulkWriter
 from loader.export import ExportError, export_changes, export_full
-from loader.formats import detect
+from loader.formats import detect, open_source
 from loader.load import LoadError, LoadResult, load_files
 from registry.store import changes, keys, setup
 
@@ -159,6 +159,60 @@ def test_auto_loads_every_format(redis_client: redis.Redis, tmp_path: Path, cont
     result = run_load(redis_client, write(tmp_path / "in", content), column=column)
     assert counts(result) == (2, 0, 0)
     assert registered(redis_client) == ["+12125551234", "+14155552671"]
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt"),
+    [
+        (b"+12125551003\r+12125559999\r", "e164"),
+        (b"212,5551003\r212,5559999", "ftc"),
+        (b"phone,name\r+12125551003,a\r+12125559999,b\r", "csv"),
+        (b"\xef\xbb\xbfphone\r\n+12125551003\r+12125559999\n", "csv"),
+    ],
+    ids=["e164", "ftc", "csv", "csv-mixed-endings"],
+)
+def test_a_lone_cr_ends_a_line_as_in_universal_newlines(
+    redis_client: redis.Redis, tmp_path: Path, content: bytes, fmt: str
+) -> None:
+    """Old Mac files end their lines with CR alone; the API reads them so, and so does load."""
+    path = write(tmp_path / "old-mac.txt", content)
+    assert open_source(path, "auto", None).format == fmt
+    assert counts(run_load(redis_client, path)) == (2, 0, 0)
+    assert registered(redis_client) == ["+12125551003", "+12125559999"]
+
+
+def test_rejects_count_lines_ended_by_a_lone_cr(redis_client: redis.Redis, tmp_path: Path) -> None:
+    path = write(tmp_path / "old-mac.txt", b"+12125551003\rnot a number\r\n\rjunk\r")
+    result = run_load(redis_client, path)
+    assert counts(result) == (1, 0, 2)
+    assert [row.split(",")[:2] for row in rejects(result).splitlines()[1:]] == [
+        ["2", "not a number"],
+        ["4", "junk"],
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["e164", "ftc"])
+def test_blocks_cut_lines_at_a_lone_cr_as_the_per_line_path_does(tmp_path: Path, fmt: str) -> None:
+    lines = (
+        [b"+12125551003", b"(212) 555-1004", b"not a number", b"", b"+1", b"+12125551005"]
+        if fmt == "e164"
+        else [b"212,5551003", b"212,5551004", b"212,555", b"", b"junk", b"415,5552671"]
+    )
+    endings = [b"\r", b"\r\n", b"\r\r\n", b"\n", b"\r", b""]
+    path = write(tmp_path / "in.txt", b"".join(a + b for a, b in zip(lines, endings, strict=True)))
+    source = open_source(path, fmt, None)
+    with path.open("rb") as file:
+        numbers, invalid = formats.normalize(list(source.records(file)), "US")
+    expected = sorted(numbers.tolist()), [(r.line, r.input) for r in invalid]
+    assert len(expected[0]) == 3 and [line for line, _ in expected[1]] == [3, 6]
+    for block in (1, 2, 5, 13, 64, load.BLOCK):
+        found: list[int] = []
+        rows: list[tuple[int, str]] = []
+        with path.open("rb") as file:
+            for chunk in source.chunks(file, "US", 4, block):
+                found += chunk.numbers.tolist()
+                rows += [(r.line, r.input) for r in chunk.invalid]
+        assert (sorted(found), rows) == expected, block
 
 
 # Rejects
