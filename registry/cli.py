@@ -24,6 +24,7 @@ from redis.exceptions import RedisClusterException
 from registry import embedded
 from registry.cli_output import Failure, UsageError, output
 from registry.config import ConfigError, Settings, load_settings
+from registry.notifier import usable_notifier
 from registry.store import setup
 from registry.store.connect import RedisURLError, async_client, sync_client
 
@@ -80,6 +81,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    usable_notifier(settings.notifier)  # before anything starts or says it serves
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if settings.redis_url is None and embedded.running_url(settings.data_dir):
         raise Failure(f"another dnc serve already uses {settings.data_dir}")

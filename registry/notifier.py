@@ -145,15 +145,21 @@ class WebhookNotifier:
             raise NotifierError(f"webhook {self.url} answered {answer.status_code}")
 
 
-def build_notifier(spec: str) -> Notifier:
-    """The notifier DNC_NOTIFIER names; a ConfigError at start-up, not at the first code."""
+def usable_notifier(spec: str) -> None:
+    """A ConfigError unless DNC_NOTIFIER names a notifier this machine can build: `dnc
+    serve` asks before it says it serves, the workers again as they build it."""
     check_notifier(spec)
     kind, _, target = spec.partition(":")
+    if kind == "file" and not Path(target).parent.is_dir():
+        raise ConfigError(f"DNC_NOTIFIER: the directory of {target!r} does not exist")
+
+
+def build_notifier(spec: str) -> Notifier:
+    """The notifier DNC_NOTIFIER names; a ConfigError at start-up, not at the first code."""
+    usable_notifier(spec)
+    kind, _, target = spec.partition(":")
     if kind == "file":
-        path = Path(target)
-        if not path.parent.is_dir():
-            raise ConfigError(f"DNC_NOTIFIER: the directory of {target!r} does not exist")
-        return FileNotifier(path)
+        return FileNotifier(Path(target))
     if kind == "webhook":
         return WebhookNotifier(target)
     return LogNotifier()

@@ -386,6 +386,22 @@ def test_a_bad_trusted_proxies_setting_stops_start_up(redis_url: str) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_an_outbox_in_a_missing_directory_stops_serve_before_it_says_it_serves(
+    redis_url: str, tmp_path: Path
+) -> None:
+    result = dnc(
+        "serve",
+        DNC_REDIS_URL=redis_url,
+        DNC_PORT=str(free_port()),
+        DNC_NOTIFIER=f"file:{tmp_path}/nowhere/outbox.jsonl",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "serving" not in result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"dnc: DNC_NOTIFIER: the directory of '{tmp_path}/nowhere/outbox.jsonl' does not exist"
+    ]
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_port_in_use_stops_serve_at_once_and_its_redis_with_it(
     tmp_path: Path, workers: str
