@@ -316,3 +316,13 @@ def test_times_may_write_the_t_and_the_z_in_lower_case(client: TestClient) -> No
     """RFC 3339 allows `2026-11-29t10:00:00z`; Python's parser reads only upper case."""
     then = (now() - timedelta(hours=1)).strftime("%Y-%m-%dt%H:%M:%Sz")
     assert complain(client, occurred_at=then).status_code == 201
+
+
+def test_a_form_body_is_415_as_on_every_json_endpoint(client: TestClient) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = client.post("/v1/complaints", content=b"number=%2B12125551234", headers=form)
+    assert_error(answer, 415, "unsupported_media_type")
+    # A JSON object is read as JSON whatever its Content-Type says.
+    body = json.dumps({"number": NUMBER, "caller": "+13125550100",
+                       "occurred_at": iso(now()), "channel": "voice"})  # fmt: skip
+    assert client.post("/v1/complaints", content=body, headers=form).status_code == 201

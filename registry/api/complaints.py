@@ -58,6 +58,17 @@ async def _body(request: Request) -> ComplaintBody:
     try:
         return ComplaintBody.model_validate_json(raw)
     except ValidationError as exc:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        said_json = kind == "application/json" or kind.endswith("+json")
+        if not said_json and any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # Not JSON and not sent as JSON (a form, say): as every other JSON endpoint.
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"the body came with Content-Type {kind[:64]!r}; send it as JSON with "
+                "Content-Type: application/json",
+                {"content_type": request.headers.get("content-type")},
+            ) from None
         # The app's handler answers it in the contract's error shape, as for any body.
         raise RequestValidationError(
             [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
