@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+
+from registry.store import keys
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -209,3 +215,36 @@ def test_the_openapi_document_describes_answers_errors_and_keys(client: TestClie
     put = document["paths"]["/v1/registrations/{number}"]["put"]["responses"]
     assert {"200", "201"} <= set(put)
     assert client.get("/openapi.json").json() == document  # built once, the same each time
+
+
+def test_one_scrape_shows_every_worker_and_drops_stopped_ones(
+    client: TestClient, spare: Callable[..., TestClient], redis_client: Any
+) -> None:
+    """A scrape reaches one worker of the port; it answers for all of them, each series
+    labelled with its worker, from what the others publish in Redis every second."""
+    other = spare()
+    other.app.state.services.metrics.worker = "other-worker"  # in-process: the same pid
+    for _ in range(3):
+        assert other.get("/healthz").status_code == 200
+    deadline = time.monotonic() + 10
+    while True:
+        found = samples(client.get("/metrics").text)
+        theirs = sum(
+            value
+            for (name, labels), value in found.items()
+            if name == "dnc_http_requests_total"
+            and ("worker", "other-worker") in labels
+            and ("status", "200") in labels
+        )
+        if theirs >= 3:
+            break
+        assert time.monotonic() < deadline, "the other worker's requests never showed"
+        time.sleep(0.2)
+    ours = {dict(labels)["worker"] for (name, labels), _ in found.items()}
+    assert ours == {str(os.getpid()), "other-worker"}
+    # A worker that stopped publishing ten seconds ago is dropped, and its record with it.
+    old = {"at": time.time() - 60, "worker": "gone", "host": "h", "samples": []}
+    redis_client.hset(keys.METRICS, "h:gone", orjson.dumps(old))
+    text = client.get("/metrics").text
+    assert 'worker="gone"' not in text
+    assert redis_client.hget(keys.METRICS, "h:gone") is None

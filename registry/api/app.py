@@ -42,8 +42,9 @@ from registry.freshness import Lookups
 from registry.metrics import Metrics
 from registry.notifier import Notifier, build_notifier
 from registry.scrub import Scrubber
+from registry.store import keys
 from registry.store.audit import AuditLog
-from registry.store.connect import async_client
+from registry.store.connect import answered, async_client
 from registry.store.operators import OperatorStore
 from registry.store.receipts import ReceiptStore
 from registry.store.registrations import RegistrationStore
@@ -113,6 +114,10 @@ async def _follow(services: Services) -> None:
             await services.bloom.catch_up()
         except Exception as exc:  # noqa: BLE001
             log.warning("change stream not followed: %s", exc)
+        try:
+            await ops.publish(services)  # for the other workers' /metrics
+        except Exception as exc:  # noqa: BLE001
+            log.debug("metrics not published: %s", exc)
 
 
 class CountResponses:
@@ -259,6 +264,9 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
                 follower.result()
             services.lookups.close()
             await services.notifier.aclose()
+            with contextlib.suppress(Exception):  # a stopped worker leaves the others' scrapes
+                async with answered("a metrics removal"):
+                    await services.redis.hdel(keys.METRICS, services.metrics.id)
             await services.redis.aclose()
 
     app = FastAPI(

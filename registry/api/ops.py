@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from registry.api.errors import error_response
 from registry.api.responses import JSON
-from registry.store import connect
+from registry.store import connect, keys
 
+log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["operations"])
 
 
@@ -31,22 +35,39 @@ async def readyz(request: Request) -> JSON:
     return JSON({"status": "ready", "registry_version": services.bloom.version})
 
 
+def refresh(services: Any) -> None:
+    """Copy what other parts count into the worker's metrics."""
+    bloom = services.bloom.bloom
+    values = services.metrics.values
+    values["dnc_registry_version"] = services.bloom.version
+    values["dnc_bloom_numbers"] = bloom.count if bloom else 0
+    values["dnc_bloom_ready"] = 1 if bloom else 0
+    values["dnc_lookup_round_trips_total"] = services.lookups.rounds
+    values["dnc_lookup_catch_ups_total"] = services.lookups.catch_ups
+
+
+async def publish(services: Any) -> None:
+    """This worker's samples where the other workers' scrapes read them."""
+    refresh(services)
+    metrics = services.metrics
+    async with connect.answered("a metrics update"):
+        await services.redis.hset(keys.METRICS, metrics.id, metrics.published())
+
+
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
+    """Every live worker's counters: this one's now, the others' as last published."""
     services = request.app.state.services
-    bloom = services.bloom.bloom
-    services.metrics.gauges["dnc_registry_version"] = services.bloom.version
-    services.metrics.gauges["dnc_bloom_numbers"] = bloom.count if bloom else 0
-    services.metrics.gauges["dnc_bloom_ready"] = 1 if bloom else 0
-    lookups = services.lookups
-    services.metrics.totals["dnc_lookup_round_trips_total"] = (
-        "Redis round trips made for single look-ups (each shared by the look-ups waiting).",
-        lookups.rounds,
-    )
-    services.metrics.totals["dnc_lookup_catch_ups_total"] = (
-        "Look-up round trips that found the registry changed and caught the Bloom filter up.",
-        lookups.catch_ups,
-    )
+    refresh(services)
+    others: dict[Any, bytes] = {}
+    try:
+        async with connect.answered("a metrics read"):
+            others = await services.redis.hgetall(keys.METRICS)
+            stale = services.metrics.stale(others)
+            if stale:
+                await services.redis.hdel(keys.METRICS, *stale)
+    except Exception as exc:  # noqa: BLE001 - Redis away: this worker's own counters
+        log.warning("metrics of the other workers not read: %s", exc)
     return PlainTextResponse(
-        services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        services.metrics.render(others), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

@@ -31,6 +31,7 @@ DETAILED = "dnc:{dnc}:detailed"  # bucket ids that ever held a details hash
 ADMIN_KEY_HASH = "dnc:{dnc}:admin"  # sha256 of the generated administrator key
 OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
 AUDIT = "dnc:{dnc}:audit"  # stream: the audit trail (registry/store/audit.py)
+METRICS = "dnc:{dnc}:metrics"  # hash: each API worker's last published samples
 
 
 def bucket_of(number: int) -> int:
