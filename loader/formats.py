@@ -36,6 +36,7 @@ _LINES_BLOCK = 1 << 16  # bytes a read on the per-line path
 _MAX_JUNK_SHARE = 0.3
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 _NO_NUMBERS = np.zeros(0, dtype=np.int64)
+_FORMAT_NAMES = {"e164": "one number a line", "ftc": "an FTC flat file (212,5551234)"}
 
 
 class LoadError(Exception):
@@ -122,10 +123,15 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
             first = first_line(file)
             if fmt == "auto":
                 fmt = "e164" if first is None else detect(first)
+                if column is not None and fmt != "csv" and first is not None:
+                    raise LoadError(
+                        f"{path}: --column applies to CSV files only, and this file reads as "
+                        f"{_FORMAT_NAMES[fmt]}; drop --column, or give a CSV with a header row"
+                    )
             if fmt != "csv" or first is None:
                 return Source(path, fmt)
             file.seek(0)
-            return Source(path, fmt, _column_index(path, _header(path, file), column))
+            return Source(path, fmt, _column_index(path, header_row(path, file), column))
     except OSError as exc:
         raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
@@ -175,7 +181,8 @@ def first_line(file: BinaryIO) -> str | None:
     return next((text.strip() for _, text in _lines(file) if text.strip()), None)
 
 
-def _header(path: Path, file: BinaryIO) -> list[str]:
+def header_row(path: Path, file: BinaryIO) -> list[str]:
+    """The first row that holds something, read from the file's start; `dnc scrub` asks too."""
     rows = csv.reader(text for _, text in _lines(file))
     try:
         return next((row for row in rows if not _blank(row)), [])
@@ -186,12 +193,22 @@ def _header(path: Path, file: BinaryIO) -> list[str]:
 def _column_index(path: Path, header: list[str], column: str | None) -> int:
     if column is None:
         return 0
+    index = column_index(header, column)
+    if index is None:
+        raise LoadError(f"{path}: {no_column(header, column)}")
+    return index
+
+
+def column_index(header: list[str], column: str) -> int | None:
+    """Where `column` is in a header row, the first of its cells that has that name; names
+    and cells are read trimmed (` Phone ` is `Phone`), by `dnc load` and `dnc scrub` alike."""
     names = [name.strip() for name in header]
-    if column.strip() not in names:
-        raise LoadError(
-            f"{path}: no column {column!r} in the header; it has {', '.join(map(repr, names))}"
-        )
-    return names.index(column.strip())
+    return names.index(column.strip()) if column.strip() in names else None
+
+
+def no_column(header: list[str], column: str) -> str:
+    names = ", ".join(repr(name.strip()) for name in header)
+    return f"no column {column!r} in the header; it has {names}"
 
 
 def _record(line: int, given: str, text: str) -> Record:

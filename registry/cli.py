@@ -13,6 +13,7 @@ import errno
 import os
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -231,16 +232,9 @@ def _broken_rule(exc: ValidationError) -> str:
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
     from loader.load import LoadError, load_files
-    from registry import numbers as nums
 
-    paths = [Path(p) for p in args.files]
-    for path in paths:
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-    try:
-        region = nums.check_region(args.region, settings.default_region)
-    except nums.RegionError as exc:
-        raise UsageError(str(exc)) from None
+    paths = [_input_file(name) for name in args.files]
+    region = _region(args.region, settings)
     with redis_url(settings) as url:
         client = sync_client(url)
         setup.tune(client)
@@ -265,10 +259,47 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_file(name: str) -> Path:
+    """A list to read: a regular file, which `dnc load` and `dnc scrub` read more than once
+    (the format from its first lines, then the whole), as a pipe cannot be read."""
+    path = Path(name)
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path}: is a directory; name the files in it")
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"{path}: not a regular file (a pipe or a device); save the list to a file first"
+        )
+    return path
+
+
+def _region(region: str | None, settings: Settings) -> str:
+    """--region, or DNC_DEFAULT_REGION when it is not given; given empty, it is a mistake."""
+    from registry import numbers as nums
+
+    if region is not None and not region.strip():
+        raise UsageError("--region is empty: give a region code such as US or CN, or leave it out")
+    try:
+        return nums.check_region(region, settings.default_region)
+    except nums.RegionError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from loader.export import ExportError, export_changes, export_full
+    from registry.api.admin import PREFIX
 
-    prefixes = [args.prefix] if args.prefix else []
+    if args.prefix is not None and not PREFIX.fullmatch(args.prefix):
+        # the rule of POST /v1/operators and `dnc operators create --prefix`
+        raise UsageError(f"prefix {args.prefix!r} must be '+' and 1 to 15 digits, like +1212")
+    if args.since is not None and not args.since.strip():
+        raise UsageError("--since is empty: give 0 for every change kept, or the last cursor")
+    prefixes = [args.prefix] if args.prefix is not None else []
     cursor = None
     with (
         output(args.output) as out,
@@ -290,14 +321,11 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _scrub(settings: Settings, args: argparse.Namespace) -> int:
-    from registry import numbers as nums
     from registry import rules
     from registry import scrub_client as client
     from registry.scrub import ScrubQuery
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    path = _input_file(args.file)
     if args.url and not args.key:
         raise UsageError("--url needs --key, an operator's API key")
     if args.key and not args.url:
@@ -306,9 +334,9 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
         _check_key(args.key)
     try:
         category = rules.parse_category(args.category)
-        region = nums.check_region(args.region, settings.default_region)
-    except (rules.PreferenceError, nums.RegionError) as exc:
+    except rules.PreferenceError as exc:
         raise UsageError(str(exc)) from None
+    region = _region(args.region, settings)
     try:
         fmt = client.detect_format(path, args.format)
         with output(args.output) as out:

@@ -122,6 +122,8 @@ def scrub_remote(
         "Authorization": f"Bearer {key}",
         "Content-Type": "text/csv" if fmt == CSV else "text/plain",
     }
+    if column and fmt == CSV:
+        query["column"] = _column_name(path, column)
     summary = Summary()
     try:
         with (
@@ -133,7 +135,9 @@ def scrub_remote(
             ) as answer:
                 if answer.status_code != 200:
                     answer.read()
-                    raise _refused(answer.status_code, answer)
+                    raise _refused(base, answer)
+                if _media_type(answer) != "text/csv":
+                    raise _foreign(base, answer)
                 summary.receipt_id = answer.headers.get("x-scrub-receipt")
                 for chunk in answer.iter_bytes():
                     out.write(chunk)
@@ -159,15 +163,46 @@ def _read(file: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def _refused(status: int, answer: Any) -> Exception:
-    """The API's error answer as one line, and whose fault it was."""
+def _column_name(path: Path, column: str) -> str:
+    """The header cell that `column` names, as the file spells it: the API matches a
+    column exactly, `dnc load` and a local scrub match the cells trimmed."""
+    from loader import formats
+
+    try:
+        with path.open("rb") as file:
+            header = formats.header_row(path, file)
+    except formats.LoadError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    index = formats.column_index(header, column)
+    if index is None:
+        raise BadInput(f"{path}: {formats.no_column(header, column)}")
+    return header[index]
+
+
+def _media_type(answer: Any) -> str:
+    return str(answer.headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
+def _refused(base: str, answer: Any) -> Exception:
+    """The API's error answer as one line, and whose fault it was. An answer not in the
+    API's error shape (a web page, another service's JSON) comes from no registry."""
     try:
         error = answer.json()["error"]
-        what = f"{error['code']}: {error['message']}"
+        what = " ".join(f"{error['code']}: {error['message']}".split())
     except (ValueError, KeyError, TypeError):
-        what = answer.text.strip()[:200] or answer.reason_phrase
+        return _foreign(base, answer)
+    status = answer.status_code
     message = f"the registry answered {status} {what}"
     return BadInput(message) if status in _BAD_INPUT_STATUSES else ScrubFailed(message)
+
+
+def _foreign(base: str, answer: Any) -> ScrubFailed:
+    status = f"{answer.status_code} {answer.reason_phrase}".strip()
+    if answer.status_code == 200:
+        status += f" with {_media_type(answer) or 'no content type'}"
+    return ScrubFailed(f"{base}: answered {status}, not the registry's API (is --url right?)")
 
 
 # -- straight against Redis --------------------------------------------------------------
@@ -183,7 +218,10 @@ class ListFile:
 
 
 def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
-    """Read the file as the API reads a text/plain or text/csv body."""
+    """Read the file as the API reads a text/plain or text/csv body; the phone column
+    as `dnc load` finds it (see _column_name)."""
+    from loader import formats
+
     try:
         text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -207,10 +245,10 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
         raise BadInput(f"{path}: {exc}") from None
     index = 0
     if column:
-        if column not in header:
-            names = ", ".join(map(repr, header))
-            raise BadInput(f"{path}: no column {column!r} in the header; it has {names}")
-        index = header.index(column)
+        found = formats.column_index(header, column)
+        if found is None:
+            raise BadInput(f"{path}: {formats.no_column(header, column)}")
+        index = found
     inputs = [row[index] if index < len(row) else "" for row in rows]
     return ListFile(header, rows, inputs)
 

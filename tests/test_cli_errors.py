@@ -95,6 +95,69 @@ def test_load_and_scrub_refuse_an_unknown_region_alike(redis_url: str, tmp_path:
     assert load.stderr == scrub.stderr
 
 
+def not_a_file(tmp_path: Path, kind: str) -> tuple[str, str]:
+    """A FILE argument that is no regular file, and what the one line says it is."""
+    if kind == "directory":
+        (tmp_path / "lists").mkdir()
+        return str(tmp_path / "lists"), "is a directory"
+    return "/dev/stdin", "not a regular file"
+
+
+@pytest.mark.parametrize("kind", ["directory", "pipe"])
+@pytest.mark.parametrize("command", ["load", "scrub"])
+def test_a_file_that_is_no_regular_file_is_named_for_what_it_is(
+    redis_url: str, tmp_path: Path, command: str, kind: str
+) -> None:
+    """Not "no such file": it is there, and the line says what it is instead (stdin is a
+    pipe here, which neither command can read twice)."""
+    name, words = not_a_file(tmp_path, kind)
+    result = subprocess.run(
+        [*DNC, command, name],
+        env={**os.environ, "DNC_REDIS_URL": redis_url},
+        input="+12125551234\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_bad_input(result, name, words)
+    assert "no such file" not in result.stderr
+    client = redis.Redis.from_url(redis_url)
+    assert client.scard(keys.BUCKETS) == 0
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["load", "{list}", "--region", ""],
+        ["scrub", "{list}", "--region", ""],
+        ["scrub", "{list}", "--region", " "],
+        ["export", "--since", ""],
+    ],
+)
+def test_an_empty_value_is_bad_input_not_the_default(
+    redis_url: str, tmp_path: Path, args: list[str]
+) -> None:
+    """`--region ""` is not "no region" (DNC_DEFAULT_REGION), nor `--since ""` cursor 0."""
+    listing = tmp_path / "national.txt"
+    listing.write_text(NATIONAL)
+    result = dnc(*[a.replace("{list}", str(listing)) for a in args], DNC_REDIS_URL=redis_url)
+    assert_bad_input(result, args[-2], "empty")
+    assert result.stdout == ""
+    client = redis.Redis.from_url(redis_url)
+    assert client.scard(keys.BUCKETS) == 0
+    client.close()
+
+
+@pytest.mark.parametrize("prefix", ["1212", "", "+", "+0", "+1212x", " +1212", "+1234567890123456"])
+def test_export_applies_the_prefix_rule_of_operators_create(redis_url: str, prefix: str) -> None:
+    export = dnc("export", "--prefix", prefix, DNC_REDIS_URL=redis_url)
+    create = dnc("operators", "create", "Acme", "--prefix", prefix, DNC_REDIS_URL=redis_url)
+    assert_bad_input(export, repr(prefix))
+    assert_bad_input(create, repr(prefix))
+    assert export.stderr == create.stderr and export.stdout == ""
+
+
 def test_export_to_dash_is_stdout(redis_url: str, tmp_path: Path) -> None:
     client = redis.Redis.from_url(redis_url)
     try:

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +249,22 @@ def test_a_csv_keeps_its_columns_and_gains_number_and_status(
     ]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_column_is_found_as_dnc_load_finds_it(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    """Header cells are read trimmed, as `dnc load --column` reads them: ` Phone ` is Phone."""
+    path = tmp_path / "leads.csv"
+    path.write_text("name, Phone ,note\n" + "".join(f"lead,{text},x\n" for text, _ in LIST))
+    result = MODES[mode](registry, str(path), "--column", "Phone")
+    assert result.returncode == 0, result.stderr
+    table = rows(result.stdout)
+    assert table[0] == ["name", " Phone ", "note", "number", "status"]
+    assert [row[3:] for row in table[1:]] == [
+        [number, status] for (_, number), status in zip(LIST, expected(), strict=True)
+    ]
+
+
 def test_remote_and_local_write_the_same_bytes(
     registry: Registry, plain_list: Path, csv_list: Path
 ) -> None:
@@ -445,6 +463,80 @@ def test_an_unreachable_server_exits_1(plain_list: Path, tmp_path: Path) -> None
     )  # fmt: skip
     assert_one_line_error(result, 1)
     assert "cannot reach" in result.stderr
+    assert not out.exists() and not out.with_name("out.csv.part").exists()
+
+
+class ForeignServer(http.server.ThreadingHTTPServer):
+    """Not the registry: a web server that answers every POST with one set answer."""
+
+    answer: tuple[int, str, bytes]
+
+
+class ForeignHandler(http.server.BaseHTTPRequestHandler):
+    server: ForeignServer
+
+    def do_POST(self) -> None:
+        self.read_body()  # all of it, or closing would reset the connection under the answer
+        status, kind, body = self.server.answer
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self) -> None:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            return
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            self.rfile.read(size + 2)
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def foreign() -> Iterator[ForeignServer]:
+    server = ForeignServer(("127.0.0.1", 0), ForeignHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+PAGE = b"<!DOCTYPE html>\n<html>\n<head><title>Not Found</title></head>\n<body>\n</body>\n</html>\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ((404, "text/html", PAGE), "answered 404 Not Found"),
+        ((200, "text/html; charset=utf-8", PAGE), "answered 200 OK with text/html"),
+        ((404, "application/json", b'{"detail": "Not Found"}'), "answered 404 Not Found"),
+        ((502, "text/plain", b"Bad\nGateway\n"), "answered 502 Bad Gateway"),
+    ],
+    ids=["404-page", "200-page", "404-other-json", "502-text"],
+)
+def test_a_server_that_is_not_the_registry_is_one_line_exit_1(
+    foreign: ForeignServer,
+    plain_list: Path,
+    tmp_path: Path,
+    answer: tuple[int, str, bytes],
+    said: str,
+) -> None:
+    """Its page is not shown (nor written out as a scrub): one line says what answered."""
+    foreign.answer = answer
+    url = f"http://127.0.0.1:{foreign.server_address[1]}"
+    out = tmp_path / "out.csv"
+    result = dnc("scrub", str(plain_list), "--url", url, "--key", "k", "-o", str(out))
+    assert_one_line_error(result, 1)
+    assert result.stderr.strip() == f"dnc: {url}: {said}, not the registry's API (is --url right?)"
     assert not out.exists() and not out.with_name("out.csv.part").exists()
 
 

@@ -455,6 +455,22 @@ def test_column_with_a_format_that_has_none_is_refused(
         run_load(redis_client, write(tmp_path / "a.txt", "+1\n"), fmt="e164", column="phone")
 
 
+@pytest.mark.parametrize(
+    ("content", "reads_as"),
+    [("+12125551234\n", "one number a line"), ("212,5551234\n", "an FTC flat file")],
+    ids=["e164", "ftc"],
+)
+def test_column_with_a_file_detected_as_no_csv_is_refused(
+    redis_client: redis.Redis, tmp_path: Path, content: str, reads_as: str
+) -> None:
+    """--column given for a file that `auto` reads as no CSV: not ignored, refused."""
+    path = write(tmp_path / "list.txt", content)
+    with pytest.raises(LoadError, match=f"--column applies to CSV files only.*{reads_as}"):
+        run_load(redis_client, path, column="phone")
+    assert registered(redis_client) == []
+    assert counts(run_load(redis_client, path)) == (1, 0, 0)  # without --column it loads
+
+
 def test_progress_bar_goes_to_stderr_only_when_asked(
     redis_client: redis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -583,6 +599,7 @@ def test_cli_load_remove(redis_url: str, tmp_path: Path) -> None:
         (["missing.txt"], "no such file"),
         (["--column", "phone", "list.csv"], "no column 'phone'"),
         (["junk.bin"], "binary"),
+        (["--column", "phone", "list.txt"], "--column applies to CSV files only"),
     ],
 )
 def test_cli_load_bad_input_exits_2_with_one_line(
@@ -590,6 +607,7 @@ def test_cli_load_bad_input_exits_2_with_one_line(
 ) -> None:
     write(tmp_path / "list.csv", "name,tel\nAnn,+12125551234\n")
     write(tmp_path / "junk.bin", bytes(range(256)) * 4)
+    write(tmp_path / "list.txt", "+12125551234\n")
     answer = subprocess.run(
         [str(DNC), "load", *args],
         cwd=tmp_path,
