@@ -140,6 +140,8 @@ def _run_api(settings: Settings, listener: socket.socket) -> None:
     """
     import uvicorn
 
+    from registry.api.protocol import Protocol
+
     app = "registry.api.app:create_app_from_env"
     options: dict[str, Any] = {
         "factory": True,
@@ -152,6 +154,9 @@ def _run_api(settings: Settings, listener: socket.socket) -> None:
         # per-client limits (status checks, codes, complaints) count by that address.
         "proxy_headers": settings.trusted_proxies != "none",
         "forwarded_allow_ips": settings.trusted_proxies,
+        # httptools, as uvicorn's default here, answering what it cannot parse as the API
+        # answers every error (registry/api/protocol.py).
+        "http": Protocol,
     }
     try:
         if settings.workers > 1:

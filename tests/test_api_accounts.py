@@ -159,6 +159,7 @@ def test_a_prefix_given_twice_is_kept_once(client: TestClient, redis_client: Any
         {"name": "Acme", "role": "operator", "prefixes": ["+"]},
         {"name": "Acme", "role": "operator", "prefixes": ["+1212a"]},
         {"name": "Acme", "role": "operator", "prefixes": ["+1234567890123456"]},  # 16 digits
+        {"name": "Acme", "role": "operator", "prefixes": ["+1212\n"]},  # $ matches before \n
         {"name": "Acme", "role": "operator", "prefixes": "+1212"},  # not a list
         {"name": "Acme", "role": "operator", "prefixes": ["+1212", 44]},
         {"name": "Acme", "role": "operator", "rate_limit": 0},

@@ -7,6 +7,7 @@ to a `kill -9`, and the embedded Redis starts and stops with `dnc serve`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -459,3 +460,25 @@ def test_operators_create_writes_the_audit_entry(
     assert [(e["action"], e["actor"]) for e in entries] == [("operator.created", "cli")]
     assert entries[0]["operator"] == operator_id[1]
     assert (entries[0]["role"], entries[0]["name"]) == ("carrier", "Acme Mobile")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_request_that_is_not_http_gets_the_error_shape(
+    serve: Callable[..., Serve], redis_url: str, workers: str
+) -> None:
+    """uvicorn answers what it cannot parse itself; in the contract's shape all the same."""
+    server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY, DNC_WORKERS=workers)
+    for raw in (
+        b"GET /v1/numbers/+1 212 555 1234 HTTP/1.1\r\nHost: x\r\n\r\n",  # spaces unencoded
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 TLS to a plain port\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(raw)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), data
+        assert b"content-type: application/json" in head.lower()
+        error = json.loads(body)["error"]
+        assert error["code"] == "invalid_http" and error["details"] == {}

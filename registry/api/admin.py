@@ -35,7 +35,7 @@ class NewOperator(BaseModel):
     @classmethod
     def _prefixes(cls, prefixes: list[str]) -> list[str]:
         for prefix in prefixes:
-            if not PREFIX.match(prefix):
+            if not PREFIX.fullmatch(prefix):
                 raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
         return list(dict.fromkeys(prefixes))  # each once, in the order given
 
