@@ -344,6 +344,11 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
     region = _region(args.region, settings)
     try:
         fmt = client.detect_format(path, args.format)
+        if args.column and fmt == client.PLAIN:  # as dnc load refuses it
+            raise client.BadInput(
+                f"{path}: --column applies to CSV files only, and this file reads as one "
+                "number a line (--format csv if it is a CSV)"
+            )
         with output(args.output) as out:
             if args.url:
                 summary = client.scrub_remote(

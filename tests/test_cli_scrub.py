@@ -265,6 +265,17 @@ def test_a_column_is_found_as_dnc_load_finds_it(
     ]
 
 
+@pytest.mark.parametrize("mode", ["remote", "local"])
+def test_a_column_for_a_plain_list_is_refused_as_dnc_load_refuses_it(
+    registry: Registry, plain_list: Path, mode: str
+) -> None:
+    result = MODES[mode](registry, str(plain_list), "--column", "phone")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("dnc: ") and "--column applies to CSV files only" in line
+
+
 def test_remote_and_local_write_the_same_bytes(
     registry: Registry, plain_list: Path, csv_list: Path
 ) -> None:
