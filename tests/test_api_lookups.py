@@ -191,3 +191,29 @@ def test_a_look_up_reads_what_another_worker_just_wrote(
             assert look_up(client, operator, number)["status"] == "blocked"
     finally:
         other.__exit__(None, None, None)
+
+
+def test_a_parameter_given_twice_is_400_not_the_last_one(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    """`channel=voice&channel=sms` read as sms alone would call a number whose registration
+    blocks calls only; every route refuses a repeated parameter, before the key."""
+    assert client.put("/v1/registrations/+12125551234", json={"channels": ["voice"]},
+                      headers=carrier).status_code == 201  # fmt: skip
+    twice = "channel=voice&channel=sms"
+    answer = client.get(f"/v1/numbers/+12125551234?{twice}", headers=operator)
+    error = assert_error(answer, 400, "repeated_parameter")
+    assert error["details"] == {"parameter": "channel"}
+    assert "'channel' is given 2 times" in error["message"]
+    scrub = client.post(f"/v1/scrub?{twice}", json={"numbers": ["+12125551234"]},
+                        headers=operator)  # fmt: skip
+    assert_error(scrub, 400, "repeated_parameter")
+    changes = client.get("/v1/changes?since=0&since=0", headers=operator)
+    assert_error(changes, 400, "repeated_parameter")
+    status = client.get("/v1/registrations/+12125551234?region=US&region=US")
+    assert_error(status, 400, "repeated_parameter")
+    no_key = client.get(f"/v1/numbers/+12125551234?{twice}")
+    assert_error(no_key, 400, "repeated_parameter")
+    # Once each is as before.
+    once = client.get("/v1/numbers/+12125551234?channel=voice", headers=operator).json()
+    assert once["status"] == "blocked"

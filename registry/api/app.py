@@ -28,6 +28,7 @@ from registry.api import (
     operator,
     ops,
     pages,
+    params,
     scrub,
     subscriber,
 )
@@ -176,6 +177,24 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+class SingleParameters:
+    """Pure ASGI middleware: a query string that names a parameter twice is a 400
+    (registry/api/params.py), for every route; the look-up route checks it too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            try:
+                params.query(scope["query_string"])
+            except errors.ApiError as exc:
+                answer = errors.error_response(exc.status, exc.code, exc.message, exc.details)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _says_json(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -298,6 +317,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
         app.include_router(module.router)
     # The last added runs first: responses are counted under the method the client sent.
     app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=("/v1/scrub",))
+    app.add_middleware(SingleParameters)
     app.add_middleware(HeadAsGet)
     app.add_middleware(CountResponses, metrics=services.metrics)
     return LookupRoute(app, services, enabled=fast_lookups)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI
@@ -85,6 +84,9 @@ class LookupRoute:
 
     async def _look_up(self, scope: Scope, number: str) -> bytes:
         """The answer's body, or an exception for the app's handlers; as operator.lookup."""
+        raw = scope["query_string"]
+        # Before the key, as the app's SingleParameters middleware checks it.
+        query = params.query(raw) if raw else None
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":  # Starlette's Headers: the first one
@@ -97,10 +99,7 @@ class LookupRoute:
             # The role's 403 and the rate limit's 429 come from the dependency FastAPI runs.
             scope["app"] = self.app
             operator = await self._operator_key(Request(scope))
-        raw = scope["query_string"]
-        if raw:
-            # As Starlette's QueryParams: latin-1, blank values kept, the last of a name wins.
-            query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+        if query is not None:
             channel = params.channel(query.get("channel"))
             category = params.category(query.get("category"))
             region = params.region(query.get("region"), self.services.settings.default_region)

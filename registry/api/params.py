@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import numpy as np
 
 from registry import numbers as nums
 from registry import rules, scrub
 from registry.api.errors import ApiError
 from registry.store.operators import Operator
+
+
+def query(raw: bytes) -> dict[str, str]:
+    """A query string as Starlette reads it (latin-1, blank values kept), each name once.
+
+    A name given twice is a 400, not the last one silently: `channel=voice&channel=sms`
+    read as sms alone could call a number whose registration blocks calls.
+    """
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ApiError(
+            400,
+            "repeated_parameter",
+            f"{twice[:32]!r} is given {names.count(twice)} times; give each parameter once",
+            {"parameter": twice[:32]},
+        )
+    return found
 
 
 def region(raw: str | None, default: str) -> str:
