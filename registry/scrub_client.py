@@ -233,9 +233,14 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
         inputs = [line.strip() for line in lines if line.strip()]
         return ListFile(["input"], [[t] for t in inputs], inputs)
     try:
-        table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        # Strict, as the API reads a CSV body: an unclosed quote is an error, not lost rows.
+        rows_read = csv.reader(io.StringIO(text, newline=""), strict=True)
+        table = [row for row in rows_read if row]
     except csv.Error as exc:
-        raise BadInput(f"{path}: not readable as CSV: {exc}") from None
+        raise BadInput(
+            f"{path}: not readable as CSV at line {rows_read.line_num}: {exc} "
+            "(a quote opened and not closed?)"
+        ) from None
     if not table:
         raise BadInput(f"{path}: the CSV file has no header row")
     header, rows = table[0], table[1:]

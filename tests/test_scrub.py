@@ -835,3 +835,21 @@ def test_redis_lost_mid_stream_cuts_the_answer_off_and_stores_no_receipt(
         assert_error(api.get(f"/v1/scrubs/{cut_id}", headers=key), 404, "receipt_not_found")
     finally:
         api.__exit__(None, None, None)
+
+
+def test_csv_with_a_quote_never_closed_is_400_not_rows_swallowed(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    """Read leniently, the rows after an unclosed quote would become one cell: missing from
+    the answer, neither callable nor blocked, and nobody told."""
+    register(client, carrier, A)
+    body = f'phone,name\n"{FREE},Ann\n{A},Bob\n'.encode()
+    answer = client.post(SCRUB, content=body, headers={**operator, **CSV})
+    error = assert_error(answer, 400, "invalid_csv")
+    assert "quote" in error["message"]
+    # Quotes inside a cell, and quoted cells with commas, are still read.
+    body = f'phone,name\n{A},"Ann, ""the"" 2nd"\n{FREE},O"Neil\n'.encode()
+    assert table(client.post(SCRUB, content=body, headers={**operator, **CSV}))[1:] == [
+        [A, 'Ann, "the" 2nd', A, "blocked"],
+        [FREE, 'O"Neil', FREE, "callable"],
+    ]

@@ -204,9 +204,17 @@ def parse_csv(
 ) -> tuple[list[str], list[list[str]], int]:
     """Header, rows and the index of the phone column."""
     try:
-        table = [row for row in csv.reader(io.StringIO(_text(body), newline="")) if row]
+        # Strict: a quote opened and never closed would otherwise swallow every row after
+        # it into one cell, and those rows would be missing from the answer.
+        rows_read = csv.reader(io.StringIO(_text(body), newline=""), strict=True)
+        table = [row for row in rows_read if row]
     except csv.Error as exc:
-        raise ApiError(400, "invalid_csv", f"the CSV body cannot be read: {exc}") from None
+        raise ApiError(
+            400,
+            "invalid_csv",
+            f"the CSV body cannot be read: {exc} (a quote opened and not closed?)",
+            {"line": rows_read.line_num},
+        ) from None
     if not table:
         raise ApiError(400, "invalid_csv", "the CSV body has no header row")
     header, rows = table[0], table[1:]
