@@ -42,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from registry.bloom import BloomFilter, K, RegisteredFilter
 from registry.rules import ALL_CHANNELS
 from registry.store import keys
-from registry.store.connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT
+from registry.store.connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, answered
 from registry.store.consents import live
 from registry.store.registrations import parse_details
 
@@ -233,7 +233,9 @@ class Lookups:
                         pipe.get(key)
                 else:
                     pipe.execute_command(name.decode(), *args)
-            got = list(await pipe.execute())
+            # A hung node answers in ANSWER_TIMEOUT as a 503, as the raw connection's does.
+            async with answered("a look-up"):
+                got = list(await pipe.execute())
             replies = [got[:2], *got[2:]] if version else got
         head = (replies[0][0], replies[0][1]) if version else None
         rest = iter(replies[1:] if version else replies)

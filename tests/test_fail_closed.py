@@ -518,3 +518,33 @@ def test_a_receipt_write_that_reaches_redis_after_its_window_stores_nothing(
         process.send_signal(signal.SIGCONT)
         check.close()
         server.kill()
+
+
+def test_a_hung_cluster_node_is_a_503_within_seconds_for_look_ups(
+    private_cluster: Registry,
+) -> None:
+    """A stopped master still accepts connections; a look-up that must ask it waits the
+    look-ups' 2 s, not redis-py's reply timeout, whatever the cluster has noticed yet."""
+    cluster = private_cluster.server
+    assert isinstance(cluster, EmbeddedCluster)
+    # A registered number on a master that does not hold the registry-wide keys.
+    central = slot_owner(cluster, keys.VERSION)
+    number = next(
+        n
+        for n in (f"+1212{exchange}1234" for exchange in range(200, 1000))
+        if bucket_owner(cluster, n) != central
+    )
+    put = private_cluster.client.put(f"/v1/registrations/{number}", headers=private_cluster.carrier)
+    assert put.status_code == 201
+    process = cluster.nodes[bucket_owner(cluster, number)].process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        answer = private_cluster.client.get(
+            f"/v1/numbers/{number}", headers=private_cluster.operator
+        )
+        assert time.monotonic() - started < 5
+        assert_unavailable(answer)
+    finally:
+        process.send_signal(signal.SIGCONT)
