@@ -181,3 +181,14 @@ def assert_error(answer: Any, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["code"] == code
     assert body["error"]["message"]
     return body["error"]  # type: ignore[no-any-return]
+
+
+def assert_cli_error(result: Any, status: int, *words: str) -> None:
+    """A `dnc` command that failed as CONTRACT section 5 asks: exit `status`, one line on
+    stderr starting `dnc: ` and holding `words`, no traceback."""
+    assert result.returncode == status, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnc: "), result.stderr
+    for word in words:
+        assert word in lines[0], result.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import assert_cli_error
 
 from registry.store import keys
 
@@ -32,12 +33,7 @@ def dnc(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Completed
 
 
 def assert_bad_input(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dnc: "), result.stderr
-    for word in words:
-        assert word in lines[0], result.stderr
+    assert_cli_error(result, 2, *words)
 
 
 def unwritable(tmp_path: Path) -> dict[str, Path]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import assert_cli_error
 from test_cli_errors import DNC, dnc
 
 from loader.load import load_files
@@ -25,12 +26,7 @@ def environment() -> dict[str, str]:
 
 
 def assert_failure(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dnc: "), result.stderr
-    for word in words:
-        assert word in lines[0], result.stderr
+    assert_cli_error(result, 1, *words)
 
 
 def load_many(redis_url: str, tmp_path: Path, count: int) -> None:
