@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -30,6 +31,10 @@ SERVER_SETTINGS = ["--set-max-intset-entries", "65536"]
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded redis-server could not be found or did not start."""
+
+
+class PortTaken(EmbeddedRedisError):
+    """The port chosen for a redis-server was another process' by the time it bound it."""
 
 
 def redis_server_binary() -> str:
@@ -76,6 +81,7 @@ class RedisProcess:
         durable: bool = True,
         tcp: bool = False,
         port: int = 0,
+        choose_port: Callable[[], int] = free_port,
         extra: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
@@ -84,10 +90,26 @@ class RedisProcess:
         self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
-        self.fixed_port = port  # 0: a free one at each start
+        self.fixed_port = port  # 0: a free one at each start, from choose_port
+        self.choose_port = choose_port
         self.port = 0
 
     def start(self, timeout: float = 20.0) -> str:
+        """Start it and return its URL once it answers.
+
+        A free port is only free when it is chosen: another process (a parallel test's
+        Redis, say) may bind it first. Then another port is tried; a fixed port fails.
+        """
+        attempts = 5 if self.tcp and not self.fixed_port else 1
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         sock = self.data_dir / "redis.sock"
         args = [
@@ -110,7 +132,7 @@ class RedisProcess:
             args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
             self.url = f"unix://{sock}"
         else:
-            self.port = self.fixed_port or free_port()
+            self.port = self.fixed_port or self.choose_port()
             args += ["--port", str(self.port)]
             self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = subprocess.Popen(
@@ -132,15 +154,26 @@ class RedisProcess:
                 if self.process is not None and self.process.poll() is not None:
                     log = self.data_dir / "redis.log"
                     tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                    if "Address already in use" in tail:
+                        raise PortTaken(f"port {self.port} is taken: {tail.strip()}")
                     raise EmbeddedRedisError(f"redis-server exited at start: {tail.strip()}")
                 try:
                     if client.ping():
+                        self._check_identity(client)
                         return
                 except (redis.ConnectionError, redis.BusyLoadingError):
                     time.sleep(0.05)
             raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f} s")
         finally:
             client.close()
+
+    def _check_identity(self, client: redis.Redis) -> None:
+        """The server that answered is ours, not one that already held the port."""
+        assert self.process is not None
+        pid = int(client.info("server")["process_id"])
+        if pid != self.process.pid:
+            self.kill()
+            raise PortTaken(f"port {self.port} is another redis-server's (pid {pid})")
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -234,7 +267,8 @@ class EmbeddedCluster:
                 node = RedisProcess(
                     directory,
                     durable=self.durable,
-                    port=free_cluster_port(),
+                    tcp=True,
+                    choose_port=free_cluster_port,
                     extra=[
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", str(directory / "nodes.conf"),
