@@ -27,8 +27,9 @@ browser:
 		$$SUDO apt-get update -q && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
+# One pytest worker a CPU, at most four: each worker starts its own Redis and Cluster.
 test: lint browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n logical --maxprocesses=4
 
 bench: $(BIN)/dnc
 	$(BIN)/python -m benchmarks.run
