@@ -57,9 +57,39 @@ def redis_server_binary() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port that is free now (it may be taken before it is bound).
+
+    Under pytest-xdist each worker takes only the ports of its own share (`port_share`),
+    so parallel tests never race each other for one.
+    """
+    worker, workers = _port_slice()
+    held: list[socket.socket] = []  # kept bound until the end, so each try is a new port
+    try:
+        while True:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port_share(port, workers) == worker or len(held) > 1000:
+                return port
+    finally:
+        for s in held:
+            s.close()
+
+
+def port_share(port: int, workers: int) -> int:
+    """The worker whose share `port` is in. Linux hands out odd ports to bind() first,
+    so the share goes by the port's half, not by the port itself."""
+    return (port // 2) % workers
+
+
+def _port_slice() -> tuple[int, int]:
+    """(this pytest-xdist worker's number, the number of workers), else (0, 1)."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if name.startswith("gw") and name[2:].isdigit() and count.isdigit() and int(count) > 1:
+        return int(name[2:]) % int(count), int(count)
+    return 0, 1
 
 
 def die_with_parent() -> None:

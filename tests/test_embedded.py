@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from registry.embedded import PortTaken, RedisProcess, free_port
+from registry.embedded import PortTaken, RedisProcess, free_port, port_share
 
 
 @pytest.fixture
@@ -46,3 +46,16 @@ def test_a_chosen_port_taken_before_redis_binds_it_is_chosen_again(
         client.close()
     finally:
         mine.stop()
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_each_parallel_test_worker_takes_ports_of_its_own(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
+    for worker in range(workers):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{worker}")
+        assert {port_share(free_port(), workers) for _ in range(20)} == {worker}
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    # One process alone takes any free port.
+    assert len({port_share(free_port(), workers) for _ in range(60)}) == workers
