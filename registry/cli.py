@@ -28,6 +28,7 @@ from registry.config import ConfigError, Settings, load_settings
 from registry.notifier import usable_notifier
 from registry.store import setup
 from registry.store.connect import RedisURLError, async_client, sync_client
+from registry.store.replication import NotReplicated, replicated, replicated_sync
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -210,6 +211,15 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
             await AuditLog(client, settings.retention_days).record(
                 "operator.created", ACTOR, operator=operator.id, role=operator.role, name=new.name
             )
+            if settings.wait_replicas:
+                try:
+                    await replicated(client, settings.wait_replicas, settings.wait_replicas_ms)
+                except NotReplicated as exc:
+                    raise Failure(
+                        f"operator {operator.id} is on the master, but {exc}; its key is not "
+                        "shown: revoke it, and create the operator again once the replicas "
+                        "are back"
+                    ) from None
             return operator, api_key
         finally:
             await client.aclose()
@@ -254,8 +264,15 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
                 retention_days=settings.retention_days,
                 progress=sys.stderr.isatty(),
             )
+            if settings.wait_replicas:
+                replicated_sync(client, settings.wait_replicas, settings.wait_replicas_ms)
         except LoadError as exc:
             raise UsageError(str(exc)) from None
+        except NotReplicated as exc:
+            raise Failure(
+                f"the load is on the master, but {exc}; load the same files again once the "
+                "replicas are back (numbers already present are counted, not loaded twice)"
+            ) from None
         finally:
             client.close()
     print(f"loaded {result.loaded}, already present {result.present}, invalid {result.invalid}")

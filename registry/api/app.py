@@ -43,7 +43,7 @@ from registry.freshness import Lookups
 from registry.metrics import Metrics
 from registry.notifier import Notifier, build_notifier
 from registry.scrub import Scrubber
-from registry.store import keys
+from registry.store import keys, replication
 from registry.store.audit import AuditLog
 from registry.store.connect import answered, async_client
 from registry.store.operators import OperatorStore
@@ -195,6 +195,48 @@ class SingleParameters:
         await self.app(scope, receive, send)
 
 
+class Replicated:
+    """Pure ASGI middleware: with DNC_WAIT_REPLICAS, a request that may have written (any
+    method but GET, HEAD and OPTIONS) is answered below 400 only once that many replicas
+    hold every write before its answer (registry/store/replication.py); else 503
+    `not_replicated`, its writes on the master but not acknowledged."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.redis = services.redis
+        self.replicas = services.settings.wait_replicas
+        self.timeout_ms = services.settings.wait_replicas_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        refused = False
+
+        async def once_replicated(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return  # the rest of an answer replaced by the 503
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                try:
+                    await replication.replicated(self.redis, self.replicas, self.timeout_ms)
+                except Exception as exc:  # noqa: BLE001 - unacknowledged either way
+                    refused = True
+                    log.warning("write not acknowledged: %s", exc)
+                    answer = errors.error_response(
+                        503,
+                        "not_replicated",
+                        "the write reached the registry's primary store but not its replicas "
+                        "in time, so it is not acknowledged; retry later",
+                        headers={"Retry-After": "1"},
+                    )
+                    await answer(scope, receive, send)
+                    return
+            await send(message)
+
+        await self.app(scope, receive, once_replicated)
+
+
 def _says_json(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -316,6 +358,8 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     for module in routers:
         app.include_router(module.router)
     # The last added runs first: responses are counted under the method the client sent.
+    if settings.wait_replicas:
+        app.add_middleware(Replicated, services=services)
     app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=("/v1/scrub",))
     app.add_middleware(SingleParameters)
     app.add_middleware(HeadAsGet)

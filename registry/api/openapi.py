@@ -42,7 +42,8 @@ _WHY = {
     "413": "The body is over its limit",
     "415": "The body is not in a type this route reads",
     "429": "Too many requests; Retry-After says when to try again",
-    "503": "Redis cannot be reached, or refuses writes: never an answer from a guess",
+    "503": "Redis cannot be reached, refuses writes, or (DNC_WAIT_REPLICAS) its replicas did "
+    "not acknowledge a write in time: never an answer from a guess",
 }
 KEYED_TAGS = ("operators", "carriers", "administrators")
 # Routes that answer 404 for what their path names.

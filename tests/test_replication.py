@@ -1,0 +1,203 @@
+"""DNC_WAIT_REPLICAS: a write is acknowledged only once replicas hold it.
+
+A real master and a real replica of it; the replica is frozen (SIGSTOP) to play
+one that a failover would promote without the last writes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error, ready_client
+from fastapi.testclient import TestClient
+
+from registry.config import ConfigError, Settings, load_settings
+from registry.embedded import RedisProcess
+from registry.store import keys
+
+NUMBER = "+12125550123"
+
+
+class Pair:
+    """A master and its replica, both redis-servers started here."""
+
+    def __init__(self, directory: Path) -> None:
+        self.master = RedisProcess(directory / "master", durable=False, tcp=True)
+        self.master.start()
+        port = str(self.master.port)
+        self.replica = RedisProcess(
+            directory / "replica", durable=False, tcp=True, extra=["--replicaof", "127.0.0.1", port]
+        )
+        self.replica.start()
+        self.master_client = redis.Redis.from_url(self.master.url)
+        self.replica_client = redis.Redis.from_url(self.replica.url)
+        deadline = time.monotonic() + 10
+        while self.replica_client.info("replication")["master_link_status"] != "up":
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.05)
+
+    def holds(self, client: redis.Redis, number: str) -> bool:
+        value = int(number[1:])
+        bucket, member = keys.bucket_of(value), keys.member_of(value)
+        return bool(client.sismember(keys.numbers_set(bucket), member))
+
+    def freeze(self) -> None:
+        assert self.replica.process is not None
+        os.kill(self.replica.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.replica.process is not None
+        os.kill(self.replica.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.thaw()
+        self.master_client.close()
+        self.replica_client.close()
+        self.replica.stop()
+        self.master.stop()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    pair = Pair(tmp_path)
+    yield pair
+    pair.stop()
+
+
+def api(pair: Pair, tmp_path: Path, replicas: int, timeout_ms: int = 300) -> TestClient:
+    settings = Settings(
+        redis_url=pair.master.url,
+        admin_key=ADMIN_KEY,
+        data_dir=tmp_path / "data",
+        wait_replicas=replicas,
+        wait_replicas_ms=timeout_ms,
+    )
+    return ready_client(settings)
+
+
+def carrier_key(client: TestClient) -> dict[str, str]:
+    answer = client.post(
+        "/v1/operators", json={"name": "carrier", "role": "carrier"}, headers=ADMIN
+    )
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+
+def test_a_registration_is_acknowledged_once_the_replica_holds_it(
+    pair: Pair, tmp_path: Path
+) -> None:
+    client = api(pair, tmp_path, replicas=1, timeout_ms=10_000)
+    try:
+        carrier = carrier_key(client)
+        pair.freeze()  # a replica that lags
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            put = pool.submit(client.put, f"/v1/registrations/{NUMBER}", headers=carrier)
+            time.sleep(0.5)
+            assert not put.done()  # applied on the master, not yet acknowledged
+            pair.thaw()
+            answer = put.result(timeout=10)
+        assert answer.status_code == 201, answer.text
+        assert pair.holds(pair.replica_client, NUMBER)
+    finally:
+        pair.thaw()
+        client.__exit__(None, None, None)
+
+
+def test_a_write_the_replica_does_not_acknowledge_is_503_not_acknowledged(
+    pair: Pair, tmp_path: Path
+) -> None:
+    client = api(pair, tmp_path, replicas=1)
+    unguarded = api(pair, tmp_path, replicas=0)
+    try:
+        carrier = carrier_key(client)
+        pair.freeze()
+        started = time.monotonic()
+        answer = client.put(f"/v1/registrations/{NUMBER}", headers=carrier)
+        assert_error(answer, 503, "not_replicated")
+        assert answer.headers["retry-after"] == "1"
+        assert time.monotonic() - started < 3
+        # Reads wait for no replica; the write itself is on the master.
+        assert client.get("/healthz").status_code == 200
+        assert pair.holds(pair.master_client, NUMBER)
+        # Without DNC_WAIT_REPLICAS the same write is acknowledged: what a failover could drop.
+        other = "+12125550124"
+        assert unguarded.put(f"/v1/registrations/{other}", headers=carrier).status_code == 201
+        # Errors are answered as they are: nothing written, nothing to wait for.
+        assert_error(client.put("/v1/registrations/+1", headers=carrier), 400, "invalid_number")
+        pair.thaw()
+        # The client's retry is acknowledged once the replica holds it.
+        answer = client.put(f"/v1/registrations/{NUMBER}", headers=carrier)
+        assert answer.status_code in (200, 201), answer.text
+        assert pair.holds(pair.replica_client, NUMBER)
+    finally:
+        pair.thaw()
+        client.__exit__(None, None, None)
+        unguarded.__exit__(None, None, None)
+
+
+DNC = [sys.executable, "-m", "registry.cli"]
+
+
+def dnc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")} | env
+    return subprocess.run(
+        [*DNC, *args], env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_dnc_load_reports_a_load_only_once_the_replica_holds_it(pair: Pair, tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"+1212555{i:04d}\n" for i in range(100)))
+    env = {"DNC_REDIS_URL": pair.master.url, "DNC_WAIT_REPLICAS": "1"}
+    pair.freeze()
+    try:
+        result = dnc("load", str(listing), DNC_WAIT_REPLICAS_MS="300", **env)
+    finally:
+        pair.thaw()
+    assert_cli_error(result, 1, "replica", "load the same files again")
+    assert result.stdout == ""  # no "loaded" line for a load that is not acknowledged
+    result = dnc("load", str(listing), **env)
+    assert result.returncode == 0, result.stderr
+    assert "loaded 0, already present 100" in result.stdout
+    assert all(pair.holds(pair.replica_client, f"+1212555{i:04d}") for i in range(100))
+
+
+def test_operators_create_shows_no_key_the_replica_does_not_hold(
+    pair: Pair, tmp_path: Path
+) -> None:
+    env = {"DNC_REDIS_URL": pair.master.url, "DNC_WAIT_REPLICAS": "1"}
+    pair.freeze()
+    try:
+        result = dnc("operators", "create", "Acme", DNC_WAIT_REPLICAS_MS="300", **env)
+    finally:
+        pair.thaw()
+    assert_cli_error(result, 1, "replica", "revoke it")
+    assert "api_key" not in result.stdout
+    result = dnc("operators", "create", "Acme", **env)
+    assert result.returncode == 0 and "api_key: " in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"DNC_WAIT_REPLICAS": "-1"}, "at least 0"),
+        ({"DNC_WAIT_REPLICAS": "one"}, "integer"),
+        ({"DNC_WAIT_REPLICAS_MS": "0"}, "at least 1"),
+        (
+            {"DNC_WAIT_REPLICAS": "1", "DNC_REDIS_URL": "redis+cluster://127.0.0.1:7000"},
+            "not a Cluster",
+        ),
+    ],
+)
+def test_settings_refuse_what_cannot_wait_for_replicas(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        load_settings(env)
