@@ -144,6 +144,36 @@ def test_a_write_the_replica_does_not_acknowledge_is_503_not_acknowledged(
         unguarded.__exit__(None, None, None)
 
 
+def test_after_a_failover_the_promoted_replica_blocks_every_acknowledged_number(
+    pair: Pair, tmp_path: Path
+) -> None:
+    client = api(pair, tmp_path, replicas=1)
+    carrier = carrier_key(client)
+    numbers = [f"+1212555{i:04d}" for i in range(50)]
+    try:
+        for number in numbers:
+            answer = client.put(f"/v1/registrations/{number}", headers=carrier)
+            assert answer.status_code == 201, answer.text
+    finally:
+        client.__exit__(None, None, None)
+    pair.master.kill()  # the instant after the last 201
+    pair.replica_client.replicaof("NO", "ONE")
+    promoted = ready_client(
+        Settings(redis_url=pair.replica.url, admin_key=ADMIN_KEY, data_dir=tmp_path / "promoted")
+    )
+    try:
+        operator = promoted.post(
+            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
+        )
+        assert operator.status_code == 201, operator.text
+        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        answer = promoted.post("/v1/scrub", json={"numbers": numbers}, headers=key)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["counts"]["blocked"] == len(numbers), answer.text
+    finally:
+        promoted.__exit__(None, None, None)
+
+
 DNC = [sys.executable, "-m", "registry.cli"]
 
 
