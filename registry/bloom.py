@@ -110,7 +110,9 @@ class RegisteredFilter:
     the stream entries after the filter's cursor, and adds every logged number.
     Callers run it after a request arrives and before trusting a negative, so a
     registration acknowledged by any process before that moment is in the filter.
-    A changed epoch means the Redis data was replaced: the filter is rebuilt.
+    A changed epoch means the Redis data was replaced, and a changed replication id
+    (on one node: a replica promoted by a failover, or a restarted server) that the
+    history may have lost changes the filter took in: either way it is rebuilt.
     """
 
     def __init__(
@@ -123,6 +125,9 @@ class RegisteredFilter:
         self.epoch: str | None = None
         self.cursor = "0-0"
         self.version = 0
+        self.head: bytes | None = None  # keys.HEAD as of the last catch-up
+        # The replication id of the Redis the filter was built from (RegistrationStore.lineage).
+        self.lineage: str | None = None
         # Batches this filter applied, whose snapshots it can then skip.
         self.snapshots = changes.Snapshots()
         # Buckets with a details hash (numbers registered one by one): scrubs read
@@ -135,7 +140,7 @@ class RegisteredFilter:
     def ready(self) -> bool:
         return self.bloom is not None
 
-    async def _build(self) -> tuple[BloomFilter, str, str, set[int], changes.Snapshots]:
+    async def _build(self) -> tuple[BloomFilter, str, str, set[int], changes.Snapshots, str | None]:
         # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
         # An add is logged a round trip before its number enters the set, so the cursor
         # starts REAPPLY_MS back: an add logged before it whose write had not landed when
@@ -143,6 +148,7 @@ class RegisteredFilter:
         # members landed, so those up to the last id read here are in the sets read
         # (a worker started just after a big load would otherwise read it all twice).
         epoch = await self.store.epoch()
+        lineage = await self.store.lineage()
         last_id = await self.store.last_change_id()
         last = changes.stream_order(last_id)[0]
         cursor = f"{max(0, last - REAPPLY_MS)}-0"
@@ -152,23 +158,30 @@ class RegisteredFilter:
         bloom = BloomFilter(capacity=max(int(total * (1 + HEADROOM)), self.min_capacity))
         for numbers in arrays:
             bloom.add(numbers)
-        return bloom, epoch, cursor, detailed, changes.Snapshots(through=last_id)
+        return bloom, epoch, cursor, detailed, changes.Snapshots(through=last_id), lineage
 
     async def build(self) -> None:
-        bloom, epoch, cursor, detailed, snapshots = await self._build()
+        built = await self._build()
         async with self._lock:
-            self.bloom, self.epoch, self.cursor, self.detailed = bloom, epoch, cursor, detailed
-            self.snapshots = snapshots
+            self._take(built)
         await self.catch_up()
+
+    def _take(
+        self, built: tuple[BloomFilter, str, str, set[int], changes.Snapshots, str | None]
+    ) -> None:
+        self.bloom, self.epoch, self.cursor, self.detailed, self.snapshots, self.lineage = built
 
     async def catch_up(self) -> int:
         """Apply every change logged so far; returns the registry version seen."""
         async with self._lock:
             while True:
-                epoch, version, entries = await self.store.sync_point(self.cursor, self.page)
-                if epoch != self.epoch or self.bloom is None:
-                    built = await self._build()
-                    self.bloom, self.epoch, self.cursor, self.detailed, self.snapshots = built
+                epoch, version, head, lineage, entries = await self.store.sync_point(
+                    self.cursor, self.page
+                )
+                # Another lineage (a promoted replica, a restart) may lack changes this
+                # filter took in, and log new ones under ids before its cursor: rebuilt.
+                if epoch != self.epoch or lineage != self.lineage or self.bloom is None:
+                    self._take(await self._build())
                     continue
                 buckets = self.snapshots.buckets(entries)
                 members: dict[int, np.ndarray] = {}
@@ -186,7 +199,7 @@ class RegisteredFilter:
                         if change.batch is None:  # registered one by one: with details
                             self.detailed.update(keys.split(change.numbers)[0].tolist())
                     self.cursor = change.id
-                self.version = version
+                self.version, self.head = version, head
                 if len(entries) < self.page:
                     break
             if self.bloom.overfull and self._rebuilding is None:
@@ -196,9 +209,9 @@ class RegisteredFilter:
     async def _grow(self) -> None:
         """Rebuild a larger filter in the background; the full one stays correct meanwhile."""
         try:
-            bloom, epoch, cursor, detailed, snapshots = await self._build()
+            bloom, epoch, cursor, detailed, snapshots, lineage = await self._build()
             async with self._lock:
-                if epoch == self.epoch:
+                if epoch == self.epoch and lineage == self.lineage:
                     self.detailed |= detailed
                     # The new filter's cursor is not later than ours: catch_up re-applies the gap.
                     self.bloom, self.cursor = (

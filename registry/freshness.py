@@ -11,13 +11,15 @@ lands; a failed round fails every asker in it.
 
 The Bloom filter is asked when the round starts, for its whole batch at once
 (a numpy probe costs about what one number's hash costs in plain Python), and
-a round is one pipelined request: the registry's epoch and version if some
-numbers are Bloom negatives, and membership and details of every number to
-confirm. An unchanged epoch and version mean nothing was logged since the last
-catch-up made here, so the filter that catch-up left is still complete (every
-logged change increments the version in the script that logs it,
-registry/store/changes.py); a changed one means a real catch-up, shared by
-the round. Either way each asker sees what a catch-up of its own would have
+a round is one pipelined request: the registry's epoch, version and head if
+some numbers are Bloom negatives, and membership and details of every number
+to confirm. An unchanged epoch, version and head mean nothing was logged since
+the last catch-up made here, so the filter that catch-up left is still
+complete (every logged change increments the version and sets the head to its
+stream id in the script that logs it, registry/store/changes.py; the head
+tells apart a history that a failover cut short and new changes brought back
+to the same version); a changed one means a real catch-up, shared by the
+round. Either way each asker sees what a catch-up of its own would have
 shown it. A negative the caught-up filter turns into a "maybe" is confirmed in
 the next round.
 
@@ -110,8 +112,8 @@ class Lookups:
         self.wire = Wire.to(self.redis)
         self.rounds = 0  # round trips made, for tests and curiosity
         self.catch_ups = 0  # real catch-ups among them
-        # The filter the last catch-up here left, and the epoch and version it holds.
-        self._fresh: tuple[str | None, int, BloomFilter] | None = None
+        # The filter the last catch-up here left, and the epoch, version and head it holds.
+        self._fresh: tuple[str | None, int, bytes | None, BloomFilter] | None = None
         self._asked: list[Ask] = []
         self._consent_keys: dict[str, bytes] = {}
         self._runner: asyncio.Task[None] | None = None
@@ -208,10 +210,10 @@ class Lookups:
 
     async def _read(
         self, numbers: list[tuple[int, bytes | None]], version: bool
-    ) -> tuple[tuple[Any, Any] | None, list[tuple[Any, Any, Any]]]:
-        """The epoch and version if asked, and (SISMEMBER, HGET, ZSCORE of the consent if
+    ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, Any, Any]]]:
+        """The epoch, version and head if asked, and (SISMEMBER, HGET, ZSCORE of the consent if
         asked, else None) of each number: one round trip."""
-        commands: list[tuple[bytes, ...]] = [(b"MGET", *_EPOCH_AND_VERSION)] if version else []
+        commands: list[tuple[bytes, ...]] = [(b"MGET", *_SYNC_KEYS)] if version else []
         for number, consents in numbers:
             bucket, member = keys.bucket_of(number), str(keys.member_of(number)).encode()
             commands.append((b"SISMEMBER", keys.numbers_set(bucket).encode(), member))
@@ -225,7 +227,7 @@ class Lookups:
                 replies = None  # a server still loading, say: redis-py raises its own error
         if replies is None:
             # redis-py's pipeline: a Cluster routes each command to its node, but takes
-            # no MGET across commands, so the two keys (one slot) are read with GET.
+            # no MGET across commands, so the sync keys (one slot) are read with GET.
             pipe = self.redis.pipeline(transaction=False)
             for name, *args in commands:
                 if name == b"MGET":
@@ -236,8 +238,9 @@ class Lookups:
             # A hung node answers in ANSWER_TIMEOUT as a 503, as the raw connection's does.
             async with answered("a look-up"):
                 got = list(await pipe.execute())
-            replies = [got[:2], *got[2:]] if version else got
-        head = (replies[0][0], replies[0][1]) if version else None
+            width = len(_SYNC_KEYS)
+            replies = [got[:width], *got[width:]] if version else got
+        head = tuple(replies[0]) if version else None
         rest = iter(replies[1:] if version else replies)
         found = [
             (next(rest), next(rest), None if consents is None else next(rest))
@@ -246,27 +249,27 @@ class Lookups:
         return head, found
 
     async def _caught_up(
-        self, epoch: bytes | None, version: bytes | None
+        self, epoch: bytes | None, version: bytes | None, head: bytes | None
     ) -> tuple[BloomFilter, bool]:
-        """The filter holding every change logged before `epoch` and `version` were read,
-        and whether a catch-up was needed for it."""
+        """The filter holding every change logged before `epoch`, `version` and `head`
+        were read, and whether a catch-up was needed for it."""
         if (
             self._fresh is not None
             and epoch is not None
-            and self._fresh[:2] == (epoch.decode(), int(version or 0))
+            and self._fresh[:3] == (epoch.decode(), int(version or 0), head)
         ):
-            return self._fresh[2], False
+            return self._fresh[3], False
         self.catch_ups += 1
         seen = await self.registered.catch_up()
         # Read before anything else runs: a rebuilt filter swapped in later may lag
         # this one until the next catch-up.
         bloom = self.registered.bloom
         assert bloom is not None
-        self._fresh = (self.registered.epoch, seen, bloom)
+        self._fresh = (self.registered.epoch, seen, self.registered.head, bloom)
         return bloom, True
 
 
-_EPOCH_AND_VERSION = (keys.EPOCH.encode(), keys.VERSION.encode())
+_SYNC_KEYS = (keys.EPOCH.encode(), keys.VERSION.encode(), keys.HEAD.encode())
 
 
 class Wire(asyncio.Protocol):

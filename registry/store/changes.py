@@ -39,20 +39,21 @@ from registry.store import dump, keys
 
 ADD, REMOVE = "add", "remove"
 
-# KEYS: changes, version, buckets[, detailed]. ARGV: minid, then bucket ids to index,
-# '--', entry fields. With a fourth key the buckets also enter that index: buckets
+# KEYS: changes, version, head, buckets[, detailed]. ARGV: minid, then bucket ids to
+# index, '--', entry fields. With a fifth key the buckets also enter that index: buckets
 # where numbers registered one by one keep details.
 LOG_SCRIPT = """
 local sep = 0
 for i = 2, #ARGV do
   if ARGV[i] == '--' then sep = i break end
-  redis.call('SADD', KEYS[3], ARGV[i])
-  if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[i]) end
+  redis.call('SADD', KEYS[4], ARGV[i])
+  if KEYS[5] then redis.call('SADD', KEYS[5], ARGV[i]) end
 end
 local fields = {}
 for i = sep + 1, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(fields))
 local version = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[3], id)
 return {id, version}
 """
 
@@ -82,9 +83,10 @@ def log_args(
     bucket thereby enters the index of buckets with a details hash."""
     indexes = [keys.BUCKETS, keys.DETAILED] if detailed else [keys.BUCKETS]
     return [
-        2 + len(indexes),
+        3 + len(indexes),
         keys.CHANGES,
         keys.VERSION,
+        keys.HEAD,
         *indexes,
         min_id(retention_days),
         *buckets,

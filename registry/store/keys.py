@@ -25,6 +25,9 @@ _MASK = (1 << BUCKET_BITS) - 1
 # Registry-wide keys, all in the slot of the tag {dnc}.
 EPOCH = "dnc:{dnc}:epoch"  # random token; changes when the Redis data is replaced
 VERSION = "dnc:{dnc}:version"  # monotonic registry version, one step per change
+# The stream id of the last change logged: with the version, it tells one history from
+# another that reached the same version (a failover that lost writes, then new ones).
+HEAD = "dnc:{dnc}:head"
 CHANGES = "dnc:{dnc}:changes"  # the change stream: adds and removes, with time
 BUCKETS = "dnc:{dnc}:buckets"  # the set of bucket ids that ever held a number
 DETAILED = "dnc:{dnc}:detailed"  # bucket ids that ever held a details hash

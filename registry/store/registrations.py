@@ -12,9 +12,10 @@ import secrets
 from collections.abc import AsyncIterator, Container, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from registry import numbers as nums
 from registry.rules import ALL_CHANNELS, Preferences
@@ -85,6 +86,16 @@ class Confirmation:
     allowed: np.ndarray  # int64 allowed-category masks
 
 
+class SyncPoint(NamedTuple):
+    """Where the registry's change history stands, as `RegisteredFilter.catch_up` reads it."""
+
+    epoch: str | None
+    version: int
+    head: bytes | None  # keys.HEAD: the id of the last change logged
+    lineage: str | None  # RegistrationStore.lineage
+    entries: list[Any]
+
+
 class RegistrationStore:
     def __init__(self, redis: Any, retention_days: int) -> None:
         self.redis = redis
@@ -96,14 +107,34 @@ class RegistrationStore:
         value = await self.redis.get(keys.EPOCH)
         return value.decode()
 
-    async def sync_point(self, after: str, count: int) -> tuple[str | None, int, list[Any]]:
-        """One round trip: the epoch, the version and the change entries after `after`."""
+    async def sync_point(self, after: str, count: int) -> SyncPoint:
+        """One round trip: the epoch, the version, the head, the lineage and the change
+        entries after `after`."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.EPOCH)
         pipe.get(keys.VERSION)
+        pipe.get(keys.HEAD)
         pipe.xrange(keys.CHANGES, min=f"({after}", max="+", count=count)
-        epoch, version, entries = await pipe.execute()
-        return (epoch.decode() if epoch else None), int(version or 0), entries
+        clustered = isinstance(self.redis, AsyncRedisCluster)
+        if not clustered:
+            pipe.info("replication")
+        epoch, version, head, entries, *info = await pipe.execute()
+        return SyncPoint(
+            epoch.decode() if epoch else None,
+            int(version or 0),
+            head,
+            None if clustered else info[0].get("master_replid"),
+            entries,
+        )
+
+    async def lineage(self) -> str | None:
+        """The replication id of the Redis that answers: a promoted replica or a restarted
+        server has a new one, and may lack changes logged before. None on a Cluster."""
+        if isinstance(self.redis, AsyncRedisCluster):
+            return None
+        info = await self.redis.info("replication")
+        replid: str | None = info.get("master_replid")
+        return replid
 
     async def last_change_id(self) -> str:
         entries = await self.redis.xrevrange(keys.CHANGES, max="+", min="-", count=1)
