@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import ResponseError
 
 from registry import numbers as nums
 from registry.rules import ALL_CHANNELS, Preferences
@@ -86,6 +87,14 @@ class Confirmation:
     allowed: np.ndarray  # int64 allowed-category masks
 
 
+def _replid(info: Any) -> str | None:
+    """master_replid from INFO replication's reply, or None for an error or no such field."""
+    if not isinstance(info, dict):
+        return None
+    replid = info.get("master_replid")
+    return str(replid) if replid is not None else None
+
+
 class SyncPoint(NamedTuple):
     """Where the registry's change history stands, as `RegisteredFilter.catch_up` reads it."""
 
@@ -118,23 +127,29 @@ class RegistrationStore:
         clustered = isinstance(self.redis, AsyncRedisCluster)
         if not clustered:
             pipe.info("replication")
-        epoch, version, head, entries, *info = await pipe.execute()
+        epoch, version, head, entries, *info = await pipe.execute(raise_on_error=False)
+        for reply in (epoch, version, head, entries):
+            if isinstance(reply, Exception):
+                raise reply
         return SyncPoint(
             epoch.decode() if epoch else None,
             int(version or 0),
             head,
-            None if clustered else info[0].get("master_replid"),
+            _replid(info[0]) if info else None,
             entries,
         )
 
     async def lineage(self) -> str | None:
         """The replication id of the Redis that answers: a promoted replica or a restarted
-        server has a new one, and may lack changes logged before. None on a Cluster."""
+        server has a new one, and may lack changes logged before. None on a Cluster, or
+        where INFO is refused (a proxy, a renamed command): the head alone then tells."""
         if isinstance(self.redis, AsyncRedisCluster):
             return None
-        info = await self.redis.info("replication")
-        replid: str | None = info.get("master_replid")
-        return replid
+        try:
+            info = await self.redis.info("replication")
+        except ResponseError:
+            return None
+        return _replid(info)
 
     async def last_change_id(self) -> str:
         entries = await self.redis.xrevrange(keys.CHANGES, max="+", min="-", count=1)
