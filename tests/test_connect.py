@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from registry.store import connect
+from registry.store.connect import RedisURLError, async_client, sync_client
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 
@@ -35,3 +36,34 @@ def test_ping_reaches_every_primary(redis_url: str) -> None:
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("redis+sentinel://127.0.0.1:26379", "names no Sentinel service"),
+        ("redis+sentinel://127.0.0.1:26379/", "names no Sentinel service"),
+        ("redis+sentinel://127.0.0.1:26379/dnc/zero", "database 'zero'"),
+        ("redis+sentinel://127.0.0.1/dnc", "Sentinel '127.0.0.1'"),
+        ("redis+sentinel://a:1,b/dnc", "Sentinel 'b'"),
+        ("mongodb://127.0.0.1", "unix, redis\\+sentinel or redis\\+cluster"),
+    ],
+)
+def test_a_url_the_registry_cannot_use_is_named_with_the_reason(url: str, words: str) -> None:
+    with pytest.raises(RedisURLError, match=words):
+        async_client(url)
+    with pytest.raises(RedisURLError, match=words):
+        sync_client(url)
+
+
+def test_a_sentinel_url_names_the_service_database_and_credentials() -> None:
+    client = sync_client("redis+sentinel://:s%40cret@10.0.0.1:26379,10.0.0.2:26380/dnc-main/2")
+    try:
+        pool = client.connection_pool
+        assert pool.service_name == "dnc-main"  # type: ignore[attr-defined]
+        assert pool.connection_kwargs["db"] == 2
+        assert pool.connection_kwargs["password"] == "s@cret"
+        sentinels = client.manager.sentinels  # type: ignore[union-attr]
+        assert [c.connection_pool.connection_kwargs["port"] for c in sentinels] == [26379, 26380]
+    finally:
+        client.close()

@@ -21,7 +21,7 @@ from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error, ready_cli
 from fastapi.testclient import TestClient
 
 from registry.config import ConfigError, Settings, load_settings
-from registry.embedded import RedisProcess
+from registry.embedded import RedisProcess, free_port, redis_server_binary
 from registry.store import keys
 
 NUMBER = "+12125550123"
@@ -262,6 +262,101 @@ def test_a_redis_that_refuses_info_still_serves_every_answer(tmp_path: Path) -> 
     finally:
         client.__exit__(None, None, None)
         server.stop()
+
+
+class SentinelProcess:
+    """A real Sentinel (the same binary, `--sentinel`) watching `master_port` as `dnc`."""
+
+    def __init__(self, directory: Path, master_port: int) -> None:
+        directory.mkdir(parents=True)
+        self.port = free_port()
+        config = directory / "sentinel.conf"  # Sentinel rewrites it: its own file
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"logfile {directory / 'sentinel.log'}\n"
+            f"sentinel monitor dnc 127.0.0.1 {master_port} 1\n"
+            "sentinel down-after-milliseconds dnc 300\n"
+            "sentinel failover-timeout dnc 3000\n"
+        )
+        self.process = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis(port=self.port)
+        self.url = f"redis+sentinel://127.0.0.1:{self.port}/dnc"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.replicas() > 0:  # it has met the replica through the master
+                    return
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the Sentinel never saw the replica"
+            time.sleep(0.05)
+
+    def replicas(self) -> int:
+        return len(self.client.execute_command("SENTINEL", "REPLICAS", "dnc"))
+
+    def master_port(self) -> int:
+        _, port = self.client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "dnc")
+        return int(port)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.kill()
+        self.process.wait()
+
+
+def test_through_sentinel_a_failover_keeps_every_acknowledged_registration(
+    pair: Pair, tmp_path: Path
+) -> None:
+    sentinel = SentinelProcess(tmp_path / "sentinel", pair.master.port)
+    settings = Settings(
+        redis_url=sentinel.url,
+        admin_key=ADMIN_KEY,
+        data_dir=tmp_path / "data",
+        wait_replicas=1,
+        wait_replicas_ms=1000,
+    )
+    client = ready_client(settings)
+    try:
+        carrier = carrier_key(client)
+        operator = client.post(
+            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
+        )
+        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        numbers = [f"+1212555{i:04d}" for i in range(30)]
+        for number in numbers:
+            answer = client.put(f"/v1/registrations/{number}", headers=carrier)
+            assert answer.status_code == 201, answer.text
+        pair.master.kill()  # the instant after the last 201
+        deadline = time.monotonic() + 20
+        while sentinel.master_port() != pair.replica.port:
+            assert time.monotonic() < deadline, "the Sentinel never failed over"
+            time.sleep(0.1)
+        # The same worker follows the Sentinel to the new master: 503 until it has.
+        while (answer := client.get(f"/v1/numbers/{numbers[0]}", headers=key)).status_code != 200:
+            assert_error(answer, 503, "redis_unavailable")
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.1)
+        for number in numbers:
+            found = client.get(f"/v1/numbers/{number}", headers=key).json()
+            assert found["status"] == "blocked", found
+        # The new master has no replica yet: a write cannot be acknowledged.
+        assert_error(
+            client.put("/v1/registrations/+12125559999", headers=carrier), 503, "not_replicated"
+        )
+        # dnc load reaches it through the Sentinel too.
+        listing = tmp_path / "list.txt"
+        listing.write_text("+13125550100\n")
+        result = dnc("load", str(listing), DNC_REDIS_URL=sentinel.url)
+        assert result.returncode == 0 and "loaded 1," in result.stdout, result.stderr
+        found = client.get("/v1/numbers/+13125550100", headers=key).json()
+        assert found["status"] == "blocked", found
+    finally:
+        client.__exit__(None, None, None)
+        sentinel.stop()
 
 
 DNC = [sys.executable, "-m", "registry.cli"]

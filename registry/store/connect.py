@@ -1,22 +1,28 @@
-"""Redis clients from DNC_REDIS_URL: single node, TLS, unix socket or Cluster."""
+"""Redis clients from DNC_REDIS_URL: single node, TLS, unix socket, Sentinel or Cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import Sentinel
 
 CLUSTER_SCHEME = "redis+cluster://"
+# redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]: the master
+# that these Sentinels name, followed through failovers.
+SENTINEL_SCHEME = "redis+sentinel://"
 # Bounded waits: a dead Redis must turn into a 503 quickly, not a hung request.
 CONNECT_TIMEOUT = 2.0
 REPLY_TIMEOUT = 30.0  # bulk replies (a scrub's confirmations, a bucket's DUMP) take a while
@@ -41,22 +47,74 @@ class RedisURLError(ValueError):
     """DNC_REDIS_URL is not a URL the registry can connect to."""
 
 
-def _cluster_nodes(url: str) -> list[tuple[str, int]]:
+def _nodes(hosts: str, what: str) -> list[tuple[str, int]]:
     nodes = []
-    for part in url[len(CLUSTER_SCHEME) :].split("/")[0].split(","):
+    for part in hosts.split(","):
         host, _, port = part.rpartition(":")
         if not host or not port.isdigit():
-            raise RedisURLError(f"cluster node {part!r} in DNC_REDIS_URL is not host:port")
+            raise RedisURLError(f"{what} {part!r} in DNC_REDIS_URL is not host:port")
         nodes.append((host.strip("[]"), int(port)))
     return nodes
+
+
+def _cluster_nodes(url: str) -> list[tuple[str, int]]:
+    return _nodes(url[len(CLUSTER_SCHEME) :].split("/")[0], "cluster node")
+
+
+def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """The Sentinels, the service name and the master's connection options of a
+    redis+sentinel:// URL."""
+    location, _, path = url[len(SENTINEL_SCHEME) :].partition("/")
+    userinfo, at, hosts = location.rpartition("@")
+    service, _, db = path.partition("/")
+    if not service:
+        raise RedisURLError(
+            "DNC_REDIS_URL names no Sentinel service: redis+sentinel://host:26379/SERVICE[/db]"
+        )
+    if db and not db.isdigit():
+        raise RedisURLError(f"database {db!r} in DNC_REDIS_URL is not a number")
+    options: dict[str, Any] = {"db": int(db or 0)}
+    if at:
+        username, _, password = userinfo.partition(":")
+        options["username"] = unquote(username) or None
+        options["password"] = unquote(password) or None
+    return _nodes(hosts, "Sentinel"), unquote(service), options
 
 
 def _check(url: str) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in ("redis", "rediss", "unix"):
         raise RedisURLError(
-            f"DNC_REDIS_URL scheme {scheme!r} is not redis, rediss, unix or redis+cluster"
+            f"DNC_REDIS_URL scheme {scheme!r} is not redis, rediss, unix, redis+sentinel "
+            "or redis+cluster"
         )
+
+
+# Sentinels are asked for the master's address on every new connection; one that does not
+# answer in this long is skipped for the next.
+_SENTINEL_OPTIONS = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": ANSWER_TIMEOUT}
+
+
+class _SentinelRedis(redis.Redis):
+    """The master a Sentinel names; closing it closes the clients of the Sentinels too."""
+
+    manager: Sentinel | None = None
+
+    def close(self) -> None:
+        super().close()
+        for client in self.manager.sentinels if self.manager else ():
+            client.close()
+
+
+class _AsyncSentinelRedis(aioredis.Redis):
+    """_SentinelRedis for asyncio."""
+
+    manager: AsyncSentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in self.manager.sentinels if self.manager else ():
+            await client.aclose()
 
 
 def sync_client(url: str) -> redis.Redis | RedisCluster:
@@ -67,6 +125,18 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
         )  # type: ignore[abstract]
+    if url.startswith(SENTINEL_SCHEME):
+        sentinels, service, options = _sentinel_parts(url)
+        sentinel = Sentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
+        client = sentinel.master_for(
+            service,
+            redis_class=_SentinelRedis,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=REPLY_TIMEOUT,
+            **options,
+        )
+        client.manager = sentinel
+        return client
     _check(url)
     return redis.Redis.from_url(
         url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=REPLY_TIMEOUT
@@ -83,6 +153,18 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
         )
+    if url.startswith(SENTINEL_SCHEME):
+        sentinels, service, options = _sentinel_parts(url)
+        sentinel = AsyncSentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
+        client = sentinel.master_for(
+            service,
+            redis_class=_AsyncSentinelRedis,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=REPLY_TIMEOUT,
+            **options,
+        )
+        client.manager = sentinel
+        return client
     _check(url)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
