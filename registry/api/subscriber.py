@@ -83,12 +83,13 @@ async def _check_code_limits(request: Request, number: int) -> None:
     for key, limit, scope in windows:
         hit = await limits.hit(services.redis, key, limit, CODE_WINDOW_MS)
         if not hit.allowed:
-            raise rate_limited(
-                hit,
-                f"at most {limit} codes an hour for one {scope}; retry in {hit.retry_after} s",
-                CODE_WINDOW_MS // 1000,
-                per=scope,
-            )
+            message = f"at most {limit} codes an hour for one {scope}; retry in {hit.retry_after} s"
+            if scope == "number":  # someone else may have asked for them: there is another way
+                message += (
+                    ", or text STOP from that phone to your carrier's opt-out number, "
+                    "which registers it with no code"
+                )
+            raise rate_limited(hit, message, CODE_WINDOW_MS // 1000, per=scope)
 
 
 def _code_text(code: str, action: str, number: int, ttl: int) -> str:
