@@ -28,7 +28,7 @@ from registry.config import ConfigError, Settings, load_settings
 from registry.notifier import usable_notifier
 from registry.store import setup
 from registry.store.connect import RedisURLError, async_client, sync_client
-from registry.store.replication import NotReplicated, replicated, replicated_sync
+from registry.store.replication import NotReplicated, Replication, replicated_sync
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -212,14 +212,17 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
                 "operator.created", ACTOR, operator=operator.id, role=operator.role, name=new.name
             )
             if settings.wait_replicas:
+                replication = Replication(client, settings.wait_replicas, settings.wait_replicas_ms)
                 try:
-                    await replicated(client, settings.wait_replicas, settings.wait_replicas_ms)
+                    await replication.wait()
                 except NotReplicated as exc:
                     raise Failure(
                         f"operator {operator.id} is on the master, but {exc}; its key is not "
                         "shown: revoke it, and create the operator again once the replicas "
                         "are back"
                     ) from None
+                finally:
+                    await replication.aclose()
             return operator, api_key
         finally:
             await client.aclose()

@@ -273,8 +273,10 @@ class EmbeddedCluster:
 
     The same binary as the embedded Redis, for the tests and benchmarks that must
     prove every command stays on one slot. Slots are split evenly, the nodes meet,
-    and `start` returns once every node says `cluster_state:ok`. No replicas: a
-    killed node takes its slots down with it, which is what fail-closed tests want.
+    and `start` returns once every node says `cluster_state:ok`. No replicas unless
+    asked for: a killed node then takes its slots down with it, which is what
+    fail-closed tests want. With `replicas`, each master gets that many, and the
+    Cluster fails over to one when its master stops answering for `node_timeout_ms`.
     """
 
     def __init__(
@@ -282,11 +284,13 @@ class EmbeddedCluster:
         data_dir: Path,
         masters: int = 3,
         *,
+        replicas: int = 0,
         durable: bool = False,
         node_timeout_ms: int = 5000,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.masters = masters
+        self.replicas = replicas  # of each master
         self.durable = durable
         self.node_timeout_ms = node_timeout_ms  # how long until the others call a node failed
         self.nodes: list[RedisProcess] = []
@@ -295,7 +299,7 @@ class EmbeddedCluster:
     def start(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         try:
-            for i in range(self.masters):
+            for i in range(self.masters * (1 + self.replicas)):
                 directory = self.data_dir / f"node{i}"
                 node = RedisProcess(
                     directory,
@@ -325,7 +329,7 @@ class EmbeddedCluster:
     def _form(self) -> None:
         clients = self.clients()
         try:
-            for i, client in enumerate(clients):
+            for i, client in enumerate(clients[: self.masters]):
                 low = i * CLUSTER_SLOTS // self.masters
                 high = (i + 1) * CLUSTER_SLOTS // self.masters
                 for start in range(low, high, _SLOTS_PER_COMMAND):
@@ -333,23 +337,42 @@ class EmbeddedCluster:
                     client.execute_command("CLUSTER ADDSLOTS", *slots)
                 # Distinct epochs up front, as redis-cli --cluster create does: no collisions.
                 client.execute_command("CLUSTER SET-CONFIG-EPOCH", i + 1)
+            for i, client in enumerate(clients[self.masters :], start=self.masters):
+                client.execute_command("CLUSTER SET-CONFIG-EPOCH", i + 1)
             for node in self.nodes[1:]:
                 clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+            # Replica k of master m is node masters + m * replicas + k.
+            for i, client in enumerate(clients[self.masters :]):
+                master = clients[i // self.replicas].execute_command("CLUSTER MYID")
+                self._replicate(client, master.decode() if isinstance(master, bytes) else master)
         finally:
             for client in clients:
                 client.close()
+
+    def _replicate(self, client: redis.Redis, master: str, timeout: float = 10.0) -> None:
+        """CLUSTER REPLICATE, once the node has heard of its master through the MEETs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.execute_command("CLUSTER REPLICATE", master)
+                return
+            except redis.ResponseError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _wait_ok(self, deadline: float) -> None:
         clients = self.clients()
         try:
             while True:
                 infos = [client.cluster("INFO") for client in clients]
+                links = [c.info("replication") for c in clients[self.masters :]]
                 if all(
                     info["cluster_state"] == "ok"
-                    and int(info["cluster_known_nodes"]) == self.masters
+                    and int(info["cluster_known_nodes"]) == len(self.nodes)
                     and int(info["cluster_slots_assigned"]) == CLUSTER_SLOTS
                     for info in infos
-                ):
+                ) and all(link.get("master_link_status") == "up" for link in links):
                     return
                 if time.monotonic() > deadline:
                     raise EmbeddedRedisError(f"the Redis Cluster did not form: {infos}")
@@ -359,11 +382,12 @@ class EmbeddedCluster:
                 client.close()
 
     def flush(self) -> None:
-        """Empty every node, as the tests do between tests."""
+        """Empty every master (their replicas follow), as the tests do between tests."""
         clients = self.clients()
         try:
             for client in clients:
-                client.flushall()
+                if client.info("replication")["role"] == "master":
+                    client.flushall()
         finally:
             for client in clients:
                 client.close()

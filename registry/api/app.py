@@ -43,12 +43,13 @@ from registry.freshness import Lookups
 from registry.metrics import Metrics
 from registry.notifier import Notifier, build_notifier
 from registry.scrub import Scrubber
-from registry.store import keys, replication
+from registry.store import keys
 from registry.store.audit import AuditLog
 from registry.store.connect import answered, async_client
 from registry.store.operators import OperatorStore
 from registry.store.receipts import ReceiptStore
 from registry.store.registrations import RegistrationStore
+from registry.store.replication import Replication
 
 log = logging.getLogger("dnc.api")
 # How often a worker pulls the change stream on its own, between requests.
@@ -72,6 +73,7 @@ class Services:
     metrics: Metrics
     audit: AuditLog
     notifier: Notifier
+    replication: Replication | None  # with DNC_WAIT_REPLICAS
 
 
 def build_services(settings: Settings) -> Services:
@@ -94,6 +96,11 @@ def build_services(settings: Settings) -> Services:
         metrics=Metrics(),
         audit=AuditLog(redis, settings.retention_days),
         notifier=build_notifier(settings.notifier),
+        replication=(
+            Replication(redis, settings.wait_replicas, settings.wait_replicas_ms)
+            if settings.wait_replicas
+            else None
+        ),
     )
 
 
@@ -201,11 +208,9 @@ class Replicated:
     hold every write before its answer (registry/store/replication.py); else 503
     `not_replicated`, its writes on the master but not acknowledged."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, replication: Replication) -> None:
         self.app = app
-        self.redis = services.redis
-        self.replicas = services.settings.wait_replicas
-        self.timeout_ms = services.settings.wait_replicas_ms
+        self.replication = replication
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -219,7 +224,7 @@ class Replicated:
                 return  # the rest of an answer replaced by the 503
             if message["type"] == "http.response.start" and message["status"] < 400:
                 try:
-                    await replication.replicated(self.redis, self.replicas, self.timeout_ms)
+                    await self.replication.wait()
                 except Exception as exc:  # noqa: BLE001 - unacknowledged either way
                     refused = True
                     log.warning("write not acknowledged: %s", exc)
@@ -325,6 +330,8 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
                 follower.result()
             services.lookups.close()
             await services.notifier.aclose()
+            if services.replication is not None:
+                await services.replication.aclose()
             with contextlib.suppress(Exception):  # a stopped worker leaves the others' scrapes
                 async with answered("a metrics removal"):
                     await services.redis.hdel(keys.METRICS, services.metrics.id)
@@ -358,8 +365,8 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     for module in routers:
         app.include_router(module.router)
     # The last added runs first: responses are counted under the method the client sent.
-    if settings.wait_replicas:
-        app.add_middleware(Replicated, services=services)
+    if services.replication is not None:
+        app.add_middleware(Replicated, replication=services.replication)
     app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=("/v1/scrub",))
     app.add_middleware(SingleParameters)
     app.add_middleware(HeadAsGet)
