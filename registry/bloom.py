@@ -111,8 +111,9 @@ class RegisteredFilter:
     Callers run it after a request arrives and before trusting a negative, so a
     registration acknowledged by any process before that moment is in the filter.
     A changed epoch means the Redis data was replaced, and a changed replication id
-    (on one node: a replica promoted by a failover, or a restarted server) that the
-    history may have lost changes the filter took in: either way it is rebuilt.
+    of the Redis holding the stream (a replica promoted by a failover, or a restarted
+    server) that the history may have lost changes the filter took in: either way it
+    is rebuilt.
     """
 
     def __init__(

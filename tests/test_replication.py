@@ -19,6 +19,7 @@ import pytest
 import redis
 from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error, ready_client
 from fastapi.testclient import TestClient
+from redis.crc import key_slot
 
 from registry.config import ConfigError, Settings, load_settings
 from registry.embedded import EmbeddedCluster, RedisProcess, free_port, redis_server_binary
@@ -430,8 +431,12 @@ def test_a_cluster_failover_keeps_every_acknowledged_registration(
         for number in numbers:
             answer = client.put(f"/v1/registrations/{number}", headers=carrier)
             assert answer.status_code == 201, answer.text
-        cluster.nodes[0].kill()  # a master, the instant after the last 201
-        survivor = redis.Redis(port=cluster.nodes[3].port)  # its replica
+        # The master of the change stream's slot, the instant after the last 201.
+        services = client.app.services  # type: ignore[attr-defined]
+        before = services.bloom.lineage
+        index = key_slot(keys.CHANGES.encode()) * cluster.masters // 16384
+        cluster.nodes[index].kill()
+        survivor = redis.Redis(port=cluster.nodes[cluster.masters + index].port)  # its replica
         deadline = time.monotonic() + 30
         while survivor.info("replication")["role"] != "master":
             assert time.monotonic() < deadline, "the Cluster never failed over"
@@ -444,6 +449,8 @@ def test_a_cluster_failover_keeps_every_acknowledged_registration(
                 assert time.monotonic() < deadline, answer.text
                 time.sleep(0.1)
             assert answer.json()["status"] == "blocked", (number, answer.text)
+        # The worker rebuilt its filter from the new master's history.
+        assert services.bloom.lineage not in (None, before)
     finally:
         client.__exit__(None, None, None)
 

@@ -119,12 +119,15 @@ class RegistrationStore:
     async def sync_point(self, after: str, count: int) -> SyncPoint:
         """One round trip: the epoch, the version, the head, the lineage and the change
         entries after `after`."""
+        clustered = isinstance(self.redis, AsyncRedisCluster)
+        # A Cluster's INFO goes to one node, outside the pipeline: read first, so a
+        # failover between the two reads shows as a new lineage next time.
+        lineage = await self.lineage() if clustered else None
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.EPOCH)
         pipe.get(keys.VERSION)
         pipe.get(keys.HEAD)
         pipe.xrange(keys.CHANGES, min=f"({after}", max="+", count=count)
-        clustered = isinstance(self.redis, AsyncRedisCluster)
         if not clustered:
             pipe.info("replication")
         epoch, version, head, entries, *info = await pipe.execute(raise_on_error=False)
@@ -135,18 +138,21 @@ class RegistrationStore:
             epoch.decode() if epoch else None,
             int(version or 0),
             head,
-            _replid(info[0]) if info else None,
+            lineage if clustered else _replid(info[0]),
             entries,
         )
 
     async def lineage(self) -> str | None:
-        """The replication id of the Redis that answers: a promoted replica or a restarted
-        server has a new one, and may lack changes logged before. None on a Cluster, or
-        where INFO is refused (a proxy, a renamed command): the head alone then tells."""
-        if isinstance(self.redis, AsyncRedisCluster):
-            return None
+        """The replication id of the Redis that holds the change stream: a promoted replica
+        or a restarted server has a new one, and may lack changes logged before. None where
+        INFO is refused (a proxy, a renamed command): the head alone then tells."""
         try:
-            info = await self.redis.info("replication")
+            if isinstance(self.redis, AsyncRedisCluster):
+                await self.redis.initialize()  # once: it knows no node before
+                node = self.redis.get_node_from_key(keys.CHANGES)
+                info = await self.redis.info("replication", target_nodes=node)
+            else:
+                info = await self.redis.info("replication")
         except ResponseError:
             return None
         return _replid(info)
