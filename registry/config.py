@@ -117,6 +117,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (or from `env` in tests)."""
     env = os.environ if env is None else env
     redis_url = env.get("DNC_REDIS_URL") or None
+    wait_replicas = _int(env, "DNC_WAIT_REPLICAS", 0)
+    if wait_replicas and redis_url is None:
+        raise ConfigError(
+            "DNC_WAIT_REPLICAS needs DNC_REDIS_URL: the embedded Redis has no replicas, "
+            "so no write could be acknowledged"
+        )
     return Settings(
         redis_url=redis_url,
         data_dir=Path(env.get("DNC_DATA_DIR") or "dnc-data"),
@@ -134,6 +140,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         codes_per_client_per_hour=_int(env, "DNC_CODE_CLIENT_LIMIT", 20, minimum=1),
         complaints_per_hour=_int(env, "DNC_COMPLAINT_RATE_LIMIT", 20, minimum=1),
         trusted_proxies=_proxies(env.get("DNC_TRUSTED_PROXIES") or "127.0.0.1"),
-        wait_replicas=_int(env, "DNC_WAIT_REPLICAS", 0),
+        wait_replicas=wait_replicas,
         wait_replicas_ms=_int(env, "DNC_WAIT_REPLICAS_MS", 1000, minimum=1, maximum=60_000),
     )

@@ -501,6 +501,7 @@ def test_operators_create_shows_no_key_the_replica_does_not_hold(
     ("env", "words"),
     [
         ({"DNC_WAIT_REPLICAS": "-1"}, "at least 0"),
+        ({"DNC_WAIT_REPLICAS": "1"}, "the embedded Redis has no replicas"),
         ({"DNC_WAIT_REPLICAS": "one"}, "integer"),
         ({"DNC_WAIT_REPLICAS_MS": "0"}, "at least 1"),
     ],
