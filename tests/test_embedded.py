@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 import redis
 
 from registry.embedded import PortTaken, RedisProcess, free_port, port_share
+from registry.store import setup
 
 
 @pytest.fixture
@@ -59,3 +62,15 @@ def test_each_parallel_test_worker_takes_ports_of_its_own(
     monkeypatch.delenv("PYTEST_XDIST_WORKER")
     # One process alone takes any free port.
     assert len({port_share(free_port(), workers) for _ in range(60)}) == workers
+
+
+def test_tuning_names_the_redis_that_does_not_answer(occupant: RedisProcess) -> None:
+    assert occupant.process is not None
+    client = redis.Redis.from_url(occupant.url, socket_timeout=0.3)
+    os.kill(occupant.process.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(redis.TimeoutError, match=f"127.0.0.1:{occupant.port}: "):
+            setup.tune(client)
+    finally:
+        os.kill(occupant.process.pid, signal.SIGCONT)
+        client.close()

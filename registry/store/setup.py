@@ -28,10 +28,16 @@ def tune(client: Any) -> bool:
     """Raise set-max-intset-entries; False where CONFIG is forbidden (managed services)."""
     try:
         for server in _servers(client):
-            current = server.config_get("set-max-intset-entries")
-            values = current.values() if isinstance(current, dict) else [current]
-            if not all(int(v) >= INTSET_ENTRIES for v in values if v is not None):
-                server.config_set("set-max-intset-entries", INTSET_ENTRIES)
+            try:
+                current = server.config_get("set-max-intset-entries")
+                values = current.values() if isinstance(current, dict) else [current]
+                if not all(int(v) >= INTSET_ENTRIES for v in values if v is not None):
+                    server.config_set("set-max-intset-entries", INTSET_ENTRIES)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Which one: a Cluster node that does not answer is one of several.
+                kwargs = server.connection_pool.connection_kwargs
+                where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+                raise type(exc)(f"{where}: {exc}") from exc
         return True
     except redis.ResponseError as exc:
         log.warning(
