@@ -217,3 +217,26 @@ def test_a_parameter_given_twice_is_400_not_the_last_one(
     # Once each is as before.
     once = client.get("/v1/numbers/+12125551234?channel=voice", headers=operator).json()
     assert once["status"] == "blocked"
+
+
+def test_a_trailing_slash_is_answered_as_the_path_without_it(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    register(client, carrier, "+12125551234")
+    for path in ("/v1/numbers/+12125551234/", "/v1/numbers/+12125551234//"):
+        answer = client.get(
+            path, params={"channel": "sms"}, headers=operator, follow_redirects=False
+        )
+        assert answer.status_code == 200, answer.text  # not a 307 to follow
+        assert answer.json()["status"] == "blocked"
+    scrub = client.post(
+        "/v1/scrub/",
+        json={"numbers": ["+12125551234", "+12125550000"]},
+        headers=operator,
+        follow_redirects=False,
+    )
+    assert scrub.status_code == 200, scrub.text
+    assert scrub.json()["counts"]["blocked"] == 1
+    assert client.head("/healthz/", follow_redirects=False).status_code == 200
+    assert client.get("/").status_code == 200  # the root keeps its slash
+    assert_error(client.get("/v1/numbers/", headers=operator), 404, "not_found")

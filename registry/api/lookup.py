@@ -59,6 +59,8 @@ class LookupRoute:
         self._starts: dict[int, Message] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
+            scope = _without_trailing_slash(scope)
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
@@ -175,3 +177,14 @@ class LookupRoute:
         await response(scope, receive, counted)
         if cls is Exception:
             raise exc
+
+
+def _without_trailing_slash(scope: Scope) -> Scope:
+    """`/v1/scrub/` answered as `/v1/scrub`, not redirected: a client that does not follow
+    a 307 (curl, httpx) would get an empty answer, and a scrub's body sent twice."""
+    path = scope["path"].rstrip("/") or "/"
+    raw = scope.get("raw_path")
+    changed = {**scope, "path": path}
+    if raw is not None:
+        changed["raw_path"] = raw.rstrip(b"/") or b"/"
+    return changed
