@@ -455,6 +455,25 @@ def test_a_cluster_failover_keeps_every_acknowledged_registration(
         client.__exit__(None, None, None)
 
 
+def test_a_web_form_shows_a_write_that_was_not_acknowledged_as_a_page(
+    pair: Pair, tmp_path: Path
+) -> None:
+    client = api(pair, tmp_path, replicas=1)
+    try:
+        pair.freeze()
+        page = client.post(
+            "/forms/registrations",
+            content="number=%2B12125550123&channels=voice",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert page.status_code == 503
+        assert page.headers["content-type"].startswith("text/html")
+        assert "retry later" in page.text
+    finally:
+        pair.thaw()
+        client.__exit__(None, None, None)
+
+
 DNC = [sys.executable, "-m", "registry.cli"]
 
 

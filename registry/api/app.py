@@ -206,14 +206,22 @@ class Replicated:
     """Pure ASGI middleware: with DNC_WAIT_REPLICAS, a request that may have written (any
     method but GET, HEAD and OPTIONS) is answered below 400 only once that many replicas
     hold every write before its answer (registry/store/replication.py); else 503
-    `not_replicated`, its writes on the master but not acknowledged."""
+    `not_replicated`, its writes on the master but not acknowledged.
+
+    The web forms (registry/api/forms.py) write nothing themselves: each of their
+    API requests passes here on its own, and a page that shows its 503 is sent as is.
+    """
 
     def __init__(self, app: ASGIApp, replication: Replication) -> None:
         self.app = app
         self.replication = replication
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or scope["path"].startswith(forms.PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         refused = False

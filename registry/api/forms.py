@@ -29,6 +29,8 @@ from starlette.types import Message
 from registry.api.pages import SECURITY_HEADERS, page_text
 from registry.api.scrub import read_body
 
+# Every route here; each sends its API requests through the whole app, as the client.
+PREFIX = "/forms/"
 router = APIRouter()
 FORM_BYTES = 16 * 1024
 # The scope keys a request of its own keeps: what the server set, not what routing added.
