@@ -6,6 +6,7 @@ one that a failover would promote without the last writes.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import signal
@@ -20,12 +21,14 @@ import redis
 from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error, ready_client
 from fastapi.testclient import TestClient
 from redis.crc import key_slot
+from starlette.types import Message, Receive, Scope, Send
 
+from registry.api.app import Replicated
 from registry.config import ConfigError, Settings, load_settings
 from registry.embedded import EmbeddedCluster, RedisProcess, free_port, redis_server_binary
 from registry.store import keys
-from registry.store.connect import sync_client
-from registry.store.replication import NotReplicated, replicated_sync
+from registry.store.connect import async_client, sync_client
+from registry.store.replication import NotReplicated, Replication, replicated_sync
 
 NUMBER = "+12125550123"
 
@@ -472,6 +475,47 @@ def test_a_web_form_shows_a_write_that_was_not_acknowledged_as_a_page(
     finally:
         pair.thaw()
         client.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_streamed_answer_is_cut_off_before_its_end_unless_replicated(
+    pair: Pair, frozen: bool
+) -> None:
+    """A scrub's answer streams, and its receipt is written before the last part."""
+    sent: list[Message] = []
+
+    async def scrub(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"rows\n", "more_body": True})
+        if frozen:
+            pair.freeze()
+        await redis_client.set("dnc:receipt:test", b"1")  # the receipt, before the end
+        await send({"type": "http.response.body", "body": b"last\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        replication = Replication(redis_client, 1, 300)
+        scope = {"type": "http", "method": "POST", "path": "/v1/scrub", "headers": []}
+        try:
+            await Replicated(scrub, replication)(scope, receive, send)
+        finally:
+            await redis_client.aclose()
+
+    redis_client = async_client(pair.master.url)
+    if frozen:
+        with pytest.raises(NotReplicated):
+            asyncio.run(run())
+    else:
+        asyncio.run(run())
+    ends = [m.get("more_body", False) for m in sent if m["type"] == "http.response.body"]
+    # Frozen: every row went out, but not the end, so no client takes it for whole.
+    assert ends == ([True, True] if frozen else [True, True, False])
 
 
 DNC = [sys.executable, "-m", "registry.cli"]

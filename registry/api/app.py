@@ -224,13 +224,21 @@ class Replicated:
         ):
             await self.app(scope, receive, send)
             return
-        refused = False
+        refused = streamed = succeeded = False
 
         async def once_replicated(message: Message) -> None:
-            nonlocal refused
+            nonlocal refused, streamed, succeeded
             if refused:
                 return  # the rest of an answer replaced by the 503
-            if message["type"] == "http.response.start" and message["status"] < 400:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    streamed = True
+                elif streamed and succeeded:
+                    # A streamed answer (a scrub's) writes as it goes, its receipt before
+                    # the end: not replicated, the stream is cut off before its last part.
+                    await self.replication.wait()
+            elif message["type"] == "http.response.start" and message["status"] < 400:
+                succeeded = True
                 try:
                     await self.replication.wait()
                 except Exception as exc:  # noqa: BLE001 - unacknowledged either way
