@@ -124,6 +124,7 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
     limited = web.post("/forms/status", data={"number": NUMBER})
     assert limited.status_code == 429
     assert "retry in" in shown(limited)
+    assert 1 <= int(limited.headers["retry-after"]) <= 60  # as the API's own 429
 
 
 def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestClient) -> None:
@@ -144,6 +145,34 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
 
     missing = web.post("/forms/complaints", data={**fields, "caller": ""})
     assert missing.status_code == 400 and "Caller" in shown(missing)
+    # Seconds and their fraction (a browser's step="any" field) take the zone just the same.
+    precise = {**fields, "occurred_at": local + ":07.250", "utc_offset": "+05:30"}
+    assert web.post("/forms/complaints", data=precise).status_code == 201
+    unknown = web.post("/forms/complaints", data={**fields, "category": "99999"})
+    assert unknown.status_code == 400
+    assert shown(unknown).startswith("Category 99999 is not a code from")
+
+
+def test_a_form_that_cannot_be_read_gets_a_page_not_a_500(web: TestClient, outbox: Path) -> None:
+    crowded = "&".join(["channels=sms"] * 65) + f"&number={NUMBER}"
+    answer = web.post("/forms/registrations", content=crowded, headers=FORM)
+    assert answer.status_code == 400
+    assert "more than 64 fields" in shown(answer)
+    huge = web.post("/forms/complaints", data={"number": NUMBER, "text": "x" * 20_000})
+    assert huge.status_code == 413
+    assert "over 16384 bytes" in shown(huge)
+    assert codes(outbox) == []
+
+
+def test_an_expired_code_page_speaks_to_a_person_not_an_api_client(
+    web: TestClient, outbox: Path
+) -> None:
+    sent = web.post("/forms/registrations", data={"number": NUMBER, "channels": "sms"})
+    confirm = code_form(sent)
+    assert web.post(confirm, data={"code": codes(outbox)[-1]}).status_code == 201
+    again = web.post(confirm, data={"code": codes(outbox)[-1]})  # used already
+    assert again.status_code == 410
+    assert "already used" in shown(again) and "/v1/" not in shown(again)
 
 
 def test_forms_posted_from_another_site_are_refused_before_anything_is_sent(

@@ -365,6 +365,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     )
     app.state.services = services
     errors.install(app)
+    forms.install(app)  # a form that cannot be read is answered with a page
     openapi.install(app)
     routers = [
         ops,

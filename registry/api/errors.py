@@ -22,6 +22,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from registry.api.responses import JSON
 
@@ -71,6 +72,25 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSON:
     return JSON(error_body(code, message, details), status_code=status, headers=headers)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's 405 names the first route's
+    only); HEAD wherever GET is, as the HeadAsGet middleware answers it."""
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def unavailable() -> ApiError:
@@ -135,9 +155,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSON:
+    async def http_error(request: Request, exc: HTTPException) -> JSON:
         code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
-        return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
+        return error_response(exc.status_code, code, message, headers=headers)
 
     # ClusterError: CLUSTERDOWN / MASTERDOWN, a Cluster that lost a master refuses every slot.
     unreachable = (RedisConnectionError, RedisTimeoutError, RedisClusterException, ClusterError)

@@ -22,10 +22,11 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import Message
 
+from registry.api.errors import ApiError
 from registry.api.pages import SECURITY_HEADERS, page_text
 from registry.api.scrub import read_body
 
@@ -36,15 +37,20 @@ FORM_BYTES = 16 * 1024
 # The scope keys a request of its own keeps: what the server set, not what routing added.
 _SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "state")
 _TEMPLATE = page_text("answer.html")
-_LOCAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+# A time with seconds (and maybe their fraction) but no zone: the form's own field names it.
+_LOCAL_TIME = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?")
+# "... with POST /v1/registrations": advice for API clients, not for a page's reader.
+_API_PATH = re.compile(r" (?:with|at|from) (?:GET|POST|PUT|DELETE) /\S+")
+MAX_FIELDS = 64
 
 
 class _Answer:
-    """What the API answered a form's request: status and JSON body."""
+    """What the API answered a form's request: status, JSON body and Retry-After."""
 
-    def __init__(self, status: int, data: dict[str, Any]) -> None:
+    def __init__(self, status: int, data: dict[str, Any], retry_after: str | None = None) -> None:
         self.status = status
         self.data = data
+        self.retry_after = retry_after
 
     @property
     def ok(self) -> bool:
@@ -52,21 +58,48 @@ class _Answer:
 
     @property
     def message(self) -> str:
+        """The API's message, without the API paths it names for API clients."""
         error = self.data.get("error") or {}
-        return str(error.get("message") or "the registry could not answer; try again later")
+        text = str(error.get("message") or "the registry could not answer; try again later")
+        return _API_PATH.sub("", text)
 
     @property
     def code(self) -> str:
         return str((self.data.get("error") or {}).get("code", ""))
 
 
+class FormError(Exception):
+    """A form that cannot be read at all: answered with a page (`install`), not JSON."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def install(app: FastAPI) -> None:
+    async def unreadable(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FormError)
+        return _page("That did not work", [_p(_sentence(exc.message), "error")], exc.status, "/")
+
+    app.add_exception_handler(FormError, unreadable)
+
+
 async def _fields(request: Request) -> list[tuple[str, str]]:
-    raw = await read_body(request, FORM_BYTES, "a form of the subscriber page is a few fields")
+    try:
+        raw = await read_body(request, FORM_BYTES, "a form of the subscriber page is a few fields")
+    except ApiError as exc:
+        raise FormError(exc.status, exc.message) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return parse_qsl(text, keep_blank_values=True, max_num_fields=64)
+    try:
+        return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise FormError(
+            400, f"the form has more than {MAX_FIELDS} fields; use the registry's own page"
+        ) from None
 
 
 def _one(fields: list[tuple[str, str]], name: str) -> str:
@@ -79,8 +112,9 @@ def _many(fields: list[tuple[str, str]], name: str) -> list[str]:
 
 
 def _codes(values: list[str]) -> list[Any]:
-    """Category codes as the JSON API takes them; anything else is passed on to refuse."""
-    return [int(v) if v.isascii() and v.isdigit() and len(v) < 4 else v for v in values]
+    """Category codes as the JSON API takes them (which refuses codes it does not know);
+    anything else is passed on to refuse."""
+    return [int(v) if v.isascii() and v.isdigit() and len(v) < 10 else v for v in values]
 
 
 def _cross_site(request: Request) -> bool:
@@ -116,6 +150,7 @@ async def _call(
     )
     sent = False
     status = 500
+    retry_after: str | None = None
     chunks: list[bytes] = []
 
     async def receive() -> Message:
@@ -126,9 +161,12 @@ async def _call(
         return {"type": "http.request", "body": content, "more_body": False}
 
     async def send(message: Message) -> None:
-        nonlocal status
+        nonlocal status, retry_after
         if message["type"] == "http.response.start":
             status = message["status"]
+            for name, value in message.get("headers", []):
+                if name.lower() == b"retry-after":
+                    retry_after = value.decode("latin-1")
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
@@ -137,17 +175,22 @@ async def _call(
         data = orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError:
         data = {}
-    return _Answer(status, data if isinstance(data, dict) else {})
+    return _Answer(status, data if isinstance(data, dict) else {}, retry_after)
 
 
-def _page(title: str, parts: list[str], status: int, back: str) -> Response:
+def _page(
+    title: str, parts: list[str], status: int, back: str, retry_after: str | None = None
+) -> Response:
     body = (
         _TEMPLATE.replace("{{title}}", html.escape(title))
         .replace("{{content}}", "\n".join(parts))
         .replace("{{back}}", html.escape(back))
     )
+    headers = dict(SECURITY_HEADERS)
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
     return Response(body.encode(), status, media_type="text/html; charset=utf-8",
-                    headers=SECURITY_HEADERS)  # fmt: skip
+                    headers=headers)  # fmt: skip
 
 
 def _p(text: str, css: str = "") -> str:
@@ -156,7 +199,8 @@ def _p(text: str, css: str = "") -> str:
 
 
 def _error(answer: _Answer, back: str, title: str = "That did not work") -> Response:
-    return _page(title, [_p(_sentence(answer.message), "error")], answer.status, back)
+    parts = [_p(_sentence(answer.message), "error")]
+    return _page(title, parts, answer.status, back, answer.retry_after)
 
 
 def _sentence(text: str) -> str:

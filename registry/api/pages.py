@@ -9,9 +9,12 @@ the codes the API accepts.
 
 Every answer carries a Content-Security-Policy that allows only this origin
 (no inline script, no third-party host: the pages work offline), and
-`Referrer-Policy: no-referrer`, because the API paths the pages call hold
-phone numbers. None of these routes is an API operation, so none appears in
-/openapi.json.
+`Referrer-Policy: same-origin`: no other site learns a page's address (the
+API paths the pages call hold phone numbers), and the registry's own form posts
+still carry their `Origin`, which the forms without JavaScript check (with
+`no-referrer` a browser sends `Origin: null`, and one that sends no
+`Sec-Fetch-Site` would have every such form refused). None of these routes is
+an API operation, so none appears in /openapi.json.
 
 `/docs` is Swagger UI as FastAPI renders it, with its script and style served
 from here (the copy of Swagger UI 5 in the fastapi-swagger package) instead of
@@ -40,7 +43,7 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'; object-src 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     # Revalidate on every visit: an upgraded server must not run yesterday's script.
     "Cache-Control": "no-cache",
