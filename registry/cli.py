@@ -98,11 +98,12 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
         assert settings.redis_url is not None
         client = sync_client(settings.redis_url)
         setup.tune(client)
-        client.close()
         if settings.admin_key is None:
             key = asyncio.run(_create_admin_key(settings.redis_url, settings.retention_days))
             if key:
                 print(f"admin key (shown once, keep it): {key}", flush=True)
+                _warn_unless_replicated(settings, client)
+        client.close()
         print(f"dnc-registry serving http://{settings.host}:{settings.port}", flush=True)
         _run_api(settings, listener)
     finally:
@@ -110,6 +111,22 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def _warn_unless_replicated(settings: Settings, client: Any) -> None:
+    """The key just shown is stored on the master: say so if the replicas do not hold it
+    yet (it is shown only once, and a failover now would lose it)."""
+    if not settings.wait_replicas:
+        return
+    try:
+        replicated_sync(client, settings.wait_replicas, settings.wait_replicas_ms)
+    except redis.RedisError as exc:
+        print(
+            f"dnc: warning: the admin key is on the master, but {exc}; if the master fails "
+            "before the replicas catch up, the key is lost: then set DNC_ADMIN_KEY",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -218,8 +235,8 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
                 except NotReplicated as exc:
                     raise Failure(
                         f"operator {operator.id} is on the master, but {exc}; its key is not "
-                        "shown: revoke it, and create the operator again once the replicas "
-                        "are back"
+                        f"shown: revoke it (DELETE /v1/operators/{operator.id}), and create "
+                        "the operator again once the replicas are back"
                     ) from None
                 finally:
                     await replication.aclose()

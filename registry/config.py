@@ -117,7 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (or from `env` in tests)."""
     env = os.environ if env is None else env
     redis_url = env.get("DNC_REDIS_URL") or None
-    wait_replicas = _int(env, "DNC_WAIT_REPLICAS", 0)
+    wait_replicas = _int(env, "DNC_WAIT_REPLICAS", 0, maximum=100)
     if wait_replicas and redis_url is None:
         raise ConfigError(
             "DNC_WAIT_REPLICAS needs DNC_REDIS_URL: the embedded Redis has no replicas, "

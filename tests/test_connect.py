@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error
+from fastapi.testclient import TestClient
 
+from registry.api import create_app
+from registry.config import Settings
+from registry.embedded import RedisProcess, free_port
 from registry.store import connect
 from registry.store.connect import RedisURLError, async_client, sync_client
 
@@ -47,6 +56,10 @@ def test_ping_reaches_every_primary(redis_url: str) -> None:
         ("redis+sentinel://127.0.0.1/dnc", "Sentinel '127.0.0.1'"),
         ("redis+sentinel://a:1,b/dnc", "Sentinel 'b'"),
         ("mongodb://127.0.0.1", "unix, redis\\+sentinel or redis\\+cluster"),
+        ("redis://127.0.0.1:99999/0", "Port out of range"),
+        ("redis://127.0.0.1:6379/abc", "database 'abc'"),
+        ("redis+sentinel://127.0.0.1:99999/dnc", "Sentinel '127.0.0.1:99999'"),
+        ("redis+sentinel://127.0.0.1:26379/dnc?db=1", "takes no query"),
     ],
 )
 def test_a_url_the_registry_cannot_use_is_named_with_the_reason(url: str, words: str) -> None:
@@ -67,3 +80,29 @@ def test_a_sentinel_url_names_the_service_database_and_credentials() -> None:
         assert [c.connection_pool.connection_kwargs["port"] for c in sentinels] == [26379, 26380]
     finally:
         client.close()
+
+
+def test_a_sentinel_url_that_reaches_no_sentinel_is_a_503_and_one_line(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    urls = {
+        f"redis+sentinel://127.0.0.1:{free_port()}/dnc": "no Sentinel at 127.0.0.1:",
+        f"redis+sentinel://127.0.0.1:{redis_server.port}/dnc": "is not a Sentinel",
+        f"redis://127.0.0.1:{redis_server.port}/99": "DB index is out of range",
+    }
+    for url, words in urls.items():
+        settings = Settings(redis_url=url, admin_key=ADMIN_KEY, data_dir=tmp_path / "data")
+        with TestClient(create_app(settings)) as client:
+            answer = client.get("/v1/numbers/+12125551234", headers=ADMIN)
+            assert_error(answer, 503, "redis_unavailable")
+            assert client.get("/readyz").status_code == 503
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "registry.cli", "export", "--since", "0"],
+            env={**environment, "DNC_REDIS_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert_cli_error(result, 1, words)
+        assert len(result.stderr) < 300, result.stderr  # not redis-py's repr of every client

@@ -208,8 +208,10 @@ class Replicated:
     hold every write before its answer (registry/store/replication.py); else 503
     `not_replicated`, its writes on the master but not acknowledged.
 
-    The web forms (registry/api/forms.py) write nothing themselves: each of their
-    API requests passes here on its own, and a page that shows its 503 is sent as is.
+    Two kinds of POST wait for nothing here. The web forms (registry/api/forms.py)
+    write nothing themselves: each of their API requests passes here on its own, and
+    a page that shows its 503 is sent as is. A scrub is a read whose one write is its
+    receipt: scrubs go on while a replica is away (a failover may lose the receipt).
     """
 
     def __init__(self, app: ASGIApp, replication: Replication) -> None:
@@ -221,36 +223,23 @@ class Replicated:
             scope["type"] != "http"
             or scope["method"] in ("GET", "HEAD", "OPTIONS")
             or scope["path"].startswith(forms.PREFIX)
+            or scope["path"] == scrub.PATH
         ):
             await self.app(scope, receive, send)
             return
-        refused = streamed = succeeded = False
+        refused = False
 
         async def once_replicated(message: Message) -> None:
-            nonlocal refused, streamed, succeeded
+            nonlocal refused
             if refused:
                 return  # the rest of an answer replaced by the 503
-            if message["type"] == "http.response.body":
-                if message.get("more_body", False):
-                    streamed = True
-                elif streamed and succeeded:
-                    # A streamed answer (a scrub's) writes as it goes, its receipt before
-                    # the end: not replicated, the stream is cut off before its last part.
-                    await self.replication.wait()
-            elif message["type"] == "http.response.start" and message["status"] < 400:
-                succeeded = True
+            if message["type"] == "http.response.start" and message["status"] < 400:
                 try:
                     await self.replication.wait()
                 except Exception as exc:  # noqa: BLE001 - unacknowledged either way
                     refused = True
                     log.warning("write not acknowledged: %s", exc)
-                    answer = errors.error_response(
-                        503,
-                        "not_replicated",
-                        "the write reached the registry's primary store but not its replicas "
-                        "in time, so it is not acknowledged; retry later",
-                        headers={"Retry-After": "1"},
-                    )
+                    answer = errors.not_replicated()
                     await answer(scope, receive, send)
                     return
             await send(message)
@@ -384,7 +373,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     # The last added runs first: responses are counted under the method the client sent.
     if services.replication is not None:
         app.add_middleware(Replicated, replication=services.replication)
-    app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=("/v1/scrub",))
+    app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=(scrub.PATH,))
     app.add_middleware(SingleParameters)
     app.add_middleware(HeadAsGet)
     app.add_middleware(CountResponses, metrics=services.metrics)

@@ -38,9 +38,19 @@ _REFUSED_CODES = re.compile(
 )
 
 
+# A DNC_REDIS_URL naming a database the server does not have: unusable until fixed.
+_MISCONFIGURED = re.compile(r"DB index is out of range")
+
+
 def refused(exc: ResponseError) -> bool:
-    """Whether Redis refused for a while (503), rather than for a bug of ours (500)."""
-    return isinstance(exc, _REFUSED_CLASSES) or _REFUSED_CODES.search(str(exc)) is not None
+    """Whether Redis refused for a while or for its configuration (503), rather than for
+    a bug of ours (500)."""
+    text = str(exc)
+    return (
+        isinstance(exc, _REFUSED_CLASSES)
+        or _REFUSED_CODES.search(text) is not None
+        or _MISCONFIGURED.search(text) is not None
+    )
 
 
 class ApiError(Exception):
@@ -91,6 +101,22 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)
+
+
+def not_replicated_error() -> ApiError:
+    """A write the replicas did not acknowledge in time (DNC_WAIT_REPLICAS)."""
+    return ApiError(
+        503,
+        "not_replicated",
+        "the registry could not confirm this change on its backup servers in time, so it "
+        "is not acknowledged; try again in a moment",
+        headers={"Retry-After": "1"},
+    )
+
+
+def not_replicated() -> JSON:
+    err = not_replicated_error()
+    return error_response(err.status, err.code, err.message, headers=err.headers)
 
 
 def unavailable() -> ApiError:

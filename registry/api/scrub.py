@@ -25,6 +25,7 @@ from registry.scrub import Batch, Scrubber, ScrubQuery, Tally
 from registry.store.operators import Operator
 
 router = APIRouter(tags=["operators"])
+PATH = "/v1/scrub"
 BATCH_ROWS = 65_536
 _STATUS = np.array(rules.STATUS_NAMES, dtype=object)
 
@@ -274,7 +275,7 @@ def _charset(parameters: str) -> str | None:
 
 
 @router.post(
-    "/v1/scrub",
+    PATH,
     openapi_extra={
         "parameters": [
             {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from registry import rules
 from registry.api import params
 from registry.api.carrier import registration_answer
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, not_replicated_error
 from registry.api.limits import check_status_client, client_address, rate_limited
 from registry.api.responses import JSON
 from registry.notifier import Message, NotifierError
@@ -108,6 +108,14 @@ async def _send_code(
     await _check_code_limits(request, number)
     store = _store(request)
     opened, code = await store.open(kind, number, prefs)
+    if services.replication is not None:
+        # Before the text goes out: a request the replicas may lose sends no code.
+        try:
+            await services.replication.wait()
+        except Exception as exc:  # noqa: BLE001 - not acknowledged, so no code either
+            log.warning("code request not replicated: %s", exc)
+            await store.discard(opened.id)
+            raise not_replicated_error() from None
     message = Message.code_for(f"+{number}", code, _code_text(code, action, number, store.ttl))
     try:
         await services.notifier.send(message)

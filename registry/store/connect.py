@@ -13,11 +13,13 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 CLUSTER_SCHEME = "redis+cluster://"
 # redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]: the master
@@ -51,7 +53,7 @@ def _nodes(hosts: str, what: str) -> list[tuple[str, int]]:
     nodes = []
     for part in hosts.split(","):
         host, _, port = part.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise RedisURLError(f"{what} {part!r} in DNC_REDIS_URL is not host:port")
         nodes.append((host.strip("[]"), int(port)))
     return nodes
@@ -64,6 +66,11 @@ def _cluster_nodes(url: str) -> list[tuple[str, int]]:
 def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
     """The Sentinels, the service name and the master's connection options of a
     redis+sentinel:// URL."""
+    if "?" in url or "#" in url:
+        raise RedisURLError(
+            "DNC_REDIS_URL: a redis+sentinel URL takes no query; the database goes in the "
+            "path, redis+sentinel://host:26379/SERVICE/DB"
+        )
     location, _, path = url[len(SENTINEL_SCHEME) :].partition("/")
     userinfo, at, hosts = location.rpartition("@")
     service, _, db = path.partition("/")
@@ -82,12 +89,47 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any
 
 
 def _check(url: str) -> None:
-    scheme = urlsplit(url).scheme
-    if scheme not in ("redis", "rediss", "unix"):
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
         raise RedisURLError(
-            f"DNC_REDIS_URL scheme {scheme!r} is not redis, rediss, unix, redis+sentinel "
+            f"DNC_REDIS_URL scheme {parts.scheme!r} is not redis, rediss, unix, redis+sentinel "
             "or redis+cluster"
         )
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError as exc:
+        raise RedisURLError(f"DNC_REDIS_URL: {exc}") from None
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        raise RedisURLError(f"database {database!r} in DNC_REDIS_URL is not a number")
+
+
+def _named(sentinel: Any, service: str, exc: Exception) -> MasterNotFoundError:
+    """redis-py's MasterNotFoundError names every Sentinel client's repr: one line instead."""
+    addresses = ", ".join(
+        f"{c.connection_pool.connection_kwargs.get('host')}:"
+        f"{c.connection_pool.connection_kwargs.get('port')}"
+        for c in sentinel.sentinels
+    )
+    if isinstance(exc, ResponseError):
+        return MasterNotFoundError(f"{addresses} is not a Sentinel (it answered: {exc})")
+    return MasterNotFoundError(f"no Sentinel at {addresses} names a master for {service!r}")
+
+
+class _Sentinel(Sentinel):
+    def discover_master(self, service_name: str) -> Any:
+        try:
+            return super().discover_master(service_name)
+        except (MasterNotFoundError, ResponseError) as exc:
+            raise _named(self, service_name, exc) from None
+
+
+class _AsyncSentinel(AsyncSentinel):
+    async def discover_master(self, service_name: str) -> Any:
+        try:
+            return await super().discover_master(service_name)
+        except (AsyncMasterNotFoundError, ResponseError) as exc:
+            raise _named(self, service_name, exc) from None
 
 
 # Sentinels are asked for the master's address on every new connection; one that does not
@@ -127,7 +169,7 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
         )  # type: ignore[abstract]
     if url.startswith(SENTINEL_SCHEME):
         sentinels, service, options = _sentinel_parts(url)
-        sentinel = Sentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
+        sentinel = _Sentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
         client = sentinel.master_for(
             service,
             redis_class=_SentinelRedis,
@@ -155,7 +197,7 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
         )
     if url.startswith(SENTINEL_SCHEME):
         sentinels, service, options = _sentinel_parts(url)
-        sentinel = AsyncSentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
+        sentinel = _AsyncSentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
         client = sentinel.master_for(
             service,
             redis_class=_AsyncSentinelRedis,
