@@ -164,8 +164,8 @@ def _read(file: BinaryIO) -> Iterator[bytes]:
 
 
 def _column_name(path: Path, column: str) -> str:
-    """The header cell that `column` names, as the file spells it: the API matches a
-    column exactly, `dnc load` and a local scrub match the cells trimmed."""
+    """The header cell that `column` names, as the file spells it (the API tries the
+    exact name before the trimmed cells, so the exact cell is what to send)."""
     from loader import formats
 
     try:

@@ -496,6 +496,34 @@ def test_csv_unknown_column_is_400(client: TestClient, operator: dict[str, str])
     assert error["details"]["columns"] == ["mobile", "home"]
 
 
+def test_csv_column_matches_header_cells_trimmed_as_the_cli_does(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    body = f"name , phone \nAnn,{A}\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, **CSV}
+    )
+    assert answer.status_code == 200, answer.text
+    assert table(answer)[1][-2] == A  # the number read from " phone ", not from "name "
+    twice = f" phone,phone\n{A},{FREE}\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=twice, headers={**operator, **CSV}
+    )
+    assert answer.status_code == 200  # the exact name comes first
+    assert table(answer)[1][-2] == FREE
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/json"])
+def test_a_column_for_a_body_without_columns_is_400(
+    client: TestClient, operator: dict[str, str], kind: str
+) -> None:
+    body = f"{A}\n" if kind == "text/plain" else f'{{"numbers": ["{A}"]}}'
+    answer = client.post(
+        SCRUB, params={"column": "phone"}, content=body, headers={**operator, "Content-Type": kind}
+    )
+    assert_error(answer, 400, "invalid_column")
+
+
 def test_csv_column_named_twice_is_400_not_a_guess(
     client: TestClient, operator: dict[str, str]
 ) -> None:

@@ -228,19 +228,22 @@ def parse_csv(
         raise ApiError(400, "invalid_csv", str(exc), details) from None
     if column is None or column == "":
         return header, rows, 0
-    if column not in header:
+    cells = header
+    if column not in header:  # ` phone ` is `phone`, as `dnc load` and `dnc scrub` read it
+        column, cells = column.strip(), [cell.strip() for cell in header]
+    if column not in cells:
         raise ApiError(
             400, "unknown_column", f"no column {column!r} in the header", {"columns": header}
         )
-    if header.count(column) > 1:
+    if cells.count(column) > 1:
         # Which of them holds the numbers is a guess; a wrong guess washes the wrong column.
         raise ApiError(
             400,
             "ambiguous_column",
-            f"{header.count(column)} columns are named {column[:32]!r}; rename all but one",
+            f"{cells.count(column)} columns are named {column[:32]!r}; rename all but one",
             {"columns": header},
         )
-    return header, rows, header.index(column)
+    return header, rows, cells.index(column)
 
 
 def _query(request: Request, operator: Operator, body: dict[str, str] | None = None) -> ScrubQuery:
@@ -326,6 +329,13 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
             415,
             "unsupported_charset",
             f"charset {charset[:32]!r}: send the list as UTF-8 (or plain ASCII)",
+        )
+    if kind != "text/csv" and request.query_params.get("column"):
+        # As `dnc scrub --column` on a plain list: a column the body cannot have is a mistake.
+        raise ApiError(
+            400,
+            "invalid_column",
+            f"column names a CSV column; a {kind} body has none (send text/csv with a header)",
         )
     limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
     body = await read_body(request, limit, "split the list into several scrubs")
