@@ -88,12 +88,14 @@ def api(pair: Pair, tmp_path: Path, replicas: int, timeout_ms: int = 300) -> Tes
     return ready_client(settings)
 
 
-def carrier_key(client: TestClient) -> dict[str, str]:
-    answer = client.post(
-        "/v1/operators", json={"name": "carrier", "role": "carrier"}, headers=ADMIN
-    )
+def carrier_key(client: TestClient, role: str = "carrier") -> dict[str, str]:
+    answer = client.post("/v1/operators", json={"name": role, "role": role}, headers=ADMIN)
     assert answer.status_code == 201, answer.text
     return {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+
+def operator_key(client: TestClient) -> dict[str, str]:
+    return carrier_key(client, "operator")
 
 
 def test_a_registration_is_acknowledged_once_the_replica_holds_it(
@@ -166,11 +168,7 @@ def test_after_a_failover_the_promoted_replica_blocks_every_acknowledged_number(
         Settings(redis_url=pair.replica.url, admin_key=ADMIN_KEY, data_dir=tmp_path / "promoted")
     )
     try:
-        operator = promoted.post(
-            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
-        )
-        assert operator.status_code == 201, operator.text
-        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        key = operator_key(promoted)
         answer = promoted.post("/v1/scrub", json={"numbers": numbers}, headers=key)
         assert answer.status_code == 200, answer.text
         assert answer.json()["counts"]["blocked"] == len(numbers), answer.text
@@ -188,10 +186,7 @@ def test_a_worker_that_saw_a_write_the_failover_lost_still_blocks_what_comes_aft
     client = api(pair, tmp_path, replicas=1)
     try:
         carrier = carrier_key(client)
-        operator = client.post(
-            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
-        )
-        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        key = operator_key(client)
         # Cut off from its master (a partition), the replica misses what comes next.
         pair.replica_client.replicaof("NO", "ONE")
         lost = client.put("/v1/registrations/+12125550100", headers=carrier)
@@ -254,10 +249,7 @@ def test_a_redis_that_refuses_info_still_serves_every_answer(tmp_path: Path) -> 
     client = ready_client(settings)
     try:
         carrier = carrier_key(client)
-        operator = client.post(
-            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
-        )
-        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        key = operator_key(client)
         assert client.put(f"/v1/registrations/{NUMBER}", headers=carrier).status_code == 201
         assert client.get(f"/v1/numbers/{NUMBER}", headers=key).json()["status"] == "blocked"
         answer = client.post("/v1/scrub", json={"numbers": [NUMBER, "+12125550124"]}, headers=key)
@@ -325,10 +317,7 @@ def test_through_sentinel_a_failover_keeps_every_acknowledged_registration(
     client = ready_client(settings)
     try:
         carrier = carrier_key(client)
-        operator = client.post(
-            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
-        )
-        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        key = operator_key(client)
         numbers = [f"+1212555{i:04d}" for i in range(30)]
         for number in numbers:
             answer = client.put(f"/v1/registrations/{number}", headers=carrier)
@@ -421,10 +410,7 @@ def test_a_cluster_failover_keeps_every_acknowledged_registration(
     client = cluster_api(cluster, tmp_path, timeout_ms=1000)
     try:
         carrier = carrier_key(client)
-        operator = client.post(
-            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
-        )
-        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        key = operator_key(client)
         # Numbers in many buckets, so on every master.
         codes = [212, 213, 312, 415, 503, 617, 702, 808, 907, 646]
         numbers = [f"+1{codes[i % 10]}5550{100 + i:03d}" for i in range(30)]
@@ -478,10 +464,7 @@ def test_scrubs_and_look_ups_go_on_while_a_replica_is_away(pair: Pair, tmp_path:
     """A scrub is a read whose one write is its receipt: it waits for no replica."""
     client = api(pair, tmp_path, replicas=1)
     try:
-        operator = client.post(
-            "/v1/operators", json={"name": "op", "role": "operator"}, headers=ADMIN
-        )
-        key = {"Authorization": f"Bearer {operator.json()['api_key']}"}
+        key = operator_key(client)
         pair.freeze()
         started = time.monotonic()
         listing = "\n".join(f"+1212555{i:04d}" for i in range(1000))

@@ -159,6 +159,21 @@ class _AsyncSentinelRedis(aioredis.Redis):
             await client.aclose()
 
 
+def _sentinel_client(url: str, manager: type, redis_class: type) -> Any:
+    """The master that a redis+sentinel URL's Sentinels name, for either client kind."""
+    sentinels, service, options = _sentinel_parts(url)
+    sentinel = manager(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
+    client = sentinel.master_for(
+        service,
+        redis_class=redis_class,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=REPLY_TIMEOUT,
+        **options,
+    )
+    client.manager = sentinel
+    return client
+
+
 def sync_client(url: str) -> redis.Redis | RedisCluster:
     if url.startswith(CLUSTER_SCHEME):
         nodes = [ClusterNode(h, p) for h, p in _cluster_nodes(url)]
@@ -168,17 +183,7 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
             socket_timeout=REPLY_TIMEOUT,
         )  # type: ignore[abstract]
     if url.startswith(SENTINEL_SCHEME):
-        sentinels, service, options = _sentinel_parts(url)
-        sentinel = _Sentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
-        client = sentinel.master_for(
-            service,
-            redis_class=_SentinelRedis,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=REPLY_TIMEOUT,
-            **options,
-        )
-        client.manager = sentinel
-        return client
+        return _sentinel_client(url, _Sentinel, _SentinelRedis)  # type: ignore[no-any-return]
     _check(url)
     return redis.Redis.from_url(
         url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=REPLY_TIMEOUT
@@ -196,17 +201,7 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
             socket_timeout=REPLY_TIMEOUT,
         )
     if url.startswith(SENTINEL_SCHEME):
-        sentinels, service, options = _sentinel_parts(url)
-        sentinel = _AsyncSentinel(sentinels, sentinel_kwargs=_SENTINEL_OPTIONS)
-        client = sentinel.master_for(
-            service,
-            redis_class=_AsyncSentinelRedis,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=REPLY_TIMEOUT,
-            **options,
-        )
-        client.manager = sentinel
-        return client
+        return _sentinel_client(url, _AsyncSentinel, _AsyncSentinelRedis)  # type: ignore[no-any-return]
     _check(url)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
