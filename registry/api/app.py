@@ -177,6 +177,11 @@ class HeadAsGet:
 
         async def headers_only(message: Message) -> None:
             if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-length" not in names and b"transfer-encoding" not in names:
+                    # The GET is streamed, and the server adds this header to it alone.
+                    headers = [*message.get("headers", []), (b"transfer-encoding", b"chunked")]
+                    message = {**message, "headers": headers}
                 await send(message)
             elif not message.get("more_body", False):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
