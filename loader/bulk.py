@@ -9,6 +9,7 @@ the same code runs on one Redis and on a Cluster.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,21 +17,37 @@ import numpy as np
 from redis.exceptions import NoScriptError
 
 from registry.store import changes, keys, resp
+from registry.store.registrations import KEEP_ENDED
 
-# KEYS: set, details. ARGV: members. Returns the members that were in the set:
-# exactly those must be logged as removed. Details exist only for numbers
-# registered one by one, so most buckets skip the HDELs.
-REMOVE_SCRIPT = """
+# KEYS: set, details. ARGV: now, retention seconds, who, the bucket's ended-record key
+# prefix, members. Returns the members that were in the set: exactly those must be
+# logged as removed. Details exist only for numbers registered one by one (a
+# subscriber's or a carrier's act), so most buckets skip the HDELs; those numbers keep
+# their ended record as a deregistration does (the same key, in the bucket's slot).
+# A bulk-loaded number's record is the file it came in, and its removal's is the change
+# list's `remove` entry, kept DNC_RETENTION_DAYS.
+REMOVE_SCRIPT = (
+    KEEP_ENDED
+    + """
 local removed = {}
 local has_details = redis.call('EXISTS', KEYS[2]) == 1
-for i = 1, #ARGV do
-  if redis.call('SREM', KEYS[1], ARGV[i]) == 1 then
-    removed[#removed + 1] = ARGV[i]
-    if has_details then redis.call('HDEL', KEYS[2], ARGV[i]) end
+local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 5, #ARGV do
+  local member = ARGV[i]
+  if has_details then
+    local old = redis.call('HGET', KEYS[2], member)
+    if old and redis.call('SISMEMBER', KEYS[1], member) == 1 then
+      keep_ended(ARGV[4] .. member, old .. '|' .. ARGV[1] .. '|' .. ARGV[3], now, retention)
+      redis.call('HDEL', KEYS[2], member)
+    end
+  end
+  if redis.call('SREM', KEYS[1], member) == 1 then
+    removed[#removed + 1] = member
   end
 end
 return removed
 """
+)
 
 SCRIPTS = (changes.LOG_SCRIPT, changes.COMMIT_SCRIPT, REMOVE_SCRIPT)
 
@@ -71,9 +88,10 @@ class BulkWriter:
     that logs thousands of buckets does not resend their source for each one.
     """
 
-    def __init__(self, client: Any, retention_days: int) -> None:
+    def __init__(self, client: Any, retention_days: int, actor: str = "cli") -> None:
         self.client = client
         self.retention_days = retention_days
+        self.actor = actor  # who removes, in the ended records of what it removes
         self.shas = {script: client.script_load(script) for script in SCRIPTS}
 
     def add(self, numbers: np.ndarray) -> int:
@@ -142,8 +160,10 @@ class BulkWriter:
         return [int(size) for size in pipe.execute()]
 
     def _remove_group(self, group: Group) -> int:
+        now, retention = int(time.time()), self.retention_days * 86400
         calls = [
-            [2, keys.numbers_set(bucket), keys.details(bucket), *members.tolist()]
+            [2, keys.numbers_set(bucket), keys.details(bucket), now, retention, self.actor]
+            + [keys.ended_prefix(bucket), *members.tolist()]
             for bucket, members in group
         ]
         removed = [

@@ -267,6 +267,7 @@ def _broken_rule(exc: ValidationError) -> str:
 
 def _load(settings: Settings, args: argparse.Namespace) -> int:
     from loader.load import LoadError, load_files
+    from registry.store.audit import record_sync
 
     paths = [_input_file(name) for name in args.files]
     region = _region(args.region, settings)
@@ -283,6 +284,17 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
                 remove=args.remove,
                 retention_days=settings.retention_days,
                 progress=sys.stderr.isatty(),
+            )
+            # One entry a load, not a number: the numbers are in the change list.
+            record_sync(
+                client,
+                settings.retention_days,
+                "registrations.removed" if args.remove else "registrations.loaded",
+                ACTOR,
+                files=",".join(path.name for path in paths)[:512],
+                changed=result.loaded,
+                unchanged=result.present,
+                invalid=result.invalid,
             )
             if settings.wait_replicas:
                 replicated_sync(client, settings.wait_replicas, settings.wait_replicas_ms)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from registry.config import Settings
+from registry.store import keys
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -297,6 +298,57 @@ def test_deregistration_answers_registered_false_then_404(
     assert status_of(client, operator, "+12125551234") == "callable"
     again = client.delete("/v1/registrations/+12125551234", headers=carrier)
     assert_error(again, 404, "not_registered")
+
+
+def ended_periods(redis_client: Any, number: int) -> list[list[str]]:
+    """The number's ended registrations, oldest first, as their fields."""
+    key = keys.ended(keys.bucket_of(number), keys.member_of(number))
+    return [entry.decode().split("|") for entry in redis_client.lrange(key, 0, -1)]
+
+
+def test_each_ended_registration_is_kept_for_the_retention_after_its_own_end(
+    client: TestClient, carrier: Headers, new_key: NewKey, redis_client: Any
+) -> None:
+    other = new_key("carrier")
+    register(client, carrier, "+12125551234", source="ivr")
+    assert client.delete("/v1/registrations/+12125551234", headers=carrier).status_code == 200
+    register(client, other, "+12125551234", channels=["sms"], source="sms")
+    assert client.delete("/v1/registrations/+12125551234", headers=other).status_code == 200
+    first, second = ended_periods(redis_client, 12125551234)
+    # registered_at|channels|allowed|source|ended_at|who: the second period did not
+    # overwrite the first.
+    assert first[3].endswith(":ivr") and second[3].endswith(":sms")
+    assert first[4] <= second[4] and first[5] != second[5]
+    assert second[1] == "2"  # sms only
+    key = keys.ended(keys.bucket_of(12125551234), keys.member_of(12125551234))
+    assert 152 * 86400 < redis_client.ttl(key) <= 153 * 86400
+
+
+def test_an_ended_period_past_its_retention_goes_when_the_next_one_ends(
+    client: TestClient, carrier: Headers, redis_client: Any
+) -> None:
+    key = keys.ended(keys.bucket_of(12125551234), keys.member_of(12125551234))
+    long_ago = int(time.time()) - 154 * 86400
+    redis_client.rpush(key, f"1|3|0|old:web|{long_ago}|subscriber")
+    redis_client.rpush(key, f"1|3|0|recent:web|{long_ago + 2 * 86400}|subscriber")
+    register(client, carrier, "+12125551234")
+    assert client.delete("/v1/registrations/+12125551234", headers=carrier).status_code == 200
+    periods = ended_periods(redis_client, 12125551234)
+    assert [period[3] for period in periods[:1]] == ["recent:web"]
+    assert len(periods) == 2
+
+
+def test_an_ended_record_kept_as_one_string_stays_as_the_first_period(
+    client: TestClient, carrier: Headers, redis_client: Any
+) -> None:
+    """Records written before the history was a list."""
+    key = keys.ended(keys.bucket_of(12125551234), keys.member_of(12125551234))
+    redis_client.set(key, f"5|3|0|earlier:web|{int(time.time()) - 86400}|subscriber")
+    register(client, carrier, "+12125551234")
+    assert client.delete("/v1/registrations/+12125551234", headers=carrier).status_code == 200
+    periods = ended_periods(redis_client, 12125551234)
+    assert [period[3] for period in periods][0] == "earlier:web"
+    assert len(periods) == 2
 
 
 def test_deregistering_a_number_never_registered_is_a_404(

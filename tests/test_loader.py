@@ -347,6 +347,24 @@ def test_remove_drops_the_details_of_a_number_registered_through_the_api(
     assert answer["status"] == "callable"
 
 
+def test_remove_keeps_the_ended_record_of_a_number_registered_one_by_one(
+    client: TestClient, carrier: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """As a deregistration does; a bulk-loaded number's record is its file and the change list."""
+    assert client.put("/v1/registrations/+12125551234", headers=carrier).status_code == 201
+    run_load(redis_client, write(tmp_path / "in.txt", "+12125559876\n"))
+    out = write(tmp_path / "out.txt", "+12125551234\n+12125559876\n")
+    assert counts(run_load(redis_client, out, remove=True)) == (2, 0, 0)
+    ended = keys.ended(keys.bucket_of(12125551234), keys.member_of(12125551234))
+    (record,) = redis_client.lrange(ended, 0, -1)
+    at, channels, allowed, source, ended_at, who = record.decode().split("|")
+    assert source.endswith(":carrier") and who == "cli" and int(ended_at) >= int(at) > 0
+    assert (channels, allowed) == ("3", "0")
+    assert 152 * 86400 < redis_client.ttl(ended) <= 153 * 86400
+    bulk = keys.ended(keys.bucket_of(12125559876), keys.member_of(12125559876))
+    assert not redis_client.exists(bulk)
+
+
 # Storage layout
 
 
@@ -585,11 +603,16 @@ def test_cli_load_prints_the_counts(redis_url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_load_remove(redis_url: str, tmp_path: Path) -> None:
+def test_cli_load_remove(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
     path = write(tmp_path / "list.txt", "212,5551234\n")
     assert dnc(redis_url, "load", str(path)).stdout == "loaded 1, already present 0, invalid 0\n"
     answer = dnc(redis_url, "load", "--remove", "--format", "ftc", str(path))
     assert answer.stdout == "loaded 1, already present 0, invalid 0\n"
+    # Each load is one entry of the audit trail, by the command line, with its counts.
+    entries = [fields for _, fields in redis_client.xrange(keys.AUDIT)][-2:]
+    assert [e[b"action"] for e in entries] == [b"registrations.loaded", b"registrations.removed"]
+    assert all(e[b"actor"] == b"cli" and e[b"files"] == b"list.txt" for e in entries)
+    assert entries[1][b"changed"] == b"1" and entries[1][b"invalid"] == b"0"
 
 
 @pytest.mark.slow

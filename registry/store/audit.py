@@ -35,6 +35,22 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _entry(retention_ms: int, action: str, actor: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """XADD's arguments for one entry, trimming what is past the retention."""
+    now_ms = int(time.time() * 1000)
+    body: dict[str, str] = {"action": action, "actor": actor}
+    body.update({name: str(value) for name, value in fields.items() if value is not None})
+    minid = str(max(0, now_ms - retention_ms))
+    return {"name": keys.AUDIT, "fields": body, "minid": minid, "approximate": True}
+
+
+def record_sync(
+    client: Any, retention_days: int, action: str, actor: str, **fields: str | int | None
+) -> str:
+    """AuditLog.record through a synchronous client (the command line's)."""
+    return _text(client.xadd(**_entry(retention_days * 86_400_000, action, actor, fields)))
+
+
 class AuditLog:
     def __init__(self, redis: Any, retention_days: int) -> None:
         self.redis = redis
@@ -42,16 +58,7 @@ class AuditLog:
 
     async def record(self, action: str, actor: str, **fields: str | int | None) -> str:
         """Append one entry; fields that are None are left out. Returns its id."""
-        now_ms = int(time.time() * 1000)
-        body: dict[str, str] = {"action": action, "actor": actor}
-        body.update({name: str(value) for name, value in fields.items() if value is not None})
-        entry_id = await self.redis.xadd(
-            keys.AUDIT,
-            body,  # type: ignore[arg-type]
-            minid=str(max(0, now_ms - self.retention_ms)),
-            approximate=True,
-        )
-        return _text(entry_id)
+        return _text(await self.redis.xadd(**_entry(self.retention_ms, action, actor, fields)))
 
     async def since(self, cursor: str | None, limit: int) -> tuple[list[AuditEntry], str | None]:
         """Entries after `cursor` (from the oldest kept when None), and the next cursor."""

@@ -68,8 +68,13 @@ def details(bucket: int) -> str:
 
 
 def ended(bucket: int, member: int) -> str:
-    """An ended registration, kept DNC_RETENTION_DAYS after deregistration."""
-    return f"dnc:e:{{{bucket}}}:{member}"
+    """A number's ended registrations, each kept DNC_RETENTION_DAYS after it ended."""
+    return ended_prefix(bucket) + str(member)
+
+
+def ended_prefix(bucket: int) -> str:
+    """keys.ended without its member: in the bucket's slot, as the bucket's set."""
+    return f"dnc:e:{{{bucket}}}:"
 
 
 def operator(operator_id: str) -> str:

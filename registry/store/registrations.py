@@ -34,18 +34,48 @@ redis.call('HSET', KEYS[2], ARGV[1], at .. '|' .. ARGV[3])
 return {added, tonumber(at)}
 """
 
+# An ended registration's record: `registered_at|channels|allowed|source|ended_at|who`,
+# appended to the number's list of ended periods, so a number registered and deregistered
+# twice keeps both periods, each DNC_RETENTION_DAYS after its own end. The list is in
+# order of end; periods past their retention are dropped from its head as a new one
+# arrives, and the key expires with the newest. At most MAX_ENDED_PERIODS are kept: a
+# carrier cycling one number cannot grow it without bound. A record from before the
+# list (one string) is kept as its first period.
+MAX_ENDED_PERIODS = 1000
+KEEP_ENDED = f"""
+local function keep_ended(key, record, now, retention)
+  if redis.call('TYPE', key).ok == 'string' then
+    local earlier = redis.call('GET', key)
+    redis.call('DEL', key)
+    redis.call('RPUSH', key, earlier)
+  end
+  while true do
+    local first = redis.call('LINDEX', key, 0)
+    local ended = first and tonumber(string.match(first, '^[^|]*|[^|]*|[^|]*|[^|]*|(%d+)'))
+    if not ended or ended + retention > now then break end
+    redis.call('LPOP', key)
+  end
+  redis.call('RPUSH', key, record)
+  redis.call('LTRIM', key, -{MAX_ENDED_PERIODS}, -1)
+  redis.call('EXPIRE', key, retention)
+end
+"""
+
 # KEYS: set, details, ended. ARGV: member, now, retention seconds, who.
 # The ended record is written first: a Redis that refuses writes (OOM, NOREPLICAS,
 # MISCONF) refuses a script at its first write and keeps what came before it, so the
 # number is never removed without its record.
-DEREGISTER_SCRIPT = """
+DEREGISTER_SCRIPT = (
+    KEEP_ENDED
+    + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
 local old = redis.call('HGET', KEYS[2], ARGV[1]) or '0|3|0|bulk'
-redis.call('SET', KEYS[3], old .. '|' .. ARGV[2] .. '|' .. ARGV[4], 'EX', ARGV[3])
+keep_ended(KEYS[3], old .. '|' .. ARGV[2] .. '|' .. ARGV[4], tonumber(ARGV[2]), tonumber(ARGV[3]))
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
+)
 
 
 @dataclass(frozen=True)
