@@ -90,10 +90,13 @@ def test_consent_is_the_reason_only_where_the_answer_would_be_blocked(
     assert look_up(client, operator, B, channel="voice") == ("callable", "consent")
     assert look_up(client, operator, B) == ("callable", "consent")
     assert look_up(client, operator, FREE) == ("callable", "not_registered")
-    # A consent recorded before the number registers counts once it does.
+    # A consent recorded before the number registers ends when it does: the
+    # registration is the subscriber's later word.
     assert look_up(client, operator, C) == ("callable", "not_registered")
     consent(client, operator, C)
     register(client, carrier, C)
+    assert look_up(client, operator, C) == ("blocked", "registered")
+    consent(client, operator, C)
     assert look_up(client, operator, C) == ("callable", "consent")
 
 
@@ -245,6 +248,130 @@ def test_a_new_consent_replaces_the_live_one_whose_record_is_kept(
         == (second["consent_id"])
     )
     assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+# --- The subscriber's later opt-out ends consents ----------------------------------------
+
+
+def stop(client: TestClient, carrier: Headers, number: str, text: str = "STOP") -> str:
+    body = {"from": number, "to": "55555", "text": text}
+    answer = client.post("/v1/sms/inbound", json=body, headers=carrier)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["action"])
+
+
+def withdrawn_by(redis_client: Any, operator_id: str, consent_id: str) -> str | None:
+    raw = redis_client.hget(keys.consent(operator_id, consent_id), "withdrawn_by")
+    return None if raw is None else str(raw.decode())
+
+
+def operator_id(client: TestClient, key: Headers) -> str:
+    answer = client.post("/v1/scrub", json={"numbers": [FREE]}, headers=key).json()
+    receipt = client.get(f"/v1/scrubs/{answer['receipt_id']}", headers=key).json()
+    return str(receipt["operator"])
+
+
+def test_an_opt_out_text_ends_every_consent_recorded_before_it(
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    new_key: NewKey,
+    carrier: Headers,
+    redis_client: Any,
+) -> None:
+    other = new_key()
+    first, second = consent(client, operator, A), consent(client, other, A)
+    kept = consent(client, operator, B)  # another number's
+    assert look_up(client, operator, A) == ("callable", "consent")
+    assert stop(client, carrier, A, "退订") == "registered"
+    assert look_up(client, operator, A) == ("blocked", "registered")
+    assert look_up(client, other, A) == ("blocked", "registered")
+    answer = client.post("/v1/scrub", json={"numbers": [A, B]}, headers=operator).json()
+    assert answer["blocked"] == [A]
+    assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
+    for key, made in ((operator, first), (other, second)):
+        reason = withdrawn_by(redis_client, operator_id(client, key), made["consent_id"])
+        assert reason is not None and reason.startswith("opt_out:") and reason.endswith(":sms")
+    assert withdrawn_by(redis_client, operator_id(client, operator), kept["consent_id"]) is None
+    assert not redis_client.exists(keys.consent_holders(12125550001))
+    # The record and its evidence stay the retention, as any withdrawn consent's.
+    ttl = redis_client.ttl(keys.consent(operator_id(client, operator), first["consent_id"]))
+    assert RETENTION - 60 < ttl <= RETENTION
+    # A consent given after the opt-out counts.
+    consent(client, operator, A)
+    assert look_up(client, operator, A) == ("callable", "consent")
+
+
+def test_a_carrier_registration_ends_consents_but_a_start_text_keeps_them(
+    client: TestClient, world: None, operator: Headers, carrier: Headers
+) -> None:
+    consent(client, operator, A)
+    # START 2: the subscriber lets category 2 through; no refusal of anyone.
+    assert stop(client, carrier, A, "START 2") == "preferences_updated"
+    assert look_up(client, operator, A) == ("callable", "consent")
+    register(client, carrier, A)  # the carrier attests a registration (an IVR call, say)
+    assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+def test_a_bulk_load_keeps_consents(
+    client: TestClient, world: None, operator: Headers, redis_client: Any, tmp_path: Any
+) -> None:
+    """A list loaded from a file (the FTC's, every day) is no act of the subscriber."""
+    from loader.load import load_files
+
+    consent(client, operator, A)
+    path = tmp_path / "list.txt"
+    path.write_text(f"{A}\n{C}\n")
+    load_files(
+        redis_client,
+        [path],
+        fmt="auto",
+        column=None,
+        region="US",
+        remove=False,
+        retention_days=153,
+        progress=False,
+    )
+    assert look_up(client, operator, A) == ("callable", "consent")
+    assert look_up(client, operator, C) == ("blocked", "registered")
+
+
+def test_consents_recorded_before_their_holders_were_kept_are_entered_at_start(
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    carrier: Headers,
+    redis_client: Any,
+    spare: Callable[..., TestClient],
+) -> None:
+    consent(client, operator, A, expires_at=iso_in(3600))
+    consent(client, ADMIN, A)
+    redis_client.delete(keys.consent_holders(12125550001), keys.CONSENT_HOLDERS_INDEXED)
+    spare()  # a worker of the new version starts, and enters them once it has its filter
+    deadline = time.monotonic() + 10
+    while not redis_client.exists(keys.CONSENT_HOLDERS_INDEXED) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    holders = redis_client.hgetall(keys.consent_holders(12125550001))
+    assert sorted(holders) == sorted([operator_id(client, operator).encode(), b"admin"])
+    assert redis_client.ttl(keys.consent_holders(12125550001)) == -1  # admin's has no end
+    assert stop(client, carrier, A) == "registered"
+    assert look_up(client, operator, A) == ("blocked", "registered")
+    assert look_up(client, ADMIN, A) == ("blocked", "registered")
+
+
+def test_holders_expire_with_the_last_consent_that_can_be_live(
+    client: TestClient, world: None, operator: Headers, new_key: NewKey, redis_client: Any
+) -> None:
+    other = new_key()
+    consent(client, operator, A, expires_at=iso_in(3600))
+    consent(client, other, A, expires_at=iso_in(7200))
+    ttl = redis_client.ttl(keys.consent_holders(12125550001))
+    assert 7100 < ttl <= 7200
+    assert client.delete(f"/v1/consents/{A}", headers=other).status_code == 200
+    ttl = redis_client.ttl(keys.consent_holders(12125550001))
+    assert 3500 < ttl <= 3600
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    assert not redis_client.exists(keys.consent_holders(12125550001))
 
 
 # --- Scrubs -------------------------------------------------------------------------------

@@ -574,3 +574,24 @@ def test_redis_down_is_a_503(tmp_path: Path) -> None:
     finally:
         api.__exit__(None, None, None)
         server.kill()
+
+
+def test_a_code_confirmed_registration_ends_consents_recorded_before_it(
+    api: TestClient, outbox: Outbox, redis_client: Any
+) -> None:
+    """The subscriber's refusal is the later word (MIIT draft art. 16): an operator
+    needs a consent given after it."""
+    operator = account(api, "operator")
+    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
+    body = {"number": NUMBER, "evidence": evidence}
+    assert api.post("/v1/consents", json=body, headers=operator).status_code == 201
+    assert confirm(api, ask(api), outbox.code()).status_code == 201
+    assert lookup(api, operator) == "blocked"
+    ended = [e for e in audit_entries(redis_client) if e["action"] == "consent.withdrawn"]
+    assert [(e["actor"], e["withdrawn_by"]) for e in ended] == [
+        ("subscriber", "opt_out:subscriber:code")
+    ]
+    # A consent given after the registration counts.
+    assert api.post("/v1/consents", json=body, headers=operator).status_code == 201
+    answer = api.get(f"/v1/numbers/{NUMBER}", headers=operator).json()
+    assert (answer["status"], answer["reason"]) == ("callable", "consent")

@@ -33,7 +33,7 @@ from registry.api import (
     subscriber,
 )
 from registry.api import consents as consents_api
-from registry.api.auth import Authenticator
+from registry.api.auth import ADMIN, Authenticator
 from registry.api.lookup import LookupRoute
 from registry.api.responses import JSON
 from registry.api.scrub import read_body
@@ -46,6 +46,7 @@ from registry.scrub import Scrubber
 from registry.store import keys
 from registry.store.audit import AuditLog
 from registry.store.connect import answered, async_client
+from registry.store.consents import ConsentStore
 from registry.store.operators import OperatorStore
 from registry.store.receipts import ReceiptStore
 from registry.store.registrations import RegistrationStore
@@ -104,6 +105,17 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+async def _index_consent_holders(services: Services) -> None:
+    """Once for a registry: enter consents recorded before their numbers' holders were
+    kept, so a subscriber's opt-out ends them too (registry/api/consents.py)."""
+    if await services.redis.exists(keys.CONSENT_HOLDERS_INDEXED):
+        return
+    ids = sorted(raw.decode() for raw in await services.redis.smembers(keys.OPERATORS))
+    store = ConsentStore(services.redis, services.settings.retention_days)
+    count = await store.index_holders([*ids, ADMIN.id])
+    await services.redis.set(keys.CONSENT_HOLDERS_INDEXED, str(count))
+
+
 async def _follow(services: Services) -> None:
     """Build the Bloom filter (retrying while Redis is away), then keep it current."""
     while not services.bloom.ready:
@@ -116,6 +128,10 @@ async def _follow(services: Services) -> None:
     # worker: out of the collector's sight, so its full passes stop walking it under load.
     gc.collect()
     gc.freeze()
+    try:
+        await _index_consent_holders(services)
+    except Exception as exc:  # noqa: BLE001 - the next worker to start tries again
+        log.warning("consents recorded before this version not indexed yet: %s", exc)
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL)
         try:

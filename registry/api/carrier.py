@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from registry import keywords, rules
 from registry.api import params
 from registry.api.auth import CarrierKey
+from registry.api.consents import end_on_opt_out
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
 
@@ -68,6 +69,7 @@ async def put_registration(
         allow_categories=",".join(str(c) for c in prefs.category_codes()),
         source=source,  # as stored with the registration, as the SMS path records it
     )
+    await end_on_opt_out(services, value, operator.id, source)
     return JSON(answer, status_code=201 if created else 200)
 
 
@@ -155,6 +157,9 @@ async def _act_on_keyword(
         allow_categories=",".join(map(str, prefs.category_codes())),
         **audit,
     )
+    # START n is the subscriber letting some marketing through, not a refusal.
+    if intent.kind == keywords.OPT_OUT:
+        await end_on_opt_out(services, value, actor, source)
     # The contract's words: STOP and START 0 answer "registered" whatever was there before.
     if created or intent.kind == keywords.OPT_OUT:
         return keywords.REGISTERED

@@ -129,6 +129,25 @@ def _expires_at(raw: str | None, now: float) -> int | None:
     return seconds
 
 
+async def end_on_opt_out(services: Any, value: int, actor: str, source: str) -> int:
+    """End every operator's live consent from a number its subscriber just opted out
+    (registered, by code, through a carrier, or by an opt-out text): consents recorded
+    before the opt-out no longer count, and the operators see `withdrawn_by:
+    opt_out:SOURCE` on the record. Each is a `consent.withdrawn` in the audit trail."""
+    store = ConsentStore(services.redis, services.settings.retention_days)
+    ended = await store.end_for_opt_out(value, f"opt_out:{source}")
+    for operator_id, consent_id in ended:
+        await services.audit.record(
+            "consent.withdrawn",
+            actor,
+            consent_id=consent_id,
+            number=f"+{value}",
+            operator=operator_id,
+            withdrawn_by=f"opt_out:{source}",
+        )
+    return len(ended)
+
+
 def _store(request: Request) -> ConsentStore:
     services = request.app.state.services
     return ConsentStore(services.redis, services.settings.retention_days)

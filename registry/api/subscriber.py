@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from registry import rules
 from registry.api import params
 from registry.api.carrier import registration_answer
+from registry.api.consents import end_on_opt_out
 from registry.api.errors import ApiError, not_replicated_error
 from registry.api.limits import check_status_client, client_address, rate_limited
 from registry.api.responses import JSON
@@ -198,6 +199,7 @@ async def confirm_registration(request_id: str, body: ConfirmBody, request: Requ
         allow_categories=",".join(str(c) for c in prefs.category_codes()),
         source=SOURCE,
     )
+    await end_on_opt_out(services, value, ACTOR, SOURCE)
     answer = registration_answer(value, registered_at, prefs, services.settings.grace_days)
     return JSON(answer, status_code=201)
 

@@ -97,6 +97,24 @@ return 1
 """
 )
 
+# KEYS: the number's consent holders. ARGV: operator, its consent's expires_at ('inf'
+# for none; '' to take the operator out). The hash lives while a consent in it can be
+# live: no TTL while one has no end date, else until the last expires_at.
+HOLDERS_SCRIPT = """
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local last = 0
+for _, until_ in ipairs(redis.call('HVALS', KEYS[1])) do
+  if until_ == 'inf' then redis.call('PERSIST', KEYS[1]) return 1 end
+  last = math.max(last, tonumber(until_))
+end
+if last > 0 then redis.call('EXPIREAT', KEYS[1], last) end
+return 1
+"""
+
 # A scrub batch reads the operator's whole live set when it is at most this big (or the
 # batch's size, if larger); past that it asks about the batch's numbers one by one.
 FETCH_ALL = 4096
@@ -128,6 +146,8 @@ class ConsentStore:
         self, operator_id: str, number: int, evidence: str, expires_at: int | None
     ) -> Consent:
         """Store a consent (replacing a live one from the same number, which ends now)."""
+        # Its holder first, so an opt-out that reads the holders finds every consent stored.
+        await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
         digits = str(number)
         current_key = keys.current_consent(operator_id, digits)
         consent_id = new_id()
@@ -153,6 +173,10 @@ class ConsentStore:
                 operator_id,
             )
             if done:
+                # Again after: a withdrawal racing this one may have just taken it out.
+                await self._hold(
+                    operator_id, number, "inf" if expires_at is None else str(expires_at)
+                )
                 return Consent(consent_id, number, now, expires_at)
 
     async def withdraw(self, operator_id: str, number: int, who: str) -> tuple[str, int] | None:
@@ -163,6 +187,7 @@ class ConsentStore:
             now = int(time.time())
             current = await self.redis.get(current_key)
             if current is None:
+                await self._unhold(operator_id, number)
                 return None
             consent_id = current.decode()
             done = await self.redis.eval(
@@ -178,7 +203,46 @@ class ConsentStore:
                 who,
             )
             if done >= 0:
+                await self._unhold(operator_id, number)
                 return (consent_id, now) if done else None
+
+    async def end_for_opt_out(self, number: int, who: str) -> list[tuple[str, str]]:
+        """Withdraw every operator's live consent from `number`, all recorded before now:
+        the subscriber's opt-out is the later word. Returns (operator, consent id) of each."""
+        holders = await self.redis.hkeys(keys.consent_holders(number))
+        ended = []
+        for raw in holders:
+            operator_id = raw.decode()
+            withdrawn = await self.withdraw(operator_id, number, who)
+            if withdrawn is not None:
+                ended.append((operator_id, withdrawn[0]))
+        return ended
+
+    async def index_holders(self, operator_ids: list[str]) -> int:
+        """Enter the live consents of `operator_ids` in their numbers' holders (consents
+        recorded before the holders were kept); returns how many."""
+        count = 0
+        now = math.floor(time.time())
+        for operator_id in operator_ids:
+            found = await self.redis.zrange(
+                keys.consents(operator_id), f"({now}", "+inf", byscore=True, withscores=True
+            )
+            for raw, score in found:
+                until = "inf" if math.isinf(score) else str(int(score))
+                await self._hold(operator_id, int(raw), until)
+                count += 1
+        return count
+
+    async def _hold(self, operator_id: str, number: int, until: str) -> None:
+        await self.redis.eval(HOLDERS_SCRIPT, 1, keys.consent_holders(number), operator_id, until)
+
+    async def _unhold(self, operator_id: str, number: int) -> None:
+        """Take the operator out of the number's holders, unless a consent recorded
+        meanwhile is live (it is then put back, with its own end)."""
+        await self._hold(operator_id, number, "")
+        score = await self.redis.zscore(keys.consents(operator_id), str(number))
+        if live(score, time.time()):
+            await self._hold(operator_id, number, "inf" if math.isinf(score) else str(int(score)))
 
     async def end_all(self, operator_id: str, who: str) -> int:
         """Withdraw every live consent of an operator being revoked, so each record (and

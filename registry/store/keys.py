@@ -33,6 +33,8 @@ BUCKETS = "dnc:{dnc}:buckets"  # the set of bucket ids that ever held a number
 DETAILED = "dnc:{dnc}:detailed"  # bucket ids that ever held a details hash
 ADMIN_KEY_HASH = "dnc:{dnc}:admin"  # sha256 of the generated administrator key
 OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
+# Set once the consents recorded before keys.consent_holders existed are entered in it.
+CONSENT_HOLDERS_INDEXED = "dnc:{dnc}:consent-holders-indexed"
 AUDIT = "dnc:{dnc}:audit"  # stream: the audit trail (registry/store/audit.py)
 METRICS = "dnc:{dnc}:metrics"  # hash: each API worker's last published samples
 
@@ -135,6 +137,12 @@ def consents(operator_id: str) -> str:
 def current_consent(operator_id: str, digits: str) -> str:
     """The id of the operator's latest consent from a number, while its record is kept."""
     return f"dnc:ci:{{{operator_id}}}:{digits}"
+
+
+def consent_holders(number: int) -> str:
+    """Hash operator id -> its consent's expires_at (`inf`): who may hold a live consent
+    from the number, so a subscriber's opt-out can end them. In the number's bucket slot."""
+    return f"dnc:ch:{{{bucket_of(number)}}}:{member_of(number)}"
 
 
 def consent(operator_id: str, consent_id: str) -> str:
