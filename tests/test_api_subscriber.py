@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from registry.api import create_app
+from registry.api.limits import limit_client
 from registry.config import ConfigError, Settings, load_settings
 
 Headers = dict[str, str]
@@ -224,6 +225,41 @@ def test_the_limit_is_per_client_address(limited: Settings) -> None:
     finally:
         first.__exit__(None, None, None)
         elsewhere.__exit__(None, None, None)
+
+
+def test_ipv6_clients_are_counted_by_their_64(settings: Settings) -> None:
+    """A host holds a whole /64: another address in it is the same client; another /64
+    is not."""
+    limited = settings.with_(status_checks_per_minute=LIMIT)
+    apps = [
+        TestClient(create_app(limited), client=(host, 40000))
+        for host in ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1")
+    ]
+    for api in apps:
+        api.__enter__()
+    try:
+        for i in range(LIMIT):
+            assert status(apps[i % 2], NUMBER).status_code == 200
+        assert_rate_limited(status(apps[0], NUMBER), 60)
+        assert_rate_limited(status(apps[1], NUMBER), 60)
+        assert status(apps[2], NUMBER).status_code == 200
+    finally:
+        for api in apps:
+            api.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "counted"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_the_client_a_limit_counts(host: str, counted: str) -> None:
+    assert limit_client(host) == counted
 
 
 def test_x_forwarded_for_does_not_reset_the_limit(spare: Callable[..., TestClient]) -> None:

@@ -7,6 +7,9 @@ worker and every process on the same Redis shares them. Over the limit is a
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
 from fastapi import Request
 
 from registry.api.errors import ApiError
@@ -18,9 +21,27 @@ OPERATOR_WINDOW_MS = 1_000
 
 
 def client_address(request: Request) -> str:
-    """The client's address as uvicorn resolved it: the direct peer's, or the one a proxy
-    named in DNC_TRUSTED_PROXIES put in X-Forwarded-For (anyone else's is ignored)."""
-    return request.client.host if request.client else "unknown"
+    """The client a per-address limit counts: the address uvicorn resolved (the direct
+    peer's, or the one a proxy named in DNC_TRUSTED_PROXIES put in X-Forwarded-For;
+    anyone else's is ignored), an IPv6 one as its /64. One subscriber line or host holds
+    a whole /64, so counting its addresses one by one would let it enumerate the registry."""
+    host = request.client.host if request.client else "unknown"
+    return limit_client(host)
+
+
+@functools.lru_cache(maxsize=4096)
+def limit_client(host: str) -> str:
+    """`host` as client_address counts it: IPv4 as it is, IPv6 as its /64 (an IPv4-mapped
+    one as its IPv4), anything else (a unix socket's name) as it is."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # no zone index
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def rate_limited(hit: limits.Hit, message: str, window_seconds: int, **details: object) -> ApiError:
