@@ -38,13 +38,22 @@ ACTIONS = (REGISTERED, PREFERENCES_UPDATED, DEREGISTERED, HELP, UNKNOWN)
 
 ENGLISH, CHINESE = "en", "zh"
 
-_OPT_OUT_WORDS = ("STOPALL", "STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订")
+# REVOKE and OPT OUT complete the words the FCC's revocation rule names (47 CFR
+# 64.1200(a)(12): stop, quit, end, revoke, opt out, cancel, unsubscribe); 取消 is
+# "cancel".
+_OPT_OUT_WORDS = (
+    "STOPALL", "STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "TD",
+    "退订", "取消",
+)  # fmt: skip
 _HELP_WORDS = ("HELP", "INFO", "帮助")
-_CHINESE_WORDS = ("TD", "退订", "帮助")
+_CHINESE_WORDS = ("TD", "退订", "取消", "帮助")
 # Longest first, so STOPALL is not read as STOP followed by ALL.
 _KEYWORD = re.compile(
-    r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|TD|UNSTOP|START|HELP|INFO|退订|帮助)"
+    r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|REVOKE|OPTOUT|TD|UNSTOP|START|HELP|INFO"
+    r"|退订|取消|帮助)"
 )
+# Keywords written in two parts: OPT OUT, OPT-OUT, 退 订 are OPTOUT and 退订.
+_SPLIT_KEYWORD = re.compile(r"^(?:OPT[\s_-]*OUT(?![A-Z0-9])|退\s+订|取\s+消)")
 # Traditional characters of the Chinese keywords and courtesy words, folded to the
 # Simplified ones the way NFKC folds width (NFKC leaves both scripts as they are).
 _SIMPLIFIED = str.maketrans("訂幫謝請煩", "订帮谢请烦")
@@ -117,6 +126,7 @@ def normalize(text: str) -> str:
 def parse(text: str) -> Intent:
     """Read one inbound text. Never raises: anything not understood is UNKNOWN."""
     folded = _LEADING_PUNCTUATION.sub("", normalize(text))
+    folded = _SPLIT_KEYWORD.sub(lambda m: re.sub(r"[\s_-]", "", m.group(0)), folded, count=1)
     if len(folded) > MAX_TEXT:
         return Intent(UNKNOWN, _language_of_text(folded[:MAX_TEXT]))
     match = _KEYWORD.match(folded)
@@ -192,18 +202,21 @@ _HELP = {
     ENGLISH: (
         "Do-not-call registry: reply STOP to block all telemarketing calls and marketing "
         "texts; START 1,2 (codes 1-8) to accept only those categories: {categories}; "
-        "START to leave the registry. Free of charge."
+        "START to leave the registry. Still called or texted a month after joining? "
+        "Complain on the registry's website. Free of charge."
     ),
     CHINESE: (
         "拒收营销服务：回复TD或退订，拒收全部营销电话和商业短信；回复START 1,2（代码1-8）"
-        "只接收所列类别：{categories}；回复START退出拒收名单。本服务免费。"
+        "只接收所列类别：{categories}；回复START退出拒收名单。加入一个月后仍收到营销电话或短信，"
+        "可在拒收平台网站投诉。本服务免费。"
     ),
 }
 
 _TEXTS = {
     ENGLISH: {
         REGISTERED: "You are on the do-not-call registry: telemarketing calls and marketing "
-        "texts to this number will stop. Reply START to leave, HELP for help.",
+        "texts to this number will stop within a month, and consents you gave before "
+        "no longer count. Reply START to leave, HELP for help.",
         "allowing": "Your do-not-call preferences are saved: marketing is blocked except "
         "for {allowed}. Reply STOP to block everything, START to leave, HELP for help.",
         DEREGISTERED: "This number is not on the do-not-call registry: telemarketing calls "
@@ -213,7 +226,8 @@ _TEXTS = {
         "nothing was changed. ",
     },
     CHINESE: {
-        REGISTERED: "您已加入拒收名单，本号码将不再收到营销电话和商业短信。"
+        REGISTERED: "您已加入拒收名单，本号码将在一个月内不再收到营销电话和商业短信，"
+        "此前给出的同意一并失效。"
         "回复START退出，回复帮助查看说明。",
         "allowing": "您的拒收设置已保存：除{allowed}外，拒收全部营销信息。"
         "回复TD拒收全部，回复START退出，回复帮助查看说明。",

@@ -7,7 +7,10 @@ import pytest
 from registry import keywords as kw
 from registry.keywords import ALLOW, CHINESE, ENGLISH, HELP, OPT_IN, OPT_OUT, UNKNOWN
 
-OPT_OUT_WORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订"]
+OPT_OUT_WORDS = [
+    "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "TD", "退订",
+    "取消",
+]  # fmt: skip
 
 
 def full_width(text: str) -> str:
@@ -154,6 +157,35 @@ def test_courtesy_words_in_any_order_and_repeats_are_ignored(text: str) -> None:
 )
 def test_leniency_does_not_change_the_meaning(text: str, kind: str) -> None:
     assert kw.parse(text).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("OPT OUT", "OPTOUT"),
+        ("opt-out please", "OPTOUT"),
+        ("Opt_Out.", "OPTOUT"),
+        ("revoke, thanks", "REVOKE"),
+        ("退 订", "退订"),
+        ("取 消，谢谢", "取消"),
+    ],
+)
+def test_keywords_written_in_two_parts_and_the_fcc_words(text: str, keyword: str) -> None:
+    intent = kw.parse(text)
+    assert (intent.kind, intent.keyword) == (OPT_OUT, keyword)
+
+
+@pytest.mark.parametrize("text", ["OPTIONS", "opt outs", "OPT OUTSIDE", "REVOKED", "OPT IN"])
+def test_longer_words_are_no_opt_out(text: str) -> None:
+    assert kw.parse(text).kind == UNKNOWN
+
+
+def test_the_replies_say_what_to_expect_and_where_to_complain() -> None:
+    for language in (ENGLISH, CHINESE):
+        stop = kw.reply(kw.REGISTERED, kw.parse("STOP" if language == ENGLISH else "退订"))
+        assert ("month" in stop and "consents" in stop) or ("一个月" in stop and "同意" in stop)
+        text = kw.help_text(language)
+        assert "Complain" in text or "投诉" in text
 
 
 def test_traditional_characters_are_the_same_keyword() -> None:
