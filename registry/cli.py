@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -84,6 +85,14 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
     usable_notifier(settings.notifier)  # before anything starts or says it serves
+    if settings.notifier == "log" and not _loopback(settings.host):
+        print(
+            f"dnc: warning: DNC_NOTIFIER=log on DNC_HOST={settings.host}: every code and its "
+            "number goes to the log and no subscriber gets one; set DNC_NOTIFIER to "
+            "webhook:https://... or file:/path/outbox.jsonl",
+            file=sys.stderr,
+            flush=True,
+        )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if settings.redis_url is None and embedded.running_url(settings.data_dir):
         raise Failure(f"another dnc serve already uses {settings.data_dir}")
@@ -111,6 +120,16 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` (DNC_HOST) listens on this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _warn_unless_replicated(settings: Settings, client: Any) -> None:

@@ -16,6 +16,19 @@ class ConfigError(ValueError):
     """A DNC_* variable holds a value the registry cannot use."""
 
 
+# deploy/dnc.env.example's placeholder: public, so never a key.
+PLACEHOLDER_ADMIN_KEY = "change-me"
+
+
+def _admin_key(key: str | None) -> str | None:
+    if key is not None and key.startswith(PLACEHOLDER_ADMIN_KEY):
+        raise ConfigError(
+            "DNC_ADMIN_KEY is still the template's placeholder, which anyone can read; set a "
+            "long random key (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return key
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -129,7 +142,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=env.get("DNC_HOST") or "127.0.0.1",
         port=_int(env, "DNC_PORT", 8000, minimum=1, maximum=65535),
         workers=_int(env, "DNC_WORKERS", 1, minimum=1),
-        admin_key=env.get("DNC_ADMIN_KEY") or None,
+        admin_key=_admin_key(env.get("DNC_ADMIN_KEY") or None),
         default_region=_region(env.get("DNC_DEFAULT_REGION") or "US"),
         grace_days=_int(env, "DNC_GRACE_DAYS", 31),
         retention_days=_int(env, "DNC_RETENTION_DAYS", 153, minimum=1),

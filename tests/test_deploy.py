@@ -1,4 +1,5 @@
-"""deploy/redis.conf gives the guarantees the README claims, on the real redis-server."""
+"""deploy/: redis.conf gives the guarantees the README claims, on the real redis-server;
+dnc.env.example is safe to start from."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
+from registry import cli
+from registry.config import ConfigError, check_notifier, load_settings
 from registry.embedded import free_port, redis_server_binary
 
-CONF = Path(__file__).resolve().parent.parent / "deploy" / "redis.conf"
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+CONF = DEPLOY / "redis.conf"
 
 
 def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
@@ -41,3 +46,32 @@ def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
         client.close()
         server.terminate()
         server.wait(10)
+
+
+def template() -> dict[str, str]:
+    lines = (DEPLOY / "dnc.env.example").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return {name: value for name, value in pairs}
+
+
+def test_the_env_template_sends_codes_to_a_gateway_not_the_log() -> None:
+    """Codes and numbers in the journal, and no subscriber ever getting one, is what `log`
+    does; the template listens on every address, so it must not use it."""
+    env = template()
+    assert env["DNC_HOST"] == "0.0.0.0"
+    assert check_notifier(env["DNC_NOTIFIER"]).startswith("webhook:https://")
+
+
+def test_the_templates_placeholder_admin_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="placeholder"):
+        load_settings(template())
+    assert load_settings({**template(), "DNC_ADMIN_KEY": "k" * 40}).admin_key == "k" * 40
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
+     ("::", False), ("10.0.0.5", False), ("dnc.internal", False)],
+)  # fmt: skip
+def test_a_log_notifier_is_warned_about_off_loopback(host: str, loopback: bool) -> None:
+    assert cli._loopback(host) is loopback
