@@ -354,6 +354,14 @@ def test_bad_bodies_are_4xx_in_the_contract_shape(api: TestClient, outbox: Outbo
     assert confirm(api, request_id, f" {code[:3]} {code[3:]} ").status_code == 201
 
 
+def test_a_code_typed_in_full_width_digits_is_the_code(api: TestClient, outbox: Outbox) -> None:
+    """A Chinese input method types １２３４５６; the SMS keywords fold width, so do codes."""
+    request_id = ask(api)
+    code = outbox.code()
+    wide = "".join(chr(ord(digit) + 0xFEE0) for digit in code)
+    assert confirm(api, request_id, f"{wide[:3]}\u3000{wide[3:]}").status_code == 201
+
+
 # -- notifiers ------------------------------------------------------------------------------
 
 

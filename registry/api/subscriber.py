@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -133,8 +134,9 @@ async def _send_code(
 
 
 def _code(raw: str) -> str:
-    """The six digits of a code as a person may type it (`123 456`, `123-456`)."""
-    code = raw.strip().replace(" ", "").replace("-", "")
+    """The six digits of a code as a person may type it (`123 456`, `123-456`, or full-width
+    `１２３４５６` from a Chinese input method, which NFKC folds as the SMS keywords do)."""
+    code = unicodedata.normalize("NFKC", raw).strip().replace(" ", "").replace("-", "")
     if len(code) != 6 or not code.isascii() or not code.isdigit():
         raise ApiError(
             400, "invalid_code", "code must be the six digits sent to the number, e.g. 012345"
