@@ -12,6 +12,7 @@ before the registration itself included).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +26,11 @@ MAX_TEXT_CHARS = 2000
 _SENDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .&_+-]{0,10}$")
 _LETTER = re.compile(r"[A-Za-z]")
 _SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
+# China's commercial SMS come from 106 port numbers (106 and up to 17 more digits) and must
+# carry a signature in 【】 naming the sender (MIIT): a subscriber names either.
+_PORT = re.compile(r"^106[0-9]{2,17}$")
+_SIGNATURE = re.compile(r"^【\s*([^\W_][\w .&·()-]{0,19}?)\s*】$")
+_DIGIT_GAPS = re.compile(r"[\s-]")
 
 
 class ComplaintError(ValueError):
@@ -50,14 +56,19 @@ def caller(raw: str, region: str) -> str:
     value, reason = nums.normalize(text, region)
     if reason is None:
         return f"+{value}"
-    if _SHORT_CODE.match(text):
-        return text
+    digits = _DIGIT_GAPS.sub("", unicodedata.normalize("NFKC", text))
+    if _SHORT_CODE.match(digits) or _PORT.match(digits):
+        return digits
     if _SENDER_ID.match(text) and _LETTER.search(text):
         return text.upper()
+    signature = _SIGNATURE.match(unicodedata.normalize("NFKC", text))
+    if signature:
+        return f"【{signature.group(1).upper()}】"
     raise ComplaintError(
         "invalid_caller",
         f"caller {raw[:64]!r} is neither a valid phone number ({reason}), a 3-8 digit short "
-        "code, nor an SMS sender id (1-11 letters, digits, spaces or .&_+- with a letter)",
+        "code or a 106 port number (up to 20 digits), an SMS sender id (1-11 letters, "
+        "digits, spaces or .&_+- with a letter), nor a signature in 【】 (1-20 characters)",
     )
 
 

@@ -171,6 +171,12 @@ def test_the_record_keeps_what_a_regulator_needs_and_expires(
         ("3125550100", "+13125550100"),  # national format, read against the region
         ("12345", "12345"),  # a short code
         ("Acme Bank", "ACME BANK"),
+        # China's commercial SMS: a 106 port number (up to 20 digits), or the signature
+        # in 【】 every such message carries.
+        ("1069 0123 4567 8", "1069012345678"),
+        ("１０６９０１２３４５６７８９０１２３４５", "10690123456789012345"),
+        ("【某银行】", "【某银行】"),
+        ("【 Acme Bank 】", "【ACME BANK】"),
     ],
 )
 def test_callers_are_counted_in_one_form(client: TestClient, caller: str, counted_as: str) -> None:
@@ -211,6 +217,11 @@ def test_a_complaint_is_in_the_audit_trail_without_the_number(client: TestClient
         ({"caller": "2125551"}, "short_code_ok"),
         ({"caller": "+1 212 555"}, "invalid_caller"),
         ({"caller": "ABCDEFGHIJKL"}, "invalid_caller"),  # sender ids are at most 11 long
+        ({"caller": "123456789012"}, "invalid_caller"),  # long digits: a 106 port only
+        ({"caller": "106901234567890123456"}, "invalid_caller"),  # 21 digits
+        ({"caller": "【】"}, "invalid_caller"),
+        ({"caller": "【某银行】【某保险】"}, "invalid_caller"),
+        ({"caller": "【" + "银" * 21 + "】"}, "invalid_caller"),
         ({"region": "XX"}, "invalid_region"),
         ({"extra": 1}, "invalid_request"),
         ({"number": None}, "invalid_request"),
