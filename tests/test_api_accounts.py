@@ -347,3 +347,47 @@ def test_a_401_names_the_scheme_it_wants(client: TestClient) -> None:
         assert wrong.status_code == 401, path
         assert wrong.headers["www-authenticate"].startswith('Bearer realm="dnc-registry"')
         assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+
+
+# -- reading accounts back (administrators) -------------------------------------------------
+
+
+def test_administrators_list_the_active_accounts_without_keys(client: TestClient) -> None:
+    first = create(client, name="Acme", role="operator", prefixes=["+1212"], rate_limit=50)
+    second = create(client, name="Example Mobile", role="carrier")
+    gone = create(client, name="Gone", role="operator")
+    assert client.delete(f"/v1/operators/{gone['operator_id']}", headers=ADMIN).status_code == 200
+    answer = client.get("/v1/operators", headers=ADMIN)
+    assert answer.status_code == 200
+    accounts = answer.json()["operators"]
+    # Oldest first, to the second; accounts of the same second by id.
+    assert sorted(a["operator_id"] for a in accounts) == sorted(
+        [first["operator_id"], second["operator_id"]]
+    )
+    assert accounts == sorted(accounts, key=lambda a: (a["created_at"], a["operator_id"]))
+    (acme,) = [a for a in accounts if a["operator_id"] == first["operator_id"]]
+    assert (acme["name"], acme["role"], acme["prefixes"], acme["rate_limit"]) == (
+        "Acme",
+        "operator",
+        ["+1212"],
+        50,
+    )
+    assert acme["created_at"].endswith("Z") and acme["revoked_at"] is None
+    assert "key" not in str(answer.json()) and first["api_key"] not in answer.text
+
+
+def test_a_revoked_account_is_read_back_while_it_is_kept(client: TestClient) -> None:
+    gone = create(client, name="Gone", role="operator")
+    assert client.delete(f"/v1/operators/{gone['operator_id']}", headers=ADMIN).status_code == 200
+    answer = client.get(f"/v1/operators/{gone['operator_id']}", headers=ADMIN).json()
+    assert answer["name"] == "Gone" and answer["revoked_at"] is not None
+    assert_error(client.get("/v1/operators/op_nobody", headers=ADMIN), 404, "operator_not_found")
+    assert_error(client.get("/v1/operators/" + "x" * 300, headers=ADMIN), 404, "operator_not_found")
+
+
+def test_only_administrators_read_accounts(client: TestClient) -> None:
+    mine = create(client, role="operator")
+    key = bearer(mine["api_key"])
+    assert_error(client.get("/v1/operators", headers=key), 403, "forbidden")
+    assert_error(client.get(f"/v1/operators/{mine['operator_id']}", headers=key), 403, "forbidden")
+    assert client.get("/v1/operators").status_code == 401

@@ -25,7 +25,14 @@ from registry.embedded import free_port
 
 Headers = dict[str, str]
 # A value for each path parameter of a GET route; a new parameter fails the test below.
-SAMPLES = {"number": "+12125551234", "receipt_id": "scr_0123456789abcdef0123", "name": "app.css"}
+SAMPLES = {
+    "number": "+12125551234",
+    "receipt_id": "scr_0123456789abcdef0123",
+    "name": "app.css",
+    "operator_id": "op_0123456789ab",
+    "consent_id": "cns_0123456789abcdef0123",
+    "complaint_id": "cmp_0123456789abcdef",
+}
 PAGE_HEADERS = ("content-security-policy", "referrer-policy", "x-content-type-options")
 
 

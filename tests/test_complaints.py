@@ -337,3 +337,15 @@ def test_a_form_body_is_415_as_on_every_json_endpoint(client: TestClient) -> Non
     body = json.dumps({"number": NUMBER, "caller": "+13125550100",
                        "occurred_at": iso(now()), "channel": "voice"})  # fmt: skip
     assert client.post("/v1/complaints", content=body, headers=form).status_code == 201
+
+
+def test_administrators_read_a_complaint_by_its_id(client: TestClient) -> None:
+    complaint_id = complain(client, caller="【某银行】", text="贷款广告").json()["complaint_id"]
+    answer = client.get(f"/v1/complaints/{complaint_id}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert record["complaint_id"] == complaint_id and record["caller"] == "【某银行】"
+    assert record["number"] == NUMBER and record["text"] == "贷款广告"
+    assert {"registered_at_time", "within_grace", "occurred_at", "received_at"} <= set(record)
+    assert_error(client.get("/v1/complaints/cmp_nope", headers=ADMIN), 404, "complaint_not_found")
+    assert client.get(f"/v1/complaints/{complaint_id}").status_code == 401

@@ -596,3 +596,32 @@ def test_expires_at_may_write_the_t_and_the_z_in_lower_case(
     assert look_up(client, operator, A) == ("callable", "consent")
     assert client.get(f"/v1/consents/{A}", headers=operator).json()["expires_at"] == lower.upper()
     assert body["consent_id"]
+
+
+# --- Administrators read a consent's record, whatever became of it ------------------------
+
+
+def test_administrators_read_a_withdrawn_consents_evidence_by_its_id(
+    client: TestClient, world: None, operator: Headers, redis_client: Any
+) -> None:
+    """A dispute ("they said I consented") is settled from the kept record."""
+    made = consent(client, operator, A)
+    owner = operator_id(client, operator)
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    path = f"/v1/operators/{owner}/consents/{made['consent_id']}"
+    answer = client.get(path, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert record["evidence"] == EVIDENCE and record["number"] == A
+    assert record["operator"] == owner and record["ended"] == "withdrawn"
+    assert record["live"] is False and record["withdrawn_by"] == owner
+    assert record["recorded_at"] <= record["ended_at"]
+    assert_error(client.get(path, headers=operator), 403, "forbidden")
+    for wrong in (
+        f"/v1/operators/{owner}/consents/cns_nope",
+        f"/v1/operators/op_x/consents/{made['consent_id']}",
+    ):
+        assert_error(client.get(wrong, headers=ADMIN), 404, "consent_not_found")
+    live = consent(client, operator, A)
+    answer = client.get(f"/v1/operators/{owner}/consents/{live['consent_id']}", headers=ADMIN)
+    assert answer.json()["live"] is True and answer.json()["ended"] is None

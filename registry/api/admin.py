@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import time
+from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
@@ -68,6 +70,81 @@ async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -
         "operator.revoked", admin.id, operator=operator_id, consents_ended=ended
     )
     return {"operator_id": operator_id, "revoked": True}
+
+
+def _account(record: dict[str, Any]) -> dict[str, object]:
+    return {
+        **record,
+        "created_at": params.iso(record["created_at"] or None),
+        "revoked_at": params.iso(record["revoked_at"]),
+    }
+
+
+@router.get("/v1/operators")
+async def list_operators(request: Request, _: AdminKey) -> dict[str, object]:
+    """Every active account, oldest first: who the ids in receipts, consents and the audit
+    trail are. Never a key."""
+    accounts = await request.app.state.services.operators.active()
+    return {"operators": [_account(record) for record in accounts]}
+
+
+@router.get("/v1/operators/{operator_id}")
+async def read_operator(operator_id: str, request: Request, _: AdminKey) -> dict[str, object]:
+    """One account, a revoked one too while it is kept (DNC_RETENTION_DAYS): past scrubs,
+    consents and complaints keep a sender."""
+    record = None
+    if len(operator_id) <= 64:
+        record = await request.app.state.services.operators.record(operator_id)
+    if record is None:
+        raise ApiError(404, "operator_not_found", f"no operator {operator_id[:64]!r} is kept")
+    return _account(record)
+
+
+@router.get("/v1/operators/{operator_id}/consents/{consent_id}")
+async def read_consent_record(
+    operator_id: str, consent_id: str, request: Request, _: AdminKey
+) -> dict[str, object]:
+    """A consent's record and evidence whatever became of it (live, expired, withdrawn,
+    superseded), while it is kept: what settles "operator X says it had consent". Its id
+    is in the recording's answer and in the audit trail (`consent.recorded`)."""
+    services = request.app.state.services
+    store = ConsentStore(services.redis, services.settings.retention_days)
+    record = await store.by_id(operator_id[:64], consent_id)
+    if record is None:
+        raise ApiError(
+            404,
+            "consent_not_found",
+            f"no consent {consent_id[:64]!r} of {operator_id[:64]!r} is kept",
+        )
+    expires_at = int(record["expires_at"]) if "expires_at" in record else None
+    ended_at = int(record["ended_at"]) if "ended_at" in record else None
+    now = time.time()
+    return {
+        "consent_id": record["consent_id"],
+        "operator": record["operator"],
+        "number": f"+{record['number']}",
+        "recorded_at": params.iso(int(record["recorded_at"])),
+        "expires_at": params.iso(expires_at),
+        "ended_at": params.iso(ended_at),
+        "ended": record.get("ended"),  # withdrawn or superseded
+        "withdrawn_by": record.get("withdrawn_by"),
+        "live": ended_at is None and (expires_at is None or expires_at > now),
+        "evidence": orjson.loads(record["evidence"]),
+    }
+
+
+@router.get("/v1/complaints/{complaint_id}")
+async def read_complaint(complaint_id: str, request: Request, _: AdminKey) -> dict[str, object]:
+    """One complaint as received, while it is kept: the record the report only counts."""
+    services = request.app.state.services
+    record = None
+    if complaint_id.startswith("cmp_") and len(complaint_id) <= 64:
+        record = await ComplaintStore(services.redis, services.settings.retention_days).get(
+            complaint_id
+        )
+    if record is None:
+        raise ApiError(404, "complaint_not_found", f"no complaint {complaint_id[:64]!r} is kept")
+    return dict(record)
 
 
 @router.get("/v1/stats")

@@ -272,6 +272,14 @@ class ConsentStore:
             return None
         return record
 
+    async def by_id(self, operator_id: str, consent_id: str) -> dict[str, str] | None:
+        """A consent's record as kept, whatever became of it (live, expired, withdrawn,
+        superseded); None once its retention has passed, or when there is none."""
+        if not consent_id.startswith("cns_") or len(consent_id) > 64:
+            return None
+        fields = await self.redis.hgetall(keys.consent(operator_id, consent_id))
+        return {k.decode(): v.decode() for k, v in fields.items()} if fields else None
+
     async def holds(self, operator_id: str, number: int) -> bool:
         """Whether the operator holds a live consent from `number`, as Redis says now."""
         score = await self.redis.zscore(keys.consents(operator_id), str(number))

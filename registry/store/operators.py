@@ -74,6 +74,25 @@ class OperatorStore:
             int(rate) if rate else None,
         )
 
+    async def record(self, operator_id: str) -> dict[str, Any] | None:
+        """An account as kept, revoked ones included for the retention: its stored fields
+        (never the key's hash), None when there is none."""
+        fields = await self.redis.hgetall(keys.operator(operator_id))
+        return _record(operator_id, fields) if fields else None
+
+    async def active(self) -> list[dict[str, Any]]:
+        """Every active account's record, oldest first."""
+        ids = sorted(raw.decode() for raw in await self.redis.smembers(keys.OPERATORS))
+        pipe = self.redis.pipeline(transaction=False)
+        for operator_id in ids:
+            pipe.hgetall(keys.operator(operator_id))
+        found = [
+            _record(operator_id, fields)
+            for operator_id, fields in zip(ids, await pipe.execute(), strict=True)
+            if fields and b"revoked_at" not in fields
+        ]
+        return sorted(found, key=lambda r: (r["created_at"], r["operator_id"]))
+
     async def by_key(self, api_key: str) -> Operator | None:
         operator_id = await self.redis.get(keys.api_key(key_hash(api_key)))
         return await self.get(operator_id.decode()) if operator_id else None
@@ -98,3 +117,17 @@ class OperatorStore:
         api_key = new_api_key()
         created = await self.redis.set(keys.ADMIN_KEY_HASH, key_hash(api_key), nx=True)
         return api_key if created else None
+
+
+def _record(operator_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    text = {name.decode(): value.decode() for name, value in fields.items()}
+    rate = text.get("rate_limit", "")
+    return {
+        "operator_id": operator_id,
+        "name": text.get("name", ""),
+        "role": text.get("role", ""),
+        "prefixes": [p for p in text.get("prefixes", "").split(",") if p],
+        "rate_limit": int(rate) if rate else None,
+        "created_at": int(text.get("created_at") or 0),
+        "revoked_at": int(text["revoked_at"]) if text.get("revoked_at") else None,
+    }
