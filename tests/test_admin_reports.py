@@ -51,16 +51,42 @@ def test_callers_are_ordered_by_complaints_with_counts_by_channel(client: TestCl
         for _ in range(times):
             complain(client, caller, channel)
     report = client.get("/v1/reports/callers", headers=ADMIN).json()
+    # The number is not registered: no complaint is one the sender was liable for.
     assert report["callers"] == [
-        {"caller": "+14155550100", "complaints": 4, "voice": 3, "sms": 1},
-        {"caller": "+16175550100", "complaints": 2, "voice": 2, "sms": 0},  # ties: by caller
-        {"caller": "ACMEBANK", "complaints": 2, "voice": 0, "sms": 2},
-        {"caller": "+13125550100", "complaints": 1, "voice": 1, "sms": 0},
-    ]
+        {"caller": "+14155550100", "complaints": 4, "voice": 3, "sms": 1, "liable": 0},
+        {"caller": "+16175550100", "complaints": 2, "voice": 2, "sms": 0, "liable": 0},
+        {"caller": "ACMEBANK", "complaints": 2, "voice": 0, "sms": 2, "liable": 0},
+        {"caller": "+13125550100", "complaints": 1, "voice": 1, "sms": 0, "liable": 0},
+    ]  # ties: by caller
     assert report["distinct_callers"] == 4
     top = client.get("/v1/reports/callers?top=2", headers=ADMIN).json()
     assert [c["caller"] for c in top["callers"]] == ["+14155550100", "+16175550100"]
     assert top["distinct_callers"] == 4
+
+
+def test_the_report_counts_the_complaints_a_sender_was_liable_for(
+    client: TestClient, redis_client: Any, tmp_path: Path
+) -> None:
+    """Liable: the number was registered, blocking the channel, and past its grace. A
+    bulk-loaded number counts as registered since before any call and past its grace;
+    one registered just now is within it."""
+    bulk_load(redis_client, tmp_path / "list.txt", "+12125551234")
+    complain(client, "+13125550100")
+    complain(client, "+13125550100")
+    carrier = client.post(
+        "/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN
+    ).json()["api_key"]
+    fresh = {"Authorization": f"Bearer {carrier}"}
+    assert client.put("/v1/registrations/+12125550199", headers=fresh).status_code == 201
+    body = {
+        "number": "+12125550199",
+        "caller": "+13125550100",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "channel": "voice",
+    }
+    assert client.post("/v1/complaints", json=body).status_code == 201
+    (row,) = client.get("/v1/reports/callers", headers=ADMIN).json()["callers"]
+    assert (row["complaints"], row["liable"]) == (3, 2)
 
 
 def test_a_report_without_complaints_is_empty(client: TestClient) -> None:

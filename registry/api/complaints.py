@@ -169,7 +169,13 @@ async def callers_report(
     distinct, callers = await _store(request).top_callers(top)
     return {
         "callers": [
-            {"caller": c.caller, "complaints": c.complaints, "voice": c.voice, "sms": c.sms}
+            {
+                "caller": c.caller,
+                "complaints": c.complaints,
+                "voice": c.voice,
+                "sms": c.sms,
+                "liable": c.liable,
+            }
             for c in callers
         ],
         "distinct_callers": distinct,

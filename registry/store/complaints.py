@@ -25,18 +25,23 @@ from registry.store import days, keys
 
 CHANNELS = ("voice", "sms")
 
-# KEYS: day counter, caller-day set. ARGV: caller, expire-at (epoch seconds).
+# KEYS: day counter, caller-day set of the channel, caller-day set of complaints the
+# sender was liable for. ARGV: caller, expire-at (epoch seconds), 1 if liable.
 COUNT_SCRIPT = """
 redis.call('INCR', KEYS[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[2])
 redis.call('ZINCRBY', KEYS[2], 1, ARGV[1])
 redis.call('EXPIREAT', KEYS[2], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('ZINCRBY', KEYS[3], 1, ARGV[1])
+  redis.call('EXPIREAT', KEYS[3], ARGV[2])
+end
 return 1
 """
 
-# KEYS: scratch voice, scratch sms, scratch all, then ARGV[1] voice day keys, then the sms
-# day keys. ARGV: how many voice day keys, top. Returns {distinct callers, caller, total,
-# voice, sms, caller, ...}, most complaints first, ties by caller ascending.
+# KEYS: scratch voice, sms, liable and all, then ARGV[1] voice day keys, as many sms day
+# keys, as many liable day keys. ARGV: how many days, top. Returns {distinct callers,
+# caller, -total, voice, sms, liable, caller, ...}, most complaints first, ties by caller.
 REPORT_SCRIPT = """
 local days = tonumber(ARGV[1])
 local function union(dest, first, last)
@@ -50,19 +55,21 @@ local function union(dest, first, last)
     i = j + 1
   end
 end
-union(KEYS[1], 4, 3 + days)
-union(KEYS[2], 4 + days, 3 + 2 * days)
+union(KEYS[1], 5, 4 + days)
+union(KEYS[2], 5 + days, 4 + 2 * days)
+union(KEYS[3], 5 + 2 * days, 4 + 3 * days)
 -- Negated totals: ascending order is then most complaints first, ties by caller ascending.
-redis.call('ZUNIONSTORE', KEYS[3], 2, KEYS[1], KEYS[2], 'WEIGHTS', -1, -1)
-local top = redis.call('ZRANGE', KEYS[3], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
-local out = {redis.call('ZCARD', KEYS[3])}
+redis.call('ZUNIONSTORE', KEYS[4], 2, KEYS[1], KEYS[2], 'WEIGHTS', -1, -1)
+local top = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+local out = {redis.call('ZCARD', KEYS[4])}
 for i = 1, #top, 2 do
   out[#out + 1] = top[i]
   out[#out + 1] = top[i + 1]
   out[#out + 1] = redis.call('ZSCORE', KEYS[1], top[i]) or '0'
   out[#out + 1] = redis.call('ZSCORE', KEYS[2], top[i]) or '0'
+  out[#out + 1] = redis.call('ZSCORE', KEYS[3], top[i]) or '0'
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return out
 """
 
@@ -85,6 +92,11 @@ class CallerCount:
     complaints: int
     voice: int
     sms: int
+    liable: int  # registered at the time, on a blocked channel, past the grace
+
+
+# The caller-day sets of complaints the sender was liable for, beside the channels' own.
+LIABLE = "liable"
 
 
 def _iso(epoch: float) -> str:
@@ -120,11 +132,13 @@ class ComplaintStore:
         received = days.day(now)
         await self.redis.eval(
             COUNT_SCRIPT,
-            2,
+            3,
             keys.complaints_on(received),
             keys.callers_on(complaint.channel, received),
+            keys.callers_on(LIABLE, received),
             complaint.caller,
             days.expires(received, self.retention_days),
+            int(complaint.registered_at_time and not complaint.within_grace),
         )
         return complaint_id
 
@@ -144,12 +158,13 @@ class ComplaintStore:
         """(distinct callers, the `top` callers most complained about) over the kept days."""
         days = self._days(time.time() if now is None else now)
         scratch = f"dnc:{{dnc}}:cmp:report:{secrets.token_hex(6)}"
-        day_keys = [keys.callers_on(c, d) for c in CHANNELS for d in days]
+        day_keys = [keys.callers_on(c, d) for c in (*CHANNELS, LIABLE) for d in days]
         reply = await self.redis.eval(
             REPORT_SCRIPT,
-            3 + len(day_keys),
+            4 + len(day_keys),
             f"{scratch}:voice",
             f"{scratch}:sms",
+            f"{scratch}:liable",
             f"{scratch}:all",
             *day_keys,
             len(days),
@@ -162,7 +177,8 @@ class ComplaintStore:
                 -int(float(rest[i + 1])),
                 int(float(rest[i + 2])),
                 int(float(rest[i + 3])),
+                int(float(rest[i + 4])),
             )
-            for i in range(0, len(rest), 4)
+            for i in range(0, len(rest), 5)
         ]
         return distinct, callers
