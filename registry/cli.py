@@ -228,13 +228,17 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
 
     from registry.api.admin import NewOperator
     from registry.store.audit import AuditLog
-    from registry.store.operators import OperatorStore
+    from registry.store.operators import CallerTaken, OperatorStore
 
     if not args.name.strip():
         raise UsageError("the operator needs a name")
     try:  # the rules of POST /v1/operators, from the model that states them
         new = NewOperator(
-            name=args.name, role=args.role, prefixes=args.prefix, rate_limit=args.rate_limit
+            name=args.name,
+            role=args.role,
+            prefixes=args.prefix,
+            rate_limit=args.rate_limit,
+            callers=args.caller,
         )
     except ValidationError as exc:
         raise UsageError(_broken_rule(exc)) from None
@@ -243,7 +247,14 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
         client = async_client(url)
         try:
             store = OperatorStore(client, settings.retention_days)
-            operator, api_key = await store.create(new.name, new.role, new.prefixes, new.rate_limit)
+            try:
+                operator, api_key = await store.create(
+                    new.name, new.role, new.prefixes, new.rate_limit, new.callers
+                )
+            except CallerTaken as exc:
+                raise UsageError(
+                    f"--caller {exc.caller}: declared by another active operator"
+                ) from None
             await AuditLog(client, settings.retention_days).record(
                 "operator.created", ACTOR, operator=operator.id, role=operator.role, name=new.name
             )
@@ -272,7 +283,12 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # The options of `dnc operators create` that set each field of the API's NewOperator.
-_OPERATOR_OPTIONS = {"name": "NAME", "prefixes": "--prefix", "rate_limit": "--rate-limit"}
+_OPERATOR_OPTIONS = {
+    "name": "NAME",
+    "prefixes": "--prefix",
+    "rate_limit": "--rate-limit",
+    "callers": "--caller",
+}
 
 
 def _broken_rule(exc: ValidationError) -> str:
@@ -526,6 +542,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["operator", "carrier", "admin"], default="operator")
     create.add_argument("--prefix", action="append", default=[], help="repeat for several")
     create.add_argument("--rate-limit", type=int, default=None, help="requests a second")
+    create.add_argument(
+        "--caller",
+        action="append",
+        default=[],
+        help="a number (E.164), short code, sender id or 【signature】 it calls or texts "
+        "from; repeat for several",
+    )
     create.set_defaults(run=_operators_create, usage_of=create)
     return top
 

@@ -52,6 +52,7 @@ def test_callers_are_ordered_by_complaints_with_counts_by_channel(client: TestCl
             complain(client, caller, channel)
     report = client.get("/v1/reports/callers", headers=ADMIN).json()
     # The number is not registered: no complaint is one the sender was liable for.
+    assert all(row.pop("operator") is None for row in report["callers"])
     assert report["callers"] == [
         {"caller": "+14155550100", "complaints": 4, "voice": 3, "sms": 1, "liable": 0},
         {"caller": "+16175550100", "complaints": 2, "voice": 2, "sms": 0, "liable": 0},
@@ -87,6 +88,47 @@ def test_the_report_counts_the_complaints_a_sender_was_liable_for(
     assert client.post("/v1/complaints", json=body).status_code == 201
     (row,) = client.get("/v1/reports/callers", headers=ADMIN).json()["callers"]
     assert (row["complaints"], row["liable"]) == (3, 2)
+
+
+def test_the_report_names_the_operator_that_declared_a_caller(client: TestClient) -> None:
+    """Senders are identified: an account declares what it calls and texts from."""
+    body = {"name": "Acme", "role": "operator", "callers": ["+1 312 555 0100", "【某银行】"]}
+    made = client.post("/v1/operators", json=body, headers=ADMIN)
+    assert made.status_code == 201, made.text
+    acme = made.json()["operator_id"]
+    complain(client, "+13125550100")
+    complain(client, "【某银行】", "sms")
+    complain(client, "+14155550100")
+    rows = client.get("/v1/reports/callers", headers=ADMIN).json()["callers"]
+    assert {r["caller"]: r["operator"] for r in rows} == {
+        "+13125550100": acme,
+        "【某银行】": acme,
+        "+14155550100": None,
+    }
+    account = client.get(f"/v1/operators/{acme}", headers=ADMIN).json()
+    assert account["callers"] == ["+13125550100", "【某银行】"]
+    # One caller, one active account: a second claim is a 409 and creates nothing.
+    again = client.post(
+        "/v1/operators", json={**body, "name": "Copycat", "callers": ["+13125550100"]},
+        headers=ADMIN,
+    )  # fmt: skip
+    assert_error(again, 409, "caller_taken")
+    assert len(client.get("/v1/operators", headers=ADMIN).json()["operators"]) == 1
+    # Revoked, its callers are free again.
+    assert client.delete(f"/v1/operators/{acme}", headers=ADMIN).status_code == 200
+    rows = client.get("/v1/reports/callers", headers=ADMIN).json()["callers"]
+    assert all(r["operator"] is None for r in rows)
+    retry = client.post(
+        "/v1/operators", json={**body, "name": "Copycat", "callers": ["+13125550100"]},
+        headers=ADMIN,
+    )  # fmt: skip
+    assert retry.status_code == 201
+
+
+@pytest.mark.parametrize("callers", [["3125550100"], ["!!!"], "+13125550100", [1], ["x"] * 101])
+def test_callers_an_account_cannot_declare_are_a_400(client: TestClient, callers: Any) -> None:
+    body = {"name": "Acme", "role": "operator", "callers": callers}
+    assert_error(client.post("/v1/operators", json=body, headers=ADMIN), 400, "invalid_request")
 
 
 def test_a_report_without_complaints_is_empty(client: TestClient) -> None:

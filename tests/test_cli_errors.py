@@ -174,6 +174,7 @@ def test_export_to_dash_is_stdout(redis_url: str, tmp_path: Path) -> None:
         (["--rate-limit", "0"], ["--rate-limit", "1"]),
         (["--rate-limit", "-5"], ["--rate-limit", "1"]),
         (["--prefix", "+1212x"], ["'+1212x'"]),
+        (["--caller", "3125550100"], ["'3125550100'", "E.164"]),
     ],
 )
 def test_operators_create_applies_the_rules_of_the_api(
@@ -219,3 +220,20 @@ def test_a_usage_error_is_the_usage_line_and_one_line(args: list[str]) -> None:
         "FILE" if args[0] == "scrub" else "...]"
     )
     assert error.startswith(f"dnc {args[0]}: error: ")
+
+
+def test_operators_create_declares_callers_once(redis_url: str) -> None:
+    """A caller another active operator declared is refused, and nothing is created."""
+    first = dnc("operators", "create", "Acme", "--caller", "+1 312 555 0100", "--caller",
+                "AcmeBank", DNC_REDIS_URL=redis_url)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    again = dnc("operators", "create", "Copycat", "--caller", "ACMEBANK", DNC_REDIS_URL=redis_url)
+    assert_bad_input(again, "--caller ACMEBANK", "another active operator")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.scard(keys.OPERATORS) == 1
+        owners = client.hgetall(keys.CALLERS)
+        assert sorted(owners) == [b"+13125550100", b"ACMEBANK"]
+        client.flushall()
+    finally:
+        client.close()

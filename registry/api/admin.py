@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from registry import complaints as complaint_rules
 from registry.api import params
 from registry.api.auth import AdminKey
 from registry.api.errors import ApiError
@@ -17,10 +18,12 @@ from registry.api.responses import JSON
 from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore
 from registry.store.consents import ConsentStore
+from registry.store.operators import CallerTaken
 
 router = APIRouter(tags=["administrators"])
 PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
 MAX_RATE_LIMIT = 1_000_000
+NO_REGION = "ZZ"  # phonenumbers' unknown region: only numbers with a country code parse
 
 
 class NewOperator(BaseModel):
@@ -32,6 +35,9 @@ class NewOperator(BaseModel):
     prefixes: list[StrictStr] = Field(default_factory=list, max_length=1000)
     # Requests a second; past a million it is no limit but a typo.
     rate_limit: StrictInt | None = Field(default=None, ge=1, le=MAX_RATE_LIMIT)
+    # What it calls and texts from, as a complaint names a caller: the caller report then
+    # names the account. Phone numbers in E.164.
+    callers: list[StrictStr] = Field(default_factory=list, max_length=100)
 
     @field_validator("prefixes")
     @classmethod
@@ -41,14 +47,34 @@ class NewOperator(BaseModel):
                 raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
         return list(dict.fromkeys(prefixes))  # each once, in the order given
 
+    @field_validator("callers")
+    @classmethod
+    def _callers(cls, callers: list[str]) -> list[str]:
+        counted = []
+        for raw in callers:
+            try:
+                # No region: a national number could be any country's, so E.164 only.
+                counted.append(complaint_rules.caller(raw, NO_REGION))
+            except complaint_rules.ComplaintError as exc:
+                raise ValueError(f"{exc}; give phone numbers in E.164, like +13125550100") from None
+        return list(dict.fromkeys(counted))
+
 
 @router.post("/v1/operators", status_code=201)
 async def create_operator(body: NewOperator, request: Request, admin: AdminKey) -> JSON:
     """Create an account; its API key is in this answer and nowhere else, ever."""
     services = request.app.state.services
-    operator, api_key = await services.operators.create(
-        body.name, body.role, body.prefixes, body.rate_limit
-    )
+    try:
+        operator, api_key = await services.operators.create(
+            body.name, body.role, body.prefixes, body.rate_limit, body.callers
+        )
+    except CallerTaken as exc:
+        raise ApiError(
+            409,
+            "caller_taken",
+            f"caller {exc.caller!r} is declared by another active operator",
+            {"caller": exc.caller},
+        ) from None
     await services.audit.record(
         "operator.created", admin.id, operator=operator.id, role=operator.role, name=body.name
     )

@@ -167,6 +167,7 @@ async def callers_report(
     """Complaints counted by caller over the kept days, most complained-about first."""
     settings = request.app.state.services.settings
     distinct, callers = await _store(request).top_callers(top)
+    owners = await request.app.state.services.operators.owners([c.caller for c in callers])
     return {
         "callers": [
             {
@@ -175,8 +176,9 @@ async def callers_report(
                 "voice": c.voice,
                 "sms": c.sms,
                 "liable": c.liable,
+                "operator": owner,
             }
-            for c in callers
+            for c, owner in zip(callers, owners, strict=True)
         ],
         "distinct_callers": distinct,
         "retention_days": settings.retention_days,

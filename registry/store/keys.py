@@ -33,6 +33,8 @@ BUCKETS = "dnc:{dnc}:buckets"  # the set of bucket ids that ever held a number
 DETAILED = "dnc:{dnc}:detailed"  # bucket ids that ever held a details hash
 ADMIN_KEY_HASH = "dnc:{dnc}:admin"  # sha256 of the generated administrator key
 OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
+# Hash caller (as a complaint names it) -> the active operator that declared it.
+CALLERS = "dnc:{dnc}:callers"
 # Set once the consents recorded before keys.consent_holders existed are entered in it.
 CONSENT_HOLDERS_INDEXED = "dnc:{dnc}:consent-holders-indexed"
 AUDIT = "dnc:{dnc}:audit"  # stream: the audit trail (registry/store/audit.py)

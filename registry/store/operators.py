@@ -34,15 +34,56 @@ class Operator:
         return self.role == "admin"
 
 
+# KEYS: the callers index. ARGV: operator, its callers. Claims every caller for the
+# operator, or none: returns the first caller another operator holds, else ''.
+CLAIM_SCRIPT = """
+for i = 2, #ARGV do
+  local owner = redis.call('HGET', KEYS[1], ARGV[i])
+  if owner and owner ~= ARGV[1] then return ARGV[i] end
+end
+for i = 2, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+return ''
+"""
+
+# KEYS: the callers index. ARGV: operator, its callers. Lets go of those it holds.
+RELEASE_SCRIPT = """
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 1
+"""
+
+
+class CallerTaken(ValueError):
+    """A caller another active operator declared."""
+
+    def __init__(self, caller: str) -> None:
+        super().__init__(caller)
+        self.caller = caller
+
+
 class OperatorStore:
     def __init__(self, redis: Any, retention_days: int) -> None:
         self.redis = redis
         self.retention_days = retention_days
 
     async def create(
-        self, name: str, role: str, prefixes: list[str], rate_limit: int | None
+        self,
+        name: str,
+        role: str,
+        prefixes: list[str],
+        rate_limit: int | None,
+        callers: list[str] | None = None,
     ) -> tuple[Operator, str]:
+        """A new account with its key. `callers` (the numbers, short codes, sender ids and
+        signatures it calls and texts from, as complaints name them) are claimed first:
+        one another active operator declared raises CallerTaken, and nothing is created."""
         operator = Operator("op_" + secrets.token_hex(6), name, role, tuple(prefixes), rate_limit)
+        callers = callers or []
+        if callers:
+            taken = await self.redis.eval(CLAIM_SCRIPT, 1, keys.CALLERS, operator.id, *callers)
+            if taken:
+                raise CallerTaken(taken.decode() if isinstance(taken, bytes) else taken)
         api_key = new_api_key()
         digest = key_hash(api_key)
         await self.redis.hset(
@@ -51,6 +92,7 @@ class OperatorStore:
                 "name": name,
                 "role": role,
                 "prefixes": ",".join(prefixes),
+                "callers": ",".join(callers),
                 "rate_limit": "" if rate_limit is None else str(rate_limit),
                 "created_at": str(int(time.time())),
                 "key_hash": digest,
@@ -106,7 +148,17 @@ class OperatorStore:
         await self.redis.hset(keys.operator(operator_id), "revoked_at", str(int(time.time())))
         await self.redis.expire(keys.operator(operator_id), self.retention_days * 86400)
         await self.redis.srem(keys.OPERATORS, operator_id)
+        callers = [c for c in fields.get(b"callers", b"").decode().split(",") if c]
+        if callers:
+            await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id, *callers)
         return True
+
+    async def owners(self, callers: list[str]) -> list[str | None]:
+        """The active operator that declared each caller, if any."""
+        if not callers:
+            return []
+        found = await self.redis.hmget(keys.CALLERS, callers)
+        return [None if owner is None else owner.decode() for owner in found]
 
     async def admin_key_matches(self, api_key: str) -> bool:
         stored = await self.redis.get(keys.ADMIN_KEY_HASH)
@@ -127,6 +179,7 @@ def _record(operator_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
         "name": text.get("name", ""),
         "role": text.get("role", ""),
         "prefixes": [p for p in text.get("prefixes", "").split(",") if p],
+        "callers": [c for c in text.get("callers", "").split(",") if c],
         "rate_limit": int(rate) if rate else None,
         "created_at": int(text.get("created_at") or 0),
         "revoked_at": int(text["revoked_at"]) if text.get("revoked_at") else None,
