@@ -493,6 +493,16 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
         ({"number": A, "evidence": {"text": "x" * 17_000}}, 413, "evidence_too_large"),
         ({"number": A, "evidence": {"id": 2**64}}, 400, "invalid_evidence"),
         ({"number": A, "evidence": {"ids": [-(2**64)]}}, 400, "invalid_evidence"),
+        # The fields the README names must say what they are for, where given.
+        ({"number": A, "evidence": {"method": "web_form", "given_at": "2099-01-01T00:00:00Z"}},
+         400, "invalid_evidence"),
+        ({"number": A, "evidence": {"method": "web_form", "given_at": "last week"}}, 400,
+         "invalid_evidence"),
+        ({"number": A, "evidence": {"method": "web_form", "given_at": 1764000000}}, 400,
+         "invalid_evidence"),
+        ({"number": A, "evidence": {"method": None}}, 400, "invalid_evidence"),
+        ({"number": A, "evidence": {"method": " "}}, 400, "invalid_evidence"),
+        ({"number": A, "evidence": {"reference": 42}}, 400, "invalid_evidence"),
     ],
 )  # fmt: skip
 def test_bad_bodies_are_4xx_and_record_nothing(
@@ -625,3 +635,19 @@ def test_administrators_read_a_withdrawn_consents_evidence_by_its_id(
     live = consent(client, operator, A)
     answer = client.get(f"/v1/operators/{owner}/consents/{live['consent_id']}", headers=ADMIN)
     assert answer.json()["live"] is True and answer.json()["ended"] is None
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {"method": "sms", "given_at": "2026-11-01T10:00:00+08:00"},
+        {"method": "ivr", "given_at": "2026-11-01t10:00:00z"},
+        {"method": "written", "given_at": "2026-11-01"},  # a date, read as UTC
+        {"form": "signup-7", "ip": "198.51.100.7"},  # fields of the operator's own
+    ],
+)
+def test_evidence_in_the_shapes_operators_keep_is_accepted(
+    client: TestClient, world: None, operator: Headers, evidence: dict[str, Any]
+) -> None:
+    answer = client.post("/v1/consents", json={"number": A, "evidence": evidence}, headers=operator)
+    assert answer.status_code == 201, answer.text

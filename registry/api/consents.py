@@ -64,6 +64,10 @@ def _body(raw: bytes) -> ConsentBody:
         ) from None
 
 
+# How far ahead of the server's clock a `given_at` may be: clocks drift.
+CLOCK_SKEW_SECONDS = 300
+
+
 def _evidence(evidence: dict[str, Any]) -> str:
     if not evidence:
         raise ApiError(
@@ -72,6 +76,7 @@ def _evidence(evidence: dict[str, Any]) -> str:
             "evidence is empty; say how and when the subscriber consented, "
             'e.g. {"method": "web_form", "given_at": "2026-01-31T12:00:00Z"}',
         )
+    _expected_fields(evidence)
     # Kept as proof, so stored exactly as sent or refused: orjson would write NaN and
     # Infinity (which Python's JSON reader lets through) as null, and refuses integers
     # past 64 bits.
@@ -94,6 +99,38 @@ def _evidence(evidence: dict[str, Any]) -> str:
             {"limit_bytes": MAX_EVIDENCE_BYTES},
         )
     return text
+
+
+def _expected_fields(evidence: dict[str, Any]) -> None:
+    """The fields the README names, where given, must say what they are for: a `method`
+    that is text, a `given_at` that is a time not in the future (a consent given
+    tomorrow proves nothing today), `text` and `reference` as text."""
+    for name in ("method", "text", "reference"):
+        if name in evidence and not (isinstance(evidence[name], str) and evidence[name].strip()):
+            raise ApiError(400, "invalid_evidence", f"evidence.{name} must be non-empty text")
+    if "given_at" not in evidence:
+        return
+    raw = evidence["given_at"]
+    when = None
+    if isinstance(raw, str) and len(raw) <= 64:
+        try:
+            when = datetime.fromisoformat(raw.strip().upper())
+        except ValueError:
+            when = None
+    if when is None:
+        raise ApiError(
+            400,
+            "invalid_evidence",
+            "evidence.given_at must be an ISO-8601 time, e.g. 2026-01-31T12:00:00Z",
+        )
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        given = when.timestamp()
+    except (OverflowError, ValueError):
+        given = float("inf")
+    if given > datetime.now(UTC).timestamp() + CLOCK_SKEW_SECONDS:
+        raise ApiError(400, "invalid_evidence", f"evidence.given_at {raw[:64]!r} is in the future")
 
 
 def _expires_at(raw: str | None, now: float) -> int | None:
