@@ -85,14 +85,8 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
     usable_notifier(settings.notifier)  # before anything starts or says it serves
-    if settings.notifier == "log" and not _loopback(settings.host):
-        print(
-            f"dnc: warning: DNC_NOTIFIER=log on DNC_HOST={settings.host}: every code and its "
-            "number goes to the log and no subscriber gets one; set DNC_NOTIFIER to "
-            "webhook:https://... or file:/path/outbox.jsonl",
-            file=sys.stderr,
-            flush=True,
-        )
+    for warning in warnings(settings):
+        print(f"dnc: warning: {warning}", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if settings.redis_url is None and embedded.running_url(settings.data_dir):
         raise Failure(f"another dnc serve already uses {settings.data_dir}")
@@ -120,6 +114,30 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+# Five months, the least the rules keep consent evidence and ended records: the longest
+# five calendar months run to 153 days.
+FIVE_MONTHS_DAYS = 153
+
+
+def warnings(settings: Settings) -> list[str]:
+    """What `dnc serve` starts with but should not: settings allowed for development and
+    tests that break a rule in production."""
+    found = []
+    if settings.notifier == "log" and not _loopback(settings.host):
+        found.append(
+            f"DNC_NOTIFIER=log on DNC_HOST={settings.host}: every code and its number goes "
+            "to the log and no subscriber gets one; set DNC_NOTIFIER to webhook:https://... "
+            "or file:/path/outbox.jsonl"
+        )
+    if settings.retention_days < FIVE_MONTHS_DAYS:
+        found.append(
+            f"DNC_RETENTION_DAYS={settings.retention_days} is under five months "
+            f"({FIVE_MONTHS_DAYS} days): consent evidence and ended registrations, which the "
+            "rules keep at least that long, are dropped sooner"
+        )
+    return found
 
 
 def _loopback(host: str) -> bool:
