@@ -53,6 +53,7 @@ class Settings:
     # number may be sent and one client address may ask for (each costs an SMS).
     code_ttl_seconds: int = 600
     codes_per_number_per_hour: int = 5
+    codes_per_number_per_day: int = 10
     codes_per_client_per_hour: int = 20
     complaints_per_hour: int = 20
     # Peers whose X-Forwarded-For names the client (reverse proxies): addresses or
@@ -150,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         status_checks_per_minute=_int(env, "DNC_STATUS_RATE_LIMIT", 30, minimum=1),
         code_ttl_seconds=_int(env, "DNC_CODE_TTL", 600, minimum=1),
         codes_per_number_per_hour=_int(env, "DNC_CODE_NUMBER_LIMIT", 5, minimum=1),
+        codes_per_number_per_day=_int(env, "DNC_CODE_NUMBER_DAILY_LIMIT", 10, minimum=1),
         codes_per_client_per_hour=_int(env, "DNC_CODE_CLIENT_LIMIT", 20, minimum=1),
         complaints_per_hour=_int(env, "DNC_COMPLAINT_RATE_LIMIT", 20, minimum=1),
         trusted_proxies=_proxies(env.get("DNC_TRUSTED_PROXIES") or "127.0.0.1"),

@@ -541,6 +541,24 @@ def test_codes_are_limited_per_number_and_per_address(
     assert len(outbox.messages()) == 2  # refused requests send nothing
 
 
+def test_a_number_gets_at_most_a_days_codes_whatever_the_hours_allow(
+    apps: Callable[..., TestClient], outbox: Outbox, redis_client: Any
+) -> None:
+    """Guessing a number's codes to deregister it, five tries a request, or flooding its
+    owner with texts, goes no faster than the day's cap."""
+    api = apps(codes_per_number_per_hour=2, codes_per_number_per_day=3)
+    ask(api)
+    ask(api)
+    redis_client.delete(f"dnc:limit:{{code:+{NUMBER[1:]}}}")  # the hour is over
+    ask(api)
+    held = api.post("/v1/registrations", json={"number": NUMBER})
+    error = assert_error(held, 429, "rate_limited")
+    assert error["details"]["per"] == "number" and error["details"]["window_seconds"] == 86400
+    assert "a day" in error["message"] and "text STOP" in error["message"]
+    assert 3600 < int(held.headers["retry-after"]) <= 86400
+    assert len(outbox.messages()) == 3
+
+
 def test_the_code_limits_are_shared_by_workers(
     apps: Callable[..., TestClient], outbox: Outbox
 ) -> None:
@@ -555,6 +573,8 @@ def test_the_code_settings_are_read_from_the_environment() -> None:
     defaults = load_settings({})
     assert (defaults.code_ttl_seconds, defaults.codes_per_number_per_hour) == (600, 5)
     assert defaults.codes_per_client_per_hour == 20
+    assert defaults.codes_per_number_per_day == 10
+    assert load_settings({"DNC_CODE_NUMBER_DAILY_LIMIT": "4"}).codes_per_number_per_day == 4
     env = {"DNC_CODE_TTL": "120", "DNC_CODE_NUMBER_LIMIT": "3", "DNC_CODE_CLIENT_LIMIT": "50"}
     changed = load_settings(env)
     assert changed.code_ttl_seconds == 120

@@ -36,12 +36,14 @@ from registry.store.requests import (
     PendingRequest,
     RequestStore,
     client_limit_key,
+    number_day_limit_key,
     number_limit_key,
 )
 
 log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["subscribers"])
 CODE_WINDOW_MS = 3_600_000
+DAY_MS = 86_400_000
 SOURCE = "subscriber:code"
 ACTOR = "subscriber"
 
@@ -78,20 +80,25 @@ async def _check_code_limits(request: Request, number: int) -> None:
     """Count one code against the client address, then the number; 429 past either."""
     services = request.app.state.services
     settings = services.settings
+    address = client_address(request)
     windows = [
-        (client_limit_key(client_address(request)), settings.codes_per_client_per_hour, "address"),
-        (number_limit_key(number), settings.codes_per_number_per_hour, "number"),
+        (client_limit_key(address), settings.codes_per_client_per_hour, "address", CODE_WINDOW_MS),
+        (number_limit_key(number), settings.codes_per_number_per_hour, "number", CODE_WINDOW_MS),
+        # A day's cap too: guessing a number's codes (five tries each) to deregister it, or
+        # flooding its owner with texts, goes no faster than this.
+        (number_day_limit_key(number), settings.codes_per_number_per_day, "number", DAY_MS),
     ]
-    for key, limit, scope in windows:
-        hit = await limits.hit(services.redis, key, limit, CODE_WINDOW_MS)
+    for key, limit, scope, window_ms in windows:
+        hit = await limits.hit(services.redis, key, limit, window_ms)
         if not hit.allowed:
-            message = f"at most {limit} codes an hour for one {scope}; retry in {hit.retry_after} s"
+            span = "an hour" if window_ms == CODE_WINDOW_MS else "a day"
+            message = f"at most {limit} codes {span} for one {scope}; retry in {hit.retry_after} s"
             if scope == "number":  # someone else may have asked for them: there is another way
                 message += (
                     ", or text STOP from that phone to your carrier's opt-out number, "
                     "which registers it with no code"
                 )
-            raise rate_limited(hit, message, CODE_WINDOW_MS // 1000, per=scope)
+            raise rate_limited(hit, message, window_ms // 1000, per=scope)
 
 
 def _code_text(code: str, action: str, number: int, ttl: int) -> str:

@@ -85,6 +85,11 @@ def number_limit_key(number: int) -> str:
     return f"dnc:limit:{{code:+{number}}}"
 
 
+def number_day_limit_key(number: int) -> str:
+    """number_limit_key's counter over a day."""
+    return f"dnc:limit:{{code-day:+{number}}}"
+
+
 def new_code() -> str:
     """Six random digits, leading zeros kept."""
     return f"{secrets.randbelow(1_000_000):06d}"
