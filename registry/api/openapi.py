@@ -53,6 +53,9 @@ NOT_FOUND = {
     ("get", "/v1/scrubs/{receipt_id}"),
     ("get", "/v1/consents/{number}"),
     ("delete", "/v1/consents/{number}"),
+    ("get", "/v1/operators/{operator_id}"),
+    ("get", "/v1/operators/{operator_id}/consents/{consent_id}"),
+    ("get", "/v1/complaints/{complaint_id}"),
 }
 
 
@@ -92,6 +95,15 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
         _obj("operator_id", "api_key", operator_id=_S, api_key=_S, role=_S),
     ),
     ("delete", "/v1/operators/{operator_id}"): ("200", "application/json", {"type": "object"}),
+    ("get", "/v1/operators"): (
+        "200", "application/json",
+        _obj("operators", operators={"type": "array", "items": {"type": "object"}}),
+    ),
+    ("get", "/v1/operators/{operator_id}"): ("200", "application/json", {"type": "object"}),
+    ("get", "/v1/operators/{operator_id}/consents/{consent_id}"): (
+        "200", "application/json", {"type": "object"},
+    ),
+    ("get", "/v1/complaints/{complaint_id}"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/stats"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/audit"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/reports/callers"): ("200", "application/json", {"type": "object"}),
@@ -167,6 +179,8 @@ def _errors(method: str, path: str, tags: list[str]) -> list[str]:
         found.append("429")
     if path == "/v1/changes":
         found.append("410")  # a cursor older than the retention
+    if (method, path) == ("post", "/v1/operators"):
+        found.append("409")  # a caller another active account declared
     return sorted(set(found))
 
 
