@@ -134,7 +134,7 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     # Half an hour ago, as the clock reads in India: five and a half hours ahead of UTC.
     then = datetime.now(UTC) - timedelta(minutes=30)
     local = (then + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M")
-    fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": local}
+    fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": local, "channel": "voice"}
     report = web.post("/forms/complaints", data={**fields, "utc_offset": "+05:30"})
     assert report.status_code == 201
     assert "Thank you: your report was recorded." in shown(report)
@@ -143,14 +143,26 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     future = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
     assert future.status_code == 400
 
-    missing = web.post("/forms/complaints", data={**fields, "caller": ""})
+    missing = web.post("/forms/complaints", data={**fields, "caller": "", "utc_offset": "+05:30"})
     assert missing.status_code == 400 and "Caller" in shown(missing)
     # Seconds and their fraction (a browser's step="any" field) take the zone just the same.
     precise = {**fields, "occurred_at": local + ":07.250", "utc_offset": "+05:30"}
     assert web.post("/forms/complaints", data=precise).status_code == 201
-    unknown = web.post("/forms/complaints", data={**fields, "category": "99999"})
+    unknown = web.post(
+        "/forms/complaints", data={**fields, "category": "99999", "utc_offset": "+05:30"}
+    )
     assert unknown.status_code == 400
     assert shown(unknown).startswith("Category 99999 is not a code from")
+    # Posted without the page's radio or zone (by hand): asked, not guessed.
+    zone = {**fields, "utc_offset": "+05:30"}
+    no_channel = web.post(
+        "/forms/complaints", data={k: v for k, v in zone.items() if k != "channel"}
+    )
+    assert no_channel.status_code == 400 and "a call or a text" in shown(no_channel)
+    no_zone = web.post("/forms/complaints", data=fields)
+    assert no_zone.status_code == 400 and "time zone" in shown(no_zone)
+    explicit = {**fields, "occurred_at": local + ":00+05:30"}  # a zone in the time itself
+    assert web.post("/forms/complaints", data=explicit).status_code == 201
 
 
 def test_a_form_that_cannot_be_read_gets_a_page_not_a_500(web: TestClient, outbox: Path) -> None:

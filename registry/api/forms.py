@@ -353,13 +353,22 @@ async def complain(request: Request) -> Response:
     occurred = _one(fields, "occurred_at")
     if len(occurred) == 16:  # a datetime-local field: minutes, no zone; the form gives it
         occurred += ":00"
+    # The page always sends both (a checked radio, a select): a form posted without them
+    # is asked, not guessed for (a call taken for a text, a time hours off).
+    missing = None
+    if not _one(fields, "channel"):
+        missing = "Say whether it was a call or a text message."
+    elif _LOCAL_TIME.fullmatch(occurred) and not _one(fields, "utc_offset"):
+        missing = "Say which time zone the time is in."
+    if missing:
+        return _page("That did not work", [_p(missing, "error")], 400, "/#complain")
     if _LOCAL_TIME.fullmatch(occurred):  # no zone: the form's own field names it
-        occurred += _one(fields, "utc_offset") or "+00:00"
+        occurred += _one(fields, "utc_offset")
     body: dict[str, Any] = {
         "number": _one(fields, "number"),
         "caller": _one(fields, "caller"),
         "occurred_at": occurred,
-        "channel": _one(fields, "channel") or "voice",
+        "channel": _one(fields, "channel"),
     }
     if category := _one(fields, "category"):
         body["category"] = _codes([category])[0]
