@@ -67,11 +67,13 @@ def export_changes(
     def keep(numbers: np.ndarray) -> np.ndarray:
         return nums.in_prefixes(numbers, prefixes)
 
+    kept = keys.bucket_filter(prefixes) if prefixes else None
     cursor = since
     while True:
-        found, cursor = changes.read_sync(client, cursor, CHANGES_PER_READ, keep)
-        out.write("".join(f"+{n},{op},{changes.iso_time(at)}\n" for n, op, at in found))
-        if len(found) < CHANGES_PER_READ:
+        page = changes.read_sync(client, cursor, CHANGES_PER_READ, keep, kept)
+        out.write("".join(f"+{n},{op},{changes.iso_time(at)}\n" for n, op, at in page.found))
+        cursor = page.cursor
+        if not page.more:
             return cursor
 
 

@@ -82,6 +82,6 @@ def test_reading_after_the_largest_id_finds_nothing_and_keeps_the_cursor(
     # What `dnc export --since` reads with: Redis refuses to range from past the largest id.
     redis_client.xadd(keys.CHANGES, {"a": 12125551234})
     for cursor in (changes.MAX_ID, changes.MAX_ID + ".7", "18446744073709551615"):
-        assert changes.read_sync(redis_client, cursor, 100, every) == ([], cursor)
-    found, _ = changes.read_sync(redis_client, "0", 100, every)
+        assert changes.read_sync(redis_client, cursor, 100, every) == ([], cursor, False)
+    found, _, _ = changes.read_sync(redis_client, "0", 100, every)
     assert [(n, op) for n, op, _ in found] == [(12125551234, changes.ADD)]

@@ -53,7 +53,7 @@ def registered(client: redis.Redis, buckets: list[int]) -> set[int]:
 
 def replay(client: redis.Redis, cursor: str, limit: int, state: set[int]) -> str:
     """Apply one page of the change list to `state`; returns the next cursor."""
-    found, cursor = changes.read_sync(client, cursor, limit, every)
+    found, cursor, _ = changes.read_sync(client, cursor, limit, every)
     for number, op, _ in found:
         if op == changes.ADD:
             state.add(number)
@@ -75,7 +75,7 @@ def test_a_load_into_empty_buckets_keeps_no_second_copy(redis_client: redis.Redi
     # The stream holds bucket ids, not 16,000 numbers (their gaps alone would take ~16 KB;
     # a stream takes a 4 KB node for its first entries, whatever their size).
     assert redis_client.memory_usage(keys.CHANGES) < len(numbers) // 2
-    found, _ = changes.read_sync(redis_client, "0", 100_000, every)
+    found, _, _ = changes.read_sync(redis_client, "0", 100_000, every)
     assert sorted(n for n, _, _ in found) == numbers.tolist()
     assert {op for _, op, _ in found} == {changes.ADD}
 
@@ -84,12 +84,12 @@ def test_a_small_load_into_a_full_bucket_keeps_its_batch(redis_client: redis.Red
     numbers = bucket_numbers(12125550000, 10_000, 3)
     writer = BulkWriter(redis_client, retention_days=153)
     writer.add(numbers[100:])
-    _, cursor = changes.read_sync(redis_client, "0", 100_000, every)
+    _, cursor, _ = changes.read_sync(redis_client, "0", 100_000, every)
     writer.add(numbers[:100])
 
     batch = entries(redis_client)[-1]
     assert b"A" in batch and b"z" in batch
-    found, _ = changes.read_sync(redis_client, cursor, 100_000, every)
+    found, _, _ = changes.read_sync(redis_client, cursor, 100_000, every)
     # Only what this load added, not the whole bucket again.
     assert [n for n, _, _ in found] == numbers[:100].tolist()
 
@@ -102,13 +102,13 @@ def test_a_load_logs_only_what_its_buckets_lack(redis_client: redis.Redis) -> No
     held, lacking = numbers[::6], np.setdiff1d(numbers, numbers[::6])
     writer = BulkWriter(redis_client, retention_days=153)
     assert writer.add(lacking) == 2500
-    _, cursor = changes.read_sync(redis_client, "0", 100_000, every)
+    _, cursor, _ = changes.read_sync(redis_client, "0", 100_000, every)
     assert writer.add(np.concatenate([numbers, others])) == 500 + 500
     # The 500 a full bucket lacked as a batch; the empty bucket's as a snapshot of it.
-    found, cursor = changes.read_sync(redis_client, cursor, 100_000, every)
+    found, cursor, _ = changes.read_sync(redis_client, cursor, 100_000, every)
     assert sorted(n for n, _, _ in found) == sorted([*held.tolist(), *others.tolist()])
     assert writer.add(numbers) == 0
-    assert changes.read_sync(redis_client, cursor, 100_000, every)[0] == []
+    assert changes.read_sync(redis_client, cursor, 100_000, every).found == []
 
 
 def test_a_snapshot_lists_the_bucket_as_it_is_when_read(redis_client: redis.Redis) -> None:
@@ -166,7 +166,7 @@ def test_a_load_stopped_before_the_swap_keeps_its_batch(redis_client: redis.Redi
         Interrupted(redis_client, retention_days=153).add(numbers)
     logged = entries(redis_client)
     assert len(logged) == 1 and b"A" in logged[0]
-    found, _ = changes.read_sync(redis_client, "0", 100_000, every)
+    found, _, _ = changes.read_sync(redis_client, "0", 100_000, every)
     assert [n for n, _, _ in found] == numbers.tolist()
 
 
@@ -261,3 +261,79 @@ def test_the_api_change_list_pages_through_a_load(
             break
         cursor = page["next"]
     assert found == [f"+{n}" for n in numbers.tolist()]
+
+
+# -- bounded reads: a narrow prefix does not walk the whole stream on one request ------------
+
+
+def many_buckets(first: int, buckets: int, per: int, seed: int) -> np.ndarray:
+    return np.concatenate(
+        [bucket_numbers(first + (b << 16), per, seed + b) for b in range(buckets)]
+    )
+
+
+def test_a_read_stops_at_its_budget_and_resumes_where_it_stopped(
+    redis_client: redis.Redis,
+) -> None:
+    writer = BulkWriter(redis_client, retention_days=153)
+    writer.add(many_buckets(12125550000, 6, 300, 20))
+    writer.remove(many_buckets(12125550000, 6, 300, 20)[::3])
+    whole = changes.read_sync(redis_client, "0", 100_000, every)
+    assert not whole.more
+    pages, cursor, found = 0, "0", []
+    while True:
+        page = changes.read_sync(redis_client, cursor, 100_000, every, budget=500)
+        pages += 1
+        found += page.found
+        cursor = page.cursor
+        if not page.more:
+            break
+    assert pages > 3 and found == whole.found and cursor == whole.cursor
+
+
+def test_buckets_outside_the_prefixes_are_passed_over_unread(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day's bulk load elsewhere costs a narrow reader neither its snapshots' members
+    nor the numbers of its batches."""
+    writer = BulkWriter(redis_client, retention_days=153)
+    elsewhere = many_buckets(14155550000, 8, 500, 30)
+    mine = bucket_numbers(12125550000, 50, 40)
+    writer.add(elsewhere)
+    writer.add(mine)
+    writer.remove(elsewhere[::2])
+    expanded: list[int] = []
+    members = changes.dump.bucket_members_sync
+
+    def counted(client: Any, buckets: list[int]) -> Any:
+        expanded.extend(buckets)
+        return members(client, buckets)
+
+    monkeypatch.setattr(changes.dump, "bucket_members_sync", counted)
+    kept = keys.bucket_filter(["+1212"])
+
+    def under(numbers: np.ndarray) -> np.ndarray:
+        return (numbers // 10**7) == 1212
+
+    page = changes.read_sync(redis_client, "0", 100_000, under, kept)
+    assert sorted(n for n, _, _ in page.found) == mine.tolist()
+    assert expanded == [keys.bucket_of(int(mine[0]))]
+    assert not page.more
+    # The same list as a read that opens every entry.
+    assert page.found == changes.read_sync(redis_client, "0", 100_000, under).found
+
+
+def test_a_poll_says_whether_more_changes_follow(
+    client: TestClient, redis_client: redis.Redis
+) -> None:
+    from conftest import ADMIN
+
+    made = client.post("/v1/operators", json={"name": "n", "role": "operator"}, headers=ADMIN)
+    key = {"Authorization": f"Bearer {made.json()['api_key']}"}
+    BulkWriter(redis_client, retention_days=153).add(many_buckets(12125550000, 3, 20, 50))
+    first = client.get("/v1/changes", params={"limit": 10}, headers=key)
+    assert first.headers["x-more-changes"] == "true" and len(first.json()["changes"]) == 10
+    rest = client.get(
+        "/v1/changes", params={"since": first.json()["next"], "limit": 1000}, headers=key
+    )
+    assert rest.headers["x-more-changes"] == "false" and len(rest.json()["changes"]) == 50

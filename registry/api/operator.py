@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from registry import numbers as nums
@@ -13,7 +13,7 @@ from registry import rules
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
-from registry.store import changes
+from registry.store import changes, keys
 from registry.store.consents import ConsentStore
 from registry.store.operators import Operator
 
@@ -83,6 +83,7 @@ def _prefixes(operator: Operator, prefix: str | None) -> tuple[str, ...]:
 @router.get("/v1/changes")
 async def change_list(
     request: Request,
+    response: Response,
     operator: OperatorKey,
     since: str | None = None,
     limit: int = Query(default=10_000, ge=1, le=100_000),
@@ -100,12 +101,17 @@ async def change_list(
     def keep(numbers: np.ndarray) -> np.ndarray:
         return nums.in_prefixes(numbers, prefixes)
 
-    found, next_cursor = await changes.read(services.redis, since, limit, keep)
+    page = await changes.read(
+        services.redis, since, limit, keep, keys.bucket_filter(prefixes) if prefixes else None
+    )
+    # The contract's shape; whether more follows is a header (a page may be short, even
+    # empty, when its read reached its budget: `next` is past all it examined).
+    response.headers["X-More-Changes"] = "true" if page.more else "false"
     return {
         "changes": [
-            {"number": f"+{n}", "op": op, "at": changes.iso_time(at)} for n, op, at in found
+            {"number": f"+{n}", "op": op, "at": changes.iso_time(at)} for n, op, at in page.found
         ],
-        "next": next_cursor,
+        "next": page.cursor,
     }
 
 

@@ -31,7 +31,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -172,8 +172,9 @@ class Snapshots:
             return False
         return True
 
-    def buckets(self, entries: list[Any]) -> list[int]:
-        """The buckets whose members a page of entries needs, without marking anything."""
+    def buckets(self, entries: list[Any], kept: Callable[[int], bool] | None = None) -> list[int]:
+        """The buckets whose members a page of entries needs, without marking anything;
+        only those `kept` admits, if given."""
         batches = {_text(raw_id) for raw_id, fields in entries if b"A" in fields}
         return [
             int(fields[b"S"])
@@ -182,7 +183,17 @@ class Snapshots:
             and (batch := fields[b"of"].decode()) not in self.seen
             and batch not in batches
             and stream_order(_text(raw_id)) > self.through
+            and (kept is None or kept(int(fields[b"S"])))
         ]
+
+
+def bucket_of(fields: dict[bytes, bytes]) -> int | None:
+    """The bucket a batch or snapshot entry is about, from its fields alone; None for an
+    entry of one number."""
+    for name in (b"S", b"A", b"R"):
+        if name in fields:
+            return int(fields[name])
+    return None
 
 
 def stream_order(entry_id: str) -> tuple[int, int]:
@@ -257,6 +268,18 @@ def check_cursor(cursor: str | None, retention_days: int, now: float | None = No
 
 
 PAGE = 256  # stream entries per XRANGE round trip
+# Numbers one read examines at most, matched or not: a reader with a narrow prefix must
+# not walk the whole stream on one request (a day's bulk load is millions of numbers
+# elsewhere). A read cut short by it has `more`, and its cursor is past what it examined.
+SCAN_BUDGET = 1 << 20
+# An entry passed over unread still crosses the wire: it costs the budget this much.
+SKIPPED_ENTRY_COST = 64
+
+
+class Page(NamedTuple):
+    found: list[tuple[int, str, int]]  # (number, op, at_ms)
+    cursor: str  # where the next read resumes
+    more: bool  # the read stopped at its limit or its budget, not at the stream's end
 
 
 @dataclass
@@ -274,25 +297,45 @@ class Reading:
     start: str
     found: list[tuple[int, str, int]] = field(default_factory=list)
     done: bool = False
+    more: bool = False
     snapshots: Snapshots = field(default_factory=Snapshots)
+    kept_buckets: Callable[[int], bool] | None = None
+    budget: int = SCAN_BUDGET
 
     @classmethod
     def after(
-        cls, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
+        cls,
+        cursor: str | None,
+        limit: int,
+        keep: Callable[[np.ndarray], np.ndarray],
+        kept_buckets: Callable[[int], bool] | None = None,
+        budget: int = SCAN_BUDGET,
     ) -> Reading:
         entry_id, offset = parse_cursor(cursor)
         start = entry_id if offset else f"({entry_id}"
         # Nothing comes after the largest id, and Redis refuses to range from past it.
         done = limit <= 0 or start == f"({MAX_ID}"
-        return cls(entry_id, offset, limit, keep, cursor or "0-0", start, done=done)
+        return cls(
+            entry_id, offset, limit, keep, cursor or "0-0", start, done=done,
+            kept_buckets=kept_buckets, budget=budget,
+        )  # fmt: skip
 
     def take(self, entries: list[Any], members: dict[int, np.ndarray]) -> None:
         """Consume one XRANGE page, with the members of the buckets that `snapshots.buckets`
-        named for it; `done` once the limit is reached or the stream ends."""
+        named for it; `done` once the limit or the budget is reached or the stream ends."""
         if not entries:
             self.done = True
             return
         for raw_id, fields in entries:
+            bucket = bucket_of(fields)
+            # An entry of a bucket none of whose numbers can be kept is passed over unread.
+            if bucket is not None and self.kept_buckets and not self.kept_buckets(bucket):
+                self.cursor = _text(raw_id)
+                self.budget -= SKIPPED_ENTRY_COST
+                if self.budget <= 0:
+                    self.done = self.more = True
+                    return
+                continue
             change = decode(raw_id, fields)
             self.snapshots.saw(change)
             resume = self.offset if change.id == self.entry_id else 0
@@ -309,40 +352,52 @@ class Reading:
             if len(picked) > room:
                 at = int(picked[room])
                 position = int(tail[at]) & _LOW if change.snapshot is not None else begin + at
-                self.cursor, self.done = f"{change.id}.{position}", True
+                self.cursor, self.done, self.more = f"{change.id}.{position}", True, True
                 return
             self.cursor = change.id
-            if len(self.found) >= self.limit:
-                self.done = True
+            self.budget -= max(1, len(tail))
+            if len(self.found) >= self.limit or self.budget <= 0:
+                self.done = self.more = True
                 return
         last = entries[-1][0]
         self.start = f"({last.decode() if isinstance(last, bytes) else last}"
 
 
 async def read(
-    redis: Any, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
-) -> tuple[list[tuple[int, str, int]], str]:
-    """Up to `limit` changes after `cursor` that `keep` admits: (number, op, at_ms), next cursor."""
-    reading = Reading.after(cursor, limit, keep)
+    redis: Any,
+    cursor: str | None,
+    limit: int,
+    keep: Callable[[np.ndarray], np.ndarray],
+    kept_buckets: Callable[[int], bool] | None = None,
+    budget: int = SCAN_BUDGET,
+) -> Page:
+    """Up to `limit` changes after `cursor` that `keep` admits, examining at most `budget`
+    numbers; entries of buckets `kept_buckets` rules out are passed over unread."""
+    reading = Reading.after(cursor, limit, keep, kept_buckets, budget)
     while not reading.done:
         entries = await redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE)
-        buckets = reading.snapshots.buckets(entries)
+        buckets = reading.snapshots.buckets(entries, kept_buckets)
         found = await dump.bucket_members(redis, buckets) if buckets else []
         reading.take(entries, dict(zip(buckets, found, strict=True)))
-    return reading.found, reading.cursor
+    return Page(reading.found, reading.cursor, reading.more)
 
 
 def read_sync(
-    redis: Any, cursor: str | None, limit: int, keep: Callable[[np.ndarray], np.ndarray]
-) -> tuple[list[tuple[int, str, int]], str]:
+    redis: Any,
+    cursor: str | None,
+    limit: int,
+    keep: Callable[[np.ndarray], np.ndarray],
+    kept_buckets: Callable[[int], bool] | None = None,
+    budget: int = SCAN_BUDGET,
+) -> Page:
     """`read` on a synchronous client, for the command line."""
-    reading = Reading.after(cursor, limit, keep)
+    reading = Reading.after(cursor, limit, keep, kept_buckets, budget)
     while not reading.done:
         entries = redis.xrange(keys.CHANGES, min=reading.start, max="+", count=PAGE)
-        buckets = reading.snapshots.buckets(entries)
+        buckets = reading.snapshots.buckets(entries, kept_buckets)
         found = dump.bucket_members_sync(redis, buckets) if buckets else []
         reading.take(entries, dict(zip(buckets, found, strict=True)))
-    return reading.found, reading.cursor
+    return Page(reading.found, reading.cursor, reading.more)
 
 
 def iso_time(at_ms: int) -> str:

@@ -10,7 +10,8 @@ Registry-wide keys share the tag `{dnc}`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -150,6 +151,17 @@ def consent_holders(number: int) -> str:
 def consent(operator_id: str, consent_id: str) -> str:
     """One consent's record and evidence; kept DNC_RETENTION_DAYS after it ends."""
     return f"dnc:c:{{{operator_id}}}:{consent_id}"
+
+
+def bucket_filter(prefixes: Sequence[str]) -> Callable[[int], bool]:
+    """Whether a bucket can hold numbers under any of `prefixes`, remembered per bucket."""
+    chosen = tuple(prefixes)
+
+    @functools.lru_cache(maxsize=65536)
+    def kept(bucket: int) -> bool:
+        return len(buckets_under(np.array([bucket], dtype=np.int64), chosen)) > 0
+
+    return kept
 
 
 def buckets_under(buckets: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
