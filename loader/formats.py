@@ -139,20 +139,27 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
 def detect(first_line: str) -> str:
     """`ftc` for `ddd,ddddddd`; `csv` when the first line is a header row; else `e164`.
 
-    A header row has a non-numeric field (`phone`, `Number`: no digit at all; a
-    number in any national format has digits, even `1-800-FLOWERS`) and no
-    numeric one: `+12125551234,Ann` is a row of data, so it is not taken for a
-    header and silently skipped.
+    A header row has a non-numeric field (`phone`, `Number`, `phone_e164`: a letter)
+    and no numeric one: `+12125551234,Ann` and `Ann,020 7946 0018` are rows of data,
+    so they are not taken for a header and silently skipped. A field is numeric when
+    it could be a number written any way: it starts with a digit, `+` or `(`
+    (`1-800-FLOWERS` too), or holds seven digits or more (`tel:+1-212-555-1234`).
     """
     if _FTC_LINE.fullmatch(first_line):
         return "ftc"
     try:
-        fields = [f for f in next(csv.reader([first_line]), []) if f.strip()]
+        fields = [f.strip() for f in next(csv.reader([first_line]), []) if f.strip()]
     except csv.Error:  # not a row of a table, whatever else it is
         return "e164"
-    if fields and not any(c.isdigit() for f in fields for c in f):
+    numeric = any(f[0] in _NUMBER_STARTS or sum(c.isdigit() for c in f) >= 7 for f in fields)
+    if fields and not numeric and any(c.isalpha() for f in fields for c in f):
         return "csv"
     return "e164"
+
+
+# How a number written any way can start: a digit, the international `+`, an area code in
+# parentheses. (Full-width digits count among a field's seven digits: str.isdigit.)
+_NUMBER_STARTS = frozenset("0123456789+(")
 
 
 def is_binary(sample: bytes) -> bool:
@@ -200,14 +207,26 @@ def _column_index(path: Path, header: list[str], column: str | None) -> int:
 
 
 def column_index(header: list[str], column: str) -> int | None:
-    """Where `column` is in a header row, the first of its cells that has that name; names
-    and cells are read trimmed (` Phone ` is `Phone`), by `dnc load` and `dnc scrub` alike."""
+    """Where `column` is in a header row; names and cells are read trimmed (` Phone ` is
+    `Phone`), by `dnc load` and `dnc scrub` alike. None when no cell has that name, when
+    several do (which one holds the numbers would be a guess, and a wrong guess loads or
+    washes the wrong column), or when the name is empty (an unset variable in a script)."""
     names = [name.strip() for name in header]
-    return names.index(column.strip()) if column.strip() in names else None
+    wanted = column.strip()
+    if not wanted or names.count(wanted) != 1:
+        return None
+    return names.index(wanted)
 
 
 def no_column(header: list[str], column: str) -> str:
+    """Why column_index found no column, in one line."""
     names = ", ".join(repr(name.strip()) for name in header)
+    wanted = column.strip()
+    if not wanted:
+        return f"the column name is empty; name one of {names}"
+    count = [name.strip() for name in header].count(wanted)
+    if count > 1:
+        return f"{count} columns are named {wanted!r}; rename all but one"
     return f"no column {column!r} in the header; it has {names}"
 
 
@@ -243,8 +262,13 @@ def _ftc_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
 
 
 def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> Iterator[Record]:
-    """The phone column of every row after the header; a row's line is the line it starts on."""
-    rows = csv.reader(text for _, text in lines)
+    """The phone column of every row after the header; a row's line is the line it starts on.
+
+    Strict, as the API reads a CSV body: a quote opened and never closed would otherwise
+    fold every later row into one rejected cell, and their numbers would be neither loaded
+    nor listed as rejects. Rows before it may be loaded (a batch at a time); the error names
+    its line."""
+    rows = csv.reader((text for _, text in lines), strict=True)
     start, header_seen = 1, False
     try:
         for row in rows:
@@ -257,7 +281,12 @@ def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> I
             field = row[column].strip() if column < len(row) else ""
             yield _record(line, field, field)
     except csv.Error as exc:
-        raise LoadError(f"{path}, line {rows.line_num}: not readable as CSV: {exc}") from None
+        raise LoadError(
+            f"{path}, line {start}: not readable as CSV: {exc} (a quote opened and not "
+            "closed?); none of its numbers from there on are loaded (those before may be, a "
+            "batch at a time): fix the file and load it again (what is loaded already is "
+            "counted, not loaded twice)"
+        ) from None
 
 
 def _blank(row: list[str]) -> bool:

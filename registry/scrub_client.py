@@ -122,7 +122,7 @@ def scrub_remote(
         "Authorization": f"Bearer {key}",
         "Content-Type": "text/csv" if fmt == CSV else "text/plain",
     }
-    if column and fmt == CSV:
+    if column is not None and fmt == CSV:
         query["column"] = _column_name(path, column)
     summary = Summary()
     try:
@@ -249,7 +249,7 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
     except RowTooWide as exc:
         raise BadInput(f"{path}: {exc}") from None
     index = 0
-    if column:
+    if column is not None:
         found = formats.column_index(header, column)
         if found is None:
             raise BadInput(f"{path}: {formats.no_column(header, column)}")

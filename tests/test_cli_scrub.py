@@ -404,6 +404,26 @@ def test_an_unknown_column_is_bad_input(registry: Registry, csv_list: Path, mode
     assert "mobile" in result.stderr
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("header", "column", "words"),
+    [
+        ("phone,name,phone", "phone", "2 columns are named 'phone'"),
+        ("name,phone", "", "column name is empty"),
+    ],
+)
+def test_a_column_that_is_no_single_column_is_bad_input_in_both_modes(
+    registry: Registry, tmp_path: Path, mode: str, header: str, column: str, words: str
+) -> None:
+    """As the API refuses it: which column holds the numbers would be a guess."""
+    path = tmp_path / "list.csv"
+    row = ",".join(["+12125551236"] * len(header.split(",")))
+    path.write_text(f"{header}\n{row}\n")
+    result = MODES[mode](registry, str(path), "--column", column)
+    assert_one_line_error(result, 2)
+    assert words in result.stderr
+
+
 def test_a_file_that_is_not_utf8_is_bad_input(registry: Registry, tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"name,phone\nJos\xe9,+12125551234\n")

@@ -138,6 +138,14 @@ def test_csv_column_by_name(redis_client: redis.Redis, tmp_path: Path) -> None:
         ("1-800-FLOWERS", "e164"),
         ("+12125551234,Ann", "e164"),
         ("2125551234", "e164"),
+        # A header's names may hold digits; a data row's number starts like one or holds
+        # seven digits, wherever it is.
+        ("phone_e164,name", "csv"),
+        ("E164", "csv"),
+        ("Ann,020 7946 0018", "e164"),
+        ("Ann,+12125551234", "e164"),
+        ("tel:+1-212-555-1234", "e164"),
+        ("１２１２５５５１２３４", "e164"),
     ],
 )
 def test_auto_detection_from_the_first_line(first_line: str, fmt: str) -> None:
@@ -671,3 +679,44 @@ def test_cli_export_bad_cursor_exits_2(redis_url: str) -> None:
     answer = dnc(redis_url, "export", "--since", "yesterday")
     assert answer.returncode == 2
     assert answer.stderr.count("\n") == 1 and "Traceback" not in answer.stderr
+
+
+def test_a_header_with_digits_in_its_names_is_a_header(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "in.csv", "phone_e164,name\n+12125557010,Ann\n2125557011,Bob\n")
+    assert counts(run_load(redis_client, path)) == (2, 0, 0)
+    again = write(tmp_path / "again.csv", "phone_e164,name\n+12125557012,Cy\n")
+    assert counts(run_load(redis_client, again, column="phone_e164")) == (1, 0, 0)
+
+
+def test_an_unclosed_quote_stops_the_load_naming_its_line(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Read leniently, every row after the quote would fold into one rejected cell, and
+    those numbers would be neither loaded nor listed: as the API, the loader refuses."""
+    path = write(
+        tmp_path / "in.csv",
+        'phone,name\n+12125557001,a\n"+12125557002,b\n+12125557003,c\n+12125557004,d\n',
+    )
+    with pytest.raises(LoadError, match=r"line 3: .*quote"):
+        run_load(redis_client, path)
+    # Rows before it may be loaded, a batch at a time (here none: one small batch).
+    assert set(registered(redis_client)) <= {"+12125557001"}
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "words"),
+    [
+        ("phone,name,phone", "phone", "2 columns are named 'phone'"),
+        ("name,phone", "", "column name is empty"),
+        ("name,phone", "  ", "column name is empty"),
+    ],
+)
+def test_a_column_that_is_no_single_column_is_refused(
+    redis_client: redis.Redis, tmp_path: Path, header: str, column: str, words: str
+) -> None:
+    path = write(tmp_path / "in.csv", f"{header}\n+12125551236,a,+12125550000\n")
+    with pytest.raises(LoadError, match=words):
+        run_load(redis_client, path, column=column)
+    assert registered(redis_client) == []

@@ -496,6 +496,18 @@ def test_csv_unknown_column_is_400(client: TestClient, operator: dict[str, str])
     assert error["details"]["columns"] == ["mobile", "home"]
 
 
+@pytest.mark.parametrize("column", ["", " "])
+def test_an_empty_column_name_is_400_not_the_first_column(
+    client: TestClient, operator: dict[str, str], column: str
+) -> None:
+    """An unset variable in a script; the first column would be washed by mistake."""
+    body = f"name,phone\nAnn,{A}\n".encode()
+    answer = client.post(
+        SCRUB, params={"column": column}, content=body, headers={**operator, **CSV}
+    )
+    assert_error(answer, 400, "unknown_column")
+
+
 def test_csv_column_matches_header_cells_trimmed_as_the_cli_does(
     client: TestClient, operator: dict[str, str]
 ) -> None:

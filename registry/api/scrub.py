@@ -226,8 +226,13 @@ def parse_csv(
     except RowTooWide as exc:
         details = {"row": exc.row, "cells": exc.cells, "columns": exc.columns}
         raise ApiError(400, "invalid_csv", str(exc), details) from None
-    if column is None or column == "":
+    if column is None:
         return header, rows, 0
+    if not column.strip():  # an unset variable in the client's script, not "the first"
+        raise ApiError(
+            400, "unknown_column", "column is empty; name a column of the header",
+            {"columns": header},
+        )  # fmt: skip
     cells = header
     if column not in header:  # ` phone ` is `phone`, as `dnc load` and `dnc scrub` read it
         column, cells = column.strip(), [cell.strip() for cell in header]
