@@ -29,14 +29,14 @@ class ExportError(Exception):
     """A prefix or cursor the registry cannot export from."""
 
 
-def export_full(client: Any, out: Output, prefixes: Sequence[str]) -> int:
+def export_full(client: Any, out: Output, prefixes: Sequence[str]) -> str:
     """Every registered number under `prefixes` (all when none), one E.164 a line, ascending.
 
-    Returns how many numbers were written.
+    Returns the change-list cursor to follow the list from, taken before it was read.
     """
     prefixes = _checked(prefixes)
+    cursor = changes.head_cursor_sync(client)
     buckets = bucket_list(client.smembers(keys.BUCKETS), prefixes)
-    written = 0
     for start in range(0, len(buckets), BUCKETS_PER_ROUND_TRIP):
         group = buckets[start : start + BUCKETS_PER_ROUND_TRIP]
         pipe = client.pipeline(transaction=False)
@@ -46,8 +46,7 @@ def export_full(client: Any, out: Output, prefixes: Sequence[str]) -> int:
             if members:
                 numbers = bucket_numbers(bucket, members, prefixes)
                 out.write("".join(f"+{n}\n" for n in numbers.tolist()))
-                written += len(numbers)
-    return written
+    return cursor
 
 
 def export_changes(

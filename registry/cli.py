@@ -415,14 +415,14 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         client = sync_client(url)
         try:
             if args.since is None:
-                export_full(client, out, prefixes)
+                cursor = export_full(client, out, prefixes)
             else:
                 cursor = export_changes(client, out, args.since, prefixes, settings.retention_days)
         except ExportError as exc:
             raise UsageError(str(exc)) from None
         finally:
             client.close()
-    if cursor is not None:
+    if cursor is not None:  # after a full list: where to follow the changes from
         print(f"next cursor: {cursor}", file=sys.stderr)
     return 0
 

@@ -572,6 +572,24 @@ def test_export_lists_every_registered_number_once(
     assert len(lines) == len(set(lines))
 
 
+def test_the_full_list_says_where_to_follow_the_changes_from(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    empty = client.get("/v1/export", headers=operator)
+    assert empty.headers["x-changes-cursor"] == "0"
+    register(client, carrier, "+12125551234")
+    full = client.get("/v1/export", headers=operator)
+    cursor = full.headers["x-changes-cursor"]
+    assert full.text == "+12125551234\n"
+    assert (
+        client.get("/v1/changes", params={"since": cursor}, headers=operator).json()["changes"]
+        == []
+    )
+    register(client, carrier, "+12125551235")
+    after = client.get("/v1/changes", params={"since": cursor}, headers=operator).json()
+    assert [c["number"] for c in after["changes"]] == ["+12125551235"]
+
+
 def test_export_of_an_empty_registry_is_empty(client: TestClient, operator: Headers) -> None:
     assert export(client, operator) == []
 

@@ -522,7 +522,7 @@ EXPORT_SET = ["+442079460958", "+12125551235", "+14155552671", "+12125551234", "
 def test_export_full_is_ascending(redis_client: redis.Redis, tmp_path: Path) -> None:
     load_numbers(redis_client, tmp_path, EXPORT_SET)
     out = io.StringIO()
-    assert export_full(redis_client, out, []) == 5
+    export_full(redis_client, out, [])
     assert out.getvalue() == (
         "+12025550123\n+12125551234\n+12125551235\n+14155552671\n+442079460958\n"
     )
@@ -531,7 +531,7 @@ def test_export_full_is_ascending(redis_client: redis.Redis, tmp_path: Path) -> 
 def test_export_full_within_a_prefix(redis_client: redis.Redis, tmp_path: Path) -> None:
     load_numbers(redis_client, tmp_path, EXPORT_SET)
     out = io.StringIO()
-    assert export_full(redis_client, out, ["+1212"]) == 2
+    export_full(redis_client, out, ["+1212"])
     assert out.getvalue() == "+12125551234\n+12125551235\n"
     with pytest.raises(ExportError):
         export_full(redis_client, io.StringIO(), ["+12x"])
@@ -663,6 +663,14 @@ def test_cli_export_to_a_file_and_the_change_list(redis_url: str, tmp_path: Path
     answer = dnc(redis_url, "export", "-o", str(out))
     assert answer.returncode == 0, answer.stderr
     assert out.read_text() == "+12125551234\n+14155552671\n"
+    # The full list says where to follow the changes from: after it, nothing yet.
+    assert answer.stderr.startswith("next cursor: ")
+    after_full = answer.stderr.removeprefix("next cursor: ").strip()
+    assert dnc(redis_url, "export", "--since", after_full).stdout == ""
+    write(tmp_path / "more.txt", "+13125550100\n")
+    assert dnc(redis_url, "load", str(tmp_path / "more.txt")).returncode == 0
+    answer = dnc(redis_url, "export", "--since", after_full)
+    assert change_lines(answer.stdout) == [("+13125550100", "add")]
 
     answer = dnc(redis_url, "export", "--prefix", "+1212", "--since", "0")
     assert answer.returncode == 0, answer.stderr

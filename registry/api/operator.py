@@ -122,6 +122,8 @@ async def export(
     """The full list, one E.164 a line, ascending, within the operator's prefixes."""
     services = request.app.state.services
     prefixes = _prefixes(operator, prefix)
+    # Taken before the sets are read: the change list from it misses nothing the list lacks.
+    cursor = await changes.head_cursor(services.redis)
     chunks = services.registrations.all_numbers(prefixes)
     first = await anext(chunks, None)  # fail with a 503 now rather than mid-stream
 
@@ -131,4 +133,6 @@ async def export(
             yield ("".join(f"+{n}\n" for n in chunk.tolist())).encode()
             chunk = await anext(chunks, None)
 
-    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(
+        body(), media_type="text/plain; charset=utf-8", headers={"X-Changes-Cursor": cursor}
+    )

@@ -400,6 +400,21 @@ def read_sync(
     return Page(reading.found, reading.cursor, reading.more)
 
 
+async def head_cursor(redis: Any) -> str:
+    """A cursor at the stream's last entry (`0` while it has none): taken before a full
+    list is read, following the changes from it misses nothing the list lacks."""
+    return _head(await redis.xrevrange(keys.CHANGES, count=1))
+
+
+def head_cursor_sync(redis: Any) -> str:
+    """head_cursor on a synchronous client."""
+    return _head(redis.xrevrange(keys.CHANGES, count=1))
+
+
+def _head(last: list[Any]) -> str:
+    return _text(last[0][0]) if last else "0"
+
+
 def iso_time(at_ms: int) -> str:
     """A change's time as ISO 8601 UTC with milliseconds, as the change list shows it."""
     seconds, ms = divmod(at_ms, 1000)
