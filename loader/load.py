@@ -110,8 +110,9 @@ def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
 class Rejects:
     """`FILE.rejects.csv`, created at the first invalid line.
 
-    A rejects file left by an earlier run is removed on entry, so the file that
-    exists after a load always belongs to that load.
+    A rejects file left by an earlier run is removed on entry, and the one a load
+    stopped partway (interrupted, or a file found unreadable further on) writes is
+    removed on exit: the file that exists after a load always belongs to a whole load.
     """
 
     def __init__(self, path: Path) -> None:
@@ -126,9 +127,11 @@ class Rejects:
             raise LoadError(f"{self.path}: cannot remove the old rejects file: {exc}") from None
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         if self.file is not None:
             self.file.close()
+        if kind is not None and self.file is not None:
+            self.path.unlink(missing_ok=True)
 
     def write(self, records: Iterable[Record]) -> None:
         rows = [(record.line, record.input, record.reason) for record in records]

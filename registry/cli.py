@@ -353,6 +353,14 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
                 replicated_sync(client, settings.wait_replicas, settings.wait_replicas_ms)
         except LoadError as exc:
             raise UsageError(str(exc)) from None
+        except KeyboardInterrupt:
+            print(
+                "dnc: interrupted: the numbers loaded so far stay loaded, and no rejects file "
+                "is left; run the same command again to finish (numbers already present are "
+                "counted, not loaded twice)",
+                file=sys.stderr,
+            )
+            raise
         except NotReplicated as exc:
             raise Failure(
                 f"the load is on the master, but {exc}; load the same files again once the "
@@ -363,6 +371,11 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
     print(f"loaded {result.loaded}, already present {result.present}, invalid {result.invalid}")
     for rejects in result.rejects:
         print(f"invalid lines written to {rejects}", file=sys.stderr)
+    if result.invalid and not (result.loaded or result.present):
+        print(
+            "dnc: warning: no line was a valid number; check --format, --column and --region",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -728,3 +730,48 @@ def test_a_column_that_is_no_single_column_is_refused(
     with pytest.raises(LoadError, match=words):
         run_load(redis_client, path, column=column)
     assert registered(redis_client) == []
+
+
+def test_a_load_stopped_partway_leaves_no_rejects_file(tmp_path: Path) -> None:
+    """The rejects file that exists after a load belongs to a whole load."""
+    path = tmp_path / "in.txt.rejects.csv"
+    with pytest.raises(RuntimeError), load.Rejects(path) as rejects:
+        rejects.write([formats.Record(3, "bad", "", "not_a_number")])
+        assert path.exists()
+        raise RuntimeError("interrupted")
+    assert not path.exists()
+    with load.Rejects(path) as rejects:
+        rejects.write([formats.Record(3, "bad", "", "not_a_number")])
+    assert path.read_text() == "line,input,reason\n3,bad,not_a_number\n"
+
+
+@pytest.mark.slow
+def test_cli_load_interrupted_says_what_is_kept(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # National formats: the slower path, so the load is still running when the signal comes.
+    lines = (f"(212) {n // 10_000 + 200:03d}-{n % 10_000:04d}\n" for n in range(3_000_000))
+    path = write(tmp_path / "big.txt", "junk\n" + "".join(lines))
+    env = {**os.environ, "DNC_REDIS_URL": redis_url}
+    process = subprocess.Popen(
+        [str(DNC), "load", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    # Once its first numbers are written (not while Python starts): mid-load.
+    deadline = time.monotonic() + 60
+    while not redis_client.exists(keys.CHANGES) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert "interrupted" in err and "run the same command again" in err
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "big.txt.rejects.csv").exists()
+
+
+def test_cli_load_warns_when_no_line_was_a_number(redis_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "list.txt", "212,5551234x\nhello\n")
+    answer = dnc(redis_url, "load", "--format", "e164", str(path))
+    assert answer.returncode == 0
+    assert answer.stdout == "loaded 0, already present 0, invalid 2\n"
+    assert "no line was a valid number" in answer.stderr
