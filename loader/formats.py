@@ -114,11 +114,13 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
     """Check a file before anything is written: readable, text, known format, column there."""
     try:
         with path.open("rb") as file:
-            if is_binary(file.read(SNIFF_BYTES)):
-                raise LoadError(
-                    f"{path}: binary content, not a list of numbers; send UTF-8 text: one "
-                    "number a line, an FTC flat file (212,5551234) or a CSV with a header row"
-                )
+            problem = not_text(
+                path,
+                file.read(SNIFF_BYTES),
+                "one number a line, an FTC flat file (212,5551234) or a CSV with a header row",
+            )
+            if problem:
+                raise LoadError(problem)
             file.seek(0)
             first = first_line(file)
             if fmt == "auto":
@@ -160,6 +162,20 @@ def detect(first_line: str) -> str:
 # How a number written any way can start: a digit, the international `+`, an area code in
 # parentheses. (Full-width digits count among a field's seven digits: str.isdigit.)
 _NUMBER_STARTS = frozenset("0123456789+(")
+
+
+def not_text(path: Path, sample: bytes, what: str) -> str | None:
+    """Why a file whose first bytes are `sample` is no list to read, if it is none: the
+    common cases named, so the fix is plain. `what` says what to send instead."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return f'{path}: UTF-16 text (Windows\' "Unicode"); save it as UTF-8 and try again'
+    if sample.startswith(b"\x1f\x8b"):
+        return f"{path}: gzip-compressed; gunzip it first"
+    if sample.startswith(b"PK\x03\x04"):
+        return f"{path}: a zip file (a spreadsheet?); export the list as CSV or text first"
+    if is_binary(sample):
+        return f"{path}: binary content, not a list of numbers; send UTF-8 text: {what}"
+    return None
 
 
 def is_binary(sample: bytes) -> bool:

@@ -32,7 +32,7 @@ LOCAL_BATCH = 100_000
 UPLOAD_CHUNK = 1 << 20
 _STATUS = np.array(rules.STATUS_NAMES, dtype=object)
 # Answers of the API that say the list or the arguments were wrong (exit status 2).
-_BAD_INPUT_STATUSES = (400, 404, 413, 415, 422)
+_BAD_INPUT_STATUSES = (400, 413, 415, 422)
 
 
 class Output(Protocol):
@@ -72,11 +72,13 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
 
     try:
         with path.open("rb") as file:
-            if formats.is_binary(file.read(formats.SNIFF_BYTES)):
-                raise BadInput(
-                    f"{path}: binary content, not a list of numbers; send UTF-8 text: "
-                    "one number a line, or a CSV with a header row"
-                )
+            problem = formats.not_text(
+                path,
+                file.read(formats.SNIFF_BYTES),
+                "one number a line, or a CSV with a header row",
+            )
+            if problem:
+                raise BadInput(problem)
             if fmt != "auto":
                 return fmt
             if path.suffix.lower() == ".csv":
@@ -194,6 +196,8 @@ def _refused(base: str, answer: Any) -> Exception:
     except (ValueError, KeyError, TypeError):
         return _foreign(base, answer)
     status = answer.status_code
+    if status == 404:  # the scrub route always exists: the URL is not the registry's root
+        return ScrubFailed(f"{base}: answered 404 {what} (is --url the registry's root?)")
     message = f"the registry answered {status} {what}"
     return BadInput(message) if status in _BAD_INPUT_STATUSES else ScrubFailed(message)
 

@@ -571,6 +571,33 @@ def test_a_server_that_is_not_the_registry_is_one_line_exit_1(
     assert not out.exists() and not out.with_name("out.csv.part").exists()
 
 
+def test_a_url_that_is_not_the_registrys_root_exits_1(registry: Registry, plain_list: Path) -> None:
+    """The registry's own 404 (its scrub route always exists): the URL is wrong, not the list."""
+    url = registry.url + "/healthz"
+    result = dnc("scrub", str(plain_list), "--url", url, "--key", registry.operator_key)
+    assert_one_line_error(result, 1)
+    assert "404" in result.stderr and "is --url the registry's root?" in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("start", "said"),
+    [
+        (b"\xff\xfe+\x001\x00", "UTF-16 text"),
+        (b"\x1f\x8b\x08\x00", "gzip-compressed; gunzip it first"),
+        (b"PK\x03\x04", "a zip file"),
+    ],
+)
+def test_files_that_are_no_text_say_what_they_are(
+    registry: Registry, tmp_path: Path, mode: str, start: bytes, said: str
+) -> None:
+    path = tmp_path / "list.txt"
+    path.write_bytes(start + bytes(range(256)) * 4)
+    result = MODES[mode](registry, str(path))
+    assert_one_line_error(result, 2)
+    assert said in result.stderr
+
+
 def test_an_unknown_key_exits_1(registry: Registry, plain_list: Path) -> None:
     result = dnc("scrub", str(plain_list), "--url", registry.url, "--key", "not-a-key")
     assert_one_line_error(result, 1)

@@ -461,9 +461,15 @@ def test_a_load_is_visible_to_a_running_api_without_restart(
 
 
 def test_binary_file_is_refused(redis_client: redis.Redis, tmp_path: Path) -> None:
-    path = write(tmp_path / "list.gz", bytes(range(256)) * 4)
+    path = write(tmp_path / "list.bin", bytes(range(256)) * 4)
     with pytest.raises(LoadError, match="binary"):
         run_load(redis_client, path)
+    utf16 = write(tmp_path / "list.txt", "+12125551234\n".encode("utf-16"))
+    with pytest.raises(LoadError, match="UTF-16 text.*save it as UTF-8"):
+        run_load(redis_client, utf16)
+    gz = write(tmp_path / "list.gz", b"\x1f\x8b\x08\x00" + bytes(range(256)))
+    with pytest.raises(LoadError, match="gunzip it first"):
+        run_load(redis_client, gz)
 
 
 def test_missing_csv_column_is_refused_before_anything_loads(

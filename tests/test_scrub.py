@@ -893,3 +893,38 @@ def test_csv_with_a_quote_never_closed_is_400_not_rows_swallowed(
         [A, 'Ann, "the" 2nd', A, "blocked"],
         [FREE, 'O"Neil', FREE, "callable"],
     ]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+def test_a_compressed_body_is_415_naming_the_encoding(
+    client: TestClient, operator: dict[str, str], encoding: str
+) -> None:
+    import gzip
+
+    body = gzip.compress(f"{A}\n".encode())
+    answer = client.post(
+        SCRUB,
+        content=body,
+        headers={**operator, "Content-Type": "text/plain", "Content-Encoding": encoding},
+    )
+    error = assert_error(answer, 415, "unsupported_content_encoding")
+    assert encoding in error["message"]
+    plain = client.post(
+        SCRUB,
+        content=f"{A}\n",
+        headers={**operator, "Content-Type": "text/plain", "Content-Encoding": "identity"},
+    )
+    assert plain.status_code == 200
+
+
+def test_a_json_integer_past_64_bits_is_echoed_with_its_digits(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    body = b'{"numbers": [99999999999999999999999999999, 1.5, [[[1]]], 12125551234]}'
+    answer = client.post(
+        SCRUB, content=body, headers={**operator, "Content-Type": "application/json"}
+    ).json()
+    invalid = {row["index"]: (row["input"], row["reason"]) for row in answer["invalid"]}
+    assert invalid[0] == ("99999999999999999999999999999", "too_long")
+    assert invalid[1][1] == invalid[2][1] == "not_a_number"
+    assert answer["counts"]["total"] == 4 and 3 not in invalid
