@@ -114,14 +114,21 @@ def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int], d
     items = document["numbers"]
     if len(items) > limit:
         raise _too_many(len(items), limit)
-    if any(type(item) is float for item in items):
+    inputs, not_numbers = _json_inputs(items)
+    if any(type(items[i]) is float for i in not_numbers):
         # orjson reads an integer past 64 bits as a float (1e+29): Python's reader keeps
         # its digits, so it is judged (too long) and echoed as sent. Rare, so the slow
         # reader runs only then.
         with contextlib.suppress(RecursionError, ValueError):
-            items = json.loads(body)["numbers"]
-    # Numbers sent as JSON integers are read as their digits; anything else is not a number,
-    # even when its JSON text holds one ({"n": "+1212..."} must not scrub as +1212...).
+            inputs, not_numbers = _json_inputs(json.loads(body)["numbers"])
+    return inputs, not_numbers, options
+
+
+def _json_inputs(items: list[Any]) -> tuple[list[str], list[int]]:
+    """Each item as text, and the indices of those that are no number.
+
+    Numbers sent as JSON integers are read as their digits; anything else is not a number,
+    even when its JSON text holds one ({"n": "+1212..."} must not scrub as +1212...)."""
     inputs = [
         item if isinstance(item, str)
         else str(item) if isinstance(item, int) and not isinstance(item, bool)
@@ -133,7 +140,7 @@ def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int], d
         for i, item in enumerate(items)
         if not isinstance(item, str) and (not isinstance(item, int) or isinstance(item, bool))
     ]
-    return inputs, not_numbers, options
+    return inputs, not_numbers
 
 
 def parse_plain(body: bytes, limit: int) -> list[str]:
