@@ -74,8 +74,11 @@ def output(name: str | None) -> Iterator[Output]:
     """stdout, or FILE written whole: it appears under its name only when the command is
     done, and a command that fails leaves the FILE that was there as it was.
 
-    `-` is stdout. Something there already that is no regular file (/dev/stdout, a pipe)
-    is written in place: renaming over it would replace the link or the device node."""
+    `-` is stdout. Something there already that is no regular file (a pipe, a device), or
+    a path into /dev or /proc (/dev/stdout, even when it leads to a file a shell redirected
+    to), is written in place: renaming over it would replace the device node or the
+    system's link. A symlink to a file is followed: the file it leads to is replaced
+    whole, and the link stays."""
     if not name or name == "-":
         stdout = Output(sys.stdout.buffer, "stdout")
         yield stdout
@@ -84,7 +87,9 @@ def output(name: str | None) -> Iterator[Output]:
     final = Path(name)
     if final.is_dir():  # found now, not when the finished output cannot take its name
         raise UsageError(f"{name}: cannot write: Is a directory")
-    in_place = final.exists() and not final.is_file()
+    in_place = final.exists() and (not final.is_file() or _system_path(final))
+    if not in_place and final.is_symlink():
+        final = final.resolve()  # the file it leads to (or would create), not the link
     target = final if in_place else final.with_name(final.name + ".part")
     try:
         out = Output(target.open("wb"), name)
@@ -103,3 +108,9 @@ def output(name: str | None) -> Iterator[Output]:
         out.discard()
         if not in_place:
             target.unlink(missing_ok=True)
+
+
+def _system_path(path: Path) -> bool:
+    """A path into /dev or /proc, through links or not: never renamed over."""
+    places = (path.absolute(), path.resolve())
+    return any(p.parts[1:2] in (("dev",), ("proc",)) for p in places)

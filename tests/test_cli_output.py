@@ -73,6 +73,44 @@ def test_export_to_a_device_is_written_in_place(redis_url: str, tmp_path: Path) 
     assert link.is_symlink() and not tmp_path.joinpath("stdout.part").exists()
 
 
+def test_export_to_dev_stdout_redirected_to_a_file_writes_the_file(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """`dnc export -o /dev/stdout > list.txt`: the path leads to a regular file, and renaming
+    over it replaced the system's /dev/stdout link with a file. (Through a link of the
+    test's own, so a regression breaks only it.)"""
+    load_many(redis_url, tmp_path, 1)
+    link = tmp_path / "stdout"
+    link.symlink_to("/dev/stdout")
+    captured = tmp_path / "captured.txt"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
+    with captured.open("wb") as stdout:
+        result = subprocess.run(
+            [*DNC, "export", "-o", str(link)],
+            env={**environment, "DNC_REDIS_URL": redis_url},
+            stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert captured.read_text() == "+12122000000\n"
+    assert link.is_symlink() and not tmp_path.joinpath("stdout.part").exists()
+
+
+def test_export_through_a_link_to_a_file_replaces_the_file_and_keeps_the_link(
+    redis_url: str, tmp_path: Path
+) -> None:
+    load_many(redis_url, tmp_path, 2)
+    real = tmp_path / "lists" / "2026-11-30.txt"
+    real.parent.mkdir()
+    real.write_text(OLD_LIST)
+    latest = tmp_path / "latest.txt"
+    latest.symlink_to(real)
+    result = dnc("export", "-o", str(latest), DNC_REDIS_URL=redis_url)
+    assert result.returncode == 0, result.stderr
+    assert latest.is_symlink() and latest.resolve() == real
+    assert real.read_text() == "+12122000000\n+12122000001\n"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["2026-11-30.txt"]
+
+
 def test_export_to_a_full_device_exits_1(redis_url: str, tmp_path: Path) -> None:
     load_many(redis_url, tmp_path, 1)
     assert_failure(dnc("export", "-o", "/dev/full", DNC_REDIS_URL=redis_url), "/dev/full")
