@@ -176,6 +176,18 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
         client.post("/v1/operators", json={"name": "x", "role": "operator"}, headers=ADMIN)
     )
     assert_unavailable(client.delete("/v1/operators/op_x", headers=ADMIN))
+    # The administrators' reads of what is kept.
+    assert_unavailable(client.get("/v1/operators", headers=ADMIN))
+    assert_unavailable(client.get("/v1/operators/op_x", headers=ADMIN))
+    assert_unavailable(client.get("/v1/complaints/cmp_0123456789abcdef", headers=ADMIN))
+    path = "/v1/operators/op_x/consents/cns_0123456789abcdef0123"
+    assert_unavailable(client.get(path, headers=ADMIN))
+    # Consents, and an opt-out text that ends them.
+    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
+    body = {"number": REGISTERED, "evidence": evidence}
+    assert_unavailable(client.post("/v1/consents", json=body, headers=operator))
+    sms = {"from": REGISTERED, "to": "55555", "text": "STOP"}
+    assert_unavailable(client.post("/v1/sms/inbound", json=sms, headers=private.carrier))
 
 
 REFUSALS = {
