@@ -24,7 +24,8 @@ shown it. A negative the caught-up filter turns into a "maybe" is confirmed in
 the next round.
 
 A number confirmed for an operator also has that operator's consent from it
-read in the same round (a ZSCORE in the pipeline, registry/store/consents.py),
+read in the same round (a ZSCORE and the consent's scope in the pipeline,
+registry/store/consents.py),
 so a consent costs a look-up no round trip of its own. A number the filter
 rules out needs none: it is callable whatever the consents say.
 """
@@ -45,18 +46,19 @@ from registry.bloom import BloomFilter, K, RegisteredFilter
 from registry.rules import ALL_CHANNELS
 from registry.store import keys
 from registry.store.connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT, answered
-from registry.store.consents import live
+from registry.store.consents import scope_of
 from registry.store.registrations import parse_details
 
-# (registered, blocked channels, allowed categories, the operator's live consent)
-# of a number Redis does not hold.
-Found = tuple[bool, int, int, bool]
-NOT_REGISTERED: Found = (False, ALL_CHANNELS, 0, False)
+# (registered, blocked channels, allowed categories, the scope of the operator's live
+# consent: 0 for none, rules.parse_scope) of a number; NOT_REGISTERED: one Redis does
+# not hold.
+Found = tuple[bool, int, int, int]
+NOT_REGISTERED: Found = (False, ALL_CHANNELS, 0, 0)
 # A number's hash and the bits it sets in its word of a Bloom filter.
 Spot = tuple[int, int]
-# A number, its asker, and the key of the operator's consents to read with it
-# (None: no operator's).
-Ask = tuple[int, asyncio.Future[Found], bytes | None]
+# A number, its asker, and the keys of the operator's consents and their scopes to read
+# with it (None: no operator's).
+Ask = tuple[int, asyncio.Future[Found], tuple[bytes, bytes] | None]
 # Below this many numbers a round hashes them in plain Python (`locate`), not numpy.
 SMALL_BATCH = 4
 
@@ -115,13 +117,14 @@ class Lookups:
         # The filter the last catch-up here left, and the epoch, version and head it holds.
         self._fresh: tuple[str | None, int, bytes | None, BloomFilter] | None = None
         self._asked: list[Ask] = []
-        self._consent_keys: dict[str, bytes] = {}
+        self._consent_keys: dict[str, tuple[bytes, bytes]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def registration(self, number: int, operator_id: str | None = None) -> asyncio.Future[Found]:
         """(registered, blocked channels, allowed categories, consent) of `number` as of
-        this call; consent: `operator_id` holds a live one from it (where it is registered).
+        this call; consent: the scope of the live one `operator_id` holds from it, 0 for
+        none (read where it is registered).
 
         Until the Bloom filter is built every number is confirmed in Redis.
         """
@@ -133,7 +136,10 @@ class Lookups:
             if consents is None:
                 if len(self._consent_keys) > 10_000:
                     self._consent_keys.clear()
-                consents = self._consent_keys[operator_id] = keys.consents(operator_id).encode()
+                consents = self._consent_keys[operator_id] = (
+                    keys.consents(operator_id).encode(),
+                    keys.consent_scopes(operator_id).encode(),
+                )
         self._asked.append((number, future, consents))
         # A runner left by another event loop (a closed test client's) never returns.
         if self._runner is None or self._loop is not loop:
@@ -178,7 +184,7 @@ class Lookups:
             [(n, consents) for n, _, consents in confirm], bool(negatives)
         )
         now = time.time()
-        for (number, future, _), (registered, raw, score) in zip(confirm, replies, strict=True):
+        for (number, future, _), (registered, raw, consent) in zip(confirm, replies, strict=True):
             if future.done():
                 continue
             if not registered:
@@ -189,7 +195,8 @@ class Lookups:
             except Exception as exc:  # noqa: BLE001 - a damaged record fails its own look-up
                 future.set_exception(exc)
                 continue
-            future.set_result((True, prefs.channels, prefs.allow_categories, live(score, now)))
+            scope = 0 if consent is None else scope_of(consent[0], consent[1], now)
+            future.set_result((True, prefs.channels, prefs.allow_categories, scope))
         if not negatives:
             return
         assert version is not None
@@ -209,17 +216,19 @@ class Lookups:
                 ask[1].set_result(NOT_REGISTERED)
 
     async def _read(
-        self, numbers: list[tuple[int, bytes | None]], version: bool
+        self, numbers: list[tuple[int, tuple[bytes, bytes] | None]], version: bool
     ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, Any, Any]]]:
-        """The epoch, version and head if asked, and (SISMEMBER, HGET, ZSCORE of the consent if
-        asked, else None) of each number: one round trip."""
+        """The epoch, version and head if asked, and (SISMEMBER, HGET, the ZSCORE and the
+        scope of the consent if asked, else None) of each number: one round trip."""
         commands: list[tuple[bytes, ...]] = [(b"MGET", *_SYNC_KEYS)] if version else []
         for number, consents in numbers:
             bucket, member = keys.bucket_of(number), str(keys.member_of(number)).encode()
             commands.append((b"SISMEMBER", keys.numbers_set(bucket).encode(), member))
             commands.append((b"HGET", keys.details(bucket).encode(), member))
             if consents is not None:
-                commands.append((b"ZSCORE", consents, str(number).encode()))
+                digits = str(number).encode()
+                commands.append((b"ZSCORE", consents[0], digits))
+                commands.append((b"HGET", consents[1], digits))
         replies: list[Any] | None = None
         if self.wire is not None:
             replies = await self.wire.call(commands)
@@ -243,7 +252,7 @@ class Lookups:
         head = tuple(replies[0]) if version else None
         rest = iter(replies[1:] if version else replies)
         found = [
-            (next(rest), next(rest), None if consents is None else next(rest))
+            (next(rest), next(rest), None if consents is None else (next(rest), next(rest)))
             for _, consents in numbers
         ]
         return head, found

@@ -95,6 +95,57 @@ def parse_category(raw: str | int | None) -> int | None:
     return check_category(code)
 
 
+# A consent's scope as one small int: channel bits low, then the category bits shifted
+# by SCOPE_SHIFT, where category bit 0 stands for every category. 0 is no live consent.
+SCOPE_SHIFT = 2
+ANY_CATEGORY = 1
+EVERYTHING = ALL_CHANNELS | ANY_CATEGORY << SCOPE_SHIFT  # a consent given without a scope
+
+
+def parse_scope(channels: Iterable[str] | None, categories: Iterable[int] | None) -> int:
+    """A consent's scope from the channels and categories it names; None: all of them.
+
+    Consent is given for a purpose (PIPL art. 6): one to be texted about loans is no
+    consent to be called about holidays.
+    """
+    channel_mask = parse_preferences(channels, None).channels
+    if categories is None:
+        category_mask = ANY_CATEGORY
+    else:
+        category_mask = parse_preferences(None, categories).allow_categories
+        if category_mask == 0:
+            raise PreferenceError("categories must name at least one code from 1 to 8")
+    return channel_mask | category_mask << SCOPE_SHIFT
+
+
+def scope_parts(scope: int) -> tuple[list[str], list[int] | None]:
+    """The channel names and category codes (None: every category) of a scope."""
+    categories = scope >> SCOPE_SHIFT
+    return (
+        [name for name, bit in CHANNELS.items() if scope & bit],
+        None if categories & ANY_CATEGORY else [c for c in CATEGORIES if categories & (1 << c)],
+    )
+
+
+def covers(scope: int, channel: int, category: int | None) -> bool:
+    """Whether a consent of `scope` (0: none) answers a request about `channel` (both
+    bits: a request that names none) and `category` (None: a request that names none,
+    which only a consent to every category answers)."""
+    if channel & ~scope & ALL_CHANNELS or not scope:
+        return False
+    categories = scope >> SCOPE_SHIFT
+    return bool(categories & ANY_CATEGORY or (category is not None and categories >> category & 1))
+
+
+def covering(scopes: np.ndarray, channel: int, category: int | None) -> np.ndarray:
+    """`covers` of each scope in an array."""
+    scopes = scopes.astype(np.int64)
+    ok = (scopes != 0) & ((scopes & channel) == channel)
+    categories = scopes >> SCOPE_SHIFT
+    wanted = ANY_CATEGORY if category is None else ANY_CATEGORY | 1 << category
+    return ok & ((categories & wanted) != 0)
+
+
 def decide(
     registered: np.ndarray,
     channels: np.ndarray,
@@ -106,7 +157,8 @@ def decide(
     """The callable rule for valid numbers: (status, reason index into REASONS).
 
     `channels` and `allowed` are the registrations' masks (ignored where not
-    registered); `consent` says the requesting operator holds a live consent.
+    registered); `consent` says the requesting operator holds a live consent that
+    covers the channel and category (`covering`).
     """
     n = len(registered)
     reason = np.full(n, REASON_REGISTERED, dtype=np.int8)

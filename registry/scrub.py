@@ -194,7 +194,8 @@ class Scrubber:
             # Consent only matters where the answer is blocked: one round trip for those.
             blocked = np.flatnonzero(decided == rules.BLOCKED)
             if len(blocked):
-                held = await self.consents.holding(query.operator, numbers[candidates[blocked]])
+                scopes = await self.consents.scopes(query.operator, numbers[candidates[blocked]])
+                held = rules.covering(scopes, query.channel, query.category)
                 if held.any():
                     consent[blocked[held]] = True
                     decided, _ = rules.decide(

@@ -163,6 +163,8 @@ def test_an_operator_reads_its_current_consent_back_with_the_evidence(
         "recorded_at": body["recorded_at"],
         "expires_at": None,
         "live": True,
+        "channels": ["voice", "sms"],
+        "categories": None,  # every category
         "evidence": EVIDENCE,
     }
     # Only one's own; a newer consent is the current one; a withdrawn one is gone.
@@ -651,3 +653,87 @@ def test_evidence_in_the_shapes_operators_keep_is_accepted(
 ) -> None:
     answer = client.post("/v1/consents", json={"number": A, "evidence": evidence}, headers=operator)
     assert answer.status_code == 201, answer.text
+
+
+# --- Scope: the channels and categories a consent was given for ----------------------------
+
+
+def test_a_consent_counts_only_for_the_channels_and_categories_it_names(
+    client: TestClient, world: None, operator: Headers
+) -> None:
+    """Consent is for a purpose (PIPL art. 6): a consent to texts about loans is none to
+    calls, nor to texts about anything else, nor to a request that names no purpose."""
+    consent(client, operator, A, channels=["sms"], categories=[1])
+    answers = {
+        "channel=sms&category=1": ("callable", "consent"),
+        "channel=sms&category=2": ("blocked", "registered"),
+        "channel=sms": ("blocked", "registered"),  # no category: not the one consented to
+        "channel=voice&category=1": ("blocked", "registered"),
+        "category=1": ("blocked", "registered"),  # no channel asks about both
+        "": ("blocked", "registered"),
+    }
+    for query, expected in answers.items():
+        params = dict(p.split("=") for p in query.split("&")) if query else {}
+        assert look_up(client, operator, A, **params) == expected, query
+        scrubbed = client.post(
+            "/v1/scrub", params=params, json={"numbers": [A, FREE]}, headers=operator
+        ).json()
+        assert scrubbed["blocked"] == ([] if expected[0] == "callable" else [A]), query
+    read = client.get(f"/v1/consents/{A}", headers=operator).json()
+    assert read["channels"] == ["sms"] and read["categories"] == [1]
+    # Both channels and two categories.
+    consent(client, operator, A, categories=[1, 4])
+    assert look_up(client, operator, A, channel="voice", category="4") == ("callable", "consent")
+    assert look_up(client, operator, A, category="1") == ("callable", "consent")
+    assert look_up(client, operator, A, category="2") == ("blocked", "registered")
+    # A newer consent without a scope replaces the scoped one: every channel and category.
+    consent(client, operator, A)
+    assert look_up(client, operator, A) == ("callable", "consent")
+    read = client.get(f"/v1/consents/{A}", headers=operator).json()
+    assert read["channels"] == ["voice", "sms"] and read["categories"] is None
+    # And a scoped one replaces that in turn.
+    consent(client, operator, A, channels=["voice"])
+    assert look_up(client, operator, A, channel="voice") == ("callable", "consent")
+    assert look_up(client, operator, A, channel="sms") == ("blocked", "registered")
+
+
+def test_a_consents_scope_is_kept_with_its_record_and_in_the_audit_trail(
+    client: TestClient, world: None, operator: Headers, redis_client: Any
+) -> None:
+    made = consent(client, operator, A, channels=["voice"], categories=[3, 1])
+    owner = operator_id(client, operator)
+    assert redis_client.hget(keys.consent_scopes(owner), A[1:]) is not None
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    assert redis_client.hget(keys.consent_scopes(owner), A[1:]) is None
+    # The withdrawn record still says what the subscriber agreed to.
+    path = f"/v1/operators/{owner}/consents/{made['consent_id']}"
+    record = client.get(path, headers=ADMIN).json()
+    assert record["channels"] == ["voice"] and record["categories"] == [1, 3]
+    entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+    recorded = [e for e in entries if e.get("consent_id") == made["consent_id"]]
+    assert recorded[0]["channels"] == "voice" and recorded[0]["categories"] == "1,3"
+
+
+@pytest.mark.parametrize(
+    ("scope", "code"),
+    [
+        ({"channels": ["fax"]}, "invalid_scope"),
+        ({"channels": []}, "invalid_scope"),
+        ({"categories": []}, "invalid_scope"),
+        ({"categories": [9]}, "invalid_scope"),
+        ({"categories": [0]}, "invalid_scope"),
+        ({"categories": ["2"]}, "invalid_request"),
+        ({"categories": [True]}, "invalid_request"),
+        ({"channels": "sms"}, "invalid_request"),
+        ({"channels": ["sms", "voice", "sms"]}, "invalid_request"),  # more than two
+    ],
+)
+def test_a_scope_the_registry_does_not_know_is_a_400_and_records_nothing(
+    client: TestClient, world: None, operator: Headers, scope: dict[str, Any], code: str
+) -> None:
+    answer = client.post(
+        "/v1/consents", json={"number": A, "evidence": EVIDENCE, **scope}, headers=operator
+    )
+    assert_error(answer, 400, code)
+    assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
+    assert look_up(client, operator, A) == ("blocked", "registered")

@@ -33,7 +33,7 @@ from registry.bloom import BloomFilter, RegisteredFilter
 from registry.config import Settings
 from registry.embedded import RedisProcess, free_port
 from registry.freshness import Lookups, in_filter, locate
-from registry.rules import Preferences
+from registry.rules import EVERYTHING, Preferences
 from registry.store import keys
 from registry.store.connect import async_client, sync_client
 from registry.store.consents import ConsentStore
@@ -191,10 +191,20 @@ QUERIES = [
 ]
 
 
-CONSENTS = {
-    "operator": ["+12125550001", "+12125550003", "+14155552671", "+12125559999", "+12125550004"],
-    "prefixed": ["+12125550002", "+861012345678"],
-    "admin": ["+12125550100"],
+# Each with its scope: the channels and categories it was given for (none: all).
+CONSENTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "operator": [
+        ("+12125550001", {}),
+        ("+12125550003", {"channels": ["sms"]}),
+        ("+14155552671", {"categories": [2]}),
+        ("+12125559999", {}),
+        ("+12125550004", {}),
+    ],
+    "prefixed": [
+        ("+12125550002", {"channels": ["voice"], "categories": [3]}),
+        ("+861012345678", {}),
+    ],
+    "admin": [("+12125550100", {"channels": ["voice", "sms"], "categories": [1, 2]})],
 }
 
 
@@ -229,8 +239,8 @@ def world(pair: Pair, redis_url: str, tmp_path: Path) -> World:
     )
     # Consents: each key's own, registered or not, one withdrawn, one recorded by an admin.
     for key, numbers in CONSENTS.items():
-        for number in numbers:
-            consent = {"number": number, "evidence": {"method": "test"}}
+        for number, scope in numbers:
+            consent = {"number": number, "evidence": {"method": "test"}, **scope}
             headers = bearer(ADMIN_KEY if key == "admin" else getattr(world, key))
             assert client.post("/v1/consents", json=consent, headers=headers).status_code == 201
     withdrawn = client.delete("/v1/consents/+12125550004", headers=bearer(world.operator))
@@ -286,7 +296,7 @@ def test_consents_answer_as_fastapi_does(pair: Pair, world: World) -> None:
     for key, number, query in itertools.product(
         [world.operator, world.prefixed, ADMIN_KEY],
         NUMBERS[:16],
-        ["", "channel=voice", "channel=sms&category=2", "category=3"],
+        ["", "channel=voice", "channel=sms", "channel=sms&category=2", "category=2", "category=3"],
     ):
         path = f"/v1/numbers/{number}" + (f"?{query}" if query else "")
         fast, _ = pair.answers(path, bearer(key))
@@ -542,7 +552,8 @@ async def _not_built(url: str) -> None:
             lookups.registration(12125550001, "op_b"),
             lookups.registration(12125550001),
         )
-        assert found == [(True, 1, 0, True), (True, 1, 0, False), (True, 1, 0, False)]
+        # Its scope: every channel and category (rules.EVERYTHING), or 0 for none.
+        assert found == [(True, 1, 0, EVERYTHING), (True, 1, 0, 0), (True, 1, 0, 0)]
         assert lookups.rounds == 2
         lookups.close()
     finally:

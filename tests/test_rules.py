@@ -180,3 +180,32 @@ def test_parse_category() -> None:
     for bad in ("0", "9", "x", "1.5", "-2"):
         with pytest.raises(rules.PreferenceError):
             rules.parse_category(bad)
+
+
+def test_a_consents_scope_covers_the_same_requests_one_by_one_and_in_arrays() -> None:
+    """Every scope a consent can have (channels, and every category or some) against
+    every request: `covering` (scrubs) answers as `covers` (look-ups)."""
+    scopes = [0] + [
+        rules.parse_scope(names, categories)
+        for names in (["voice"], ["sms"], None)
+        for categories in (
+            None,
+            *([c for c in rules.CATEGORIES if mask >> c & 1] for mask in range(2, 512, 2)),
+        )
+    ]
+    array = np.array(scopes, dtype=np.int16)
+    for channel in (rules.VOICE, rules.SMS, rules.ALL_CHANNELS):
+        for category in (None, *rules.CATEGORIES):
+            one = [rules.covers(scope, channel, category) for scope in scopes]
+            assert rules.covering(array, channel, category).tolist() == one
+    everything = rules.parse_scope(None, None)
+    assert everything == rules.EVERYTHING
+    assert rules.covers(everything, rules.ALL_CHANNELS, None)
+    sms_loans = rules.parse_scope(["sms"], [1])
+    assert rules.covers(sms_loans, rules.SMS, 1)
+    assert not rules.covers(sms_loans, rules.SMS, None)
+    assert not rules.covers(sms_loans, rules.ALL_CHANNELS, 1)
+    assert not rules.covers(sms_loans, rules.VOICE, 1)
+    assert rules.scope_parts(sms_loans) == (["sms"], [1])
+    assert rules.scope_parts(everything) == (["voice", "sms"], None)
+    assert not rules.covers(0, rules.SMS, 1)

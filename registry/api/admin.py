@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 from registry import complaints as complaint_rules
 from registry.api import params
 from registry.api.auth import AdminKey
+from registry.api.consents import scope_fields
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
 from registry.store import audit, stats
@@ -155,6 +156,7 @@ async def read_consent_record(
         "ended": record.get("ended"),  # withdrawn or superseded
         "withdrawn_by": record.get("withdrawn_by"),
         "live": ended_at is None and (expires_at is None or expires_at > now),
+        **scope_fields(record),
         "evidence": orjson.loads(record["evidence"]),
     }
 

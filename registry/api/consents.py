@@ -2,7 +2,8 @@
 current one back with its evidence, DELETE /v1/consents/{number} withdraws it.
 
 A live consent from a number makes it callable for the operator that holds it,
-whatever the number's registration blocks (CONTRACT section 3). Consent must be
+whatever the number's registration blocks (CONTRACT section 3), on the channels and
+for the categories it was given for (all of them unless it names some). Consent must be
 explicit and provable, so the evidence is required and kept with the record
 DNC_RETENTION_DAYS after the consent ends (registry/store/consents.py).
 """
@@ -15,8 +16,9 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from registry import rules
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
@@ -36,7 +38,9 @@ class ConsentBody(BaseModel):
     """A consent to record. `evidence` is any non-empty JSON object; expected fields:
     `method` (how it was given: `web_form`, `sms`, `ivr`, `recorded_call`, `written`),
     `given_at` (when, ISO-8601), `text` (the wording the subscriber agreed to) and
-    `reference` (where the proof is kept: a form submission id, a recording id)."""
+    `reference` (where the proof is kept: a form submission id, a recording id).
+    `channels` and `categories` limit it to what the subscriber agreed to (default:
+    every channel, every category)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +48,8 @@ class ConsentBody(BaseModel):
     region: StrictStr | None = Field(default=None, max_length=8)
     evidence: dict[str, Any]
     expires_at: StrictStr | None = Field(default=None, max_length=64)
+    channels: list[StrictStr] | None = Field(default=None, max_length=2)
+    categories: list[StrictInt] | None = Field(default=None, max_length=8)
 
 
 def _body(raw: bytes) -> ConsentBody:
@@ -133,6 +139,23 @@ def _expected_fields(evidence: dict[str, Any]) -> None:
         raise ApiError(400, "invalid_evidence", f"evidence.given_at {raw[:64]!r} is in the future")
 
 
+def _scope(body: ConsentBody) -> int:
+    try:
+        return rules.parse_scope(body.channels, body.categories)
+    except rules.PreferenceError as exc:
+        raise ApiError(
+            400,
+            "invalid_scope",
+            f"{exc}; leave channels and categories out for a consent to every channel and category",
+        ) from None
+
+
+def scope_fields(record: dict[str, str]) -> dict[str, object]:
+    """A kept record's `channels` and `categories` (null: every category)."""
+    channels, categories = rules.scope_parts(int(record.get("scope") or rules.EVERYTHING))
+    return {"channels": channels, "categories": categories}
+
+
 def _expires_at(raw: str | None, now: float) -> int | None:
     """An ISO-8601 time in the future, as epoch seconds; a time without a zone is UTC."""
     if raw is None:
@@ -207,15 +230,21 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
     value = params.number(body.number, params.region(body.region, services.settings.default_region))
     params.check_prefix(operator, value)
     evidence = _evidence(body.evidence)
+    scope = _scope(body)
     now = datetime.now(UTC).timestamp()
     expires_at = _expires_at(body.expires_at, now)
-    consent = await _store(request).record(operator.id, value, evidence, expires_at)
+    consent = await _store(request).record(operator.id, value, evidence, expires_at, scope)
+    covered = scope_fields({"scope": str(scope)})
     await services.audit.record(
         "consent.recorded",
         operator.id,
         consent_id=consent.consent_id,
         number=f"+{value}",
         expires_at=params.iso(expires_at),
+        channels=",".join(covered["channels"]),  # type: ignore[arg-type]
+        categories=(
+            "all" if covered["categories"] is None else ",".join(map(str, covered["categories"]))  # type: ignore[call-overload]
+        ),
     )
     return JSON(
         {
@@ -247,6 +276,7 @@ async def read_consent(
         "recorded_at": params.iso(int(record["recorded_at"])),
         "expires_at": params.iso(expires_at),
         "live": expires_at is None or expires_at > now,
+        **scope_fields(record),
         "evidence": orjson.loads(record["evidence"]),
     }
 

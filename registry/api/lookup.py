@@ -112,7 +112,8 @@ class LookupRoute:
             return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
         if operator.prefixes:
             params.check_prefix(operator, value)
-        registered, channels, allowed, consent = await self.lookups.registration(value, operator.id)
+        registered, channels, allowed, held = await self.lookups.registration(value, operator.id)
+        consent = bool(held) and rules.covers(held, channel, category)
         key = (registered, channels, allowed, consent, channel, category)
         verdict = self._verdicts.get(key) or self._decide(*key)
         return _NUMBER + str(value).encode() + verdict

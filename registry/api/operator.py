@@ -44,7 +44,9 @@ async def lookup(
         registration is not None, prefs, False, channel_bits, category_code
     )
     consents = ConsentStore(services.redis, services.settings.retention_days)
-    if status == "blocked" and await consents.holds(operator.id, value):
+    if status == "blocked" and rules.covers(
+        await consents.scope(operator.id, value), channel_bits, category_code
+    ):
         status, why = rules.decide_one(True, prefs, True, channel_bits, category_code)
     return {"number": f"+{value}", "status": status, "reason": why}
 

@@ -15,6 +15,9 @@ Cluster slot and one script updates them atomically:
   that EXPIREAT is set when it is recorded).
 - `keys.current_consent(op, number)`: the id of the latest consent from the
   number, with the record's TTL, so a withdrawal finds its record.
+- `keys.consent_scopes(op)`: the scope of each consent limited to some channels or
+  categories (rules.parse_scope), by number; a live consent without an entry covers
+  every channel and category. It lives as long as the index.
 
 Nothing here is cached: a recorded consent counts from the next request on, in
 every worker.
@@ -30,28 +33,35 @@ from typing import Any
 
 import numpy as np
 
+from registry import rules
 from registry.store import keys
 
 _COMMON = """
 local function live(score, now)
   return score and (score == 'inf' or tonumber(score) > tonumber(now))
 end
--- Drop ended entries from the index; keep it as long as its last end date needs.
-local function tidy(index, now, retention)
+-- Drop ended entries from the index; keep it, and the scopes beside it, as long as
+-- its last end date needs.
+local function tidy(index, scopes, now, retention)
   redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
   local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-  if #top == 0 then return end
+  if #top == 0 then
+    redis.call('EXPIRE', scopes, retention)
+    return
+  end
   if top[2] == 'inf' then
     redis.call('PERSIST', index)
+    redis.call('PERSIST', scopes)
   else
     redis.call('EXPIREAT', index, tonumber(top[2]) + retention)
+    redis.call('EXPIREAT', scopes, tonumber(top[2]) + retention)
   end
 end
 """
 
-# KEYS: index, current id, new record, current record (the new one's key if none).
+# KEYS: index, current id, new record, current record (the new one's key if none), scopes.
 # ARGV: number, current id ('' if none), new id, now, expires_at ('' if none),
-#       evidence JSON, retention seconds, operator.
+#       evidence JSON, retention seconds, operator, scope ('' for every channel and category).
 # 1 recorded, 0 the current id changed meanwhile (read it again).
 RECORD_SCRIPT = (
     _COMMON
@@ -64,6 +74,12 @@ if ARGV[2] ~= '' and live(redis.call('ZSCORE', KEYS[1], ARGV[1]), now) then
 end
 redis.call('HSET', KEYS[3], 'consent_id', ARGV[3], 'number', ARGV[1], 'operator', ARGV[8],
            'recorded_at', ARGV[4], 'evidence', ARGV[6])
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[3], 'scope', ARGV[9])
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[9])
+else
+  redis.call('HDEL', KEYS[5], ARGV[1])
+end
 if ARGV[5] ~= '' then
   local until_ = tonumber(ARGV[5]) + retention
   redis.call('HSET', KEYS[3], 'expires_at', ARGV[5])
@@ -74,12 +90,12 @@ else
   redis.call('SET', KEYS[2], ARGV[3])
   redis.call('ZADD', KEYS[1], '+inf', ARGV[1])
 end
-tidy(KEYS[1], ARGV[4], retention)
+tidy(KEYS[1], KEYS[5], ARGV[4], retention)
 return 1
 """
 )
 
-# KEYS: index, current id, record. ARGV: number, its id, now, retention seconds, who.
+# KEYS: index, current id, record, scopes. ARGV: number, its id, now, retention seconds, who.
 # 1 withdrawn, 0 no live consent, -1 the current id changed meanwhile (read it again).
 WITHDRAW_SCRIPT = (
     _COMMON
@@ -92,7 +108,8 @@ redis.call('HSET', KEYS[3], 'ended_at', ARGV[3], 'ended', 'withdrawn', 'withdraw
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
-tidy(KEYS[1], ARGV[3], tonumber(ARGV[4]))
+redis.call('HDEL', KEYS[4], ARGV[1])
+tidy(KEYS[1], KEYS[4], ARGV[3], tonumber(ARGV[4]))
 return 1
 """
 )
@@ -137,15 +154,29 @@ def live(score: Any, now: float) -> bool:
     return score is not None and float(score) > now
 
 
+def scope_of(score: Any, scope: Any, now: float) -> int:
+    """The scope of a consent from its index score and its scopes entry (None: every
+    channel and category); 0 when it is not live."""
+    if not live(score, now):
+        return 0
+    return rules.EVERYTHING if scope is None else int(scope)
+
+
 class ConsentStore:
     def __init__(self, redis: Any, retention_days: int) -> None:
         self.redis = redis
         self.retention_seconds = retention_days * 86400
 
     async def record(
-        self, operator_id: str, number: int, evidence: str, expires_at: int | None
+        self,
+        operator_id: str,
+        number: int,
+        evidence: str,
+        expires_at: int | None,
+        scope: int = rules.EVERYTHING,
     ) -> Consent:
-        """Store a consent (replacing a live one from the same number, which ends now)."""
+        """Store a consent (replacing a live one from the same number, which ends now),
+        for the channels and categories of `scope` (rules.parse_scope)."""
         # Its holder first, so an opt-out that reads the holders finds every consent stored.
         await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
         digits = str(number)
@@ -158,11 +189,12 @@ class ConsentStore:
             current_id = current.decode() if current else ""
             done = await self.redis.eval(
                 RECORD_SCRIPT,
-                4,
+                5,
                 keys.consents(operator_id),
                 current_key,
                 new_key,
                 keys.consent(operator_id, current_id) if current_id else new_key,
+                keys.consent_scopes(operator_id),
                 digits,
                 current_id,
                 consent_id,
@@ -171,6 +203,7 @@ class ConsentStore:
                 evidence,
                 self.retention_seconds,
                 operator_id,
+                "" if scope == rules.EVERYTHING else scope,
             )
             if done:
                 # Again after: a withdrawal racing this one may have just taken it out.
@@ -192,10 +225,11 @@ class ConsentStore:
             consent_id = current.decode()
             done = await self.redis.eval(
                 WITHDRAW_SCRIPT,
-                3,
+                4,
                 keys.consents(operator_id),
                 current_key,
                 keys.consent(operator_id, consent_id),
+                keys.consent_scopes(operator_id),
                 digits,
                 consent_id,
                 now,
@@ -280,19 +314,27 @@ class ConsentStore:
         fields = await self.redis.hgetall(keys.consent(operator_id, consent_id))
         return {k.decode(): v.decode() for k, v in fields.items()} if fields else None
 
-    async def holds(self, operator_id: str, number: int) -> bool:
-        """Whether the operator holds a live consent from `number`, as Redis says now."""
-        score = await self.redis.zscore(keys.consents(operator_id), str(number))
-        return live(score, time.time())
+    async def scope(self, operator_id: str, number: int) -> int:
+        """The scope of the operator's live consent from `number` as Redis says now
+        (rules.parse_scope); 0 when it holds none."""
+        digits = str(number)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zscore(keys.consents(operator_id), digits)
+        pipe.hget(keys.consent_scopes(operator_id), digits)
+        score, scope = await pipe.execute()
+        return scope_of(score, scope, time.time())
 
-    async def holding(self, operator_id: str, numbers: np.ndarray) -> np.ndarray:
-        """Which of `numbers` (int64 digits) the operator holds a live consent from.
+    async def scopes(self, operator_id: str, numbers: np.ndarray) -> np.ndarray:
+        """The scope of the operator's live consent from each of `numbers` (int64
+        digits), 0 where it holds none.
 
         One round trip when the operator has few live consents (none, usually): all
         of them, matched here. Only with more than that are the numbers sent to Redis.
+        A second reads the scopes of the numbers held, if any.
         """
+        out = np.zeros(len(numbers), dtype=np.int16)
         if len(numbers) == 0:
-            return np.zeros(0, dtype=bool)
+            return out
         key = keys.consents(operator_id)
         now = time.time()
         enough = max(FETCH_ALL, len(numbers))
@@ -301,8 +343,16 @@ class ConsentStore:
         )
         if len(found) <= enough:
             if not found:
-                return np.zeros(len(numbers), dtype=bool)
+                return out
             # Scores are whole seconds: after floor(now) is after now.
-            return np.isin(numbers, np.array([int(n) for n in found], dtype=np.int64))
-        scores = await self.redis.zmscore(key, [str(n) for n in numbers.tolist()])
-        return np.array([live(s, now) for s in scores], dtype=bool)
+            held = np.isin(numbers, np.array([int(n) for n in found], dtype=np.int64))
+        else:
+            scores = await self.redis.zmscore(key, [str(n) for n in numbers.tolist()])
+            held = np.array([live(s, now) for s in scores], dtype=bool)
+        at = np.flatnonzero(held)
+        if len(at):
+            limited = await self.redis.hmget(
+                keys.consent_scopes(operator_id), [str(n) for n in numbers[at].tolist()]
+            )
+            out[at] = [rules.EVERYTHING if s is None else int(s) for s in limited]
+        return out

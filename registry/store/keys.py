@@ -137,6 +137,12 @@ def consents(operator_id: str) -> str:
     return f"dnc:cs:{{{operator_id}}}"
 
 
+def consent_scopes(operator_id: str) -> str:
+    """Hash number digits -> the scope (rules.parse_scope) of the operator's consent from
+    it, for consents limited to some channels or categories; absent: every one."""
+    return f"dnc:csc:{{{operator_id}}}"
+
+
 def current_consent(operator_id: str, digits: str) -> str:
     """The id of the operator's latest consent from a number, while its record is kept."""
     return f"dnc:ci:{{{operator_id}}}:{digits}"
