@@ -541,6 +541,32 @@ def test_codes_are_limited_per_number_and_per_address(
     assert len(outbox.messages()) == 2  # refused requests send nothing
 
 
+def test_a_code_that_never_went_out_does_not_use_up_the_numbers_codes(
+    apps: Callable[..., TestClient], gateway: Callable[[int], Gateway]
+) -> None:
+    """Asking while the gateway is down would otherwise leave the number's owner no
+    code for the hour once the gateway is back."""
+    broken = gateway(500)
+    down = apps(
+        notifier=f"webhook:{broken.url}", codes_per_number_per_hour=2, codes_per_client_per_hour=9
+    )
+    for _ in range(4):
+        answer = down.post("/v1/registrations", json={"number": NUMBER})
+        assert_error(answer, 503, "notifier_unavailable")
+    sms = gateway(202)
+    up = apps(
+        notifier=f"webhook:{sms.url}", codes_per_number_per_hour=2, codes_per_client_per_hour=9
+    )
+    ask(up)
+    ask(up)
+    assert len(sms.received) == 2
+    # The address still counted every request: four failed, three to NUMBER, two to OTHER.
+    assert_rate_limited(up.post("/v1/registrations", json={"number": NUMBER}), "number")
+    ask(up, number=OTHER)
+    ask(up, number=OTHER)
+    assert_rate_limited(up.post("/v1/registrations", json={"number": "+12125550199"}), "address")
+
+
 def test_a_number_gets_at_most_a_days_codes_whatever_the_hours_allow(
     apps: Callable[..., TestClient], outbox: Outbox, redis_client: Any
 ) -> None:

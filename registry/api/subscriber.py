@@ -76,8 +76,9 @@ def _store(request: Request) -> RequestStore:
     return RequestStore(services.redis, services.settings.code_ttl_seconds)
 
 
-async def _check_code_limits(request: Request, number: int) -> None:
-    """Count one code against the client address, then the number; 429 past either."""
+async def _check_code_limits(request: Request, number: int) -> list[str]:
+    """Count one code against the client address, then the number; 429 past either.
+    Returns the number's counters, which a code that never goes out gives back."""
     services = request.app.state.services
     settings = services.settings
     address = client_address(request)
@@ -99,6 +100,19 @@ async def _check_code_limits(request: Request, number: int) -> None:
                     "which registers it with no code"
                 )
             raise rate_limited(hit, message, window_ms // 1000, per=scope)
+    return [key for key, _, scope, _ in windows if scope == "number"]
+
+
+async def _give_back(request: Request, counted: list[str]) -> None:
+    """A code that did not go out does not count against its number: someone asking
+    while the gateway is down would otherwise use up the owner's codes for the hour.
+    The address keeps its count (the requests were made)."""
+    redis = request.app.state.services.redis
+    for key in counted:
+        try:
+            await limits.refund(redis, key)
+        except Exception as exc:  # noqa: BLE001 - the request fails anyway; say why it did
+            log.warning("code limit not given back: %s", exc)
 
 
 def _code_text(code: str, action: str, number: int, ttl: int) -> str:
@@ -114,7 +128,7 @@ async def _send_code(
 ) -> JSON:
     """Open a request, send its code, answer 202; a code that cannot go out voids it (503)."""
     services = request.app.state.services
-    await _check_code_limits(request, number)
+    counted = await _check_code_limits(request, number)
     store = _store(request)
     opened, code = await store.open(kind, number, prefs)
     if services.replication is not None:
@@ -124,6 +138,7 @@ async def _send_code(
         except Exception as exc:  # noqa: BLE001 - not acknowledged, so no code either
             log.warning("code request not replicated: %s", exc)
             await store.discard(opened.id)
+            await _give_back(request, counted)
             raise not_replicated_error() from None
     message = Message.code_for(f"+{number}", code, _code_text(code, action, number, store.ttl))
     try:
@@ -131,6 +146,7 @@ async def _send_code(
     except NotifierError as exc:
         log.warning("code not delivered: %s", exc)
         await store.discard(opened.id)
+        await _give_back(request, counted)
         raise ApiError(
             503,
             "notifier_unavailable",

@@ -32,6 +32,13 @@ end
 return {count, left}
 """
 
+# KEYS: counter. Takes back one count of a window still open.
+REFUND_SCRIPT = """
+redis.set_repl(redis.REPL_NONE)
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+"""
+
 
 def status_check_key(client: str) -> str:
     """The counter of one client address's public status checks."""
@@ -64,3 +71,9 @@ async def hit(redis: Any, key: str, limit: int, window_ms: int) -> Hit:
     async with answered("a rate limit"):
         count, left = await redis.eval(HIT_SCRIPT, 1, key, window_ms)
     return Hit(int(count), limit, int(left))
+
+
+async def refund(redis: Any, key: str) -> None:
+    """Take back one request counted against `key` (one that did nothing it limits)."""
+    async with answered("a rate limit"):
+        await redis.eval(REFUND_SCRIPT, 1, key)
