@@ -124,7 +124,10 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
             file.seek(0)
             first = first_line(file)
             if fmt == "auto":
-                fmt = "e164" if first is None else detect(first)
+                file.seek(0)
+                # With --column the file is a CSV by the user's word: no sample to overrule it.
+                sample = _first_lines(file, SAMPLE_LINES) if column is None else None
+                fmt = "e164" if first is None else detect(first, sample)
                 if column is not None and fmt != "csv" and first is not None:
                     raise LoadError(
                         f"{path}: --column applies to CSV files only, and this file reads as "
@@ -138,8 +141,18 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
         raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def detect(first_line: str) -> str:
+# Lines `--format auto` reads after the first, for files whose first line is a title.
+SAMPLE_LINES = 20
+
+
+def detect(first_line: str, sample: list[str] | None = None) -> str:
     """`ftc` for `ddd,ddddddd`; `csv` when the first line is a header row; else `e164`.
+
+    `sample`, the file's first lines that hold something (the first of them
+    `first_line`), lets a title, comment or header line before FTC lines (`# area
+    code 212, 2026-11-01`, `areacode,number`) not turn every line into a reject: when
+    every line of the sample after the first is FTC, the file is FTC, and the first
+    line its one rejected line.
 
     A header row has a non-numeric field (`phone`, `Number`, `phone_e164`: a letter)
     and no numeric one: `+12125551234,Ann` and `Ann,020 7946 0018` are rows of data,
@@ -148,6 +161,9 @@ def detect(first_line: str) -> str:
     (`1-800-FLOWERS` too), or holds seven digits or more (`tel:+1-212-555-1234`).
     """
     if _FTC_LINE.fullmatch(first_line):
+        return "ftc"
+    rest = (sample or [])[1:]
+    if rest and all(_FTC_LINE.fullmatch(line) for line in rest):
         return "ftc"
     try:
         fields = [f.strip() for f in next(csv.reader([first_line]), []) if f.strip()]
@@ -202,6 +218,17 @@ def _lines(file: BinaryIO) -> Iterator[tuple[int, str]]:
 def first_line(file: BinaryIO) -> str | None:
     """The first line that holds something, stripped; None for a file of blank lines."""
     return next((text.strip() for _, text in _lines(file) if text.strip()), None)
+
+
+def _first_lines(file: BinaryIO, count: int) -> list[str]:
+    """The first line that holds something and up to `count` more, stripped."""
+    found: list[str] = []
+    for _, text in _lines(file):
+        if text.strip():
+            found.append(text.strip())
+            if len(found) > count:
+                break
+    return found
 
 
 def header_row(path: Path, file: BinaryIO) -> list[str]:

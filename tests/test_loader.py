@@ -775,6 +775,36 @@ def test_cli_load_interrupted_says_what_is_kept(
     assert not (tmp_path / "big.txt.rejects.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("lines", "fmt"),
+    [
+        (["# DNC list, area code 212, 2026-11-01", "212,5551234", "415,5552671"], "ftc"),
+        (["Area code 212 list", "212,5551234"], "ftc"),
+        (["areacode,number", "212,5551234"], "ftc"),  # FTC with a header: the header rejected
+        (["phone,name", "+12125551234,Ann"], "csv"),
+        # Not every line after the first is FTC: read as one number a line.
+        (["# list of 2026-11-01", "212,5551234", "+14155552671"], "e164"),
+        (["# list of 2026-11-01"], "e164"),
+    ],
+)
+def test_auto_detection_passes_over_a_title_line_before_ftc_lines(
+    lines: list[str], fmt: str
+) -> None:
+    assert detect(lines[0], lines) == fmt
+
+
+def test_cli_load_of_an_ftc_file_with_a_title_rejects_the_title_only(
+    redis_url: str, redis_client: Any, tmp_path: Path
+) -> None:
+    text = "# Do-not-call list, area code 212, downloaded 2026-11-01\n212,5551234\n415,5552671\n"
+    path = write(tmp_path / "list.txt", text)
+    answer = dnc(redis_url, "load", str(path))
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout == "loaded 2, already present 0, invalid 1\n"
+    rejects = (tmp_path / "list.txt.rejects.csv").read_text()
+    assert "Do-not-call list" in rejects and "5551234" not in rejects
+
+
 def test_cli_load_warns_when_no_line_was_a_number(redis_url: str, tmp_path: Path) -> None:
     path = write(tmp_path / "list.txt", "212,5551234x\nhello\n")
     answer = dnc(redis_url, "load", "--format", "e164", str(path))
