@@ -118,6 +118,32 @@ def test_a_registration_is_acknowledged_once_the_replica_holds_it(
         client.__exit__(None, None, None)
 
 
+def test_an_account_the_replica_does_not_acknowledge_is_taken_back(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Its key was never given to anyone: left active, it would be an account that only
+    a revocation could end, and the administrator's retry would make a second one."""
+    client = api(pair, tmp_path, replicas=1)
+    try:
+        pair.freeze()
+        body = {"name": "acme", "role": "operator", "callers": ["+12125550100"]}
+        answer = client.post("/v1/operators", json=body, headers=ADMIN)
+        assert_error(answer, 503, "not_replicated")
+        assert "api_key" not in answer.text
+        pair.thaw()
+        listed = client.get("/v1/operators", headers=ADMIN).json()["operators"]
+        assert [o for o in listed if o["name"] == "acme"] == []
+        # Its caller was released with it: the retry gets it.
+        retry = client.post("/v1/operators", json=body, headers=ADMIN)
+        assert retry.status_code == 201, retry.text
+        entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+        revoked = [e for e in entries if e["action"] == "operator.revoked"]
+        assert revoked and revoked[0]["reason"] == "not_replicated"
+    finally:
+        pair.thaw()
+        client.__exit__(None, None, None)
+
+
 def test_a_write_the_replica_does_not_acknowledge_is_503_not_acknowledged(
     pair: Pair, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Annotated, Any, Literal
@@ -14,13 +15,14 @@ from registry import complaints as complaint_rules
 from registry.api import params
 from registry.api.auth import AdminKey
 from registry.api.consents import scope_fields
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, not_replicated_error
 from registry.api.responses import JSON
 from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore
 from registry.store.consents import ConsentStore
 from registry.store.operators import CallerTaken
 
+log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["administrators"])
 PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
 MAX_RATE_LIMIT = 1_000_000
@@ -79,6 +81,18 @@ async def create_operator(body: NewOperator, request: Request, admin: AdminKey) 
     await services.audit.record(
         "operator.created", admin.id, operator=operator.id, role=operator.role, name=body.name
     )
+    if services.replication is not None:
+        # Before the key goes out, as the middleware would; a 503 here would otherwise
+        # leave an account whose key nobody was given, live until someone revokes it.
+        try:
+            await services.replication.wait()
+        except Exception as exc:  # noqa: BLE001 - unacknowledged: the account is taken back
+            log.warning("operator %s not replicated, revoked: %s", operator.id, exc)
+            await services.operators.revoke(operator.id)
+            await services.audit.record(
+                "operator.revoked", admin.id, operator=operator.id, reason="not_replicated"
+            )
+            raise not_replicated_error() from None
     return JSON(
         {"operator_id": operator.id, "api_key": api_key, "role": operator.role}, status_code=201
     )
