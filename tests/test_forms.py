@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, ready_client
+from conftest import ADMIN, assert_error, ready_client
 from fastapi.testclient import TestClient
 from httpx import Response
 
@@ -115,7 +115,7 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
     gone = web.post(code_form(removal), data={"code": codes(outbox)[-1]})
     assert (gone.status_code, shown(gone).split(".")[0]) == (
         200,
-        f"{NUMBER} is no longer registered",
+        f"{NUMBER} is not on the register now",
     )
     assert look_up(web) == "callable"
 
@@ -185,6 +185,7 @@ def test_an_expired_code_page_speaks_to_a_person_not_an_api_client(
     again = web.post(confirm, data={"code": codes(outbox)[-1]})  # used already
     assert again.status_code == 410
     assert "already used" in shown(again) and "/v1/" not in shown(again)
+    assert "registration it confirmed stands" in shown(again)
 
 
 def test_forms_posted_from_another_site_are_refused_before_anything_is_sent(
@@ -200,3 +201,33 @@ def test_forms_posted_from_another_site_are_refused_before_anything_is_sent(
     assert len(codes(outbox)) == 1
     unknown = web.post("/forms/consents/abc/confirm", data={"code": "123456"})
     assert unknown.status_code == 404
+
+
+def test_an_answer_reopened_from_the_history_goes_back_to_the_page(web: TestClient) -> None:
+    """A GET of a form's address (a bookmark, the history, a reload after a redirect) is
+    no JSON 405: the browser is sent to the page, and the answer is not shown again."""
+    for path in ("/forms/status", "/forms/registrations", "/forms/registrations/abc/confirm"):
+        for method in ("GET", "HEAD"):
+            answer = web.request(method, path, follow_redirects=False)
+            assert answer.status_code == 303, (method, path)
+            assert answer.headers["location"] == "/"
+    # Answers that show a number are kept out of the browser's cache.
+    answer = web.post("/forms/status", data={"number": NUMBER})
+    assert answer.headers["cache-control"] == "no-store"
+    status = web.get(f"/v1/registrations/{NUMBER}")
+    assert status.status_code == 200 and status.headers["cache-control"] == "no-store"
+
+
+def test_a_browser_that_mistypes_an_address_gets_a_page_an_api_client_json(
+    web: TestClient,
+) -> None:
+    browser = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    for path in ("/register", "/index.html", "/forms"):
+        answer = web.get(path, headers=browser)
+        assert answer.status_code == 404
+        assert "There is no page at this address" in shown(answer)
+        assert 'href="/portal"' in answer.text
+        assert_error(web.get(path), 404, "not_found")  # curl's Accept: */*
+    # The API's own addresses answer in the contract's shape whatever the client accepts.
+    assert_error(web.get("/v1/nothing", headers=browser), 404, "not_found")
+    assert_error(web.get("/assets/nothing.js", headers=browser), 404, "not_found")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from conftest import ADMIN, ADMIN_KEY, assert_error, ready_client, start_redis
 from fastapi.testclient import TestClient
@@ -565,6 +566,46 @@ def test_a_code_that_never_went_out_does_not_use_up_the_numbers_codes(
     ask(up, number=OTHER)
     ask(up, number=OTHER)
     assert_rate_limited(up.post("/v1/registrations", json={"number": "+12125550199"}), "address")
+
+
+def test_writes_from_pages_on_other_sites_are_refused_before_anything_is_sent(
+    apps: Callable[..., TestClient], outbox: Outbox, carrier: Headers
+) -> None:
+    """A page elsewhere could have its visitors' browsers ask for codes to any number, or
+    complain about a competitor's caller id: a text/plain fetch needs no CORS preflight."""
+    api = apps()
+    other_sites = [
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+        {"origin": "https://elsewhere.example"},
+        {"origin": "null"},  # a sandboxed frame, a file
+    ]
+    complaint = {"number": NUMBER, "caller": "+13125550199", "channel": "voice"}
+    for headers in other_sites:
+        for path, body in (
+            ("/v1/registrations", {"number": NUMBER}),
+            ("/v1/complaints", complaint),
+        ):
+            sent = api.post(
+                path,
+                content=orjson.dumps(body),
+                headers={"content-type": "text/plain", **headers},
+            )
+            assert_error(sent, 403, "cross_site_request")
+        keyed = api.put(f"/v1/registrations/{NUMBER}", headers={**carrier, **headers})
+        assert_error(keyed, 403, "cross_site_request")
+    assert outbox.messages() == []
+    # The registry's own page, and clients that are not browsers, are served.
+    same = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    ask(api)
+    assert api.post("/v1/registrations", json={"number": NUMBER}, headers=same).status_code == 202
+    assert api.post(
+        "/v1/registrations", json={"number": NUMBER}, headers={"origin": "http://testserver"}
+    ).is_success
+    assert len(outbox.messages()) == 3
+    # Reads are no writes: a status check from anywhere is answered as ever.
+    status = api.get(f"/v1/registrations/{NUMBER}", headers=other_sites[0])
+    assert status.status_code in (200, 404)
 
 
 def test_a_number_gets_at_most_a_days_codes_whatever_the_hours_allow(

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -285,6 +286,40 @@ def _is_json_object(body: bytes) -> bool:
         return False
 
 
+class SameSiteWrites:
+    """Pure ASGI middleware: a write (any method but GET, HEAD and OPTIONS) from a page on
+    another site is `403 cross_site_request`, before it does anything.
+
+    The public writes need no key: a page anywhere could otherwise have its visitors'
+    browsers ask for code texts to any number (using up its codes for the hour) or file
+    complaints against a competitor's caller id, a `text/plain` fetch needing no CORS
+    preflight. A write with a key is no such risk (a browser sends `Authorization` across
+    sites only after a preflight, which this server never grants), and is refused the same
+    way, so there is one rule. The subscriber page's own calls are same-origin.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+            # The forms refuse such posts themselves, with a page a person can read.
+            and not scope["path"].startswith(forms.PREFIX)
+            and pages.cross_site(Headers(scope=scope))
+        ):
+            answer = errors.error_response(
+                403,
+                "cross_site_request",
+                "the registry takes no writes from pages on other sites; call the API from "
+                "your own server, or use the registry's own pages",
+            )
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class SmallBodies:
     """Pure ASGI middleware: a request body of at most `limit` bytes (413 beyond), except on
     the `large` paths, whose handlers set their own limits (the scrub's 64 and 128 MiB).
@@ -374,7 +409,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
         redoc_url=None,
     )
     app.state.services = services
-    errors.install(app)
+    errors.install(app, not_found_page=forms.not_found_page)
     forms.install(app)  # a form that cannot be read is answered with a page
     openapi.install(app)
     routers = [
@@ -395,6 +430,7 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     if services.replication is not None:
         app.add_middleware(Replicated, replication=services.replication)
     app.add_middleware(SmallBodies, limit=SMALL_BODY_BYTES, large=(scrub.PATH,))
+    app.add_middleware(SameSiteWrites)
     app.add_middleware(SingleParameters)
     app.add_middleware(HeadAsGet)
     app.add_middleware(CountResponses, metrics=services.metrics)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import Match
 
 from registry.api.responses import JSON
@@ -159,7 +161,10 @@ def _not_json(request: Request) -> JSON:
     )
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, not_found_page: Callable[[], Response] | None = None) -> None:
+    """The contract's error shape for every error; `not_found_page`, when given, answers
+    a browser's 404 outside the API (an `Accept` naming `text/html`) instead."""
+
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSON:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
@@ -181,7 +186,15 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSON:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if (
+            exc.status_code == 404
+            and not_found_page is not None
+            and request.method in ("GET", "HEAD")
+            and not request.url.path.startswith(("/v1/", "/assets/"))
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            return not_found_page()
         code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:

@@ -19,7 +19,7 @@ import html
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from registry.api.errors import ApiError
-from registry.api.pages import SECURITY_HEADERS, page_text
+from registry.api.pages import SECURITY_HEADERS, cross_site, page_text
 from registry.api.scrub import read_body
 
 # Every route here; each sends its API requests through the whole app, as the client.
@@ -117,16 +117,6 @@ def _codes(values: list[str]) -> list[Any]:
     return [int(v) if v.isascii() and v.isdigit() and len(v) < 10 else v for v in values]
 
 
-def _cross_site(request: Request) -> bool:
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        return site not in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
-    return urlsplit(origin).netloc != request.headers.get("host", "")
-
-
 async def _call(
     request: Request, method: str, path: str, body: dict[str, Any] | None = None, query: str = ""
 ) -> _Answer:
@@ -186,11 +176,24 @@ def _page(
         .replace("{{content}}", "\n".join(parts))
         .replace("{{back}}", html.escape(back))
     )
-    headers = dict(SECURITY_HEADERS)
+    # An answer may show a number's status or a code step: kept out of the browser's
+    # cache, so Back on a shared computer does not show it again.
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
     if retry_after is not None:
         headers["Retry-After"] = retry_after
     return Response(body.encode(), status, media_type="text/html; charset=utf-8",
                     headers=headers)  # fmt: skip
+
+
+def not_found_page() -> Response:
+    """The 404 a browser gets for an address that is no page (`/register`, a mistyped
+    link): a page with the way back, where an API client gets the contract's JSON."""
+    parts = [
+        _p("There is no page at this address."),
+        '<p>Subscribers: <a href="/">register a number, check it, or report a call</a>. '
+        'Operators: <a href="/portal">the operator portal</a>.</p>',
+    ]
+    return _page("Page not found", parts, 404, "/")
 
 
 def _p(text: str, css: str = "") -> str:
@@ -253,9 +256,19 @@ async def _code_sent(request: Request, kind: str, body: dict[str, Any], verb: st
     return _page("Enter the code we sent", parts, answer.status, back)
 
 
+# Not `/forms/{rest:path}`: that takes `/forms/` too, which the trailing-slash redirect
+# and the look-up route's slash trimming would then bounce between for ever.
+@router.get("/forms/{first}", include_in_schema=False)
+@router.get("/forms/{first}/{rest:path}", include_in_schema=False)
+async def reopened() -> Response:
+    """An answer reopened from the history or a bookmark (a GET of a form's address): the
+    page it came from, not a JSON 405. The answer itself is not kept to show again."""
+    return Response(status_code=303, headers={**SECURITY_HEADERS, "Location": "/"})
+
+
 @router.post("/forms/registrations", include_in_schema=False)
 async def register(request: Request) -> Response:
-    if _cross_site(request):
+    if cross_site(request.headers):
         return _refused()
     fields = await _fields(request)
     body: dict[str, Any] = {
@@ -270,7 +283,7 @@ async def register(request: Request) -> Response:
 
 @router.post("/forms/deregistrations", include_in_schema=False)
 async def deregister(request: Request) -> Response:
-    if _cross_site(request):
+    if cross_site(request.headers):
         return _refused()
     fields = await _fields(request)
     body: dict[str, Any] = {"number": _one(fields, "number")}
@@ -281,7 +294,7 @@ async def deregister(request: Request) -> Response:
 
 @router.post("/forms/{kind}/{request_id}/confirm", include_in_schema=False)
 async def confirm(kind: str, request_id: str, request: Request) -> Response:
-    if _cross_site(request):
+    if cross_site(request.headers):
         return _refused()
     if kind not in ("registrations", "deregistrations"):
         return _page("Page not found", [_p("There is no such form.", "error")], 404, "/")
@@ -302,7 +315,8 @@ async def confirm(kind: str, request_id: str, request: Request) -> Response:
     registered = str(answer.data.get("number", number))
     if kind == "deregistrations":
         parts = [
-            _p(f"{registered} is no longer registered.", "outcome"),
+            # True whether or not it was registered: the API answers both alike.
+            _p(f"{registered} is not on the register now.", "outcome"),
             _p("Telemarketers may call it again once their lists are updated."),
         ]
         return _page("Number removed", parts, answer.status, back)
@@ -319,7 +333,7 @@ async def confirm(kind: str, request_id: str, request: Request) -> Response:
 @router.post("/forms/status", include_in_schema=False)
 async def status(request: Request) -> Response:
     """The status check as a POST, so the number stays out of the address bar and logs."""
-    if _cross_site(request):
+    if cross_site(request.headers):
         return _refused()
     fields = await _fields(request)
     number = _one(fields, "number")
@@ -347,7 +361,7 @@ async def status(request: Request) -> Response:
 
 @router.post("/forms/complaints", include_in_schema=False)
 async def complain(request: Request) -> Response:
-    if _cross_site(request):
+    if cross_site(request.headers):
         return _refused()
     fields = await _fields(request)
     occurred = _one(fields, "occurred_at")

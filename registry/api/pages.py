@@ -27,6 +27,8 @@ from __future__ import annotations
 import html
 import re
 from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -177,3 +179,17 @@ async def docs_asset(name: str) -> Response:
     if body is None:  # read on first use: a megabyte most workers never send
         body = _docs_files[name] = resources.files(SWAGGER_UI).joinpath(name).read_bytes()
     return Response(body, media_type=kind, headers={"Cache-Control": "public, max-age=86400"})
+
+
+def cross_site(headers: Any) -> bool:
+    """Whether a browser sent this request from a page of another site: `Sec-Fetch-Site`
+    says so (every current browser sends it), or else an `Origin` (`null` included:
+    a sandboxed frame, a file) that is not this host. Clients that are not browsers
+    (curl, a carrier's gateway, the operators' servers) send neither."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urlsplit(origin).netloc != headers.get("host", "")

@@ -18,7 +18,7 @@ import logging
 import time
 import unicodedata
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from registry import rules
@@ -185,8 +185,12 @@ async def _confirm(request: Request, request_id: str, kind: str, raw_code: str) 
     why = {
         "expired": "its code expired",
         "void": "too many wrong codes were tried",
-        "used": "its code was already used",
+        # Most often by this very person a moment ago (a second tab, Back and send again):
+        # what it did stands.
+        "used": f"its code was already used, and the {kind} it confirmed stands",
     }[attempt.outcome]
+    if attempt.outcome == "used":
+        again = "check the number's status to see it"
     raise ApiError(
         410, f"request_{attempt.outcome}", f"this {kind} request is over: {why}; {again}"
     )
@@ -259,7 +263,7 @@ async def confirm_deregistration(
 
 @router.get("/v1/registrations/{number}")
 async def registration_status(
-    number: str, request: Request, region: str | None = None
+    number: str, request: Request, response: Response, region: str | None = None
 ) -> dict[str, object]:
     """Whether a number is registered; `registered_at` and `effective_at` when they are known.
 
@@ -271,6 +275,8 @@ async def registration_status(
     await check_status_client(request)
     async with answered("a status check"):
         registration = await services.registrations.get(value)
+    # A number's status is about a person: no cache (a browser's, a proxy's) keeps it.
+    response.headers["Cache-Control"] = "no-store"
     answer: dict[str, object] = {"number": f"+{value}", "registered": registration is not None}
     if registration is not None and registration.registered_at is not None:
         effective = registration.registered_at + services.settings.grace_days * 86400

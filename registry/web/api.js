@@ -114,7 +114,10 @@ window.DNC = (function () {
     if (wait < 120) {
       return "wait " + wait + (wait === 1 ? " second" : " seconds");
     }
-    return "wait " + Math.ceil(wait / 60) + " minutes";
+    if (wait < 7200) {
+      return "wait " + Math.ceil(wait / 60) + " minutes";
+    }
+    return "wait about " + Math.ceil(wait / 3600) + " hours";
   }
 
   /** What went wrong, in words a subscriber or an operator can act on. */
@@ -162,8 +165,15 @@ window.DNC = (function () {
       case "text_too_long":
         return "What was said is too long: " + problem.message + ".";
       case "rate_limited": {
-        const who = problem.details.per === "number" ? "to this number" : "from your connection";
-        return "Too many requests " + who + ". Please " + waitWords(problem) + " and try again.";
+        if (problem.details.per === "number") {
+          // Anyone may ask for codes to any number: say the way in that needs none.
+          return (
+            "Too many codes have been asked for this number (not necessarily by you). " +
+            "Please " + waitWords(problem) + " and try again, or text STOP from that phone " +
+            "to your carrier's opt-out number, which registers it with no code."
+          );
+        }
+        return "Too many requests from your connection. Please " + waitWords(problem) + " and try again.";
       }
       case "not_registered":
         return "This number is not on the register, so there is nothing to remove.";
@@ -171,6 +181,9 @@ window.DNC = (function () {
         return "This number is outside the prefixes your account subscribes to.";
       default:
         break;
+    }
+    if (problem.code === "request_used") {
+      return "This code was already used, so the request went through: check the number's status to see it.";
     }
     if (status === 410) {
       return "This request has expired or had too many wrong codes. Please start again.";
@@ -182,7 +195,9 @@ window.DNC = (function () {
       );
     }
     if (status === 403) {
-      return "Your account is not allowed to do this. " + problem.message;
+      const why = String(problem.message || "");
+      return "Your account is not allowed to do this. " +
+        why.charAt(0).toUpperCase() + why.slice(1) + (/[.!?]$/.test(why) ? "" : ".");
     }
     if (status === 413) {
       return "That is too much for one request: " + problem.message + ".";

@@ -188,6 +188,11 @@
   }
 
   const scrubForm = byId("scrub-form");
+  // The list scrubbed is the one given last: numbers typed or pasted after a file was
+  // chosen unchoose the file (else the old file would be scrubbed again, silently).
+  byId("scrub-text").addEventListener("input", function () {
+    byId("scrub-file").value = "";
+  });
   handle(scrubForm, "scrub-error", async function () {
     const result = byId("scrub-result");
     result.hidden = true;

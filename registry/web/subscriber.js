@@ -102,7 +102,9 @@
     confirm.addEventListener("submit", async function (event) {
       event.preventDefault();
       api.clear(confirmError);
-      const code = value(confirm, "code").replace(/\s+/g, "");
+      // As the API reads it: "123 456", "123-456", and full-width digits from a Chinese
+      // input method (NFKC folds them to ASCII).
+      const code = value(confirm, "code").normalize("NFKC").replace(/[\s-]+/g, "");
       if (!/^[0-9]{6}$/.test(code)) {
         api.showError(confirmError, localProblem("The code is the six digits in the message we sent."));
         return;
@@ -194,7 +196,8 @@
   );
 
   twoStep("deregister", "/v1/deregistrations", numberAndRegion, function (data) {
-    const p = api.paragraph(data.number + " has been removed from the register.");
+    // True whether or not it was registered: the API answers both alike.
+    const p = api.paragraph(data.number + " is not on the register now.");
     p.className = "outcome";
     return [p, api.paragraph("Telemarketers may call it again once their lists are updated.")];
   });
