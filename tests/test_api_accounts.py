@@ -391,3 +391,34 @@ def test_only_administrators_read_accounts(client: TestClient) -> None:
     assert_error(client.get("/v1/operators", headers=key), 403, "forbidden")
     assert_error(client.get(f"/v1/operators/{mine['operator_id']}", headers=key), 403, "forbidden")
     assert client.get("/v1/operators").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer clé".encode(), b"Bearer \xff\xfe", "Bearer 密钥".encode(), "Bearer ｄｎｃ_x".encode()],
+)
+def test_a_key_that_is_not_ascii_is_a_401_not_a_500(
+    client: TestClient, authorization: bytes
+) -> None:
+    headers = {"Authorization": authorization}
+    for method, path in (
+        ("GET", "/v1/numbers/+12125551234"),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/changes"),
+        ("PUT", "/v1/registrations/+12125551234"),
+    ):
+        answer = client.request(method, path, headers=headers)
+        assert_error(answer, 401, "unknown_key")
+    scrub = client.post("/v1/scrub", content=b"+12125551234\n", headers={
+        **headers, "Content-Type": "text/plain"})  # fmt: skip
+    assert_error(scrub, 401, "unknown_key")
+
+
+def test_an_administrator_key_that_is_not_ascii_works(
+    spare: Callable[..., TestClient],
+) -> None:
+    """DNC_ADMIN_KEY is UTF-8 text from the environment; a client sends it as UTF-8 bytes."""
+    key = "管理员-clé-0123456789abcdef"
+    api = spare(admin_key=key)
+    answer = api.get("/v1/stats", headers={"Authorization": f"Bearer {key}".encode()})
+    assert answer.status_code == 200, answer.text

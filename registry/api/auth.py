@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,16 @@ class Authenticator:
                 "the Authorization header must be 'Bearer KEY'",
                 headers=CHALLENGE,
             )
-        if self.admin_key is not None and secrets.compare_digest(api_key, self.admin_key):
+        # Header values arrive decoded as Latin-1 (HTTP's bytes, one char each); a key is
+        # UTF-8 text, as DNC_ADMIN_KEY is. compare_digest takes str of ASCII only: bytes.
+        raw = api_key.encode("latin-1", "replace")
+        # Bytes that are no UTF-8 stay as they came: no key has them, a 401 below.
+        with contextlib.suppress(UnicodeDecodeError):
+            api_key = raw.decode("utf-8")
+        if self.admin_key is not None and secrets.compare_digest(
+            api_key.encode("utf-8", "surrogateescape"),
+            self.admin_key.encode("utf-8", "surrogateescape"),
+        ):
             return ADMIN
         async with answered("a key check"):
             operator = await self.operators.by_key(api_key)
