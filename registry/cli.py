@@ -59,10 +59,23 @@ def redis_url(settings: Settings, durable: bool = True, *, reading: str = "") ->
         return
     if reading and not any((data / name).exists() for name in ("appendonly.aof", "appendonlydir")):
         raise Failure(_no_registry(data, reading))
+    usable_data_dir(data)
     with embedded.RedisProcess(data, durable=durable) as server:
         if reading and _empty(server.url):
             raise Failure(_no_registry(data, reading))
         yield server.url
+
+
+def usable_data_dir(data: Path) -> None:
+    """DNC_DATA_DIR made if missing; a path that cannot be a directory (a file, /proc) is a
+    bad setting, said in one line, not a traceback from deep in the embedded Redis."""
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"DNC_DATA_DIR={data} cannot hold the registry's data: {exc.strerror or exc}; "
+            "set it to a directory this user may write"
+        ) from None
 
 
 def _no_registry(data: Path, alternative: str) -> str:
@@ -94,6 +107,7 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
     server: embedded.RedisProcess | None = None
     try:
         if settings.redis_url is None:
+            usable_data_dir(settings.data_dir)
             server = embedded.RedisProcess(settings.data_dir)
             os.environ["DNC_REDIS_URL"] = server.start()
             settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])
@@ -294,9 +308,13 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
 
     with redis_url(settings) as url:
         operator, api_key = asyncio.run(create(url))
-    print(f"operator_id: {operator.id}")
-    print(f"api_key: {api_key}")
-    print("(the key is shown once; the registry keeps only its hash)", file=sys.stderr)
+    # The key alone on stdout, as the contract says it is printed: KEY=$(dnc operators ...).
+    print(api_key)
+    print(
+        f"operator {operator.id} created; its key above is shown once "
+        "(the registry keeps only its hash)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -571,7 +589,15 @@ def parser() -> argparse.ArgumentParser:
     create = op_commands.add_parser("create", help="create an account and print its key once")
     create.add_argument("name")
     create.add_argument("--role", choices=["operator", "carrier", "admin"], default="operator")
-    create.add_argument("--prefix", action="append", default=[], help="repeat for several")
+    # Both `--prefix +1212 +1312` (the contract's `--prefix +1212 ...`) and the flag repeated.
+    create.add_argument(
+        "--prefix",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PREFIX",
+        help="numbers this account may see, e.g. +1212; several after one flag, or repeat it",
+    )
     create.add_argument("--rate-limit", type=int, default=None, help="requests a second")
     create.add_argument(
         "--caller",

@@ -15,6 +15,7 @@ import pytest
 import redis
 from conftest import assert_cli_error
 
+from registry.embedded import free_port
 from registry.store import keys
 
 pytestmark = pytest.mark.slow
@@ -237,3 +238,35 @@ def test_operators_create_declares_callers_once(redis_url: str) -> None:
         client.flushall()
     finally:
         client.close()
+
+
+def test_operators_create_takes_several_prefixes_after_one_flag_or_the_flag_repeated(
+    redis_url: str,
+) -> None:
+    """The contract writes `--prefix +1212 ...`: both readings of it work."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for args in (["--prefix", "+1212", "+1312"], ["--prefix", "+1212", "--prefix", "+1312"]):
+            client.flushall()
+            result = dnc("operators", "create", "Acme", *args, DNC_REDIS_URL=redis_url)
+            assert result.returncode == 0, result.stderr
+            [operator_id] = [o.decode() for o in client.smembers(keys.OPERATORS)]
+            record = client.hgetall(keys.operator(operator_id))
+            assert b"+1212" in record[b"prefixes"] and b"+1312" in record[b"prefixes"], record
+        client.flushall()
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("where", ["a-file", "under-a-file", "/proc/dnc-registry"])
+@pytest.mark.parametrize("command", [["serve"], ["operators", "create", "Acme"], ["load", "x.txt"]])
+def test_a_data_dir_that_cannot_be_a_directory_is_one_line_not_a_traceback(
+    tmp_path: Path, where: str, command: list[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "x.txt").write_text("+12125551234\n")
+    data = {"a-file": tmp_path / "a-file", "under-a-file": tmp_path / "a-file" / "sub"}.get(
+        where, Path(where)
+    )
+    result = dnc(*command, cwd=tmp_path, DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()))
+    assert_bad_input(result, "DNC_DATA_DIR", str(data))

@@ -299,9 +299,11 @@ def test_operators_create_prints_a_working_key(serve: Callable[..., Serve], redi
         DNC_REDIS_URL=redis_url,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    api_key = re.search(r"^api_key: (\S+)$", created.stdout, re.MULTILINE)
-    assert api_key, created.stdout
-    register(server, api_key[1], number(0))
+    # The key alone on stdout, as KEY=$(dnc operators create ...) takes it; the rest on stderr.
+    api_key = created.stdout.strip()
+    assert created.stdout == api_key + "\n" and " " not in api_key, created.stdout
+    assert "shown once" in created.stderr
+    register(server, api_key, number(0))
     assert statuses(server, ADMIN_KEY, number(0), 3) == ["blocked"] * 3
 
 
@@ -452,8 +454,8 @@ def test_operators_create_writes_the_audit_entry(
         "operators", "create", "Acme Mobile", "--role", "carrier", DNC_REDIS_URL=redis_url
     )
     assert created.returncode == 0, created.stderr
-    operator_id = re.search(r"^operator_id: (\S+)$", created.stdout, re.MULTILINE)
-    assert operator_id, created.stdout
+    operator_id = re.search(r"^operator (op_\S+) created", created.stderr, re.MULTILINE)
+    assert operator_id, created.stderr
     answer = request("GET", f"{server.url}/v1/audit", ADMIN_KEY)
     assert answer.status_code == 200, answer.text
     entries = answer.json()["entries"]
