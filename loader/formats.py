@@ -149,10 +149,11 @@ def detect(first_line: str, sample: list[str] | None = None) -> str:
     """`ftc` for `ddd,ddddddd`; `csv` when the first line is a header row; else `e164`.
 
     `sample`, the file's first lines that hold something (the first of them
-    `first_line`), lets a title, comment or header line before FTC lines (`# area
-    code 212, 2026-11-01`, `areacode,number`) not turn every line into a reject: when
-    every line of the sample after the first is FTC, the file is FTC, and the first
-    line its one rejected line.
+    `first_line`), lets a title or comment line before FTC lines (`# DNC list, area
+    code 212, 2026-11-01`) not turn every line into a reject: when the first line is
+    neither FTC nor a header row (the contract's rule: a header row with a non-numeric
+    field is `csv`, whatever follows) and every other line of the sample is FTC, the
+    file is FTC, and the first line its one rejected line.
 
     A header row has a non-numeric field (`phone`, `Number`, `phone_e164`: a letter)
     and no numeric one: `+12125551234,Ann` and `Ann,020 7946 0018` are rows of data,
@@ -162,9 +163,6 @@ def detect(first_line: str, sample: list[str] | None = None) -> str:
     """
     if _FTC_LINE.fullmatch(first_line):
         return "ftc"
-    rest = (sample or [])[1:]
-    if rest and all(_FTC_LINE.fullmatch(line) for line in rest):
-        return "ftc"
     try:
         fields = [f.strip() for f in next(csv.reader([first_line]), []) if f.strip()]
     except csv.Error:  # not a row of a table, whatever else it is
@@ -172,6 +170,9 @@ def detect(first_line: str, sample: list[str] | None = None) -> str:
     numeric = any(f[0] in _NUMBER_STARTS or sum(c.isdigit() for c in f) >= 7 for f in fields)
     if fields and not numeric and any(c.isalpha() for f in fields for c in f):
         return "csv"
+    rest = (sample or [])[1:]
+    if rest and all(_FTC_LINE.fullmatch(line) for line in rest):
+        return "ftc"
     return "e164"
 
 

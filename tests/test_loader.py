@@ -779,8 +779,10 @@ def test_cli_load_interrupted_says_what_is_kept(
     ("lines", "fmt"),
     [
         (["# DNC list, area code 212, 2026-11-01", "212,5551234", "415,5552671"], "ftc"),
-        (["Area code 212 list", "212,5551234"], "ftc"),
-        (["areacode,number", "212,5551234"], "ftc"),  # FTC with a header: the header rejected
+        (["List 2026-11-01 (area code 212)", "212,5551234"], "ftc"),
+        # A header row is CSV, as the contract says, whatever lines follow it.
+        (["areacode,number", "212,5551234"], "csv"),
+        (["Area code 212 list", "212,5551234"], "csv"),
         (["phone,name", "+12125551234,Ann"], "csv"),
         # Not every line after the first is FTC: read as one number a line.
         (["# list of 2026-11-01", "212,5551234", "+14155552671"], "e164"),
