@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +15,8 @@ from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
 
 from loader.load import load_files
+from registry.store import keys, retention
+from registry.store.connect import async_client
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -319,3 +323,35 @@ def test_admin_reports_need_an_admin_key(
     assert_error(client.get(path, headers=operator), 403, "forbidden")
     assert_error(client.get(path, headers=carrier), 403, "forbidden")
     assert client.get(path, headers=ADMIN).status_code == 200
+
+
+def test_audit_entries_past_the_retention_are_neither_served_nor_kept(
+    client: TestClient, redis_client: Any
+) -> None:
+    """Trimming on write is approximate and needs writes: a quiet registry would keep its
+    last entries for good. Reads skip them, and every worker trims the streams hourly."""
+    old_ms = int((time.time() - 200 * 86400) * 1000)  # retention: 153 days
+    redis_client.delete(keys.AUDIT)
+    redis_client.xadd(
+        keys.AUDIT, {"action": "operator.created", "actor": "admin"}, id=f"{old_ms}-0"
+    )
+    client.post("/v1/operators", json={"name": "Fresh", "role": "carrier"}, headers=ADMIN)
+    entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+    assert [e["id"] for e in entries if e["id"].startswith(str(old_ms))] == []
+    old = client.get("/v1/audit", params={"since": f"{old_ms - 1}-0"}, headers=ADMIN).json()
+    assert all(int(e["id"].split("-")[0]) > old_ms for e in old["entries"])
+    assert old["entries"], "the fresh entry after an old cursor"
+    # The hourly trim (a worker's first runs at start).
+    dropped = asyncio.run(_trim(client))
+    assert dropped >= 1
+    assert redis_client.xrange(keys.AUDIT, min="-", max=f"{old_ms}-0") == []
+    assert len(redis_client.xrange(keys.AUDIT)) >= 1
+
+
+async def _trim(client: TestClient) -> int:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    redis = async_client(services.settings.redis_url)
+    try:
+        return await retention.trim(redis, services.settings.retention_days)
+    finally:
+        await redis.aclose()

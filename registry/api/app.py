@@ -8,6 +8,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from registry.freshness import Lookups
 from registry.metrics import Metrics
 from registry.notifier import Notifier, build_notifier
 from registry.scrub import Scrubber
-from registry.store import keys
+from registry.store import keys, retention
 from registry.store.audit import AuditLog
 from registry.store.connect import answered, async_client
 from registry.store.consents import ConsentStore
@@ -133,12 +134,19 @@ async def _follow(services: Services) -> None:
         await _index_consent_holders(services)
     except Exception as exc:  # noqa: BLE001 - the next worker to start tries again
         log.warning("consents recorded before this version not indexed yet: %s", exc)
+    trimmed_at = 0.0
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL)
         try:
             await services.bloom.catch_up()
         except Exception as exc:  # noqa: BLE001
             log.warning("change stream not followed: %s", exc)
+        if time.monotonic() - trimmed_at >= retention.EVERY_SECONDS:
+            try:
+                await retention.trim(services.redis, services.settings.retention_days)
+                trimmed_at = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - tried again on the next turn
+                log.warning("streams not trimmed to the retention: %s", exc)
         try:
             await ops.publish(services)  # for the other workers' /metrics
         except Exception as exc:  # noqa: BLE001

@@ -70,7 +70,11 @@ class AuditLog:
             )
         if parsed == (MAX_ID_PART, MAX_ID_PART):
             return [], cursor  # nothing comes after the largest id; Redis refuses to look
+        # Nothing older than the retention is served, trimmed yet or not.
+        cutoff_ms = max(0, int(time.time() * 1000) - self.retention_ms)
         start = f"({cursor}" if cursor else "-"
+        if parsed is None or parsed[0] < cutoff_ms:
+            start = f"{cutoff_ms}-0"
         rows = await self.redis.xrange(keys.AUDIT, min=start, max="+", count=limit)
         entries = []
         for raw_id, raw in rows:
