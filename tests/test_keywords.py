@@ -183,7 +183,10 @@ def test_longer_words_are_no_opt_out(text: str) -> None:
 def test_the_replies_say_what_to_expect_and_where_to_complain() -> None:
     for language in (ENGLISH, CHINESE):
         stop = kw.reply(kw.REGISTERED, kw.parse("STOP" if language == ENGLISH else "退订"))
-        assert ("month" in stop and "consents" in stop) or ("一个月" in stop and "同意" in stop)
+        # In force at once (scrubs see it), a month's grace for liability, consents ended.
+        english = "at once" in stop and "month" in stop and "consents" in stop.lower()
+        chinese = "即时生效" in stop and "一个月" in stop and "同意" in stop
+        assert english or chinese, stop
         text = kw.help_text(language)
         assert "Complain" in text or "投诉" in text
 
