@@ -690,3 +690,19 @@ def test_a_code_confirmed_registration_ends_consents_recorded_before_it(
     assert api.post("/v1/consents", json=body, headers=operator).status_code == 201
     answer = api.get(f"/v1/numbers/{NUMBER}", headers=operator).json()
     assert (answer["status"], answer["reason"]) == ("callable", "consent")
+
+
+def test_a_chinese_number_gets_its_code_in_chinese(
+    apps: Callable[..., TestClient], outbox: Outbox
+) -> None:
+    """The owner of a +86 number gets the opt-out replies in Chinese; the code too."""
+    api = apps()
+    ask(api, number="+86 138 0013 8000")
+    ask(api, "/v1/deregistrations", number="+8613800138000")
+    ask(api)
+    chinese, leaving, english = outbox.messages()
+    assert chinese["to"] == "+8613800138000"
+    assert f"验证码{chinese['code']}" in chinese["text"] and "加入拒收名单" in chinese["text"]
+    assert "10分钟内有效" in chinese["text"] and "如非本人操作" in chinese["text"]
+    assert "退出拒收名单" in leaving["text"]
+    assert english["text"].startswith(f"{english['code']} is your code to register")

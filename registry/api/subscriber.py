@@ -116,6 +116,15 @@ async def _give_back(request: Request, counted: list[str]) -> None:
 
 
 def _code_text(code: str, action: str, number: int, ttl: int) -> str:
+    """The code's text message: in Chinese to a Chinese (+86) number, whose owner also
+    gets the opt-out replies in Chinese, else in English."""
+    if str(number).startswith("86"):
+        lasts_zh = f"{ttl // 60}分钟" if ttl >= 120 else f"{ttl}秒"
+        what = "加入" if action == "register" else "退出"
+        return (
+            f"【拒收名单】验证码{code}，用于{what}拒收名单（号码+{number}），{lasts_zh}内有效。"
+            "如非本人操作，请忽略本短信。"
+        )
     lasts = f"{ttl // 60} minutes" if ttl >= 120 else f"{ttl} seconds"
     return (
         f"{code} is your code to {action} +{number} on the do-not-call registry. "
