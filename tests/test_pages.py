@@ -304,6 +304,11 @@ def test_a_subscriber_registers_and_the_portal_sees_the_number_blocked(
     page.tick('#register-categories input[value="2"]')
     page.submit("register-form")
     assert "code to +1 212 555 1234" in page.shown("register-sent")
+    # A reload (a phone's tab, while the text is read) keeps the code step.
+    chromium.refresh()
+    page.wait(lambda: chromium.execute_script("return document.readyState") == "complete")
+    assert "code to +1 212 555 1234" in page.shown("register-sent")
+    assert "dnc.pending.register" in page.storage("sessionStorage")
     page.fill("register-code", server.code_for("+12125551234"))
     page.submit("register-confirm")
 
@@ -312,7 +317,8 @@ def test_a_subscriber_registers_and_the_portal_sees_the_number_blocked(
     assert "calls and text messages" in result
     assert f"2. {rules.CATEGORIES[2]}" in result
     assert page.hidden("register-confirm")
-    # The number went in request bodies only: not in the page's address, not in storage.
+    # The number went in request bodies only: not in the page's address, and not in storage
+    # once the code step is over.
     assert chromium.current_url == server.url + "/"
     assert page.storage("localStorage") == {} and page.storage("sessionStorage") == {}
     assert page.console() == []

@@ -61,9 +61,39 @@
     const confirmError = byId(name + "-confirm-error");
     const result = byId(name + "-result");
     let requestId = null;
+    // The code step survives a reload (on a phone the tab is often reloaded while the
+    // subscriber reads the text): kept in this tab's sessionStorage until the request is
+    // confirmed, over or past its expiry, never in localStorage or the address.
+    const pendingKey = "dnc.pending." + name;
+
+    function remember(id, sent, expiresIn) {
+      const until = Date.now() + expiresIn * 1000;
+      try {
+        sessionStorage.setItem(pendingKey, JSON.stringify({ id: id, sent: sent, until: until }));
+      } catch (ignored) {
+        // Storage refused (a private window's quota): the step lives in memory only.
+      }
+    }
+
+    function forget() {
+      try {
+        sessionStorage.removeItem(pendingKey);
+      } catch (ignored) {
+        // Nothing was kept.
+      }
+    }
+
+    function showCodeStep(id, sent) {
+      requestId = id;
+      byId(name + "-sent").textContent = sent;
+      form.hidden = true;
+      confirm.hidden = false;
+      byId(name + "-code").value = "";
+    }
 
     function restart() {
       requestId = null;
+      forget();
       confirm.hidden = true;
       form.hidden = false;
       api.clear(confirmError);
@@ -84,13 +114,11 @@
       api.busy(form, true);
       try {
         const answer = await api.call("POST", path, { json: body });
-        requestId = answer.data.request_id;
-        byId(name + "-sent").textContent =
+        const sent =
           "We sent a six-digit code to " + body.number + ". It is valid for " +
           minutes(answer.data.expires_in) + ".";
-        form.hidden = true;
-        confirm.hidden = false;
-        byId(name + "-code").value = "";
+        showCodeStep(answer.data.request_id, sent);
+        remember(answer.data.request_id, sent, answer.data.expires_in);
         byId(name + "-code").focus();
       } catch (problem) {
         api.showError(error, problem);
@@ -115,6 +143,7 @@
           "POST", path + "/" + api.segment(requestId) + "/confirm", { json: { code: code } }
         );
         requestId = null;
+        forget();
         confirm.hidden = true;
         form.hidden = false;
         form.reset();
@@ -136,6 +165,19 @@
     });
 
     byId(name + "-restart").addEventListener("click", restart);
+
+    let kept = null;
+    try {
+      kept = JSON.parse(sessionStorage.getItem(pendingKey) || "null");
+    } catch (ignored) {
+      kept = null;
+    }
+    if (kept && typeof kept.id === "string" && typeof kept.sent === "string" &&
+        Number(kept.until) > Date.now()) {
+      showCodeStep(kept.id, kept.sent);
+    } else if (kept) {
+      forget();
+    }
   }
 
   function numberAndRegion(form) {
