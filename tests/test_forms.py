@@ -231,3 +231,15 @@ def test_a_browser_that_mistypes_an_address_gets_a_page_an_api_client_json(
     # The API's own addresses answer in the contract's shape whatever the client accepts.
     assert_error(web.get("/v1/nothing", headers=browser), 404, "not_found")
     assert_error(web.get("/assets/nothing.js", headers=browser), 404, "not_found")
+
+
+def test_the_page_names_the_region_a_national_number_is_read_in(
+    web: TestClient, settings: Settings
+) -> None:
+    assert "is read as a US number" in web.get("/").text
+    china = ready_client(settings.with_(default_region="CN"))
+    try:
+        page = china.get("/").text
+        assert "is read as a CN number" in page and "{{" not in page
+    finally:
+        china.__exit__(None, None, None)

@@ -129,9 +129,16 @@ _ASSETS = {name: _read(name) for name in ASSETS}
 
 
 @router.get("/", include_in_schema=False)
-async def subscriber_page() -> Response:
-    """Register, check, deregister and complain: the subscriber's side of the registry."""
-    return _answer("index.html", _PAGES["index.html"])
+async def subscriber_page(request: Request) -> Response:
+    """Register, check, deregister and complain: the subscriber's side of the registry.
+
+    It names the region a number without `+` is read in (DNC_DEFAULT_REGION): a Chinese
+    subscriber typing 138 0013 8000 into a registry set up for US must see why."""
+    region = request.app.state.services.settings.default_region
+    return _answer("index.html", _PAGES["index.html"].replace(_REGION, region.encode()))
+
+
+_REGION = b"{{default_region}}"
 
 
 @router.get("/portal", include_in_schema=False)

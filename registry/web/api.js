@@ -101,7 +101,9 @@ window.DNC = (function () {
     too_short: "it has too few digits",
     too_long: "it has too many digits",
     invalid_length: "it has the wrong number of digits",
-    invalid_for_region: "no phone number like it exists in that region",
+    invalid_for_region:
+      "no phone number like it exists in the region it was read in (without a region " +
+      "given, the registry's own); write it with + and the country code, or choose its region",
     not_subscribed: "it is outside the prefixes your account subscribes to",
   };
 
