@@ -98,7 +98,9 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
     assert (absent.status_code, shown(absent)) == (200, f"{NUMBER} is not registered.")
     invalid = web.post("/forms/status", data={"number": "12"})
     assert invalid.status_code == 400
-    assert "not a valid phone number (too_short)" in shown(invalid)
+    # In the subscriber's words, not the API's reason code.
+    assert shown(invalid).startswith("That phone number is not valid: it has too few digits.")
+    assert "too_short" not in shown(invalid)
     assert web.post("/forms/status", data={"number": ""}).status_code == 400
 
     nothing = web.post("/forms/registrations", data={"number": NUMBER})  # no box ticked
@@ -123,7 +125,7 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
     assert web.post("/forms/status", data={"number": NUMBER}).status_code == 200
     limited = web.post("/forms/status", data={"number": NUMBER})
     assert limited.status_code == 429
-    assert "retry in" in shown(limited)
+    assert "Too many requests from your connection. Please wait" in shown(limited)
     assert 1 <= int(limited.headers["retry-after"]) <= 60  # as the API's own 429
 
 

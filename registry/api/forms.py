@@ -202,8 +202,58 @@ def _p(text: str, css: str = "") -> str:
 
 
 def _error(answer: _Answer, back: str, title: str = "That did not work") -> Response:
-    parts = [_p(_sentence(answer.message), "error")]
+    parts = [_p(_plain(answer), "error")]
     return _page(title, parts, answer.status, back, answer.retry_after)
+
+
+# Why a number is invalid, in a subscriber's words (as registry/web/api.js has them).
+_INVALID = {
+    "empty": "it is empty",
+    "not_a_number": "it does not look like a phone number",
+    "invalid_country_code": "the country code is not one we know",
+    "too_short": "it has too few digits",
+    "too_long": "it has too many digits",
+    "invalid_length": "it has the wrong number of digits",
+    "invalid_for_region": "no phone number like it exists in the region it was read in",
+}
+
+
+def _plain(answer: _Answer) -> str:
+    """The API's error in words for the person at the form, where the API's own words are
+    for programmers (a reason code, a field name, seconds to wait); else its message."""
+    error = answer.data.get("error") or {}
+    found = error.get("details")
+    details: dict[str, Any] = found if isinstance(found, dict) else {}
+    if answer.code == "invalid_number":
+        why = _INVALID.get(str(details.get("reason")), "it is not a number we can read")
+        return (
+            f"That phone number is not valid: {why}. Enter it with its country code (such as "
+            "+1 212 555 1234), or choose the region it belongs to."
+        )
+    if answer.code == "rate_limited":
+        wait = _wait_words(details.get("retry_after") or answer.retry_after)
+        if details.get("per") == "number":
+            return (
+                "Too many codes have been asked for this number (not necessarily by you). "
+                f"Please {wait} and try again, or text STOP from that phone to your "
+                "carrier's opt-out number, which registers it with no code."
+            )
+        return f"Too many requests from your connection. Please {wait} and try again."
+    if answer.code == "invalid_region":
+        return "The region must be a two-letter country code, such as US, IN or CN."
+    return _sentence(answer.message.replace("occurred_at", "the time of the call"))
+
+
+def _wait_words(raw: object) -> str:
+    try:
+        seconds = int(str(raw))
+    except ValueError:
+        return "wait a little"
+    if seconds < 120:
+        return f"wait {seconds} second{'s' if seconds != 1 else ''}"
+    if seconds < 7200:
+        return f"wait {-(-seconds // 60)} minutes"
+    return f"wait about {-(-seconds // 3600)} hours"
 
 
 def _sentence(text: str) -> str:
