@@ -634,3 +634,19 @@ def test_both_pages_fit_a_phone_screen(chromium: Any, server: Server) -> None:
             assert page.console() == []
     finally:
         chromium.set_window_size(size["width"], size["height"])
+
+
+def test_a_form_sent_twice_while_waiting_sends_one_code(chromium: Any, server: Server) -> None:
+    page = Page(chromium, server, "/")
+    page.fill("register-number", "+1 212 555 0177")
+    before = server.outbox_lines()
+    chromium.execute_script(
+        "const form = document.getElementById('register-form');"
+        "form.querySelector('button[type=submit]').focus();"
+        "form.requestSubmit(); form.requestSubmit(); form.requestSubmit();"
+    )
+    assert "code to +1 212 555 0177" in page.shown("register-sent")
+    time.sleep(0.5)  # a second request, had one gone, would have landed by now
+    sent = [json.loads(line) for line in server.outbox.read_text().splitlines()[before:]]
+    assert [m["to"] for m in sent] == ["+12125550177"]
+    assert page.console() == []

@@ -223,6 +223,8 @@ window.DNC = (function () {
 
   /** Put an error in the form's alert region; the code is kept for support calls. */
   function showError(box, problem) {
+    // Shown before it is filled: a live region that appears already full is often not read.
+    box.hidden = false;
     box.replaceChildren();
     const text = document.createElement("p");
     text.textContent = explain(problem);
@@ -242,12 +244,28 @@ window.DNC = (function () {
   }
 
   /** While a request runs, its form's buttons are disabled so it is not sent twice. */
+  /**
+   * A form waiting for its answer. Its buttons are marked, not disabled: a disabled button
+   * drops the keyboard focus to the page's start. A second submit meanwhile is stopped
+   * below, before the form's own handler sees it.
+   */
   function busy(form, on) {
     form.setAttribute("aria-busy", on ? "true" : "false");
     form.querySelectorAll("button").forEach(function (button) {
-      button.disabled = on;
+      button.setAttribute("aria-disabled", on ? "true" : "false");
     });
   }
+
+  document.addEventListener(
+    "submit",
+    function (event) {
+      if (event.target.getAttribute && event.target.getAttribute("aria-busy") === "true") {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true
+  );
 
   /** A date from the API, readable, with the exact time kept in <time datetime>. */
   function time(iso) {

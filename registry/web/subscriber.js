@@ -45,8 +45,8 @@
   }
 
   function showResult(box, parts) {
+    box.hidden = false; // before it is filled, so that its live region is read
     box.replaceChildren.apply(box, parts);
-    box.hidden = false;
     box.focus();
   }
 
