@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -18,18 +19,33 @@ def query(raw: bytes) -> dict[str, str]:
     A name given twice is a 400, not the last one silently: `channel=voice&channel=sms`
     read as sms alone could call a number whose registration blocks calls.
     """
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    try:
+        # No endpoint takes more than a handful: a query of thousands of names is refused
+        # before it is read (parse_qsl stops at the limit).
+        pairs = parse_qsl(
+            raw.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_PARAMETERS
+        )
+    except ValueError:
+        raise ApiError(
+            400,
+            "too_many_parameters",
+            f"the query has more than {MAX_PARAMETERS} parameters; no endpoint takes so many",
+        ) from None
     found = dict(pairs)
     if len(found) != len(pairs):
-        names = [name for name, _ in pairs]
-        twice = next(name for name in names if names.count(name) > 1)
+        # One pass: a scan per name would cost a query of n names n * n steps.
+        counts = Counter(name for name, _ in pairs)
+        twice = next(name for name, count in counts.items() if count > 1)
         raise ApiError(
             400,
             "repeated_parameter",
-            f"{twice[:32]!r} is given {names.count(twice)} times; give each parameter once",
+            f"{twice[:32]!r} is given {counts[twice]} times; give each parameter once",
             {"parameter": twice[:32]},
         )
     return found
+
+
+MAX_PARAMETERS = 32
 
 
 def region(raw: str | None, default: str) -> str:
