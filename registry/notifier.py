@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -114,6 +115,10 @@ class WebhookNotifier:
 
     def __init__(self, url: str, timeout: float = WEBHOOK_TIMEOUT) -> None:
         self.url = url
+        # What the log may say: no user, password or query (where gateways put tokens).
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        self.shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
         self.timeout = timeout
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -140,9 +145,10 @@ class WebhookNotifier:
                 headers={"Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:
-            raise NotifierError(f"webhook {self.url}: {type(exc).__name__}: {exc}") from exc
+            said = str(exc).replace(self.url, self.shown)
+            raise NotifierError(f"webhook {self.shown}: {type(exc).__name__}: {said}") from exc
         if not answer.is_success:
-            raise NotifierError(f"webhook {self.url} answered {answer.status_code}")
+            raise NotifierError(f"webhook {self.shown} answered {answer.status_code}")
 
 
 def usable_notifier(spec: str) -> None:

@@ -21,6 +21,7 @@ from conftest import ADMIN, ready_client, start_redis
 from fastapi.testclient import TestClient
 
 from registry.api import create_app
+from registry.api import scrub as scrub_api
 from registry.api.scrub import BATCH_ROWS
 from registry.config import Settings
 from registry.embedded import RedisProcess, free_port
@@ -928,3 +929,37 @@ def test_a_json_integer_past_64_bits_is_echoed_with_its_digits(
     assert invalid[0] == ("99999999999999999999999999999", "too_long")
     assert invalid[1][1] == invalid[2][1] == "not_a_number"
     assert answer["counts"]["total"] == 4 and 3 not in invalid
+
+
+def test_an_item_nested_past_what_orjson_writes_is_invalid_not_a_500(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    deep = b"[" * 300 + b"1" + b"]" * 300
+    body = b'{"numbers": [' + deep + b', {"a": ' + deep + b"}, 12125551234]}"
+    answer = client.post(
+        SCRUB, content=body, headers={**operator, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 200, answer.text
+    invalid = {row["index"]: row for row in answer.json()["invalid"]}
+    assert sorted(invalid) == [0, 1]
+    assert invalid[0]["input"] == "[" * 64 and invalid[0]["reason"] == "not_a_number"
+
+
+def test_a_csv_header_too_wide_or_a_table_too_big_is_refused_before_the_rows_are_read(
+    client: TestClient, operator: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every answer row is as wide as the header: a header of 100,000 commas over 1,500
+    short rows, a 120 KB body, made a 150 MB answer and 1.5 GB of a worker's memory."""
+    wide = "p" + "," * 100_000 + "\n" + "+12125551234\n" * 1_500
+    answer = client.post(SCRUB, content=wide.encode(), headers={**operator, **CSV})
+    error = assert_error(answer, 400, "too_many_columns")
+    assert error["details"] == {"columns": 100_001, "limit_columns": 1000}
+    at_limit = "p" + ",x" * 999 + "\n+12125551234\n"
+    assert client.post(SCRUB, content=at_limit.encode(), headers={**operator, **CSV}).is_success
+    monkeypatch.setattr(scrub_api, "MAX_CELLS", 100)
+    big = "p,a,b,c,d\n" + "+12125551234\n" * 21  # 21 rows of 5 columns
+    answer = client.post(SCRUB, content=big.encode(), headers={**operator, **CSV})
+    error = assert_error(answer, 413, "too_many_cells")
+    assert error["details"] == {"rows": 21, "columns": 5, "limit_cells": 100}
+    fits = "p,a,b,c,d\n" + "+12125551234\n" * 20
+    assert client.post(SCRUB, content=fits.encode(), headers={**operator, **CSV}).is_success

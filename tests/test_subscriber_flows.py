@@ -463,6 +463,23 @@ def test_a_failing_webhook_is_503_and_voids_the_request(
     assert pending_keys(redis_client) == []
 
 
+def test_a_failing_webhook_is_logged_without_its_credentials(
+    apps: Callable[..., TestClient],
+    gateway: Callable[[int], Gateway],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Gateways take tokens in the URL's user part or query; the log keeps neither."""
+    broken = gateway(500)
+    host = broken.url.split("://", 1)[1].split("/", 1)[0]
+    url = f"http://gwuser:S3cretT0ken@{host}/sms?api_key=QUERYSECRET"
+    with caplog.at_level(logging.WARNING):
+        answer = apps(notifier=f"webhook:{url}").post("/v1/registrations", json={"number": NUMBER})
+    assert_error(answer, 503, "notifier_unavailable")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"http://{host}/sms answered 500" in logged
+    assert "S3cretT0ken" not in logged and "QUERYSECRET" not in logged and "gwuser" not in logged
+
+
 def test_the_log_notifier_writes_the_code_to_the_log(
     apps: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -70,6 +70,12 @@ def _text(body: bytes) -> str:
         ) from None
 
 
+# A CSV scrub's limits besides its rows and bytes: the header's width, and the answer's
+# cells (rows times columns: a million rows of 64 columns).
+MAX_COLUMNS = 1000
+MAX_CELLS = 64_000_000
+
+
 def _too_many(rows: int, limit: int) -> ApiError:
     return ApiError(
         413,
@@ -132,7 +138,7 @@ def _json_inputs(items: list[Any]) -> tuple[list[str], list[int]]:
     inputs = [
         item if isinstance(item, str)
         else str(item) if isinstance(item, int) and not isinstance(item, bool)
-        else orjson.dumps(item).decode()[:64]
+        else _json_text(item)
         for item in items
     ]  # fmt: skip
     not_numbers = [
@@ -141,6 +147,16 @@ def _json_inputs(items: list[Any]) -> tuple[list[str], list[int]]:
         if not isinstance(item, str) and (not isinstance(item, int) or isinstance(item, bool))
     ]
     return inputs, not_numbers
+
+
+def _json_text(item: Any) -> str:
+    """An item that is no number, as the answer shows it: its JSON, cut at 64 characters.
+    orjson writes no more than 255 levels of nesting (a body may hold more): those items
+    are shown by their first 64 characters, all brackets."""
+    try:
+        return orjson.dumps(item).decode()[:64]
+    except orjson.JSONEncodeError:
+        return "[" * 64 if isinstance(item, list) else '{"' * 32
 
 
 def parse_plain(body: bytes, limit: int) -> list[str]:
@@ -231,7 +247,20 @@ def parse_csv(
         # Strict: a quote opened and never closed would otherwise swallow every row after
         # it into one cell, and those rows would be missing from the answer.
         rows_read = csv.reader(io.StringIO(_text(body), newline=""), strict=True)
-        table = [row for row in rows_read if row]
+        header = next((row for row in rows_read if row), None)
+        if header is None:
+            raise ApiError(400, "invalid_csv", "the CSV body has no header row")
+        # Before the rows are read: every answer row is as wide as the header, so a wide
+        # header over short rows would make a small body a huge answer (and its memory).
+        if len(header) > MAX_COLUMNS:
+            raise ApiError(
+                400,
+                "too_many_columns",
+                f"the header has {len(header)} columns, over the limit of {MAX_COLUMNS}; "
+                "send the columns you need back",
+                {"columns": len(header), "limit_columns": MAX_COLUMNS},
+            )
+        rows = [row for row in rows_read if row]
     except csv.Error as exc:
         raise ApiError(
             400,
@@ -239,11 +268,16 @@ def parse_csv(
             f"the CSV body cannot be read: {exc} (a quote opened and not closed?)",
             {"line": rows_read.line_num},
         ) from None
-    if not table:
-        raise ApiError(400, "invalid_csv", "the CSV body has no header row")
-    header, rows = table[0], table[1:]
     if len(rows) > limit:
         raise _too_many(len(rows), limit)
+    if len(rows) * len(header) > MAX_CELLS:
+        raise ApiError(
+            413,
+            "too_many_cells",
+            f"{len(rows)} rows of {len(header)} columns is over the limit of {MAX_CELLS} "
+            "cells a scrub; send fewer columns, or split the list",
+            {"rows": len(rows), "columns": len(header), "limit_cells": MAX_CELLS},
+        )
     try:
         rows = fit_to_header(rows, len(header))
     except RowTooWide as exc:
