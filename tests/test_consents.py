@@ -315,6 +315,21 @@ def test_a_carrier_registration_ends_consents_but_a_start_text_keeps_them(
     assert look_up(client, operator, A) == ("blocked", "registered")
 
 
+def test_a_carrier_sending_the_same_preferences_again_keeps_consents(
+    client: TestClient, world: None, operator: Headers, carrier: Headers
+) -> None:
+    """A carrier's re-sync of what it already attested is no act of the subscriber's."""
+    consent(client, operator, A)
+    register(client, carrier, A)  # registered so by the world fixture already: unchanged
+    assert look_up(client, operator, A) == ("callable", "consent")
+    register(client, carrier, B, channels=["voice"], allow_categories=[3])  # B's own again
+    consent(client, operator, B)
+    register(client, carrier, B, channels=["voice"], allow_categories=[3])
+    assert look_up(client, operator, B, channel="voice") == ("callable", "consent")
+    register(client, carrier, A, channels=["voice"])  # new preferences: the subscriber's word
+    assert look_up(client, operator, A, channel="voice") == ("blocked", "registered")
+
+
 def test_a_bulk_load_keeps_consents(
     client: TestClient, world: None, operator: Headers, redis_client: Any, tmp_path: Any
 ) -> None:

@@ -57,6 +57,7 @@ async def put_registration(
     except rules.PreferenceError as exc:
         raise ApiError(400, "invalid_preferences", str(exc)) from None
     source = f"{operator.id}:{body.source or 'carrier'}"
+    before = await services.registrations.get(value)
     created, registered_at = await services.registrations.register(
         value, prefs, source, int(time.time())
     )
@@ -69,7 +70,11 @@ async def put_registration(
         allow_categories=",".join(str(c) for c in prefs.category_codes()),
         source=source,  # as stored with the registration, as the SMS path records it
     )
-    await end_on_opt_out(services, value, operator.id, source)
+    # A new registration or new preferences are the subscriber's later word, and end the
+    # consents given before; the same preferences sent again (a carrier's re-sync) are no
+    # act of the subscriber's, and end none.
+    if created or before is None or before.preferences != prefs:
+        await end_on_opt_out(services, value, operator.id, source)
     return JSON(answer, status_code=201 if created else 200)
 
 
