@@ -115,9 +115,17 @@ class Tally:
         return "scr_" + secrets.token_hex(10)
 
     def receipt(
-        self, operator_id: str, registry_version: int, receipt_id: str | None = None
+        self,
+        operator_id: str,
+        registry_version: int,
+        receipt_id: str | None = None,
+        asked: dict[str, object] | None = None,
+        answer_sha256: str | None = None,
     ) -> dict[str, object]:
-        return {
+        """The contract's six fields; with `asked` (the question: channel, category,
+        region, format, column, only) and `answer_sha256`, what a later dispute needs to
+        tie an answer to its question (GET /v1/scrubs/{id}?detail=true)."""
+        receipt: dict[str, object] = {
             "receipt_id": receipt_id or self.new_id(),
             "operator": operator_id,
             "created_at": iso(time.time()),
@@ -125,6 +133,23 @@ class Tally:
             "sha256": self.digest.hexdigest(),
             "registry_version": registry_version,
         }
+        if asked is not None:
+            receipt["asked"] = asked
+        if answer_sha256 is not None:
+            receipt["answer_sha256"] = answer_sha256
+        return receipt
+
+
+def asked(query: ScrubQuery, kind: str, column: str | None, only: str | None) -> dict[str, object]:
+    """A scrub's question as its receipt keeps it."""
+    return {
+        "format": kind,
+        "channels": [name for name, bit in rules.CHANNELS.items() if query.channel & bit],
+        "category": query.category,
+        "region": query.region,
+        "column": column,
+        "only": only,
+    }
 
 
 class Scrubber:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 import uvicorn
@@ -963,3 +964,45 @@ def test_a_csv_header_too_wide_or_a_table_too_big_is_refused_before_the_rows_are
     assert error["details"] == {"rows": 21, "columns": 5, "limit_cells": 100}
     fits = "p,a,b,c,d\n" + "+12125551234\n" * 20
     assert client.post(SCRUB, content=fits.encode(), headers={**operator, **CSV}).is_success
+
+
+def test_a_receipts_detail_ties_the_answer_to_its_question(
+    client: TestClient, carrier: dict[str, str]
+) -> None:
+    """The same list scrubbed for calls and for texts gets opposite answers and the same
+    `sha256`: the detail keeps what was asked and the hash of what was answered."""
+    register(client, carrier, A, channels=["sms"])
+    _, key = account(client)
+    plain = {**key, "content-type": "text/plain"}
+    line = f"{A}\n".encode()
+    voice = client.post(SCRUB, params={"channel": "voice"}, content=line, headers=plain)
+    only = {"channel": "sms", "only": "callable"}
+    sms = client.post(SCRUB, params=only, content=line, headers=plain)
+    receipts = []
+    for answer in (voice, sms):
+        path = f"/v1/scrubs/{answer.headers['x-scrub-receipt']}"
+        short = client.get(path, headers=key).json()
+        detail = client.get(path, params={"detail": "true"}, headers=key).json()
+        assert {k: v for k, v in detail.items() if k not in ("asked", "answer_sha256")} == short
+        assert detail["answer_sha256"] == hashlib.sha256(answer.content).hexdigest()
+        receipts.append(detail)
+    assert receipts[0]["sha256"] == receipts[1]["sha256"]
+    assert receipts[0]["asked"] == {
+        "format": "text/plain", "channels": ["voice"], "category": None, "region": "US",
+        "column": None, "only": None,
+    }  # fmt: skip
+    second = receipts[1]["asked"]
+    assert second["channels"] == ["sms"] and second["only"] == "callable"
+    # A CSV names its column; a JSON scrub hashes its blocked and invalid lists.
+    rows = f"name,phone\nAnn,{A}\n".encode()
+    question = {"column": "phone", "category": "2"}
+    table_scrub = client.post(SCRUB, params=question, content=rows, headers={**key, **CSV})
+    path = f"/v1/scrubs/{table_scrub.headers['x-scrub-receipt']}"
+    asked = client.get(path, params={"detail": "true"}, headers=key).json()["asked"]
+    assert (asked["format"], asked["column"], asked["category"]) == ("text/csv", "phone", 2)
+    answer = client.post(SCRUB, json={"numbers": [A, "junk"]}, headers=key).json()
+    path = f"/v1/scrubs/{answer['receipt_id']}"
+    detail = client.get(path, params={"detail": "true"}, headers=key).json()
+    found = {"blocked": answer["blocked"], "invalid": answer["invalid"]}
+    assert detail["answer_sha256"] == hashlib.sha256(orjson.dumps(found)).hexdigest()
+    assert detail["asked"]["format"] == "application/json"

@@ -83,6 +83,11 @@ _RECEIPT = _obj(
     "receipt_id", "operator", "created_at", "counts", "sha256", "registry_version",
     receipt_id=_S, operator=_S, created_at=_TIME, counts=_COUNTS,
     sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"}, registry_version={"type": "integer"},
+    # With ?detail=true only.
+    asked=_obj("format", "channels", "category", "region", "column", "only",
+               format=_S, channels=_CHANNELS, category={"type": ["integer", "null"]},
+               region=_S, column={"type": ["string", "null"]}, only={"type": ["string", "null"]}),
+    answer_sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"},
 )  # fmt: skip
 
 # The 2xx answer of each route: (status, media type, schema).

@@ -53,13 +53,23 @@ async def lookup(
 
 @router.get("/v1/scrubs/{receipt_id}")
 async def get_receipt(
-    receipt_id: str, request: Request, operator: OperatorKey
+    receipt_id: str, request: Request, operator: OperatorKey, detail: bool = False
 ) -> dict[str, object]:
+    """The contract's six fields; with `detail=true` also the question asked (`asked`:
+    format, channels, category, region, column, only) and `answer_sha256`, the SHA-256
+    of the answer's bytes (a JSON scrub's: of its `blocked` and `invalid` lists as one
+    JSON object), so an answer kept by the operator can be shown to be this scrub's."""
     receipt = await request.app.state.services.receipts.get(receipt_id)
     # Another operator's receipt is reported as missing: receipt ids are not secrets.
     if receipt is None or (not operator.is_admin and receipt["operator"] != operator.id):
         raise ApiError(404, "receipt_not_found", f"no scrub receipt {receipt_id!r}")
+    if not detail:
+        return {name: receipt[name] for name in RECEIPT_FIELDS}
     return receipt  # type: ignore[no-any-return]
+
+
+# GET /v1/scrubs/{receipt_id}'s fields as the contract lists them.
+RECEIPT_FIELDS = ("receipt_id", "operator", "created_at", "counts", "sha256", "registry_version")
 
 
 def _prefixes(operator: Operator, prefix: str | None) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
 from registry.rows import RowTooWide, fit_to_header
-from registry.scrub import Batch, Scrubber, ScrubQuery, Tally
+from registry.scrub import Batch, Scrubber, ScrubQuery, Tally, asked
 from registry.store.operators import Operator
 
 router = APIRouter(tags=["operators"])
@@ -405,13 +406,16 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
         inputs, not_numbers, options = parse_json_numbers(body, settings.max_scrub_rows)
         if options:
             query = _query(request, operator, options)
-        return await _scrub_json(request, operator, inputs, not_numbers, query)
+        question = asked(query, kind, None, None)
+        return await _scrub_json(request, operator, inputs, not_numbers, query, question)
     source: PlainLines | CsvTable
+    column = request.query_params.get("column") if kind == "text/csv" else None
     if kind == "text/plain":
         source = PlainLines(body, settings.max_scrub_rows)
     else:
-        source = CsvTable(body, request.query_params.get("column"), settings.max_scrub_rows)
-    return await _scrub_stream(request, operator, query, source, only)
+        source = CsvTable(body, column, settings.max_scrub_rows)
+    question = asked(query, kind, column, only)
+    return await _scrub_stream(request, operator, query, source, only, question)
 
 
 async def _scrub_json(
@@ -420,6 +424,7 @@ async def _scrub_json(
     inputs: list[str],
     not_numbers: list[int],
     query: ScrubQuery,
+    question: dict[str, object],
 ) -> JSON:
     services = request.app.state.services
     version = await services.scrubber.prepare()
@@ -427,22 +432,21 @@ async def _scrub_json(
     batch.not_numbers(not_numbers)
     tally = Tally()
     tally.add(batch)
-    receipt = tally.receipt(operator.id, version)
-    await services.receipts.put(receipt)
-    _count(services, tally)
     blocked = np.flatnonzero(batch.status == rules.BLOCKED)
     invalid = np.flatnonzero(batch.status == rules.INVALID)
-    return JSON(
-        {
-            "receipt_id": receipt["receipt_id"],
-            "counts": receipt["counts"],
-            "blocked": [f"+{n}" for n in batch.numbers[blocked].tolist()],
-            "invalid": [
-                {"index": i, "input": inputs[i], "reason": batch.reason(i)}
-                for i in invalid.tolist()
-            ],
-        }
-    )
+    found = {
+        "blocked": [f"+{n}" for n in batch.numbers[blocked].tolist()],
+        "invalid": [
+            {"index": i, "input": inputs[i], "reason": batch.reason(i)} for i in invalid.tolist()
+        ],
+    }
+    # The answer's own lists, as orjson writes them (the answer around them holds the
+    # receipt's id, which cannot be in its own hash).
+    answer_sha256 = hashlib.sha256(orjson.dumps(found)).hexdigest()
+    receipt = tally.receipt(operator.id, version, None, question, answer_sha256)
+    await services.receipts.put(receipt)
+    _count(services, tally)
+    return JSON({"receipt_id": receipt["receipt_id"], "counts": receipt["counts"], **found})
 
 
 def _encode(batch: Batch, cells: list[list[str]], only: str | None) -> bytes:
@@ -465,6 +469,7 @@ async def _scrub_stream(
     query: ScrubQuery,
     source: PlainLines | CsvTable,
     only: str | None,
+    question: dict[str, object],
 ) -> StreamingResponse:
     """Decide every row first, then stream the answer a chunk at a time.
 
@@ -492,14 +497,18 @@ async def _scrub_stream(
     csv.writer(head, lineterminator="\n").writerow([*source.header, "number", "status"])
 
     async def body() -> AsyncIterator[bytes]:
+        # The answer's bytes, hashed as they go: the receipt names the answer it came with.
+        answer = hashlib.sha256()
         pending = head.getvalue().encode()
         for start, stop in bounds:
             ready = pending
             pending = source.encode(start, stop, batch.slice(start, stop), only)
+            answer.update(ready)
             yield ready
             await asyncio.sleep(0)  # let other requests run between chunks
+        answer.update(pending)
         await checksum
-        receipt = tally.receipt(operator.id, version, receipt_id)
+        receipt = tally.receipt(operator.id, version, receipt_id, question, answer.hexdigest())
         await services.receipts.put(receipt)
         _count(services, tally)
         yield pending
