@@ -5,6 +5,7 @@ in, a streamed text/csv answer out. Either way a receipt records what was scrubb
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import csv
 import hashlib
@@ -497,16 +498,20 @@ async def _scrub_stream(
     csv.writer(head, lineterminator="\n").writerow([*source.header, "number", "status"])
 
     async def body() -> AsyncIterator[bytes]:
-        # The answer's bytes, hashed as they go: the receipt names the answer it came with.
+        # The answer's bytes, hashed as they go (the receipt names the answer it came
+        # with), on a thread of their own: 1M rows are 36 MB, 30 ms of SHA-256 that the
+        # event loop would otherwise spend before the last byte. One thread, so the
+        # chunks are hashed in their order; hashlib lets go of the GIL meanwhile.
+        loop = asyncio.get_running_loop()
         answer = hashlib.sha256()
         pending = head.getvalue().encode()
         for start, stop in bounds:
             ready = pending
             pending = source.encode(start, stop, batch.slice(start, stop), only)
-            answer.update(ready)
+            loop.run_in_executor(_HASHER, answer.update, ready)
             yield ready
             await asyncio.sleep(0)  # let other requests run between chunks
-        answer.update(pending)
+        await loop.run_in_executor(_HASHER, answer.update, pending)
         await checksum
         receipt = tally.receipt(operator.id, version, receipt_id, question, answer.hexdigest())
         await services.receipts.put(receipt)
@@ -518,6 +523,9 @@ async def _scrub_stream(
         media_type="text/csv; charset=utf-8",
         headers={"X-Scrub-Receipt": receipt_id},
     )
+
+
+_HASHER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dnc-answer-hash")
 
 
 def _count(services: Any, tally: Tally) -> None:
