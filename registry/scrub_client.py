@@ -248,6 +248,9 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
     if not table:
         raise BadInput(f"{path}: the CSV file has no header row")
     header, rows = table[0], table[1:]
+    separated = formats.other_separator(header, rows[0] if rows else None)
+    if separated is not None:
+        raise BadInput(f"{path}: {separated}")
     try:
         rows = fit_to_header(rows, len(header))
     except RowTooWide as exc:

@@ -619,3 +619,14 @@ def test_redis_down_in_local_mode_exits_1_and_writes_nothing(
     )
     assert_one_line_error(result, 1)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_semicolon_separated_csv_is_bad_input_in_both_modes(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    listing = tmp_path / "crm.csv"
+    listing.write_text("Name;Telefon;Ort\nAnn;+12125551234;Berlin\n")
+    result = MODES[mode](registry, str(listing))
+    assert_one_line_error(result, 2)
+    assert "semicolons, not commas" in result.stderr

@@ -1006,3 +1006,19 @@ def test_a_receipts_detail_ties_the_answer_to_its_question(
     found = {"blocked": answer["blocked"], "invalid": answer["invalid"]}
     assert detail["answer_sha256"] == hashlib.sha256(orjson.dumps(found)).hexdigest()
     assert detail["asked"]["format"] == "application/json"
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_is_told_so_not_scrubbed_invalid(
+    client: TestClient, operator: dict[str, str], separator: str
+) -> None:
+    """Excel writes ';' where the decimal mark is a comma: read with commas, every row's one
+    cell was no number, and every row came back invalid."""
+    body = separator.join(["Name", "Telefon", "Ort"]) + "\n"
+    body += separator.join(["Ann", A, "Berlin"]) + "\n"
+    answer = client.post(SCRUB, content=body.encode(), headers={**operator, **CSV})
+    error = assert_error(answer, 400, "invalid_csv")
+    assert "not commas" in error["message"] and "comma delimited" in error["message"]
+    # A one-column list with no separator in it is read as ever.
+    fine = client.post(SCRUB, content=f"phone\n{A}\n".encode(), headers={**operator, **CSV})
+    assert fine.status_code == 200

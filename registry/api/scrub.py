@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from loader import formats
 from registry import rows, rules
 from registry.api import params
 from registry.api.auth import OperatorKey
@@ -280,6 +281,9 @@ def parse_csv(
             "cells a scrub; send fewer columns, or split the list",
             {"rows": len(rows), "columns": len(header), "limit_cells": MAX_CELLS},
         )
+    separated = formats.other_separator(header, rows[0] if rows else None)
+    if separated is not None:
+        raise ApiError(400, "invalid_csv", separated, {"columns": header})
     try:
         rows = fit_to_header(rows, len(header))
     except RowTooWide as exc:
