@@ -503,8 +503,28 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except client.ScrubFailed as exc:
         raise Failure(str(exc)) from None
+    if fmt == client.CSV and args.column is None:
+        _say_first_column(path)
     print(summary.line(), file=sys.stderr)
     return 0
+
+
+def _say_first_column(path: Path) -> None:
+    """A CSV of several columns scrubbed without --column is read in its first (the
+    contract's default): say which, since an account number there scrubs as a phone."""
+    from loader import formats
+
+    try:
+        with path.open("rb") as file:
+            header = formats.header_row(path, file)
+    except (OSError, formats.LoadError):
+        return  # the scrub itself says what is wrong with the file
+    if len(header) > 1:
+        print(
+            f"dnc: note: the phone numbers are read from the first column, {header[0].strip()!r} "
+            f"(of {len(header)}); --column names another",
+            file=sys.stderr,
+        )
 
 
 def _check_key(key: str) -> None:

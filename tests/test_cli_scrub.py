@@ -630,3 +630,20 @@ def test_a_semicolon_separated_csv_is_bad_input_in_both_modes(
     result = MODES[mode](registry, str(listing))
     assert_one_line_error(result, 2)
     assert "semicolons, not commas" in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_csv_scrubbed_without_column_says_which_column_was_read(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    """An account number in the first column scrubs as a phone number: the contract's
+    default, so it is said, not refused."""
+    listing = tmp_path / "crm.csv"
+    listing.write_text("account_no,name,phone\n2015550143,Ann,+12125551234\n")
+    result = MODES[mode](registry, str(listing))
+    assert result.returncode == 0, result.stderr
+    assert "read from the first column, 'account_no' (of 3); --column names another" in (
+        result.stderr
+    )
+    named = MODES[mode](registry, str(listing), "--column", "phone")
+    assert named.returncode == 0 and "first column" not in named.stderr
