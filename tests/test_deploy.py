@@ -23,7 +23,9 @@ def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
     # Only where it lives changes: the file's own `dir` would chdir before an override applies.
     conf = tmp_path / "redis.conf"
     conf.write_text(
-        CONF.read_text().replace("dir /var/lib/dnc/redis", f"dir {tmp_path}")
+        CONF.read_text()
+        .replace("dir /var/lib/dnc/redis", f"dir {tmp_path}")
+        .replace("unixsocket /run/dnc/redis.sock", f"unixsocket {tmp_path}/redis.sock")
         + f"\nport {port}\nsupervised no\n"
     )
     server = subprocess.Popen([redis_server_binary(), str(conf)])
@@ -40,6 +42,10 @@ def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
         assert client.config_get("appendfsync") == {"appendfsync": "always"}
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         assert client.config_get("set-max-intset-entries") == {"set-max-intset-entries": "65536"}
+        # As deployed, no TCP: a socket only its owner may open.
+        assert "\nport 0\n" in CONF.read_text()
+        assert client.config_get("unixsocketperm") == {"unixsocketperm": "700"}
+        assert (tmp_path / "redis.sock").stat().st_mode & 0o777 == 0o700
         client.sadd("s", *range(-32768, -32768 + 5000))
         assert client.object("encoding", "s") == b"intset"
     finally:
@@ -56,10 +62,24 @@ def template() -> dict[str, str]:
 
 def test_the_env_template_sends_codes_to_a_gateway_not_the_log() -> None:
     """Codes and numbers in the journal, and no subscriber ever getting one, is what `log`
-    does; the template listens on every address, so it must not use it."""
+    does; the template serves the public (through a TLS proxy), so it must not use it."""
     env = template()
-    assert env["DNC_HOST"] == "0.0.0.0"
     assert check_notifier(env["DNC_NOTIFIER"]).startswith("webhook:https://")
+
+
+def test_the_template_serves_behind_a_local_proxy_and_reaches_redis_by_its_socket() -> None:
+    """Plain HTTP on every address would carry keys and numbers in clear; Redis on TCP
+    would let any local user read or change the registry."""
+    env = template()
+    assert env["DNC_HOST"] == "127.0.0.1" and env["DNC_TRUSTED_PROXIES"] == "127.0.0.1"
+    assert env["DNC_REDIS_URL"] == "unix:///run/dnc/redis.sock"
+    assert "unixsocket /run/dnc/redis.sock" in CONF.read_text()
+    units = {name: (DEPLOY / name).read_text() for name in ("dnc-redis.service",
+                                                            "dnc-registry.service")}  # fmt: skip
+    assert "RuntimeDirectory=dnc" in units["dnc-redis.service"]
+    assert "-s /run/dnc/redis.sock shutdown" in units["dnc-redis.service"]
+    for unit in units.values():
+        assert "NoNewPrivileges=yes" in unit and "ProtectSystem=strict" in unit
 
 
 def test_the_templates_placeholder_admin_key_is_refused() -> None:
