@@ -134,7 +134,7 @@ async def _follow(services: Services) -> None:
         await _index_consent_holders(services)
     except Exception as exc:  # noqa: BLE001 - the next worker to start tries again
         log.warning("consents recorded before this version not indexed yet: %s", exc)
-    trimmed_at = 0.0
+    trimmed_at = -retention.EVERY_SECONDS  # the first turn trims, whatever the clock's zero
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL)
         try:
