@@ -172,6 +172,8 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     assert_unavailable(client.get("/v1/changes", headers=operator))
     assert_unavailable(client.get("/v1/export", headers=operator))
     assert_unavailable(client.get("/v1/scrubs/scr_0123456789abcdef0123", headers=operator))
+    detail = "/v1/scrubs/scr_0123456789abcdef0123?detail=true"
+    assert_unavailable(client.get(detail, headers=operator))
     assert_unavailable(
         client.post("/v1/operators", json={"name": "x", "role": "operator"}, headers=ADMIN)
     )
@@ -186,6 +188,8 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
     body = {"number": REGISTERED, "evidence": evidence}
     assert_unavailable(client.post("/v1/consents", json=body, headers=operator))
+    scoped = {**body, "channels": ["sms"], "categories": [1]}
+    assert_unavailable(client.post("/v1/consents", json=scoped, headers=operator))
     sms = {"from": REGISTERED, "to": "55555", "text": "STOP"}
     assert_unavailable(client.post("/v1/sms/inbound", json=sms, headers=private.carrier))
 
