@@ -13,12 +13,16 @@ benchmarks/ for the measurement that put this one in its place.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registry import cores
 from registry.store import changes, dump, keys
 from registry.store.registrations import RegistrationStore
+
+log = logging.getLogger("dnc.bloom")
 
 K = 6  # bits set per number inside its word
 REAPPLY_MS = 60_000  # see RegisteredFilter._build
@@ -103,6 +107,10 @@ class BloomFilter:
         return self.count > self.capacity
 
 
+class RegistryLost(RedisConnectionError):
+    """Redis answers, but without the registry it held: a 503, as a Redis that is down."""
+
+
 class RegisteredFilter:
     """A process's Bloom filter of the registry, kept up with the change stream.
 
@@ -134,12 +142,31 @@ class RegisteredFilter:
         # Buckets with a details hash (numbers registered one by one): scrubs read
         # preferences only there. Bulk-loaded buckets have none.
         self.detailed: set[int] = set()
+        # The registry this filter followed was found gone (lost_error): nothing is answered.
+        self.lost = False
         self._lock = asyncio.Lock()
         self._rebuilding: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
-        return self.bloom is not None
+        return self.bloom is not None and not self.lost
+
+    def lost_error(self) -> RegistryLost:
+        """The registry's marker, seen before, is gone from Redis: its data was lost (a
+        Redis restarted without its files, flushed, or another, empty one at the URL).
+        Every answer is a 503 until the data is back (the same marker) or another
+        registry is (another marker, followed as any replaced data): an empty registry
+        made here in its place would call every registered number callable."""
+        self.lost = True
+        log.error(
+            "the registry's data is gone from Redis (epoch %s no longer there): answering "
+            "503 until it is restored; restart the API if the registry was emptied on purpose",
+            self.epoch,
+        )
+        return RegistryLost(
+            "the registry's data is gone from Redis; restore it, or restart the API if the "
+            "registry was emptied on purpose"
+        )
 
     async def _build(self) -> tuple[BloomFilter, str, str, set[int], changes.Snapshots, str | None]:
         # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
@@ -148,7 +175,11 @@ class RegisteredFilter:
         # the sets were read is applied from the stream. A snapshot is logged after its
         # members landed, so those up to the last id read here are in the sets read
         # (a worker started just after a big load would otherwise read it all twice).
-        epoch = await self.store.epoch()
+        # Only a filter that never saw a registry may make one: one that did, finding none,
+        # stands on data that is gone (catch_up).
+        epoch = await self.store.epoch(create=self.epoch is None)
+        if epoch is None:
+            raise self.lost_error()
         lineage = await self.store.lineage()
         last_id = await self.store.last_change_id()
         last = changes.stream_order(last_id)[0]
@@ -179,6 +210,9 @@ class RegisteredFilter:
                 epoch, version, head, lineage, entries = await self.store.sync_point(
                     self.cursor, self.page
                 )
+                if epoch is None and self.epoch is not None:
+                    raise self.lost_error()
+                self.lost = False
                 # Another lineage (a promoted replica, a restart) may lack changes this
                 # filter took in, and log new ones under ids before its cursor: rebuilt.
                 if epoch != self.epoch or lineage != self.lineage or self.bloom is None:

@@ -180,9 +180,12 @@ class Lookups:
         maybe = maybe_in(probed, [number for number, _, _ in batch])
         confirm = [ask for ask, m in zip(batch, maybe, strict=True) if m]
         negatives = [ask for ask, m in zip(batch, maybe, strict=True) if not m]
-        version, replies = await self._read(
-            [(n, consents) for n, _, consents in confirm], bool(negatives)
-        )
+        # The epoch, version and head in every round: a hit is confirmed from what Redis
+        # holds, and a Redis that lost the registry holds nothing (RegisteredFilter.lost_error).
+        version, replies = await self._read([(n, consents) for n, _, consents in confirm], True)
+        assert version is not None
+        if version[0] is None and self.registered.epoch is not None:
+            raise self.registered.lost_error()
         now = time.time()
         for (number, future, _), (registered, raw, consent) in zip(confirm, replies, strict=True):
             if future.done():
@@ -199,7 +202,6 @@ class Lookups:
             future.set_result((True, prefs.channels, prefs.allow_categories, scope))
         if not negatives:
             return
-        assert version is not None
         bloom, caught_up = await self._caught_up(*version)
         # The probed filter, if nothing was logged since this process's last catch-up
         # and it is that catch-up's filter, held every number logged before the read.

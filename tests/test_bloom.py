@@ -12,7 +12,7 @@ import pytest
 
 from loader.bulk import BulkWriter
 from registry import rules
-from registry.bloom import BloomFilter, RegisteredFilter
+from registry.bloom import BloomFilter, RegisteredFilter, RegistryLost
 from registry.rules import SMS, VOICE, Preferences
 from registry.scrub import Scrubber, ScrubQuery
 from registry.store import keys
@@ -246,6 +246,10 @@ def test_a_new_epoch_rebuilds_the_filter_from_the_new_data(redis_url: str) -> No
 
 
 def test_a_flushed_redis_with_new_registrations_never_hides_them(redis_url: str) -> None:
+    """A filter that followed a registry refuses to go on without it (RegistryLost, a 503)
+    rather than make an empty one in its place; a filter started afresh (the API
+    restarted, as after emptying the registry on purpose) sees what was written since."""
+
     async def scenario(store: RegistrationStore) -> list[bool]:
         for n in (12125551234, 12125551235):
             await store.register(n, Preferences(), "test", NOW)
@@ -253,10 +257,15 @@ def test_a_flushed_redis_with_new_registrations_never_hides_them(redis_url: str)
         await bloom.build()
         await store.redis.flushall()
         await store.register(861012345678, Preferences(), "test", NOW)
-        await bloom.catch_up()
-        return contains(bloom, 861012345678)
+        with pytest.raises(RegistryLost):
+            await bloom.catch_up()
+        assert bloom.lost and not bloom.ready
+        assert await store.epoch(create=False) is None  # no registry made in its place
+        fresh = RegisteredFilter(store)
+        await fresh.build()
+        return contains(fresh, 861012345678, 12125551234)
 
-    assert run(redis_url, scenario) == [True]
+    assert run(redis_url, scenario) == [True, False]
 
 
 def test_build_then_catch_up_misses_nothing_written_in_between(redis_url: str) -> None:

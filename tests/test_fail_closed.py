@@ -24,6 +24,7 @@ from httpx import Response
 from redis.crc import key_slot
 
 from registry.api import create_app
+from registry.api.lookup import LookupRoute
 from registry.config import Settings
 from registry.embedded import (
     CLUSTER_SLOTS,
@@ -564,3 +565,42 @@ def test_a_hung_cluster_node_is_a_503_within_seconds_for_look_ups(
         assert_unavailable(answer)
     finally:
         process.send_signal(signal.SIGCONT)
+
+
+def test_a_redis_that_lost_the_registry_is_503_not_an_empty_registry(private: Registry) -> None:
+    """Redis restarted without its files, flushed, or another, empty one at the URL: the
+    worker saw the registry's marker and finds none. It used to make a new one and answer
+    every registered number callable."""
+    client = redis.Redis.from_url(private.server.url)
+    try:
+        marker = client.get(keys.EPOCH)
+        assert marker is not None
+        client.flushall()
+        for number in (REGISTERED, NOT_REGISTERED):
+            lookup = private.client.get(f"/v1/numbers/{number}", headers=private.operator)
+            assert_unavailable(lookup)
+        route = private.client.app
+        assert isinstance(route, LookupRoute)
+        route.enabled = False  # FastAPI's documented route, as behind a root_path
+        try:
+            lookup = private.client.get(f"/v1/numbers/{REGISTERED}", headers=private.operator)
+            assert_unavailable(lookup)
+        finally:
+            route.enabled = True
+        scrub = private.client.post(
+            "/v1/scrub", json={"numbers": [REGISTERED]}, headers=private.operator
+        )
+        assert_unavailable(scrub)
+        ready = private.client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"]["code"] == "registry_lost"
+        assert client.get(keys.EPOCH) is None  # no new registry made in its place
+        # Its data back (the marker with it): answered again, from the next catch-up on.
+        client.set(keys.EPOCH, marker)
+        deadline = time.monotonic() + 10
+        while private.client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never ready again"
+            time.sleep(0.05)
+        again = private.client.get(f"/v1/numbers/{NOT_REGISTERED}", headers=private.operator)
+        assert again.status_code == 200
+    finally:
+        client.close()

@@ -30,7 +30,8 @@ async def lookup(
     region: str | None = None,
 ) -> dict[str, object]:
     """Whether one number may be called; one Redis round trip, no Bloom filter needed,
-    and one more for the operator's consents where the answer would be blocked."""
+    one more for the operator's consents where the answer would be blocked, and one for
+    the registry's marker (a Redis that lost the registry answers nothing: a 503)."""
     services = request.app.state.services
     channel_bits = params.channel(channel)
     category_code = params.category(category)
@@ -39,6 +40,9 @@ async def lookup(
         return {"number": None, "status": "invalid", "reason": reason}
     params.check_prefix(operator, value)
     registration = await services.registrations.get(value)
+    bloom = services.bloom
+    if bloom.epoch is not None and await services.registrations.epoch(create=False) is None:
+        raise bloom.lost_error()
     prefs = registration.preferences if registration else rules.Preferences()
     status, why = rules.decide_one(
         registration is not None, prefs, False, channel_bits, category_code

@@ -30,6 +30,13 @@ async def readyz(request: Request) -> JSON:
         await connect.ping(services.redis)
     except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
         return error_response(503, "redis_unavailable", "the registry store does not answer")
+    if services.bloom.lost:
+        return error_response(
+            503,
+            "registry_lost",
+            "Redis answers without the registry it held; restore its data, or restart the "
+            "API if the registry was emptied on purpose",
+        )
     if not services.bloom.ready:
         return error_response(503, "loading", "the Bloom filter is still being built")
     return JSON({"status": "ready", "registry_version": services.bloom.version})

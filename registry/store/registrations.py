@@ -140,11 +140,13 @@ class RegistrationStore:
         self.redis = redis
         self.retention_days = retention_days
 
-    async def epoch(self) -> str:
-        """The registry's epoch token, created on first use; a new one means new data."""
-        await self.redis.set(keys.EPOCH, secrets.token_hex(8), nx=True)
+    async def epoch(self, create: bool = True) -> str | None:
+        """The registry's epoch token, created on first use (unless not `create`: None
+        when there is none); a new one means new data."""
+        if create:
+            await self.redis.set(keys.EPOCH, secrets.token_hex(8), nx=True)
         value = await self.redis.get(keys.EPOCH)
-        return value.decode()
+        return value.decode() if value is not None else None
 
     async def sync_point(self, after: str, count: int) -> SyncPoint:
         """One round trip: the epoch, the version, the head, the lineage and the change
