@@ -16,6 +16,7 @@ import signal
 import socket
 import stat
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,7 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
         raise Failure(f"another dnc serve already uses {settings.data_dir}")
     listener = _listen(settings.host, settings.port)
     server: embedded.RedisProcess | None = None
+    stopping, redis_gone = threading.Event(), threading.Event()
     try:
         if settings.redis_url is None:
             usable_data_dir(settings.data_dir)
@@ -112,6 +114,8 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
             os.environ["DNC_REDIS_URL"] = server.start()
             settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])
             print(f"embedded redis-server: {server.url} (data in {server.data_dir})", flush=True)
+            watch = (server, stopping, redis_gone)
+            threading.Thread(target=_watch, args=watch, name="dnc-redis-watch", daemon=True).start()
         assert settings.redis_url is not None
         client = sync_client(settings.redis_url)
         setup.tune(client)
@@ -122,12 +126,35 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
                 _warn_unless_replicated(settings, client)
         client.close()
         print(f"dnc-registry serving http://{settings.host}:{settings.port}", flush=True)
-        _run_api(settings, listener)
+        try:
+            _run_api(settings, listener)
+        except KeyboardInterrupt:
+            if not redis_gone.is_set():
+                raise
     finally:
+        stopping.set()
         listener.close()
         if server is not None:
             server.stop()
+    if redis_gone.is_set():
+        raise Failure(
+            "the embedded redis-server exited, so dnc serve stopped rather than answer 503 "
+            f"for ever; run it again: the data in {settings.data_dir} is kept"
+        )
     return 0
+
+
+def _watch(server: embedded.RedisProcess, stopping: threading.Event, gone: threading.Event) -> None:
+    """The embedded Redis killed or crashed while serving: stop the API (exit 1), which a
+    person or a service manager then starts again on the same data; its workers would
+    otherwise answer every request 503 and the process look alive."""
+    assert server.process is not None
+    status = server.process.wait()
+    if stopping.is_set():
+        return
+    print(f"dnc: the embedded redis-server exited (status {status})", file=sys.stderr, flush=True)
+    gone.set()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 # Five months, the least the rules keep consent evidence and ended records: the longest

@@ -265,6 +265,29 @@ def test_embedded_redis_keeps_data_across_restarts(
     assert not (data / "redis.url").exists()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_embedded_redis_that_dies_stops_dnc_serve_with_status_1(
+    serve: Callable[..., Serve], tmp_path: Path, workers: str
+) -> None:
+    """Killed or crashed, the embedded Redis left an API that answered 503 for ever and
+    looked alive to a service manager: it now stops, so it is started again, on its data."""
+    data = (tmp_path / "data").resolve()
+    server = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY, DNC_WORKERS=workers)
+    carrier = new_key(server, "carrier")
+    register(server, carrier, number(0))
+    (redis_pid,) = redis_pids(data)
+    os.kill(redis_pid, signal.SIGKILL)
+    try:
+        server.process.wait(20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"dnc serve went on without its Redis:\n{server.output}")
+    assert server.process.returncode == 1, server.output
+    assert "the embedded redis-server exited" in server.output
+    assert "Traceback" not in server.output
+    again = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
+    assert statuses(again, ADMIN_KEY, number(0), 3) == ["blocked"] * 3
+
+
 def test_acknowledged_registration_survives_kill_9(
     serve: Callable[..., Serve], tmp_path: Path
 ) -> None:
