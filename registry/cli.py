@@ -17,6 +17,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,23 +139,55 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
             server.stop()
     if redis_gone.is_set():
         raise Failure(
-            "the embedded redis-server exited, so dnc serve stopped rather than answer 503 "
+            "the embedded redis-server is gone, so dnc serve stopped rather than answer 503 "
             f"for ever; run it again: the data in {settings.data_dir} is kept"
         )
     return 0
 
 
 def _watch(server: embedded.RedisProcess, stopping: threading.Event, gone: threading.Event) -> None:
-    """The embedded Redis killed or crashed while serving: stop the API (exit 1), which a
-    person or a service manager then starts again on the same data; its workers would
-    otherwise answer every request 503 and the process look alive."""
-    assert server.process is not None
-    status = server.process.wait()
-    if stopping.is_set():
+    """The embedded Redis killed or crashed while serving: start it again on its data, at
+    the same address, so the workers (which answer 503 meanwhile, never "callable")
+    reconnect and serve again. One that cannot be started, or dies again and again, stops
+    the API (exit 1) for a person or a service manager to see to."""
+    deaths: list[float] = []
+    while True:
+        assert server.process is not None
+        status = server.process.wait()
+        if stopping.is_set():
+            return
+        now = time.monotonic()
+        deaths = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
+        print(
+            f"dnc: the embedded redis-server exited (status {status})", file=sys.stderr, flush=True
+        )
+        if len(deaths) > RESTARTS:
+            problem = f"it exited {len(deaths)} times in {RESTART_WINDOW:.0f} s"
+        else:
+            if server.tcp:
+                server.fixed_port = server.port  # the address the workers know
+            url = server.url
+            try:
+                restarted = server.start(timeout=RESTART_TIMEOUT)
+                problem = "" if restarted == url else f"it came back at {restarted}, not {url}"
+            except Exception as exc:  # noqa: BLE001 - any failure: stop, and say why
+                problem = f"it could not be started again: {exc}"
+            if not problem:
+                print(
+                    f"dnc: embedded redis-server started again on {server.data_dir}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+        print(f"dnc: {problem}; stopping", file=sys.stderr, flush=True)
+        gone.set()
+        os.kill(os.getpid(), signal.SIGTERM)
         return
-    print(f"dnc: the embedded redis-server exited (status {status})", file=sys.stderr, flush=True)
-    gone.set()
-    os.kill(os.getpid(), signal.SIGTERM)
+
+
+# The embedded Redis is started again after a crash, at most this often; the AOF of a large
+# registry takes a few seconds to load.
+RESTARTS, RESTART_WINDOW, RESTART_TIMEOUT = 3, 60.0, 120.0
 
 
 # Five months, the least the rules keep consent evidence and ended records: the longest

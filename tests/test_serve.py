@@ -7,6 +7,7 @@ to a `kill -9`, and the embedded Redis starts and stops with `dnc serve`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -266,26 +267,58 @@ def test_embedded_redis_keeps_data_across_restarts(
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_an_embedded_redis_that_dies_stops_dnc_serve_with_status_1(
+def test_an_embedded_redis_that_dies_is_started_again_and_503_meanwhile(
     serve: Callable[..., Serve], tmp_path: Path, workers: str
 ) -> None:
     """Killed or crashed, the embedded Redis left an API that answered 503 for ever and
-    looked alive to a service manager: it now stops, so it is started again, on its data."""
+    looked alive to a service manager: it is started again on its data, at the same
+    address, and the workers serve again; never "callable" meanwhile."""
     data = (tmp_path / "data").resolve()
     server = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY, DNC_WORKERS=workers)
     carrier = new_key(server, "carrier")
     register(server, carrier, number(0))
     (redis_pid,) = redis_pids(data)
     os.kill(redis_pid, signal.SIGKILL)
-    try:
-        server.process.wait(20)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"dnc serve went on without its Redis:\n{server.output}")
-    assert server.process.returncode == 1, server.output
+    answers = []
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, f"never served again:\n{server.output}"
+        assert server.process.poll() is None, server.output
+        answer = request("GET", f"{server.url}/v1/numbers/{number(0)}", ADMIN_KEY)
+        answers.append(answer.status_code)
+        if answer.status_code == 200:
+            assert answer.json()["status"] == "blocked"
+            break
+        assert answer.status_code == 503, answer.text
+        time.sleep(0.05)
+    assert redis_pids(data) and redis_pids(data) != [redis_pid]
+    while "started again" not in server.output:  # said once its restart returned
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.05)
     assert "the embedded redis-server exited" in server.output
     assert "Traceback" not in server.output
-    again = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
-    assert statuses(again, ADMIN_KEY, number(0), 3) == ["blocked"] * 3
+    assert server.stop() == 0, server.output
+    assert redis_pids(data) == []
+
+
+def test_an_embedded_redis_that_keeps_dying_stops_dnc_serve_with_status_1(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """Started again three times within a minute and killed each time: something is wrong
+    that a restart will not mend, and the API stops for someone to see to it."""
+    data = (tmp_path / "data").resolve()
+    server = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
+    deadline = time.monotonic() + 60
+    while server.process.poll() is None:
+        assert time.monotonic() < deadline, f"dnc serve went on:\n{server.output}"
+        for pid in redis_pids(data):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    assert server.process.returncode == 1, server.output
+    assert "times in 60 s; stopping" in server.output
+    assert "is gone, so dnc serve stopped" in server.output
+    assert "Traceback" not in server.output
 
 
 def test_acknowledged_registration_survives_kill_9(
