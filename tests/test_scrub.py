@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import csv
 import hashlib
 import io
@@ -538,6 +539,22 @@ def test_a_column_for_a_body_without_columns_is_400(
     assert_error(answer, 400, "invalid_column")
 
 
+def test_only_callable_on_a_json_scrub_is_400_not_ignored(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    """A JSON answer has no list of callable rows to filter: ignored, a caller would read
+    its full `blocked` list as the filtered one."""
+    answer = client.post(
+        SCRUB, params={"only": "callable"}, json={"numbers": [A]}, headers=operator
+    )
+    error = assert_error(answer, 400, "invalid_only")
+    assert "text/plain" in error["message"]
+    plain = client.post(
+        SCRUB, params={"only": "callable"}, content=f"{A}\n", headers={**operator, **PLAIN}
+    )
+    assert plain.status_code == 200
+
+
 def test_csv_column_named_twice_is_400_not_a_guess(
     client: TestClient, operator: dict[str, str]
 ) -> None:
@@ -831,8 +848,9 @@ def test_a_scrub_while_redis_is_down_is_503(
 @pytest.mark.slow
 @pytest.mark.single_node  # its own server, killed and restarted
 def test_redis_lost_mid_stream_cuts_the_answer_off_and_stores_no_receipt(
-    settings: Settings, private_redis: PrivateRedis
+    settings: Settings, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     server = private_redis.server
     lines = [f"+1212555{i % 100:04d}" for i in range(BATCH_ROWS + 10)]
     body = "".join(f"{line}\n" for line in lines).encode()
@@ -868,6 +886,10 @@ def test_redis_lost_mid_stream_cuts_the_answer_off_and_stores_no_receipt(
                 for chunk in chunks:
                     received += chunk
         assert received.count(b"\n") < len(lines) + 1
+        # One line says why, naming the receipt; no traceback, as for a bug of ours.
+        said = [r.getMessage() for r in caplog.records if r.name == "dnc.api"]
+        assert any(f"scrub {cut_id}" in line and "cut off" in line for line in said), said
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
     # Restarted from its append-only file, Redis holds the first receipt but not the second.
     revived = private_redis.restart()

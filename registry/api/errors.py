@@ -5,9 +5,10 @@ Every error answers `{"error": {"code", "message", "details"}}`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from redis.exceptions import (
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
+    RedisError,
     ResponseError,
     TryAgainError,
 )
@@ -70,6 +72,26 @@ class ApiError(Exception):
         self.message = message
         self.details = details or {}
         self.headers = headers
+
+
+class AnswerCutOff(Exception):
+    """A streamed answer that cannot be completed: its connection is closed without the
+    last chunk, so the client never takes a partial answer for a whole one.
+
+    Raised from inside the stream with the cause already logged in a line; the
+    outermost app (registry/api/lookup.py) swallows it, and the server closes the
+    connection of an answer left unfinished, with no traceback.
+    """
+
+
+@contextlib.asynccontextmanager
+async def cut_off_if_redis_fails(what: str) -> AsyncIterator[None]:
+    """Inside a streamed answer: a Redis failure cuts `what` off (AnswerCutOff)."""
+    try:
+        yield
+    except RedisError as exc:
+        log.warning("%s cut off: Redis failed mid-stream: %s", what, exc)
+        raise AnswerCutOff(what) from exc
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -213,6 +235,8 @@ def install(app: FastAPI, not_found_page: Callable[[], Response] | None = None) 
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSON:
+        if isinstance(exc, AnswerCutOff):  # logged where it happened; the answer had begun
+            return error_response(500, "internal_error", "the answer was cut off")
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "the registry failed; this is our bug")
 

@@ -28,6 +28,7 @@ from registry import numbers as nums
 from registry import rules
 from registry.api import params
 from registry.api.auth import require
+from registry.api.errors import AnswerCutOff
 
 if TYPE_CHECKING:
     from registry.api.app import Services
@@ -67,13 +68,13 @@ class LookupRoute:
             or not self.enabled
             or scope.get("root_path")
         ):
-            await self.app(scope, receive, send)
+            await self._hand_on(scope, receive, send)
             return
         path: str = scope["path"]
         number = path[len(PATH) :]
         # The FastAPI route's pattern: one non-empty path segment after the prefix.
         if not path.startswith(PATH) or not number or "/" in number:
-            await self.app(scope, receive, send)
+            await self._hand_on(scope, receive, send)
             return
         try:
             body = await self._look_up(scope, number)
@@ -83,6 +84,14 @@ class LookupRoute:
         self.counts["GET", 200] += 1
         await send(self._start(len(body)))
         await send({"type": "http.response.body", "body": body})
+
+    async def _hand_on(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except AnswerCutOff:
+            # Logged where it happened. The server closes a connection whose answer was
+            # left unfinished: the client sees no last chunk, and no traceback is logged.
+            return
 
     async def _look_up(self, scope: Scope, number: str) -> bytes:
         """The answer's body, or an exception for the app's handlers; as operator.lookup."""

@@ -12,7 +12,7 @@ from registry import numbers as nums
 from registry import rules
 from registry.api import params
 from registry.api.auth import OperatorKey
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, cut_off_if_redis_fails
 from registry.store import changes, keys
 from registry.store.consents import ConsentStore
 from registry.store.operators import Operator
@@ -147,7 +147,8 @@ async def export(
         chunk = first
         while chunk is not None:
             yield ("".join(f"+{n}\n" for n in chunk.tolist())).encode()
-            chunk = await anext(chunks, None)
+            async with cut_off_if_redis_fails("an export"):
+                chunk = await anext(chunks, None)
 
     return StreamingResponse(
         body(), media_type="text/plain; charset=utf-8", headers={"X-Changes-Cursor": cursor}

@@ -23,7 +23,7 @@ from loader import formats
 from registry import rows, rules
 from registry.api import params
 from registry.api.auth import OperatorKey
-from registry.api.errors import ApiError
+from registry.api.errors import ApiError, cut_off_if_redis_fails
 from registry.api.responses import JSON
 from registry.rows import RowTooWide, fit_to_header
 from registry.scrub import Batch, Scrubber, ScrubQuery, Tally, asked
@@ -405,6 +405,14 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
             "invalid_column",
             f"column names a CSV column; a {kind} body has none (send text/csv with a header)",
         )
+    if kind == "application/json" and only:
+        # The JSON answer lists the blocked and the invalid, never the callable rows.
+        raise ApiError(
+            400,
+            "invalid_only",
+            "only=callable filters a text/plain or text/csv scrub's rows; a JSON answer "
+            "has no callable list (its counts and the 'blocked' list tell them apart)",
+        )
     limit = settings.max_json_body_bytes if kind == "application/json" else settings.max_body_bytes
     body = await read_body(request, limit, "split the list into several scrubs")
     if kind == "application/json":
@@ -518,7 +526,8 @@ async def _scrub_stream(
         await loop.run_in_executor(_HASHER, answer.update, pending)
         await checksum
         receipt = tally.receipt(operator.id, version, receipt_id, question, answer.hexdigest())
-        await services.receipts.put(receipt)
+        async with cut_off_if_redis_fails(f"scrub {receipt_id}, its receipt not stored,"):
+            await services.receipts.put(receipt)
         _count(services, tally)
         yield pending
 
