@@ -72,7 +72,7 @@ def usable_data_dir(data: Path) -> None:
     """DNC_DATA_DIR made if missing; a path that cannot be a directory (a file, /proc) is a
     bad setting, said in one line, not a traceback from deep in the embedded Redis."""
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)  # personal data: this user's
     except OSError as exc:
         raise ConfigError(
             f"DNC_DATA_DIR={data} cannot hold the registry's data: {exc.strerror or exc}; "

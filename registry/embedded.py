@@ -101,6 +101,13 @@ def die_with_parent() -> None:
         pass
 
 
+def _private_child() -> None:
+    """In redis-server before it starts: its files (the registry's numbers, complaints
+    and consent evidence: personal information) readable by this user alone."""
+    os.umask(0o077)
+    die_with_parent()
+
+
 class RedisProcess:
     """A redis-server child process with its own config; a context manager."""
 
@@ -140,7 +147,7 @@ class RedisProcess:
         raise AssertionError("unreachable")
 
     def _start(self, timeout: float) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         sock = self.data_dir / "redis.sock"
         args = [
             redis_server_binary(),
@@ -170,10 +177,12 @@ class RedisProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop Redis after the API
-            preexec_fn=die_with_parent,  # `dnc serve` killed: Redis stops
+            preexec_fn=_private_child,  # files for this user only; `dnc serve` killed: Redis stops
         )
         self._wait_ready(timeout)
-        (self.data_dir / URL_FILE).write_text(self.url + "\n")
+        url_file = self.data_dir / URL_FILE
+        url_file.write_text(self.url + "\n")
+        url_file.chmod(0o600)
         return self.url
 
     def _wait_ready(self, timeout: float) -> None:

@@ -74,3 +74,22 @@ def test_tuning_names_the_redis_that_does_not_answer(occupant: RedisProcess) -> 
     finally:
         os.kill(occupant.process.pid, signal.SIGCONT)
         client.close()
+
+
+def test_the_data_it_keeps_is_readable_by_its_user_alone(tmp_path: Path) -> None:
+    """The append-only file holds every registered number, complaint and consent's
+    evidence: personal information, not for every account on the machine."""
+    data = tmp_path / "new" / "data"
+    old_umask = os.umask(0o022)  # the usual one, which leaves new files world-readable
+    try:
+        with RedisProcess(data, durable=True) as server:
+            client = redis.Redis.from_url(server.url)
+            client.sadd("dnc:test", 12125551234)
+            client.close()
+            files = [p for p in data.rglob("*") if not p.is_socket()]
+            assert any(p.name.endswith(".aof") for p in files), files
+            assert data.stat().st_mode & 0o777 == 0o700
+            for path in files:
+                assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+    finally:
+        os.umask(old_umask)

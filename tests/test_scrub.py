@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import csv
 import hashlib
 import io
+import logging
 import threading
 import time
 from collections.abc import Iterator
