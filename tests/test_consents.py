@@ -23,7 +23,7 @@ NewKey = Callable[..., Headers]
 
 A, B, C = "+12125550001", "+12125550002", "+12125550003"
 FREE = "+12125559999"
-EVIDENCE = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z", "reference": "form-42"}
+EVIDENCE = {"method": "web_form", "reference": "form-42", "text": "Yes, you may call me"}
 RETENTION = 153 * 86400
 
 
@@ -34,7 +34,7 @@ def register(client: TestClient, carrier: Headers, number: str, **prefs: Any) ->
 
 def consent(client: TestClient, key: Headers, number: str, **body: Any) -> dict[str, Any]:
     answer = client.post(
-        "/v1/consents", json={"number": number, "evidence": EVIDENCE, **body}, headers=key
+        "/v1/consents", json={"number": number, "evidence": EVIDENCE} | body, headers=key
     )
     assert answer.status_code == 201, answer.text
     return answer.json()  # type: ignore[no-any-return]
@@ -304,6 +304,29 @@ def test_an_opt_out_text_ends_every_consent_recorded_before_it(
     assert look_up(client, operator, A) == ("callable", "consent")
 
 
+def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
+    client: TestClient, world: None, operator: Headers, carrier: Headers
+) -> None:
+    """Recording old evidence after a STOP must not undo the STOP: the subscriber's
+    refusal is the later word (MIIT draft art. 16)."""
+    assert stop(client, carrier, C, "TD") == "registered"
+    for given in ("2026-01-01T00:00:00Z", iso_in(-60)):
+        evidence = {"method": "sms", "given_at": given, "text": "yes"}
+        answer = client.post(
+            "/v1/consents", json={"number": C, "evidence": evidence}, headers=operator
+        )
+        error = assert_error(answer, 409, "consent_predates_opt_out")
+        assert error["details"]["opted_out_at"] >= given
+        assert look_up(client, operator, C, channel="sms") == ("blocked", "registered")
+    assert_error(client.get(f"/v1/consents/{C}", headers=operator), 404, "consent_not_found")
+    # Given after it (the clock's next second), or with no time of its own: it counts.
+    consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
+    assert look_up(client, operator, C, channel="sms") == ("callable", "consent")
+    # A number whose registration ended has no opt-out standing: nothing to refuse.
+    assert client.delete(f"/v1/registrations/{C}", headers=carrier).status_code == 200
+    consent(client, operator, C, evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z"})
+
+
 def test_a_carrier_registration_ends_consents_but_a_start_text_keeps_them(
     client: TestClient, world: None, operator: Headers, carrier: Headers
 ) -> None:
@@ -520,6 +543,17 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
         ({"number": A, "evidence": {"method": None}}, 400, "invalid_evidence"),
         ({"number": A, "evidence": {"method": " "}}, 400, "invalid_evidence"),
         ({"number": A, "evidence": {"reference": 42}}, 400, "invalid_evidence"),
+        # Placeholders, not times: no consent to telemarketing predates 1990.
+        ({"number": A, "evidence": {"method": "sms", "given_at": "1800-01-01T00:00:00Z"}},
+         400, "invalid_evidence"),
+        ({"number": A, "evidence": {"method": "sms", "given_at": "0001-01-01T00:00:00+14:00"}},
+         400, "invalid_evidence"),
+        # Consent is the subscriber's explicit act (PIPL art. 14), never silence or a default.
+        ({"number": A, "evidence": {"method": "implied"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "Pre-ticked box"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "opt-out"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "DEFAULT", "reference": "r"}}, 400,
+         "consent_not_explicit"),
     ],
 )  # fmt: skip
 def test_bad_bodies_are_4xx_and_record_nothing(
@@ -666,7 +700,10 @@ def test_administrators_read_a_withdrawn_consents_evidence_by_its_id(
 def test_evidence_in_the_shapes_operators_keep_is_accepted(
     client: TestClient, world: None, operator: Headers, evidence: dict[str, Any]
 ) -> None:
-    answer = client.post("/v1/consents", json={"number": A, "evidence": evidence}, headers=operator)
+    # FREE: never registered, so no opt-out that these times of 2026-11-01 come before.
+    answer = client.post(
+        "/v1/consents", json={"number": FREE, "evidence": evidence}, headers=operator
+    )
     assert answer.status_code == 201, answer.text
 
 

@@ -186,7 +186,7 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     path = "/v1/operators/op_x/consents/cns_0123456789abcdef0123"
     assert_unavailable(client.get(path, headers=ADMIN))
     # Consents, and an opt-out text that ends them.
-    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
+    evidence = {"method": "web_form", "reference": "form-42"}
     body = {"number": REGISTERED, "evidence": evidence}
     assert_unavailable(client.post("/v1/consents", json=body, headers=operator))
     scoped = {**body, "channels": ["sms"], "categories": [1]}
@@ -209,7 +209,7 @@ def test_a_redis_that_refuses_writes_is_a_503_and_still_answers_reads(
 ) -> None:
     """Redis up but refusing writes (NOREPLICAS, OOM, READONLY after a failover made it a
     replica) is unavailable for writes, not a 500; reads go on."""
-    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
+    evidence = {"method": "web_form", "reference": "form-42"}
     consent = {"number": REGISTERED, "evidence": evidence}
     recorded = private.client.post("/v1/consents", json=consent, headers=private.operator)
     assert recorded.status_code == 201, recorded.text

@@ -703,7 +703,16 @@ def test_a_code_confirmed_registration_ends_consents_recorded_before_it(
     assert [(e["actor"], e["withdrawn_by"]) for e in ended] == [
         ("subscriber", "opt_out:subscriber:code")
     ]
+    # Recorded now, its evidence still says it was given before the registration: refused.
+    answer = api.post("/v1/consents", json=body, headers=operator)
+    assert_error(answer, 409, "consent_predates_opt_out")
+    assert lookup(api, operator) == "blocked"
     # A consent given after the registration counts.
+    since = {
+        "method": "web_form",
+        "given_at": datetime.fromtimestamp(time.time() + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    body = {"number": NUMBER, "evidence": since}
     assert api.post("/v1/consents", json=body, headers=operator).status_code == 201
     answer = api.get(f"/v1/numbers/{NUMBER}", headers=operator).json()
     assert (answer["status"], answer["reason"]) == ("callable", "consent")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from fastapi import APIRouter, Request
@@ -72,9 +72,24 @@ def _body(raw: bytes) -> ConsentBody:
 
 # How far ahead of the server's clock a `given_at` may be: clocks drift.
 CLOCK_SKEW_SECONDS = 300
+# No consent to telemarketing is older than this (1990-01-01): an earlier `given_at`
+# is a placeholder or a mistake, not evidence.
+EARLIEST_GIVEN_AT = 631152000
+# Methods that say the subscriber did not actively agree (PIPL art. 14: consent is an
+# informed, voluntary and explicit act; silence, inactivity or a box ticked in advance
+# is none), compared lower case with everything but letters dropped.
+NOT_EXPLICIT = frozenset(
+    {"implied", "implicit", "inferred", "assumed", "presumed", "default", "optout", "silence",
+     "pretickedbox", "preticked", "prechecked", "precheckedbox", "inactivity", "noreply"}
+)  # fmt: skip
 
 
-def _evidence(evidence: dict[str, Any]) -> str:
+class Evidence(NamedTuple):
+    text: str  # as stored: the JSON sent
+    given_at: float | None  # unix seconds, when the evidence says
+
+
+def _evidence(evidence: dict[str, Any]) -> Evidence:
     if not evidence:
         raise ApiError(
             400,
@@ -82,7 +97,7 @@ def _evidence(evidence: dict[str, Any]) -> str:
             "evidence is empty; say how and when the subscriber consented, "
             'e.g. {"method": "web_form", "given_at": "2026-01-31T12:00:00Z"}',
         )
-    _expected_fields(evidence)
+    given_at = _expected_fields(evidence)
     # Kept as proof, so stored exactly as sent or refused: orjson would write NaN and
     # Infinity (which Python's JSON reader lets through) as null, and refuses integers
     # past 64 bits.
@@ -104,18 +119,28 @@ def _evidence(evidence: dict[str, Any]) -> str:
             "keep a reference to large proof (a recording, a scan) instead",
             {"limit_bytes": MAX_EVIDENCE_BYTES},
         )
-    return text
+    return Evidence(text, given_at)
 
 
-def _expected_fields(evidence: dict[str, Any]) -> None:
+def _expected_fields(evidence: dict[str, Any]) -> float | None:
     """The fields the README names, where given, must say what they are for: a `method`
-    that is text, a `given_at` that is a time not in the future (a consent given
-    tomorrow proves nothing today), `text` and `reference` as text."""
+    that is text and an explicit act, a `given_at` that is a time not in the future (a
+    consent given tomorrow proves nothing today) nor before 1990, `text` and `reference`
+    as text. Returns `given_at` in unix seconds, if given."""
     for name in ("method", "text", "reference"):
         if name in evidence and not (isinstance(evidence[name], str) and evidence[name].strip()):
             raise ApiError(400, "invalid_evidence", f"evidence.{name} must be non-empty text")
+    method = evidence.get("method")
+    if method is not None and "".join(filter(str.isalpha, method.lower())) in NOT_EXPLICIT:
+        raise ApiError(
+            400,
+            "consent_not_explicit",
+            f"evidence.method {method[:64]!r} is no explicit consent: only the subscriber's "
+            "own act counts (a form they filled in, a text or call in which they agreed, "
+            "a signature), not silence, a default or a box ticked in advance",
+        )
     if "given_at" not in evidence:
-        return
+        return None
     raw = evidence["given_at"]
     when = None
     if isinstance(raw, str) and len(raw) <= 64:
@@ -137,6 +162,13 @@ def _expected_fields(evidence: dict[str, Any]) -> None:
         given = float("inf")
     if given > datetime.now(UTC).timestamp() + CLOCK_SKEW_SECONDS:
         raise ApiError(400, "invalid_evidence", f"evidence.given_at {raw[:64]!r} is in the future")
+    if given < EARLIEST_GIVEN_AT:
+        raise ApiError(
+            400,
+            "invalid_evidence",
+            f"evidence.given_at {raw[:64]!r} is before 1990: not a real time",
+        )
+    return given
 
 
 def _scope(body: ConsentBody) -> int:
@@ -233,7 +265,19 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
     scope = _scope(body)
     now = datetime.now(UTC).timestamp()
     expires_at = _expires_at(body.expires_at, now)
-    consent = await _store(request).record(operator.id, value, evidence, expires_at, scope)
+    store = _store(request)
+    if evidence.given_at is not None:
+        opted_out_at = await store.opted_out_at(value)
+        if opted_out_at is not None and evidence.given_at <= opted_out_at:
+            # The opt-out is the subscriber's later word: it ended this consent already.
+            raise ApiError(
+                409,
+                "consent_predates_opt_out",
+                f"the subscriber opted out at {params.iso(opted_out_at)}, after this consent "
+                "was given (evidence.given_at): ask again, and record the consent given since",
+                {"opted_out_at": params.iso(opted_out_at)},
+            )
+    consent = await store.record(operator.id, value, evidence.text, expires_at, scope)
     covered = scope_fields({"scope": str(scope)})
     await services.audit.record(
         "consent.recorded",

@@ -242,7 +242,12 @@ class ConsentStore:
 
     async def end_for_opt_out(self, number: int, who: str) -> list[tuple[str, str]]:
         """Withdraw every operator's live consent from `number`, all recorded before now:
-        the subscriber's opt-out is the later word. Returns (operator, consent id) of each."""
+        the subscriber's opt-out is the later word. Returns (operator, consent id) of each.
+
+        Its time is kept first (`opted_out_at`): a consent recorded from now on whose
+        evidence says it was given before then is refused, not counted."""
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        await self.redis.hset(keys.opt_outs(bucket), str(member), int(time.time()))
         holders = await self.redis.hkeys(keys.consent_holders(number))
         ended = []
         for raw in holders:
@@ -251,6 +256,12 @@ class ConsentStore:
             if withdrawn is not None:
                 ended.append((operator_id, withdrawn[0]))
         return ended
+
+    async def opted_out_at(self, number: int) -> int | None:
+        """When the number's subscriber last opted out one by one, while it is registered."""
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        at = await self.redis.hget(keys.opt_outs(bucket), str(member))
+        return None if at is None else int(at)
 
     async def index_holders(self, operator_ids: list[str]) -> int:
         """Enter the live consents of `operator_ids` in their numbers' holders (consents

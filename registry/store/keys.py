@@ -72,6 +72,12 @@ def details(bucket: int) -> str:
     return f"dnc:r:{{{bucket}}}"
 
 
+def opt_outs(bucket: int) -> str:
+    """Hash member -> when (unix seconds) the number's subscriber last opted out, for the
+    registered numbers that did so one by one: a consent given before it is no consent."""
+    return f"dnc:oo:{{{bucket}}}"
+
+
 def ended(bucket: int, member: int) -> str:
     """A number's ended registrations, each kept DNC_RETENTION_DAYS after it ended."""
     return ended_prefix(bucket) + str(member)

@@ -258,6 +258,8 @@ class RegistrationStore:
         )
         if removed:
             await self.log(changes.REMOVE, number)
+            # The opt-out ended with its registration (its record is the ended period).
+            await self.redis.hdel(keys.opt_outs(bucket), str(member))
         return bool(removed)
 
     async def get(self, number: int) -> Registration | None:
