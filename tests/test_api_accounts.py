@@ -169,6 +169,11 @@ def test_a_prefix_given_twice_is_kept_once(client: TestClient, redis_client: Any
         {"name": "Acme", "role": "operator", "rate_limit": True},
         {"name": "Acme", "role": "operator", "rate_limit": 10**20},
         {"name": "Acme", "role": "operator", "api_key": "chosen-by-me"},  # unknown field
+        # A name nobody can read in a report names nobody.
+        {"name": "   ", "role": "operator"},
+        {"name": "Acme\u0000", "role": "operator"},
+        # An administrator reaches every number (CONTRACT section 6): no prefixes to limit it.
+        {"name": "Root", "role": "admin", "prefixes": ["+44"]},
         ["Acme"],
     ],
 )

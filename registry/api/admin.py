@@ -9,7 +9,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from registry import complaints as complaint_rules
 from registry.api import params
@@ -41,6 +49,23 @@ class NewOperator(BaseModel):
     # What it calls and texts from, as a complaint names a caller: the caller report then
     # names the account. Phone numbers in E.164.
     callers: list[StrictStr] = Field(default_factory=list, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        # Shown in reports and the audit trail: a name nobody can read names nobody.
+        if not name.strip() or not name.isprintable():
+            raise ValueError("name must be printable text, not blank")
+        return name
+
+    @model_validator(mode="after")
+    def _admin_reaches_every_number(self) -> NewOperator:
+        # The contract: an administrator key may call every endpoint of every role.
+        if self.role == "admin" and self.prefixes:
+            raise ValueError(
+                "an administrator reaches every number; prefixes limit operators and carriers only"
+            )
+        return self
 
     @field_validator("prefixes")
     @classmethod
