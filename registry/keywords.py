@@ -7,10 +7,10 @@ Opt-out rules ask for "any reasonable means", so matching is lenient where it
 cannot hurt: case, width (NFKC, so full-width ＳＴＯＰ is STOP), Traditional or
 Simplified characters (退訂 is 退订), surrounding spaces and punctuation,
 courtesy words after the keyword in any order ("Stop please and thank you",
-"退订，谢谢啦") and an opt-out word repeated ("STOP STOP") are ignored. It is
-strict where leniency would change the meaning: the keyword must come first
-("please don't stop" is not a STOP), `STOP DND` and `START 2` are keywords of
-their own, only the same opt-out word may repeat ("CANCEL STOP" may mean undo
+"退订，谢谢啦") and opt-out words repeating the request ("STOP STOP", "退订 TD") are
+ignored. It is strict where leniency would change the meaning: the keyword must
+come first ("please don't stop" is not a STOP), `STOP DND` and `START 2` are
+keywords of their own, CANCEL repeats only itself ("CANCEL STOP" may mean undo
 the stop), and any other word after a keyword makes the message unknown (the
 reply then explains the keywords).
 """
@@ -41,17 +41,21 @@ ENGLISH, CHINESE = "en", "zh"
 # REVOKE and OPT OUT complete the words the FCC's revocation rule names (47 CFR
 # 64.1200(a)(12): stop, quit, end, revoke, opt out, cancel, unsubscribe); 取消 is
 # "cancel".
+# T, TD and 退订 are what Chinese marketing texts tell their readers to reply ("回T退订");
+# 取消订阅 is "cancel the subscription".
 _OPT_OUT_WORDS = (
     "STOPALL", "STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "TD",
-    "退订", "取消",
+    "T", "退订", "取消订阅", "取消",
 )  # fmt: skip
 _HELP_WORDS = ("HELP", "INFO", "帮助")
-_CHINESE_WORDS = ("TD", "退订", "取消", "帮助")
-# Longest first, so STOPALL is not read as STOP followed by ALL.
+_CHINESE_WORDS = ("TD", "T", "退订", "取消订阅", "取消", "帮助")
+# Longest first, so STOPALL is not read as STOP followed by ALL, nor TD as T.
 _KEYWORD = re.compile(
-    r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|REVOKE|OPTOUT|TD|UNSTOP|START|HELP|INFO"
-    r"|退订|取消|帮助)"
+    r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|REVOKE|OPTOUT|TD|UNSTOP|START|HELP|INFO|T"
+    r"|退订|取消订阅|取消|帮助)"
 )
+# "回复TD退订", "回T": the reader replying with the instruction the text gave, verb and all.
+_REPLY_VERB = re.compile(r"^回复?(?=TD|T(?![A-Z0-9])|退订)")
 # Keywords written in two parts: OPT OUT, OPT-OUT, 退 订 are OPTOUT and 退订.
 _SPLIT_KEYWORD = re.compile(r"^(?:OPT[\s_-]*OUT(?![A-Z0-9])|退\s+订|取\s+消)")
 # Traditional characters of the Chinese keywords and courtesy words, folded to the
@@ -73,20 +77,44 @@ _COURTESY = (
     r"|PLEASE|PLZ|PLS|KINDLY|AND|OKAY|OK)(?![A-Z0-9])"
     r"|谢谢[您你]?|多谢|感谢[您你]?|谢了|麻烦[您你了]|辛苦了|请|[吧了啊呀哦啦喔嘛]"
 )
-# An opt-out word may be repeated (STOP STOP, 退订退订); STOP and STOP ALL are one word.
-_REPEATS = {word: f"{word}(?![A-Z0-9])" if word.isascii() else word for word in _OPT_OUT_WORDS}
-_REPEATS["STOP"] = _REPEATS["STOPALL"] = r"STOP(?:\s*ALL)?(?![A-Z0-9])"
+
+
+# After an opt-out word, another may follow (STOP STOP, 退订退订, STOP UNSUBSCRIBE, 退订 TD):
+# the same request twice. Not CANCEL or 取消, which may mean "undo my STOP", unless it is
+# the keyword itself repeated. STOP and STOP ALL are one word.
+def _word(word: str) -> str:
+    return f"{word}(?![A-Z0-9])" if word.isascii() else word
+
+
+_SAME_REQUEST = "|".join(
+    r"STOP(?:\s*ALL)?(?![A-Z0-9])" if word == "STOP" else _word(word)
+    for word in _OPT_OUT_WORDS
+    if word not in ("STOPALL", "CANCEL", "取消")
+)
+# What else may follow an opt-out word: the reply instruction a Chinese marketing text
+# ends with (退订回T), and a phone's signature line; "me" after UNSUBSCRIBE.
+_OPT_OUT_EXTRAS = r"回复?(?:TD|T)(?![A-Z0-9])|\n\s*SENT\s+(?:FROM|WITH|VIA)\s[^\n]*"
+# CANCEL and 取消 may only repeat themselves: "CANCEL STOP" may mean "undo my STOP".
+_TAIL_WORDS = {
+    "CANCEL": _word("CANCEL"),
+    "取消": "取消",
+    "UNSUBSCRIBE": f"{_SAME_REQUEST}|ME(?![A-Z0-9])",
+}
 
 
 def _tail(repeat: str | None = None) -> re.Pattern[str]:
     """What may follow a keyword: `[\\W_]` (any character that is not a letter or a digit
-    in any script: punctuation, spaces, emoji), courtesy words, and the repeated word."""
-    words = _COURTESY if repeat is None else f"{_COURTESY}|{repeat}"
-    return re.compile(rf"(?:[\W_]|{words})*")
+    in any script: punctuation, spaces, emoji), courtesy words, and for an opt-out word
+    the words that repeat its request."""
+    if repeat is None:
+        return re.compile(rf"(?:[\W_]|{_COURTESY})*")
+    return re.compile(rf"(?:{_OPT_OUT_EXTRAS}|[\W_]|{_COURTESY}|{repeat})*")
 
 
 _COURTESY_TAIL = _tail()
-_OPT_OUT_TAILS = {keyword: _tail(repeat) for keyword, repeat in _REPEATS.items()}
+_OPT_OUT_TAILS = {
+    keyword: _tail(_TAIL_WORDS.get(keyword, _SAME_REQUEST)) for keyword in _OPT_OUT_WORDS
+}
 _LEADING_PUNCTUATION = re.compile(r"^[\W_]+")
 # An SMS of ten concatenated segments; anything longer is not a keyword.
 MAX_TEXT = 1600
@@ -113,7 +141,7 @@ _SHORT_CODE = re.compile(r"[0-9]{3,15}|\+[1-9][0-9]{2,14}")
 
 def short_code(to: str) -> str | None:
     """The short code (3 to 15 digits) or long number (E.164) a text was sent to, if it is one."""
-    code = to.strip()
+    code = unicodedata.normalize("NFKC", to).strip()  # full-width digits, as `from` takes them
     return code if _SHORT_CODE.fullmatch(code) else None
 
 
@@ -123,15 +151,23 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_SIMPLIFIED).upper().strip()
 
 
-def parse(text: str) -> Intent:
-    """Read one inbound text. Never raises: anything not understood is UNKNOWN."""
+def parse(text: str, language: str = ENGLISH) -> Intent:
+    """Read one inbound text. Never raises: anything not understood is UNKNOWN.
+
+    `language`: the reply's for a text with no keyword and no Chinese in it (the
+    sender's country's, say); a keyword's own language wins.
+    """
     folded = _LEADING_PUNCTUATION.sub("", normalize(text))
+    folded = _REPLY_VERB.sub("", folded, count=1)
     folded = _SPLIT_KEYWORD.sub(lambda m: re.sub(r"[\s_-]", "", m.group(0)), folded, count=1)
     if len(folded) > MAX_TEXT:
-        return Intent(UNKNOWN, _language_of_text(folded[:MAX_TEXT]))
+        # Only what says something counts: "STOP!!!!..." is a STOP however long.
+        folded = _without_trailing_symbols(folded)
+    if len(folded) > MAX_TEXT:
+        return Intent(UNKNOWN, _language_of_text(folded[:MAX_TEXT], language))
     match = _KEYWORD.match(folded)
     if match is None:
-        return Intent(UNKNOWN, _language_of_text(folded))
+        return Intent(UNKNOWN, _language_of_text(folded, language))
     keyword, rest = match.group(1), folded[match.end() :]
     language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
     if keyword.isascii() and rest[:1].isascii() and rest[:1].isalpha():
@@ -158,8 +194,8 @@ def parse(text: str) -> Intent:
 
 def _start_with_categories(listed: str, language: str) -> Intent:
     codes = [code for code in _CATEGORY_SPLIT.split(listed) if code]
-    # Three digits are enough to tell any code; longer ones are out of range all the same.
-    values = [int(code) if len(code) <= 3 else -1 for code in codes]
+    # Three digits past the zeros are enough to tell any code; longer ones are out of range.
+    values = [int(code) if len(code.lstrip("0")) <= 3 else -1 for code in codes]
     if values and all(v == 0 for v in values):
         return Intent(OPT_OUT, language, "START 0")
     if any(v not in CATEGORIES for v in values):
@@ -168,9 +204,18 @@ def _start_with_categories(listed: str, language: str) -> Intent:
     return Intent(ALLOW, language, "START", tuple(sorted(set(values))))
 
 
-def _language_of_text(folded: str) -> str:
+def _language_of_text(folded: str, otherwise: str = ENGLISH) -> str:
     """Unknown texts are answered in Chinese when they are written in Chinese."""
-    return CHINESE if any("\u4e00" <= c <= "\u9fff" for c in folded) else ENGLISH
+    return CHINESE if any("\u4e00" <= c <= "\u9fff" for c in folded) else otherwise
+
+
+def _without_trailing_symbols(folded: str) -> str:
+    """`folded` without the characters `[\\W_]` matches at its end; a loop, where a regex
+    anchored at the end would backtrack from every position of a long run."""
+    end = len(folded)
+    while end and not folded[end - 1].isalnum():
+        end -= 1
+    return folded[:end]
 
 
 # -- replies -------------------------------------------------------------------------------

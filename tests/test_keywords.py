@@ -87,6 +87,57 @@ AUDITED_OPT_OUTS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        # Two opt-out words: the same request twice (TD is short for 退订).
+        ("STOP UNSUBSCRIBE", "STOP"),
+        ("UNSUBSCRIBE STOP", "UNSUBSCRIBE"),
+        ("STOP QUIT", "STOP"),
+        ("Stop TD", "STOP"),
+        ("TD STOP", "TD"),
+        ("退订 TD", "退订"),
+        ("TD 退订", "TD"),
+        ("STOP 退订", "STOP"),
+        ("unsubscribe me", "UNSUBSCRIBE"),
+        ("Unsubscribe me, thanks", "UNSUBSCRIBE"),
+        # What Chinese marketing texts tell their readers to send ("回T退订"), as sent.
+        ("T", "T"),
+        ("t", "T"),
+        ("Ｔ", "T"),
+        ("回T", "T"),
+        ("回复TD退订", "TD"),
+        ("TD退订", "TD"),
+        ("退订回T", "退订"),
+        ("取消订阅", "取消订阅"),
+        ("取消订阅，谢谢", "取消订阅"),
+        # A phone's signature, and punctuation however long.
+        ("STOP\nSent from my iPhone", "STOP"),
+        ("Stop\n\nSent with Yahoo Mail", "STOP"),
+        ("STOP " + "!" * 1700, "STOP"),
+        ("STOP" + "😀" * 9996, "STOP"),
+    ],
+)
+def test_opt_outs_found_by_the_second_audit_are_a_full_block(text: str, keyword: str) -> None:
+    intent = kw.parse(text)
+    assert (intent.kind, intent.keyword) == (OPT_OUT, keyword)
+
+
+def test_chinese_marketing_replies_are_answered_in_chinese() -> None:
+    for text in ("T", "回T", "取消订阅"):
+        assert "拒收" in kw.reply(kw.REGISTERED, kw.parse(text))
+
+
+def test_a_text_with_no_keyword_is_answered_in_the_language_asked_for() -> None:
+    assert kw.parse("hi", CHINESE).language == CHINESE
+    assert kw.parse("hi").language == ENGLISH
+    assert kw.parse("STOP", CHINESE).language == ENGLISH  # the keyword's language wins
+
+
+def test_start_with_zeros_only_is_a_full_block_however_many() -> None:
+    assert kw.parse("START 0000").kind == OPT_OUT
+
+
 @pytest.mark.parametrize("text", AUDITED_OPT_OUTS)
 def test_reasonable_opt_outs_found_by_the_audit_are_a_full_block(text: str) -> None:
     assert kw.parse(text).kind == OPT_OUT
@@ -152,7 +203,13 @@ def test_courtesy_words_in_any_order_and_repeats_are_ignored(text: str) -> None:
         ("STOP please, I mean START", UNKNOWN),
         ("退订吗", UNKNOWN),  # a question, not a request
         ("退订不了", UNKNOWN),
-        ("退订 TD", UNKNOWN),
+        ("退订 取消", UNKNOWN),  # 取消 may undo, as CANCEL
+        ("取消 退订", UNKNOWN),
+        ("STOP me now", UNKNOWN),  # "me" only after UNSUBSCRIBE
+        ("STOP\nSent from my iPhone\nSTART", UNKNOWN),  # a signature is its last line
+        ("T 2", UNKNOWN),
+        ("TEST", UNKNOWN),
+        ("THANKS", UNKNOWN),
     ],
 )
 def test_leniency_does_not_change_the_meaning(text: str, kind: str) -> None:
@@ -400,8 +457,11 @@ def test_short_codes_and_long_numbers_are_accepted(to: str) -> None:
     assert kw.short_code(to) == to.strip()
 
 
-@pytest.mark.parametrize(
-    "to", ["", "12", "1234567890123456", "abc", "12-34", "+0123", "１２３４５"]
-)
+def test_a_full_width_short_code_is_read_as_its_digits() -> None:
+    """As `from` and the keyword itself: a phone may send any width."""
+    assert kw.short_code("１２３４５") == "12345"
+
+
+@pytest.mark.parametrize("to", ["", "12", "1234567890123456", "abc", "12-34", "+0123", "１２"])
 def test_other_destinations_are_not_short_codes(to: str) -> None:
     assert kw.short_code(to) is None

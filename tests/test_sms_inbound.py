@@ -242,6 +242,28 @@ def test_anything_else_is_unknown_with_the_help_text_and_changes_nothing(
     assert status(client, operator) == "callable"
 
 
+def test_a_chinese_number_gets_its_unknown_reply_in_chinese(
+    client: TestClient, carrier: Headers
+) -> None:
+    """A text with no keyword from +86 is answered with the Chinese instructions (TD, 退订);
+    an English keyword still gets its English reply."""
+    chinese = "+8613800138000"
+    body = sms(client, carrier, "hi", sender=chinese)
+    assert body["action"] == "unknown" and "退订" in body["reply"]
+    assert "STOP" in sms(client, carrier, "hi")["reply"]
+    assert sms(client, carrier, "T", sender=chinese)["action"] == "registered"
+    assert sms(client, carrier, "STOP", sender=chinese)["reply"].startswith("You are on")
+
+
+def test_two_opt_out_words_register_and_cancel_stop_does_not(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    assert sms(client, carrier, "CANCEL STOP")["action"] == "unknown"
+    assert status(client, operator) == "callable"
+    assert sms(client, carrier, "STOP UNSUBSCRIBE")["action"] == "registered"
+    assert status(client, operator) == "blocked"
+
+
 def test_an_out_of_range_category_leaves_the_registration_as_it_was(
     client: TestClient, carrier: Headers, operator: Headers
 ) -> None:
