@@ -315,7 +315,8 @@ class Wire(asyncio.Protocol):
             if self._transport is None or self._loop is not asyncio.get_running_loop():
                 await self._connect()
             return await self._exchange(commands)
-        except (OSError, RedisConnectionError) as exc:
+        except (OSError, RedisConnectionError, RuntimeError) as exc:
+            # RuntimeError: uvloop's "the handler is closed", a transport torn down under us.
             self.close()
             raise RedisConnectionError(f"Redis at {self._address()}: {exc}") from exc
         except BaseException:

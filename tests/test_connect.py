@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error
 from fastapi.testclient import TestClient
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registry.api import create_app
 from registry.config import Settings
@@ -36,15 +38,57 @@ def test_a_burst_waits_for_connections_instead_of_failing(redis_url: str) -> Non
     assert asyncio.run(scenario()) == [b"here"] * burst
 
 
-def test_ping_reaches_every_primary(redis_url: str) -> None:
+TORN = [
+    RuntimeError(
+        "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+    ),
+    AttributeError("'NoneType' object has no attribute 'writelines'"),
+]
+
+
+@pytest.mark.parametrize("torn", TORN, ids=["uvloop", "redis-py"])
+def test_a_connection_torn_down_mid_command_is_a_lost_connection(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, torn: Exception
+) -> None:
+    """What redis-py's asyncio clients raise when a node is killed or stopped under a
+    command (a Cluster audit saw these as 500s): a lost connection, so a 503."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise torn
+
     async def scenario() -> None:
         client = connect.async_client(redis_url)
         try:
-            await connect.ping(client)
+            await client.set("dnc:{dnc}:probe", "here")
+            with monkeypatch.context() as patched:
+                patched.setattr(AbstractConnection, "send_packed_command", broken)
+                with pytest.raises(RedisConnectionError, match="broke mid-command"):
+                    await client.get("dnc:{dnc}:probe")
+                pipe = client.pipeline(transaction=False)
+                pipe.get("dnc:{dnc}:probe")
+                with pytest.raises(RedisConnectionError, match="broke mid-command"):
+                    await pipe.execute()
+            assert await client.get("dnc:{dnc}:probe") == b"here"
         finally:
             await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_api_answers_a_torn_connection_503_not_500(
+    client: TestClient, operator: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TORN[0]
+
+    assert (
+        client.post("/v1/scrub", json={"numbers": ["+12125550100"]}, headers=operator).status_code
+        == 200
+    )
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", broken)
+    answer = client.post("/v1/scrub", json={"numbers": ["+12125550100"]}, headers=operator)
+    assert_error(answer, 503, "redis_unavailable")
+    assert_error(client.get("/v1/stats", headers=ADMIN), 503, "redis_unavailable")
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,16 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import MasterNotFoundError, Sentinel
@@ -190,10 +193,62 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
     )
 
 
+# What redis-py's asyncio clients raise when a connection is torn down under a command
+# (a node killed, stopped or restarted mid-request): uvloop's RuntimeError "the handler
+# is closed", or an AttributeError on a writer already gone (redis-py#3546). They are a
+# lost connection, raised as one so that they answer 503 as any other, not 500.
+_TORN = (RuntimeError, AttributeError)
+
+
+def _lost(exc: Exception) -> RedisConnectionError:
+    return RedisConnectionError(f"a connection to Redis broke mid-command ({exc})")
+
+
+class _AsyncPipeline(AsyncPipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except _TORN as exc:
+            raise _lost(exc) from exc
+
+
+class _AsyncRedis(aioredis.Redis):
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)
+        except _TORN as exc:
+            raise _lost(exc) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+        return _AsyncPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class _AsyncClusterPipeline(AsyncClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except _TORN as exc:
+            raise _lost(exc) from exc
+
+
+class _AsyncCluster(AsyncRedisCluster):
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except _TORN as exc:
+            raise _lost(exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        super().pipeline(transaction, shard_hint)  # its checks of the arguments
+        return _AsyncClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
 def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
     if url.startswith(CLUSTER_SCHEME):
         nodes = [AsyncClusterNode(h, p) for h, p in _cluster_nodes(url)]
-        return AsyncRedisCluster(
+        return _AsyncCluster(
             startup_nodes=nodes,
             max_connections=CLUSTER_POOL_SIZE,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), CLUSTER_RETRIES),
@@ -210,7 +265,7 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=REPLY_TIMEOUT,
     )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
+    return _AsyncRedis.from_pool(pool)  # the client owns the pool and closes it
 
 
 @contextlib.asynccontextmanager
