@@ -120,7 +120,8 @@ def liability(
     occurred: float,
     grace_days: int,
 ) -> Liability:
-    """The flags of a complaint about `occurred`, from the number's registration as it is now.
+    """The flags of a complaint about `occurred`, from the number's registration that stood
+    then (RegistrationStore.in_force: ended since, or the current one).
 
     A bulk-loaded number has no known `registered_at`: it counts as registered before any
     complaint and past its grace (lists are loaded from registries that already enforce them).

@@ -123,6 +123,30 @@ def test_a_channel_the_registration_does_not_block_is_not_covered(
     assert flags(complain(client, channel="voice")) == (True, True)
 
 
+def test_a_registration_ended_since_still_covers_the_calls_made_while_it_stood(
+    client: TestClient, carrier: Headers
+) -> None:
+    """Its record is kept DNC_RETENTION_DAYS to prove exactly this (MIIT draft art. 8):
+    a number deregistered, or registered again, after the call is judged by what stood."""
+    answer = client.put(
+        f"/v1/registrations/{NUMBER}", json={"channels": ["voice"]}, headers=carrier
+    )
+    assert answer.status_code == 201
+    registered_at = datetime.fromisoformat(answer.json()["registered_at"].replace("Z", "+00:00"))
+    while now() < registered_at + timedelta(seconds=1):  # times are whole seconds
+        time.sleep(0.02)
+    call = iso(registered_at + timedelta(milliseconds=500))
+    assert client.delete(f"/v1/registrations/{NUMBER}", headers=carrier).status_code == 200
+    assert flags(complain(client, occurred_at=call)) == (True, True)
+    assert flags(complain(client, occurred_at=call, channel="sms")) == (False, True)
+    assert flags(complain(client, occurred_at=iso(now()))) == (False, False)  # after it ended
+    # Registered again since: the call still falls in the first period.
+    assert client.put(f"/v1/registrations/{NUMBER}", headers=carrier).status_code == 201
+    assert flags(complain(client, occurred_at=call)) == (True, True)
+    before = iso(registered_at - timedelta(hours=1))
+    assert flags(complain(client, occurred_at=before)) == (False, True)  # before both
+
+
 def test_a_bulk_loaded_number_counts_as_registered_past_grace(
     client: TestClient, redis_client: Any, tmp_path: Path
 ) -> None:

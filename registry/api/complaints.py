@@ -123,7 +123,8 @@ async def post_complaint(request: Request) -> JSON:
         raise ApiError(400, exc.code, str(exc)) from None
     # Only well-formed complaints count: bad input costs the caller nothing and stores nothing.
     await _count_client(request)
-    registration = await services.registrations.get(number)
+    # The registration as it stood when the call came: one ended since still counts.
+    registration = await services.registrations.in_force(number, occurred)
     flags = complaints.liability(
         registration is not None,
         None if registration is None else registration.registered_at,

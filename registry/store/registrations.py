@@ -93,6 +93,30 @@ def parse_details(number: int, raw: bytes | None) -> Registration:
     return Registration(number, int(at) or None, Preferences(int(channels), int(allowed)), source)
 
 
+@dataclass(frozen=True)
+class EndedPeriod:
+    """A registration that ended (deregistered), as its record keeps it."""
+
+    registration: Registration
+    ended_at: int
+
+    def covers(self, when: float) -> bool:
+        """Whether the registration stood at `when` (a bulk one's start is unknown: from
+        before anything)."""
+        started = self.registration.registered_at
+        return (started is None or started <= when) and when < self.ended_at
+
+
+def parse_ended(number: int, raw: bytes) -> EndedPeriod:
+    """An ended record: `registered_at|channels|allowed|source|ended_at|who`."""
+    at, channels, allowed, rest = raw.decode().split("|", 3)
+    source, ended_at, _ = rest.rsplit("|", 2)
+    registration = Registration(
+        number, int(at) or None, Preferences(int(channels), int(allowed)), source
+    )
+    return EndedPeriod(registration, int(ended_at))
+
+
 def bucket_list(index: Iterable[bytes], prefixes: Sequence[str]) -> list[int]:
     """The bucket index's ids, ascending, that can hold numbers under `prefixes` (all if none).
 
@@ -261,6 +285,28 @@ class RegistrationStore:
             # The opt-out ended with its registration (its record is the ended period).
             await self.redis.hdel(keys.opt_outs(bucket), str(member))
         return bool(removed)
+
+    async def ended(self, number: int) -> list[EndedPeriod]:
+        """The number's ended registrations still kept, oldest first."""
+        key = keys.ended(keys.bucket_of(number), keys.member_of(number))
+        try:
+            records = await self.redis.lrange(key, 0, -1)
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            records = [await self.redis.get(key)]  # one period, kept before the list was
+        return [parse_ended(number, record) for record in records if record]
+
+    async def in_force(self, number: int, when: float) -> Registration | None:
+        """The registration that stood at `when`: the current one if it had begun, else an
+        ended one that covered it; else the current one (begun later), if any."""
+        current = await self.get(number)
+        if current is not None and (current.registered_at is None or current.registered_at <= when):
+            return current
+        for period in reversed(await self.ended(number)):
+            if period.covers(when):
+                return period.registration
+        return current
 
     async def get(self, number: int) -> Registration | None:
         bucket, member = keys.bucket_of(number), keys.member_of(number)
