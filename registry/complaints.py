@@ -33,6 +33,18 @@ _SIGNATURE = re.compile(r"^【\s*([^\W_][\w .&·()-]{0,19}?)\s*】$")
 _DIGIT_GAPS = re.compile(r"[\s-]")
 
 
+# The caller of a call or text that showed no number: kept out of the callers' ranking,
+# counted on its own. Lower case, so no sender id (upper-cased) can be it.
+WITHHELD = "withheld"
+# What a subscriber writes for it, lower case and letters only.
+_WITHHELD_WORDS = frozenset(
+    {"withheld", "numberwithheld", "private", "privatenumber", "anonymous", "unknown",
+     "unknowncaller", "unknownnumber", "nocallerid", "hidden", "hiddennumber", "restricted",
+     "unavailable", "blocked", "notshown", "未知", "未知号码", "未知来电", "隐藏号码", "私人号码",
+     "匿名", "无号码", "号码隐藏"}
+)  # fmt: skip
+
+
 class ComplaintError(ValueError):
     """A complaint field the caller must send differently; `code` names which."""
 
@@ -48,11 +60,16 @@ class Liability:
 
 
 def caller(raw: str, region: str) -> str:
-    """The sender as the report counts it: E.164, a short code, or an upper-case sender id.
+    """The sender as the report counts it: E.164, a short code, or an upper-case sender id;
+    WITHHELD for a call that showed none ("withheld", "private", "未知号码", ...; an
+    empty caller is a mistake, not a withheld one).
 
     Sender ids are upper-cased so `AcmeBank` and `ACMEBANK` count as one sender.
     """
     text = raw.strip()
+    letters = "".join(filter(str.isalpha, unicodedata.normalize("NFKC", text).lower()))
+    if letters in _WITHHELD_WORDS and len(letters) >= len(text) - 2:
+        return WITHHELD
     value, reason = nums.normalize(text, region)
     if reason is None:
         return f"+{value}"

@@ -138,6 +138,24 @@ def test_callers_an_account_cannot_declare_are_a_400(client: TestClient, callers
 def test_a_report_without_complaints_is_empty(client: TestClient) -> None:
     report = client.get("/v1/reports/callers", headers=ADMIN).json()
     assert report["callers"] == [] and report["distinct_callers"] == 0
+    assert report["withheld"] == {"complaints": 0, "voice": 0, "sms": 0}
+
+
+def test_calls_that_showed_no_number_are_counted_apart_not_ranked(client: TestClient) -> None:
+    """A subscriber may complain about a withheld number (MIIT draft art. 29: complaints
+    have a path); "Private Number" is no sender to rank beside the named ones."""
+    for caller, channel in [
+        ("Anonymous", "voice"),
+        ("Private Number", "voice"),
+        ("withheld", "sms"),
+        ("未知号码", "voice"),
+        ("+13125550100", "voice"),
+    ]:
+        complain(client, caller, channel)
+    report = client.get("/v1/reports/callers?top=1", headers=ADMIN).json()
+    assert [c["caller"] for c in report["callers"]] == ["+13125550100"]
+    assert report["distinct_callers"] == 1
+    assert report["withheld"] == {"complaints": 4, "voice": 3, "sms": 1}
 
 
 def test_the_report_leaves_no_scratch_keys(client: TestClient, redis_client: Any) -> None:

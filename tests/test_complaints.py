@@ -209,6 +209,21 @@ def test_callers_are_counted_in_one_form(client: TestClient, caller: str, counte
     assert [c["caller"] for c in report["callers"]] == [counted_as]
 
 
+@pytest.mark.parametrize(
+    "caller", ["withheld", "Private Number", "Anonymous", " Unknown caller ", "隐藏号码"]
+)
+def test_a_call_that_showed_no_number_is_a_complaint_about_a_withheld_caller(
+    client: TestClient, caller: str
+) -> None:
+    """Counted apart from the senders (the report's `withheld`), not refused."""
+    answer = complain(client, caller=caller)
+    assert answer.status_code == 201, answer.text
+    complaint_id = answer.json()["complaint_id"]
+    record = client.get(f"/v1/complaints/{complaint_id}", headers=ADMIN).json()
+    assert record["caller"] == "withheld"
+    assert client.get("/v1/reports/callers", headers=ADMIN).json()["callers"] == []
+
+
 def test_a_complaint_is_in_the_audit_trail_without_the_number(client: TestClient) -> None:
     complaint_id = complain(client).json()["complaint_id"]
     entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
@@ -373,3 +388,9 @@ def test_administrators_read_a_complaint_by_its_id(client: TestClient) -> None:
     assert {"registered_at_time", "within_grace", "occurred_at", "received_at"} <= set(record)
     assert_error(client.get("/v1/complaints/cmp_nope", headers=ADMIN), 404, "complaint_not_found")
     assert client.get(f"/v1/complaints/{complaint_id}").status_code == 401
+
+
+def test_the_store_and_the_domain_name_withheld_callers_alike() -> None:
+    from registry.store import complaints as stored
+
+    assert stored.WITHHELD == complaints.WITHHELD

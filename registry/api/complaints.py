@@ -167,7 +167,7 @@ async def callers_report(
 ) -> dict[str, object]:
     """Complaints counted by caller over the kept days, most complained-about first."""
     settings = request.app.state.services.settings
-    distinct, callers = await _store(request).top_callers(top)
+    distinct, callers, withheld = await _store(request).top_callers(top)
     owners = await request.app.state.services.operators.owners([c.caller for c in callers])
     return {
         "callers": [
@@ -182,5 +182,11 @@ async def callers_report(
             for c, owner in zip(callers, owners, strict=True)
         ],
         "distinct_callers": distinct,
+        # Calls that showed no number: nobody to rank, still a measure of the nuisance.
+        "withheld": {
+            "complaints": withheld.complaints,
+            "voice": withheld.voice,
+            "sms": withheld.sms,
+        },
         "retention_days": settings.retention_days,
     }

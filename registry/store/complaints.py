@@ -23,6 +23,9 @@ import orjson
 
 from registry.store import days, keys
 
+# A call that showed no caller (registry.complaints.WITHHELD): counted, never ranked.
+WITHHELD = "withheld"
+
 CHANNELS = ("voice", "sms")
 
 # KEYS: day counter, caller-day set of the channel, caller-day set of complaints the
@@ -40,8 +43,9 @@ return 1
 """
 
 # KEYS: scratch voice, sms, liable and all, then ARGV[1] voice day keys, as many sms day
-# keys, as many liable day keys. ARGV: how many days, top. Returns {distinct callers,
-# caller, -total, voice, sms, liable, caller, ...}, most complaints first, ties by caller.
+# keys, as many liable day keys. ARGV: how many days, top, the withheld caller. Returns
+# {distinct callers, withheld voice, withheld sms, caller, -total, voice, sms, liable,
+# caller, ...}, most complaints first, ties by caller; the withheld caller is no caller.
 REPORT_SCRIPT = """
 local days = tonumber(ARGV[1])
 local function union(dest, first, last)
@@ -60,8 +64,11 @@ union(KEYS[2], 5 + days, 4 + 2 * days)
 union(KEYS[3], 5 + 2 * days, 4 + 3 * days)
 -- Negated totals: ascending order is then most complaints first, ties by caller ascending.
 redis.call('ZUNIONSTORE', KEYS[4], 2, KEYS[1], KEYS[2], 'WEIGHTS', -1, -1)
+local withheld_voice = redis.call('ZSCORE', KEYS[1], ARGV[3]) or '0'
+local withheld_sms = redis.call('ZSCORE', KEYS[2], ARGV[3]) or '0'
+redis.call('ZREM', KEYS[4], ARGV[3])
 local top = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
-local out = {redis.call('ZCARD', KEYS[4])}
+local out = {redis.call('ZCARD', KEYS[4]), withheld_voice, withheld_sms}
 for i = 1, #top, 2 do
   out[#out + 1] = top[i]
   out[#out + 1] = top[i + 1]
@@ -154,8 +161,9 @@ class ComplaintStore:
 
     async def top_callers(
         self, top: int, now: float | None = None
-    ) -> tuple[int, list[CallerCount]]:
-        """(distinct callers, the `top` callers most complained about) over the kept days."""
+    ) -> tuple[int, list[CallerCount], CallerCount]:
+        """(distinct callers, the `top` callers most complained about, the complaints about
+        calls that showed no caller) over the kept days."""
         days = self._days(time.time() if now is None else now)
         scratch = f"dnc:{{dnc}}:cmp:report:{secrets.token_hex(6)}"
         day_keys = [keys.callers_on(c, d) for c in (*CHANNELS, LIABLE) for d in days]
@@ -169,8 +177,11 @@ class ComplaintStore:
             *day_keys,
             len(days),
             top,
+            WITHHELD,
         )
-        distinct, rest = int(reply[0]), reply[1:]
+        distinct, rest = int(reply[0]), reply[3:]
+        voice, sms = int(float(reply[1])), int(float(reply[2]))
+        withheld = CallerCount(WITHHELD, voice + sms, voice, sms, 0)
         callers = [
             CallerCount(
                 rest[i].decode() if isinstance(rest[i], bytes) else rest[i],
@@ -181,4 +192,4 @@ class ComplaintStore:
             )
             for i in range(0, len(rest), 5)
         ]
-        return distinct, callers
+        return distinct, callers, withheld
