@@ -789,3 +789,32 @@ def test_a_scope_the_registry_does_not_know_is_a_400_and_records_nothing(
     assert_error(answer, 400, code)
     assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
     assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+def test_administrators_list_every_operators_current_consent_from_a_number(
+    client: TestClient, world: None, operator: Headers, new_key: NewKey
+) -> None:
+    """A subscriber disputing "they say I consented" is answered from the number, not from a
+    consent id only the operator and a five-month audit trail knew."""
+    other = new_key()
+    first = consent(client, operator, A)
+    second = consent(client, other, A, channels=["sms"], categories=[1])
+    consent(client, operator, B)  # another number's
+    answer = client.get("/v1/numbers/(212) 555-0001/consents", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["number"] == A
+    listed = {c["consent_id"]: c for c in body["consents"]}
+    assert set(listed) == {first["consent_id"], second["consent_id"]}
+    assert listed[first["consent_id"]]["operator"] == operator_id(client, operator)
+    assert listed[first["consent_id"]]["evidence"] == EVIDENCE
+    assert listed[first["consent_id"]]["live"] is True
+    assert listed[second["consent_id"]]["channels"] == ["sms"]
+    # Withdrawn: no longer current (its record stays readable by id).
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    after = client.get(f"/v1/numbers/{A}/consents", headers=ADMIN).json()["consents"]
+    assert [c["consent_id"] for c in after] == [second["consent_id"]]
+    assert client.get(f"/v1/numbers/{FREE}/consents", headers=ADMIN).json()["consents"] == []
+    # Operators see only their own, through GET /v1/consents/{number}.
+    assert_error(client.get(f"/v1/numbers/{A}/consents", headers=operator), 403, "forbidden")
+    assert_error(client.get("/v1/numbers/12/consents", headers=ADMIN), 400, "invalid_number")

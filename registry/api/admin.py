@@ -182,6 +182,10 @@ async def read_consent_record(
             "consent_not_found",
             f"no consent {consent_id[:64]!r} of {operator_id[:64]!r} is kept",
         )
+    return _consent_record(record)
+
+
+def _consent_record(record: dict[str, str]) -> dict[str, object]:
     expires_at = int(record["expires_at"]) if "expires_at" in record else None
     ended_at = int(record["ended_at"]) if "ended_at" in record else None
     now = time.time()
@@ -198,6 +202,26 @@ async def read_consent_record(
         **scope_fields(record),
         "evidence": orjson.loads(record["evidence"]),
     }
+
+
+@router.get("/v1/numbers/{number}/consents")
+async def consents_from_number(
+    number: str, request: Request, _: AdminKey, region: str | None = None
+) -> dict[str, object]:
+    """Every operator's current consent from a number, evidence included: what settles
+    "they say I consented" when the subscriber, not the operator, asks (a consent that
+    lasts until withdrawn outlives the audit entry that named its id). Ended ones are in
+    the audit trail and readable by id while kept."""
+    services = request.app.state.services
+    value = params.number(number, params.region(region, services.settings.default_region))
+    store = ConsentStore(services.redis, services.settings.retention_days)
+    found = []
+    for operator_id in await store.holders(value):
+        record = await store.current(operator_id, value)
+        if record is not None:
+            found.append(_consent_record(record))
+    found.sort(key=lambda c: (str(c["recorded_at"]), str(c["operator"])))
+    return {"number": f"+{value}", "consents": found}
 
 
 @router.get("/v1/complaints/{complaint_id}")

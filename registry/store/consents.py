@@ -257,6 +257,10 @@ class ConsentStore:
                 ended.append((operator_id, withdrawn[0]))
         return ended
 
+    async def holders(self, number: int) -> list[str]:
+        """The operators that may hold a live consent from `number`, by id."""
+        return sorted(raw.decode() for raw in await self.redis.hkeys(keys.consent_holders(number)))
+
     async def opted_out_at(self, number: int) -> int | None:
         """When the number's subscriber last opted out one by one, while it is registered."""
         bucket, member = keys.bucket_of(number), keys.member_of(number)
