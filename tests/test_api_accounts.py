@@ -427,3 +427,26 @@ def test_an_administrator_key_that_is_not_ascii_works(
     api = spare(admin_key=key)
     answer = api.get("/v1/stats", headers={"Authorization": f"Bearer {key}".encode()})
     assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("path", ["/v1/numbers/+12125551234", "/v1/stats"])
+def test_two_authorization_headers_are_a_400_not_the_first_one(
+    client: TestClient, path: str
+) -> None:
+    """A proxy in front may read the other one: the request is ambiguous, not authorized."""
+    headers = [("Authorization", ADMIN["Authorization"]), ("Authorization", "Bearer wrong")]
+    error = assert_error(client.get(path, headers=headers), 400, "repeated_header")
+    assert error["details"] == {"header": "authorization"}
+    assert client.get(path, headers=ADMIN).status_code == 200
+
+
+def test_two_content_types_are_a_400(client: TestClient) -> None:
+    headers = [
+        *ADMIN.items(),
+        ("Content-Type", "application/json"),
+        ("Content-Type", "text/plain"),
+    ]
+    answer = client.post(
+        "/v1/operators", content=b'{"name": "a", "role": "operator"}', headers=headers
+    )
+    assert_error(answer, 400, "repeated_header")

@@ -681,3 +681,31 @@ def test_a_long_invalid_number_is_not_echoed_whole(client: TestClient, carrier: 
     error = assert_error(answer, 400, "invalid_number")
     assert len(answer.content) < 1_000
     assert error["details"]["input"] == "x" * 64
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"channels": ["sms"], "channels": ["voice"]}',
+        b'{"source": "ivr", "channels": ["sms"], "source": "web"}',
+    ],
+)
+def test_a_json_key_given_twice_is_a_400_not_the_last_one(
+    client: TestClient, carrier: Headers, body: bytes
+) -> None:
+    """Read as the last, {"channels": ["sms"], "channels": ["voice"]} would leave texts
+    unblocked; as with a query parameter given twice, the request is refused."""
+    answer = client.put(
+        "/v1/registrations/+12125550200",
+        content=body,
+        headers={**carrier, "Content-Type": "application/json"},
+    )
+    error = assert_error(answer, 400, "repeated_key")
+    assert error["details"]["key"] in ("channels", "source")
+    assert client.get("/v1/registrations/+12125550200").json()["registered"] is False
+    # Inside a nested object too, as a consent's evidence.
+    inbound = b'{"from": "x", "from": "+12125551701", "to": "55555", "text": "STOP"}'
+    answer = client.post(
+        "/v1/sms/inbound", content=inbound, headers={**carrier, "Content-Type": "application/json"}
+    )
+    assert_error(answer, 400, "repeated_key")

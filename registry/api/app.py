@@ -215,16 +215,19 @@ class HeadAsGet:
 
 
 class SingleParameters:
-    """Pure ASGI middleware: a query string that names a parameter twice is a 400
-    (registry/api/params.py), for every route; the look-up route checks it too."""
+    """Pure ASGI middleware: a query string that names a parameter twice, or a request that
+    sends Authorization or Content-Type twice, is a 400 (registry/api/params.py), for
+    every route; the look-up route checks both too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("query_string"):
+        if scope["type"] == "http":
             try:
-                params.query(scope["query_string"])
+                if scope.get("query_string"):
+                    params.query(scope["query_string"])
+                params.single_headers(scope["headers"])
             except errors.ApiError as exc:
                 answer = errors.error_response(exc.status, exc.code, exc.message, exc.details)
                 await answer(scope, receive, send)
@@ -361,6 +364,12 @@ class SmallBodies:
             await answer(scope, receive, send)
             return
         except ClientDisconnect:
+            return
+        try:
+            params.single_keys(body)
+        except errors.ApiError as exc:
+            answer = errors.error_response(exc.status, exc.code, exc.message, exc.details)
+            await answer(scope, receive, send)
             return
         if not _says_json(scope) and _is_json_object(body):  # parsed once, by FastAPI, if JSON
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]

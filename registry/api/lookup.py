@@ -100,9 +100,10 @@ class LookupRoute:
         query = params.query(raw) if raw else None
         authorization = None
         for name, value in scope["headers"]:
-            if name == b"authorization":  # Starlette's Headers: the first one
+            if name == b"authorization":
+                if authorization is not None:  # as the app's SingleParameters middleware
+                    params.single_headers(scope["headers"])
                 authorization = value.decode("latin-1")
-                break
         operator = authorization and self.auth.cached(authorization)
         if not operator:
             operator = await self.auth.resolve(authorization)

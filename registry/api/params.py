@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -11,6 +13,50 @@ from registry import numbers as nums
 from registry import rules, scrub
 from registry.api.errors import ApiError
 from registry.store.operators import Operator
+
+# Headers a request may send once: two keys, or two body types, leave the server to pick
+# one, and a proxy in front may pick the other.
+SINGLE_HEADERS = (b"authorization", b"content-type")
+
+
+def single_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """A 400 for a request that sends one of SINGLE_HEADERS twice."""
+    seen: set[bytes] = set()
+    for name, _ in headers:
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                raise ApiError(
+                    400,
+                    "repeated_header",
+                    f"the {name.decode().title()} header is sent twice; send it once",
+                    {"header": name.decode()},
+                )
+            seen.add(name)
+
+
+def single_keys(body: bytes) -> None:
+    """A 400 for a JSON body that names a key twice in one object ({"channels": ["sms"],
+    "channels": ["voice"]} read as the last would leave texts unblocked). A body that is
+    not JSON is left to its endpoint's own error."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(items)
+        if len(found) != len(items):
+            twice = next(k for k, n in Counter(k for k, _ in items).items() if n > 1)
+            raise ApiError(
+                400,
+                "repeated_key",
+                f"the body names {twice[:32]!r} twice in one object; give each field once",
+                {"key": twice[:32]},
+            )
+        return found
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return  # not JSON: the endpoint's own reader says why
 
 
 def query(raw: bytes) -> dict[str, str]:
