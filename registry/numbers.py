@@ -205,13 +205,14 @@ def e164_many(numbers: np.ndarray) -> list[str]:
 
 
 def prefix_range(prefix: str) -> tuple[int, int]:
-    """The half-open range of E.164 integers under a prefix such as `+1212`.
+    """A prefix such as `+1212` as (its digits as an int, how many digits).
 
-    E.164 numbers have different lengths, so a prefix covers one range per
-    possible length; callers test membership with `in_prefix` instead.
+    E.164 numbers have different lengths, so a prefix covers one range of integers
+    per possible length; `in_prefixes` tests membership with these two values. ASCII
+    digits only, as accounts' prefixes are: `str.isdigit` also takes `²` and `١`.
     """
     digits = prefix.removeprefix("+")
-    if not digits.isdigit() or len(digits) > 15 or digits[0] == "0":
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 15 or digits[0] == "0":
         raise ValueError(f"prefix {prefix!r} is not '+' followed by 1 to 15 digits")
     value = int(digits)
     return value, len(digits)

@@ -283,7 +283,11 @@ def test_in_prefixes_agrees_with_string_prefixes_on_random_numbers() -> None:
     assert nums.in_prefixes(numbers, prefixes).tolist() == expected
 
 
-@pytest.mark.parametrize("prefix", ["+", "", "+0", "+01", "+12a", "+1234567890123456", "abc"])
+@pytest.mark.parametrize(
+    "prefix",
+    # Digits str.isdigit takes and accounts' prefixes do not: superscripts, other scripts'.
+    ["+", "", "+0", "+01", "+12a", "+1234567890123456", "abc", "+²", "+١٢١٢", "+１２１２"],
+)
 def test_prefix_range_rejects_what_is_not_plus_and_digits(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         nums.prefix_range(prefix)

@@ -23,7 +23,7 @@ from registry import complaints as complaint_rules
 from registry.api import params
 from registry.api.auth import AdminKey
 from registry.api.consents import scope_fields
-from registry.api.errors import ApiError, not_replicated_error
+from registry.api.errors import ApiError, log_failure, not_replicated_error
 from registry.api.responses import JSON
 from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore
@@ -112,7 +112,7 @@ async def create_operator(body: NewOperator, request: Request, admin: AdminKey) 
         try:
             await services.replication.wait()
         except Exception as exc:  # noqa: BLE001 - unacknowledged: the account is taken back
-            log.warning("operator %s not replicated, revoked: %s", operator.id, exc)
+            log_failure(log, f"operator {operator.id} not replicated, revoked", exc)
             await services.operators.revoke(operator.id)
             await services.audit.record(
                 "operator.revoked", admin.id, operator=operator.id, reason="not_replicated"

@@ -124,7 +124,7 @@ async def _follow(services: Services) -> None:
         try:
             await services.bloom.build()
         except Exception as exc:  # noqa: BLE001 - any failure here means "try again soon"
-            log.warning("bloom filter not built yet: %s", exc)
+            errors.log_failure(log, "bloom filter not built yet", exc)
             await asyncio.sleep(0.5)
     # Everything alive now (modules, metadata, the number machines) lives as long as the
     # worker: out of the collector's sight, so its full passes stop walking it under load.
@@ -133,20 +133,20 @@ async def _follow(services: Services) -> None:
     try:
         await _index_consent_holders(services)
     except Exception as exc:  # noqa: BLE001 - the next worker to start tries again
-        log.warning("consents recorded before this version not indexed yet: %s", exc)
+        errors.log_failure(log, "consents recorded before this version not indexed yet", exc)
     trimmed_at = -retention.EVERY_SECONDS  # the first turn trims, whatever the clock's zero
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL)
         try:
             await services.bloom.catch_up()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("change stream not followed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - followed again on the next turn
+            errors.log_failure(log, "change stream not followed", exc)
         if time.monotonic() - trimmed_at >= retention.EVERY_SECONDS:
             try:
                 await retention.trim(services.redis, services.settings.retention_days)
                 trimmed_at = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - tried again on the next turn
-                log.warning("streams not trimmed to the retention: %s", exc)
+                errors.log_failure(log, "streams not trimmed to the retention", exc)
         try:
             await ops.publish(services)  # for the other workers' /metrics
         except Exception as exc:  # noqa: BLE001
@@ -271,7 +271,7 @@ class Replicated:
                     await self.replication.wait()
                 except Exception as exc:  # noqa: BLE001 - unacknowledged either way
                     refused = True
-                    log.warning("write not acknowledged: %s", exc)
+                    errors.log_failure(log, "write not acknowledged", exc)
                     answer = errors.not_replicated()
                     await answer(scope, receive, send)
                     return

@@ -94,6 +94,15 @@ async def cut_off_if_redis_fails(what: str) -> AsyncIterator[None]:
         raise AnswerCutOff(what) from exc
 
 
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """A failure a worker rides out (it retries, or answers 503): a warning when Redis
+    failed, which happens; with its traceback when anything else did, which is a bug."""
+    if isinstance(exc, RedisError):
+        logger.warning("%s: %s", what, exc)
+    else:
+        logger.error("%s (a bug): %s", what, exc, exc_info=exc)
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

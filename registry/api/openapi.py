@@ -108,6 +108,11 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
     ("get", "/v1/operators/{operator_id}/consents/{consent_id}"): (
         "200", "application/json", {"type": "object"},
     ),
+    ("get", "/v1/numbers/{number}/consents"): (
+        "200", "application/json",
+        _obj("number", "consents", number=_E164,
+             consents={"type": "array", "items": {"type": "object"}}),
+    ),
     ("get", "/v1/complaints/{complaint_id}"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/stats"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/audit"): ("200", "application/json", {"type": "object"}),

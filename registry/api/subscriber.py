@@ -25,7 +25,7 @@ from registry import rules
 from registry.api import params
 from registry.api.carrier import registration_answer
 from registry.api.consents import end_on_opt_out
-from registry.api.errors import ApiError, not_replicated_error
+from registry.api.errors import ApiError, log_failure, not_replicated_error
 from registry.api.limits import check_status_client, client_address, rate_limited
 from registry.api.responses import JSON
 from registry.notifier import Message, NotifierError
@@ -145,7 +145,7 @@ async def _send_code(
         try:
             await services.replication.wait()
         except Exception as exc:  # noqa: BLE001 - not acknowledged, so no code either
-            log.warning("code request not replicated: %s", exc)
+            log_failure(log, "code request not replicated", exc)
             await store.discard(opened.id)
             await _give_back(request, counted)
             raise not_replicated_error() from None
