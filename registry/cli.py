@@ -31,6 +31,7 @@ from registry.config import ConfigError, Settings, load_settings
 from registry.notifier import usable_notifier
 from registry.store import setup
 from registry.store.connect import RedisURLError, async_client, sync_client
+from registry.store.operators import ROLES
 from registry.store.replication import NotReplicated, Replication, replicated_sync
 
 if TYPE_CHECKING:
@@ -668,7 +669,7 @@ def parser() -> argparse.ArgumentParser:
     op_commands = operators.add_subparsers(dest="op_command", required=True, metavar="COMMAND")
     create = op_commands.add_parser("create", help="create an account and print its key once")
     create.add_argument("name")
-    create.add_argument("--role", choices=["operator", "carrier", "admin"], default="operator")
+    create.add_argument("--role", choices=ROLES, default="operator")
     # Both `--prefix +1212 +1312` (the contract's `--prefix +1212 ...`) and the flag repeated.
     create.add_argument(
         "--prefix",
