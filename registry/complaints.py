@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from registry import numbers as nums
+from registry import rules
 
 # How far ahead of the server's clock `occurred_at` may be: phones' clocks drift.
 CLOCK_SKEW_SECONDS = 300
@@ -147,5 +148,5 @@ def liability(
         return Liability(False, False)
     if registered_at is None:
         return Liability(blocks_channel, False)
-    within_grace = occurred < registered_at + grace_days * 86400
+    within_grace = occurred < rules.effective_at(registered_at, grace_days)
     return Liability(blocks_channel and occurred >= registered_at, within_grace)

@@ -52,6 +52,12 @@ class Preferences:
         return [c for c in CATEGORIES if self.allow_categories & (1 << c)]
 
 
+def effective_at(registered_at: float, grace_days: int) -> float:
+    """When a registration binds senders (CONTRACT section 3): `registered_at` plus the
+    grace; a call before it is `within_grace`."""
+    return registered_at + grace_days * 86400
+
+
 def parse_preferences(
     channels: Iterable[str] | None, allow_categories: Iterable[int] | None
 ) -> Preferences:

@@ -532,7 +532,7 @@ def test_zero_is_every_change_kept_not_an_expired_cursor(
     assert ops(changes(client, operator, since=since)) == [("+12125551234", "add")]
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "100001", "many"])
+@pytest.mark.parametrize("limit", ["0", "-1", "100001", "many", "1_000", "10.0"])
 def test_a_limit_out_of_range_is_a_400(client: TestClient, operator: Headers, limit: str) -> None:
     answer = client.get("/v1/changes", params={"limit": limit}, headers=operator)
     assert_error(answer, 400, "invalid_request")

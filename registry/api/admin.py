@@ -260,7 +260,7 @@ async def audit_trail(
     request: Request,
     _: AdminKey,
     since: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000), params.DIGITS] = 100,
 ) -> dict[str, object]:
     """Audit entries after `since` (from the oldest kept without it); `next` resumes."""
     try:

@@ -30,7 +30,9 @@ class RegistrationBody(BaseModel):
 def registration_answer(
     value: int, registered_at: int | None, prefs: rules.Preferences, grace_days: int
 ) -> dict[str, object]:
-    effective = None if registered_at is None else registered_at + grace_days * 86400
+    effective = (
+        None if registered_at is None else int(rules.effective_at(registered_at, grace_days))
+    )
     return {
         "number": f"+{value}",
         "registered_at": params.iso(registered_at),

@@ -163,7 +163,7 @@ async def post_complaint(request: Request) -> JSON:
 async def callers_report(
     request: Request,
     _: AdminKey,
-    top: Annotated[int, Query(ge=1, le=1000)] = 10,
+    top: Annotated[int, Query(ge=1, le=1000), params.DIGITS] = 10,
 ) -> dict[str, object]:
     """Complaints counted by caller over the kept days, most complained-about first."""
     settings = request.app.state.services.settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
@@ -102,7 +103,7 @@ async def change_list(
     response: Response,
     operator: OperatorKey,
     since: str | None = None,
-    limit: int = Query(default=10_000, ge=1, le=100_000),
+    limit: Annotated[int, Query(ge=1, le=100_000), params.DIGITS] = 10_000,
 ) -> dict[str, object]:
     """Adds and removes after `since`, within the operator's prefixes; `next` resumes."""
     services = request.app.state.services

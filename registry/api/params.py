@@ -8,11 +8,23 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
+from pydantic import BeforeValidator
 
 from registry import numbers as nums
 from registry import rules, scrub
 from registry.api.errors import ApiError
 from registry.store.operators import Operator
+
+
+def _digits_only(raw: object) -> object:
+    # pydantic reads "5_0" as 50 and "1.0" as 1: a typo taken for a number.
+    if isinstance(raw, str) and not (raw.isascii() and raw.isdigit()):
+        raise ValueError("must be a whole number in plain digits, like 100")
+    return raw
+
+
+# A count in a query (`limit`, `top`): plain ASCII digits, with FastAPI's own range checks.
+DIGITS = BeforeValidator(_digits_only)
 
 # Headers a request may send once: two keys, or two body types, leave the server to pick
 # one, and a proxy in front may pick the other.

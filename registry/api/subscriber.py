@@ -288,7 +288,9 @@ async def registration_status(
     response.headers["Cache-Control"] = "no-store"
     answer: dict[str, object] = {"number": f"+{value}", "registered": registration is not None}
     if registration is not None and registration.registered_at is not None:
-        effective = registration.registered_at + services.settings.grace_days * 86400
+        effective = int(
+            rules.effective_at(registration.registered_at, services.settings.grace_days)
+        )
         answer["registered_at"] = params.iso(registration.registered_at)
         answer["effective_at"] = params.iso(effective)
     return answer
