@@ -31,8 +31,9 @@ FORMATS = ("auto", PLAIN, CSV)
 LOCAL_BATCH = 100_000
 UPLOAD_CHUNK = 1 << 20
 _STATUS = np.array(rules.STATUS_NAMES, dtype=object)
-# Answers of the API that say the list or the arguments were wrong (exit status 2).
-_BAD_INPUT_STATUSES = (400, 413, 415, 422)
+# Answers of the API that say the list or the arguments were wrong (exit status 2): a
+# `--key` the registry does not know, or of a role that may not scrub, is a bad argument.
+_BAD_INPUT_STATUSES = (400, 401, 403, 413, 415, 422)
 
 
 class Output(Protocol):
@@ -46,7 +47,7 @@ class BadInput(Exception):
 
 
 class ScrubFailed(Exception):
-    """The scrub could not be done (server unreachable, key refused, Redis down): status 1."""
+    """The scrub could not be done (server unreachable, Redis down): status 1."""
 
 
 @dataclass

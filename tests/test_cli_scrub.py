@@ -598,15 +598,16 @@ def test_files_that_are_no_text_say_what_they_are(
     assert said in result.stderr
 
 
-def test_an_unknown_key_exits_1(registry: Registry, plain_list: Path) -> None:
+def test_an_unknown_key_exits_2(registry: Registry, plain_list: Path) -> None:
+    """A bad `--key` is a bad argument (CONTRACT section 5: exit 2)."""
     result = dnc("scrub", str(plain_list), "--url", registry.url, "--key", "not-a-key")
-    assert_one_line_error(result, 1)
+    assert_one_line_error(result, 2)
     assert "401" in result.stderr and result.stdout == ""
 
 
 def test_a_carrier_key_cannot_scrub(registry: Registry, plain_list: Path) -> None:
     result = dnc("scrub", str(plain_list), "--url", registry.url, "--key", registry.carrier_key)
-    assert_one_line_error(result, 1)
+    assert_one_line_error(result, 2)
     assert "403" in result.stderr
 
 
