@@ -63,6 +63,9 @@ class Settings:
     # and how long to wait for them.
     wait_replicas: int = 0
     wait_replicas_ms: int = 1000
+    # The registry's web address as subscribers reach it, named in the SMS help text as
+    # where to complain; None: the text says "the registry's website".
+    public_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -120,6 +123,18 @@ def _proxies(raw: str) -> str:
     return ",".join(entries)
 
 
+def _public_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(raw) > 100:
+        raise ConfigError(
+            f"DNC_PUBLIC_URL {raw[:100]!r} is not an http(s) address such as "
+            "https://donotcall.example.gov (at most 100 characters: it goes in a text message)"
+        )
+    return raw.strip().rstrip("/")
+
+
 def _region(raw: str) -> str:
     region = raw.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
@@ -157,4 +172,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_proxies(env.get("DNC_TRUSTED_PROXIES") or "127.0.0.1"),
         wait_replicas=wait_replicas,
         wait_replicas_ms=_int(env, "DNC_WAIT_REPLICAS_MS", 1000, minimum=1, maximum=60_000),
+        public_url=_public_url(env.get("DNC_PUBLIC_URL")),
     )

@@ -248,12 +248,12 @@ _HELP = {
         "Do-not-call registry: reply STOP to block all telemarketing calls and marketing "
         "texts; START 1,2 (codes 1-8) to accept only those categories: {categories}; "
         "START to leave the registry. Still called or texted a month after joining? "
-        "Complain on the registry's website. Free of charge."
+        "Complain at {site}. Free of charge."
     ),
     CHINESE: (
         "拒收营销服务：回复TD或退订，拒收全部营销电话和商业短信；回复START 1,2（代码1-8）"
         "只接收所列类别：{categories}；回复START退出拒收名单。加入一个月后仍收到营销电话或短信，"
-        "可在拒收平台网站投诉。本服务免费。"
+        "可在{site}投诉。本服务免费。"
     ),
 }
 
@@ -285,15 +285,21 @@ _TEXTS = {
 }
 
 
-def help_text(language: str = ENGLISH) -> str:
+# Where to complain when the registry's address is not configured (DNC_PUBLIC_URL).
+_SITE = {ENGLISH: "the registry's website", CHINESE: "拒收平台网站"}
+
+
+def help_text(language: str = ENGLISH, site: str | None = None) -> str:
     names = _CATEGORY_NAMES[language]
     separator = "、" if language == CHINESE else ", "
     listed = separator.join(f"{code} {name}" for code, name in names.items())
-    return _HELP[language].format(categories=listed)
+    where = _SITE[language] if site is None else site
+    return _HELP[language].format(categories=listed, site=where)
 
 
-def reply(action: str, intent: Intent) -> str:
-    """The text to send back for what was done (`action`, one of ACTIONS) about `intent`."""
+def reply(action: str, intent: Intent, site: str | None = None) -> str:
+    """The text to send back for what was done (`action`, one of ACTIONS) about `intent`;
+    `site`, the registry's address, is where the help text sends complaints."""
     texts, language = _TEXTS[intent.language], intent.language
     if action == REGISTERED and intent.kind == ALLOW:
         return texts["allowing"].format(allowed=_allowed(intent.categories, language))
@@ -304,9 +310,9 @@ def reply(action: str, intent: Intent) -> str:
     if action == DEREGISTERED:
         return texts[DEREGISTERED]
     if action == HELP:
-        return help_text(language)
+        return help_text(language, site)
     lead = texts["bad_category"] if intent.problem == "bad_category" else texts[UNKNOWN]
-    return lead + help_text(language)
+    return lead + help_text(language, site)
 
 
 def _allowed(categories: tuple[int, ...], language: str) -> str:

@@ -246,6 +246,11 @@ def test_the_replies_say_what_to_expect_and_where_to_complain() -> None:
         assert english or chinese, stop
         text = kw.help_text(language)
         assert "Complain" in text or "投诉" in text
+        # With the registry's address configured (DNC_PUBLIC_URL), the text names it.
+        site = "https://donotcall.example.gov"
+        assert site in kw.help_text(language, site)
+        assert site in kw.reply(kw.HELP, kw.parse("HELP" if language == ENGLISH else "帮助"), site)
+        assert site in kw.reply(kw.UNKNOWN, kw.parse("hello"), site)
 
 
 def test_traditional_characters_are_the_same_keyword() -> None:

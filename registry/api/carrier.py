@@ -133,7 +133,10 @@ async def sms_inbound(
     language = keywords.CHINESE if str(value).startswith("86") else keywords.ENGLISH
     intent = keywords.parse(body.text, language)
     action = await _act_on_keyword(services, operator.id, value, intent, short_code)
-    return {"action": action, "reply": keywords.reply(action, intent)}
+    return {
+        "action": action,
+        "reply": keywords.reply(action, intent, services.settings.public_url),
+    }
 
 
 async def _act_on_keyword(
