@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -13,6 +16,7 @@ from conftest import assert_error, ready_client
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from loader.load import load_files
 from registry.config import Settings
 from registry.store import keys
 
@@ -588,6 +592,48 @@ def test_the_full_list_says_where_to_follow_the_changes_from(
     register(client, carrier, "+12125551235")
     after = client.get("/v1/changes", params={"since": cursor}, headers=operator).json()
     assert [c["number"] for c in after["changes"]] == ["+12125551235"]
+
+
+def test_export_and_changes_with_detail_carry_each_numbers_preferences(
+    client: TestClient, carrier: Headers, operator: Headers, redis_client: Any, tmp_path: Path
+) -> None:
+    """A local copy that honours partial blocks (India's NCPR categories, SMS-only
+    registrations); without `detail`, the contract's shapes."""
+    register(client, carrier, "+12125551234", channels=["sms"], allow_categories=[5, 2])
+    register(client, carrier, "+12125551235")
+    bulk = tmp_path / "bulk.txt"
+    bulk.write_text("+12125551236\n")
+    load_files(redis_client, [bulk], fmt="e164", column=None, region="US", remove=False,
+               retention_days=153, progress=False)  # fmt: skip
+    answer = client.get("/v1/export", params={"detail": "true"}, headers=operator)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(answer.text))) == [
+        ["number", "channels", "allow_categories"],
+        ["+12125551234", "sms", "2 5"],
+        ["+12125551235", "voice sms", ""],
+        ["+12125551236", "voice sms", ""],  # bulk-loaded: a full block
+    ]
+    plain = client.get("/v1/export", headers=operator)
+    assert plain.text == "+12125551234\n+12125551235\n+12125551236\n"
+
+    page = client.get("/v1/changes", params={"detail": "true"}, headers=operator).json()
+    adds = {c["number"]: c for c in page["changes"] if c["op"] == "add"}
+    assert (adds["+12125551234"]["channels"], adds["+12125551234"]["allow_categories"]) == (
+        ["sms"], [2, 5],
+    )  # fmt: skip
+    assert adds["+12125551236"]["channels"] == ["voice", "sms"]
+    # New preferences are an add with them; a removal carries none.
+    register(client, carrier, "+12125551234")
+    client.delete("/v1/registrations/+12125551235", headers=carrier)
+    after = client.get(
+        "/v1/changes", params={"detail": "true", "since": page["next"]}, headers=operator
+    ).json()["changes"]
+    assert [(c["number"], c["op"], c.get("channels")) for c in after] == [
+        ("+12125551234", "add", ["voice", "sms"]),
+        ("+12125551235", "remove", None),
+    ]
+    contract = client.get("/v1/changes", headers=operator).json()["changes"]
+    assert all(set(c) == {"number", "op", "at"} for c in contract)
 
 
 def test_export_of_an_empty_registry_is_empty(client: TestClient, operator: Headers) -> None:

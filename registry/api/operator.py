@@ -104,8 +104,10 @@ async def change_list(
     operator: OperatorKey,
     since: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000), params.DIGITS] = 10_000,
+    detail: bool = False,
 ) -> dict[str, object]:
-    """Adds and removes after `since`, within the operator's prefixes; `next` resumes."""
+    """Adds and removes after `since`, within the operator's prefixes; `next` resumes.
+    With `detail`, each add carries the number's preferences as they stand now."""
     services = request.app.state.services
     prefixes = operator.prefixes
     try:
@@ -124,33 +126,70 @@ async def change_list(
     # The contract's shape; whether more follows is a header (a page may be short, even
     # empty, when its read reached its budget: `next` is past all it examined).
     response.headers["X-More-Changes"] = "true" if page.more else "false"
-    return {
-        "changes": [
-            {"number": f"+{n}", "op": op, "at": changes.iso_time(at)} for n, op, at in page.found
-        ],
-        "next": page.cursor,
-    }
+    found: list[dict[str, object]] = [
+        {"number": f"+{n}", "op": op, "at": changes.iso_time(at)} for n, op, at in page.found
+    ]
+    if detail:
+        added = np.unique(np.array([n for n, op, _ in page.found if op == changes.ADD], np.int64))
+        blocked, allowed = await services.registrations.preferences(added)
+        where = {n: i for i, n in enumerate(added.tolist())}
+        for (n, op, _), change in zip(page.found, found, strict=True):
+            if op == changes.ADD:
+                prefs = rules.Preferences(int(blocked[where[n]]), int(allowed[where[n]]))
+                change["channels"] = prefs.channel_names()
+                change["allow_categories"] = prefs.category_codes()
+    return {"changes": found, "next": page.cursor}
 
 
 @router.get("/v1/export")
 async def export(
-    request: Request, operator: OperatorKey, prefix: str | None = None
+    request: Request, operator: OperatorKey, prefix: str | None = None, detail: bool = False
 ) -> StreamingResponse:
-    """The full list, one E.164 a line, ascending, within the operator's prefixes."""
+    """The full list, one E.164 a line, ascending, within the operator's prefixes. With
+    `detail`, a CSV of `number,channels,allow_categories`: a copy that honours partial
+    blocks."""
     services = request.app.state.services
     prefixes = _prefixes(operator, prefix)
     # Taken before the sets are read: the change list from it misses nothing the list lacks.
     cursor = await changes.head_cursor(services.redis)
+    detailed = await services.registrations.detailed_buckets() if detail else set()
     chunks = services.registrations.all_numbers(prefixes)
     first = await anext(chunks, None)  # fail with a 503 now rather than mid-stream
 
+    async def lines(chunk: np.ndarray) -> str:
+        if not detail:
+            return "".join(f"+{n}\n" for n in chunk.tolist())
+        blocked, allowed = await services.registrations.preferences(chunk, detailed)
+        return _detail_rows(chunk, blocked, allowed)
+
     async def body() -> AsyncIterator[bytes]:
         chunk = first
+        if detail:
+            yield b"number,channels,allow_categories\n"
         while chunk is not None:
-            yield ("".join(f"+{n}\n" for n in chunk.tolist())).encode()
+            async with cut_off_if_redis_fails("an export"):
+                text = await lines(chunk)
+            yield text.encode()
             async with cut_off_if_redis_fails("an export"):
                 chunk = await anext(chunks, None)
 
+    kind = "text/csv" if detail else "text/plain"
     return StreamingResponse(
-        body(), media_type="text/plain; charset=utf-8", headers={"X-Changes-Cursor": cursor}
+        body(), media_type=f"{kind}; charset=utf-8", headers={"X-Changes-Cursor": cursor}
     )
+
+
+def _detail_rows(numbers: np.ndarray, blocked: np.ndarray, allowed: np.ndarray) -> str:
+    """`+number,voice sms,2 5` lines: the blocked channels and the allowed categories,
+    each space-separated (no cell needs quoting)."""
+    tails: dict[tuple[int, int], str] = {}
+    rows = []
+    pairs = zip(blocked.tolist(), allowed.tolist(), strict=True)
+    for n, key in zip(numbers.tolist(), pairs, strict=True):
+        tail = tails.get(key)
+        if tail is None:
+            prefs = rules.Preferences(*key)
+            codes = " ".join(str(c) for c in prefs.category_codes())
+            tail = tails[key] = f",{' '.join(prefs.channel_names())},{codes}\n"
+        rows.append(f"+{n}{tail}")
+    return "".join(rows)

@@ -233,6 +233,37 @@ class RegistrationStore:
                 numbers = np.concatenate(arrays)
                 yield numbers[nums.in_prefixes(numbers, prefixes)] if prefixes else numbers
 
+    async def preferences(
+        self, numbers: np.ndarray, detailed: set[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(blocked channels, allowed categories) of each number of an ascending int64
+        array, as registered now: from its details where it was registered one by one,
+        else a full block (bulk-loaded, or no longer registered). `detailed`: the
+        detailed buckets, if already read (detailed_buckets)."""
+        channels = np.full(len(numbers), ALL_CHANNELS, dtype=np.int64)
+        allowed = np.zeros(len(numbers), dtype=np.int64)
+        if detailed is None:
+            detailed = await self.detailed_buckets()
+        wanted = [b for b in np.unique(numbers >> keys.BUCKET_BITS).tolist() if b in detailed]
+        if not wanted:
+            return channels, allowed
+        pipe = self.redis.pipeline(transaction=False)
+        for bucket in wanted:
+            pipe.hgetall(keys.details(bucket))
+        found: list[tuple[int, int, int]] = []
+        for bucket, fields in zip(wanted, await pipe.execute(), strict=True):
+            for member, raw in fields.items():
+                _, blocked, allows, _ = raw.split(b"|", 3)
+                found.append((keys.number_of(bucket, int(member)), int(blocked), int(allows)))
+        if found:
+            known = np.array(found, dtype=np.int64)
+            at = np.searchsorted(numbers, known[:, 0])
+            hit = at < len(numbers)
+            hit[hit] = numbers[at[hit]] == known[hit, 0]
+            channels[at[hit]] = known[hit, 1]
+            allowed[at[hit]] = known[hit, 2]
+        return channels, allowed
+
     async def detailed_buckets(self) -> set[int]:
         """The buckets where numbers registered one by one keep details."""
         return {int(b) for b in await self.redis.smembers(keys.DETAILED)}
