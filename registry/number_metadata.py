@@ -32,8 +32,9 @@ from phonenumbers.phonenumberutil import _test_number_length
 from registry import digit_automata as da
 from registry.digit_automata import Dfa
 
-# The most digits a fast-path input may have (E.164 numbers have at most 15).
-MAX_DIGITS = 18
+# The most digits a fast-path input may have (E.164 numbers have at most 15; longer
+# valid ones, up to keys.MAX_DIGITS, go to phonenumbers itself).
+MAX_FAST_DIGITS = 18
 _ENUMERATION_LIMIT = 5000
 _TYPES = (
     "premium_rate",
@@ -120,7 +121,7 @@ def _desc(pattern: str | None, possible_lengths: tuple[int, ...]) -> Dfa:
         return da.nothing()
     dfa = da.compile_regex(pattern)
     if possible_lengths:
-        dfa = da.product([dfa, da.lengths(possible_lengths, MAX_DIGITS)], _both)
+        dfa = da.product([dfa, da.lengths(possible_lengths, MAX_FAST_DIGITS)], _both)
     return dfa
 
 
@@ -151,8 +152,8 @@ def _general(pattern: str | None) -> Dfa:
 
 
 def length_results(metadata: PhoneMetadata) -> list[int]:
-    """`_test_number_length` (a ValidationResult) for every length up to MAX_DIGITS."""
-    return [int(_test_number_length("0" * n, metadata)) for n in range(MAX_DIGITS + 1)]
+    """`_test_number_length` (a ValidationResult) for every length up to MAX_FAST_DIGITS."""
+    return [int(_test_number_length("0" * n, metadata)) for n in range(MAX_FAST_DIGITS + 1)]
 
 
 @dataclass(frozen=True)

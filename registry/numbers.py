@@ -28,7 +28,8 @@ from phonenumbers import NumberParseException, ValidationResult
 
 from registry import fastnumbers
 from registry import parse_machines as machines
-from registry.store.keys import MAX_DIGITS
+from registry.store.keys import in_prefixes as in_prefixes  # prefixes: the store's arithmetic
+from registry.store.keys import prefix_range as prefix_range
 
 # Why an input is not a number the registry can hold; the codes the API reports.
 EMPTY = "empty"
@@ -202,38 +203,3 @@ def e164(number: int) -> str:
 def e164_many(numbers: np.ndarray) -> list[str]:
     """E.164 strings for an int64 array; invalid (0) entries become ''."""
     return ["" if n == 0 else f"+{n}" for n in numbers.tolist()]
-
-
-def prefix_range(prefix: str) -> tuple[int, int]:
-    """A prefix such as `+1212` as (its digits as an int, how many digits).
-
-    E.164 numbers have different lengths, so a prefix covers one range of integers
-    per possible length; `in_prefixes` tests membership with these two values. ASCII
-    digits only, as accounts' prefixes are: `str.isdigit` also takes `²` and `١`.
-    """
-    digits = prefix.removeprefix("+")
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 15 or digits[0] == "0":
-        raise ValueError(f"prefix {prefix!r} is not '+' followed by 1 to 15 digits")
-    value = int(digits)
-    return value, len(digits)
-
-
-def in_prefixes(numbers: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
-    """Boolean mask: which E.164 integers fall under any of the prefixes."""
-    if not prefixes:
-        return np.ones(len(numbers), dtype=bool)
-    mask = np.zeros(len(numbers), dtype=bool)
-    lengths = _digit_count(numbers)
-    for prefix in prefixes:
-        value, width = prefix_range(prefix)
-        for length in range(width, MAX_DIGITS + 1):
-            scale = 10 ** (length - width)
-            mask |= (lengths == length) & (numbers // scale == value)
-    return mask
-
-
-def _digit_count(numbers: np.ndarray) -> np.ndarray:
-    counts = np.zeros(len(numbers), dtype=np.int64)
-    for power in range(1, MAX_DIGITS + 1):
-        counts += numbers >= 10 ** (power - 1)
-    return counts

@@ -28,7 +28,7 @@ from phonenumbers import PhoneMetadata, ValidationResult
 from registry import digit_automata as da
 from registry import number_metadata as meta
 from registry.digit_automata import Dfa
-from registry.number_metadata import MAX_DIGITS, outcome_of
+from registry.number_metadata import MAX_FAST_DIGITS, outcome_of
 
 # Machine labels.
 DEFER = 0
@@ -278,7 +278,7 @@ class _Parse:
             return INVALID + TOO_LONG
         if not self._label(runs, "V", nsn):
             return INVALID + _WHY.get(self.lengths_m[length - nsn], INVALID_FOR_REGION)
-        if self.width + length - nsn > MAX_DIGITS:
+        if self.width + length - nsn > MAX_FAST_DIGITS:
             return DEFER  # valid, but the E.164 integer would not fit the fast path's int64
         return VALID + nsn
 
@@ -295,7 +295,7 @@ def _machine(parse: _Parse) -> Dfa:
     labels: list[int] = []
     for pos, layout, states in queue:
         row = []
-        ahead = parse.successors(pos, layout, states) if pos < MAX_DIGITS else [DEFER] * 10
+        ahead = parse.successors(pos, layout, states) if pos < MAX_FAST_DIGITS else [DEFER] * 10
         for moved in ahead:
             if isinstance(moved, int):
                 row.append(-1 - moved)

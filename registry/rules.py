@@ -6,24 +6,18 @@ Pure functions on plain values and numpy arrays; nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
-VOICE = 1
-SMS = 2
-CHANNELS = {"voice": VOICE, "sms": SMS}
-ALL_CHANNELS = VOICE | SMS
-CATEGORIES = {
-    1: "banking, insurance, finance",
-    2: "real estate",
-    3: "education",
-    4: "health",
-    5: "consumer goods and automobiles",
-    6: "communication, broadcasting, entertainment, IT",
-    7: "tourism and leisure",
-    8: "food and beverages",
-}
+from registry.store.codes import ALL_CHANNELS as ALL_CHANNELS
+from registry.store.codes import ANY_CATEGORY as ANY_CATEGORY
+from registry.store.codes import CATEGORIES as CATEGORIES
+from registry.store.codes import CHANNELS as CHANNELS
+from registry.store.codes import EVERYTHING as EVERYTHING
+from registry.store.codes import SCOPE_SHIFT as SCOPE_SHIFT
+from registry.store.codes import SMS as SMS
+from registry.store.codes import VOICE as VOICE
+from registry.store.codes import Preferences as Preferences
 
 # Scrub statuses as small ints, so a million of them fit in one numpy array.
 CALLABLE, BLOCKED, INVALID = 0, 1, 2
@@ -32,24 +26,6 @@ STATUS_NAMES = ("callable", "blocked", "invalid")
 
 class PreferenceError(ValueError):
     """Channels or categories that the registry does not know."""
-
-
-@dataclass(frozen=True)
-class Preferences:
-    """What a registration blocks; the default blocks every channel and category."""
-
-    channels: int = ALL_CHANNELS
-    allow_categories: int = 0  # bit c set: category c is still accepted
-
-    @property
-    def is_default(self) -> bool:
-        return self.channels == ALL_CHANNELS and self.allow_categories == 0
-
-    def channel_names(self) -> list[str]:
-        return [name for name, bit in CHANNELS.items() if self.channels & bit]
-
-    def category_codes(self) -> list[int]:
-        return [c for c in CATEGORIES if self.allow_categories & (1 << c)]
 
 
 def effective_at(registered_at: float, grace_days: int) -> float:
@@ -99,13 +75,6 @@ def parse_category(raw: str | int | None) -> int | None:
     except (TypeError, ValueError):
         raise PreferenceError(f"category {raw!r} is not a code from 1 to 8") from None
     return check_category(code)
-
-
-# A consent's scope as one small int: channel bits low, then the category bits shifted
-# by SCOPE_SHIFT, where category bit 0 stands for every category. 0 is no live consent.
-SCOPE_SHIFT = 2
-ANY_CATEGORY = 1
-EVERYTHING = ALL_CHANNELS | ANY_CATEGORY << SCOPE_SHIFT  # a consent given without a scope
 
 
 def parse_scope(channels: Iterable[str] | None, categories: Iterable[int] | None) -> int:

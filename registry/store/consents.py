@@ -16,7 +16,7 @@ Cluster slot and one script updates them atomically:
 - `keys.current_consent(op, number)`: the id of the latest consent from the
   number, with the record's TTL, so a withdrawal finds its record.
 - `keys.consent_scopes(op)`: the scope of each consent limited to some channels or
-  categories (rules.parse_scope), by number; a live consent without an entry covers
+  categories (registry.rules.parse_scope), by number; a live consent without an entry covers
   every channel and category. It lives as long as the index.
 
 Nothing here is cached: a recorded consent counts from the next request on, in
@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from registry import rules
-from registry.store import keys
+from registry.store import codes, keys
 
 _COMMON = """
 local function live(score, now)
@@ -159,7 +158,7 @@ def scope_of(score: Any, scope: Any, now: float) -> int:
     channel and category); 0 when it is not live."""
     if not live(score, now):
         return 0
-    return rules.EVERYTHING if scope is None else int(scope)
+    return codes.EVERYTHING if scope is None else int(scope)
 
 
 class ConsentStore:
@@ -173,10 +172,10 @@ class ConsentStore:
         number: int,
         evidence: str,
         expires_at: int | None,
-        scope: int = rules.EVERYTHING,
+        scope: int = codes.EVERYTHING,
     ) -> Consent:
         """Store a consent (replacing a live one from the same number, which ends now),
-        for the channels and categories of `scope` (rules.parse_scope)."""
+        for the channels and categories of `scope` (registry.rules.parse_scope)."""
         # Its holder first, so an opt-out that reads the holders finds every consent stored.
         await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
         digits = str(number)
@@ -203,7 +202,7 @@ class ConsentStore:
                 evidence,
                 self.retention_seconds,
                 operator_id,
-                "" if scope == rules.EVERYTHING else scope,
+                "" if scope == codes.EVERYTHING else scope,
             )
             if done:
                 # Again after: a withdrawal racing this one may have just taken it out.
@@ -331,7 +330,7 @@ class ConsentStore:
 
     async def scope(self, operator_id: str, number: int) -> int:
         """The scope of the operator's live consent from `number` as Redis says now
-        (rules.parse_scope); 0 when it holds none."""
+        (registry.rules.parse_scope); 0 when it holds none."""
         digits = str(number)
         pipe = self.redis.pipeline(transaction=False)
         pipe.zscore(keys.consents(operator_id), digits)
@@ -369,5 +368,5 @@ class ConsentStore:
             limited = await self.redis.hmget(
                 keys.consent_scopes(operator_id), [str(n) for n in numbers[at].tolist()]
             )
-            out[at] = [rules.EVERYTHING if s is None else int(s) for s in limited]
+            out[at] = [codes.EVERYTHING if s is None else int(s) for s in limited]
         return out

@@ -189,3 +189,41 @@ def buckets_under(buckets: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
             low, high = value * scale, (value + 1) * scale - 1
             keep |= (buckets >= low >> BUCKET_BITS) & (buckets <= high >> BUCKET_BITS)
     return buckets[keep]
+
+
+# -- prefixes ------------------------------------------------------------------------
+
+
+def prefix_range(prefix: str) -> tuple[int, int]:
+    """A prefix such as `+1212` as (its digits as an int, how many digits).
+
+    E.164 numbers have different lengths, so a prefix covers one range of integers
+    per possible length; `in_prefixes` tests membership with these two values. ASCII
+    digits only, as accounts' prefixes are: `str.isdigit` also takes `²` and `١`.
+    """
+    digits = prefix.removeprefix("+")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 15 or digits[0] == "0":
+        raise ValueError(f"prefix {prefix!r} is not '+' followed by 1 to 15 digits")
+    value = int(digits)
+    return value, len(digits)
+
+
+def in_prefixes(numbers: np.ndarray, prefixes: Sequence[str]) -> np.ndarray:
+    """Boolean mask: which E.164 integers fall under any of the prefixes."""
+    if not prefixes:
+        return np.ones(len(numbers), dtype=bool)
+    mask = np.zeros(len(numbers), dtype=bool)
+    lengths = _digit_count(numbers)
+    for prefix in prefixes:
+        value, width = prefix_range(prefix)
+        for length in range(width, MAX_DIGITS + 1):
+            scale = 10 ** (length - width)
+            mask |= (lengths == length) & (numbers // scale == value)
+    return mask
+
+
+def _digit_count(numbers: np.ndarray) -> np.ndarray:
+    counts = np.zeros(len(numbers), dtype=np.int64)
+    for power in range(1, MAX_DIGITS + 1):
+        counts += numbers >= 10 ** (power - 1)
+    return counts

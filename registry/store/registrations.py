@@ -18,9 +18,8 @@ import numpy as np
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import ResponseError
 
-from registry import numbers as nums
-from registry.rules import ALL_CHANNELS, Preferences
 from registry.store import changes, dump, keys, resp
+from registry.store.codes import ALL_CHANNELS, Preferences
 
 # KEYS: set, details. ARGV: member, now, "channels|allowed|source".
 REGISTER_SCRIPT = """
@@ -129,7 +128,7 @@ def bucket_list(index: Iterable[bytes], prefixes: Sequence[str]) -> list[int]:
 def bucket_numbers(bucket: int, members: Iterable[bytes], prefixes: Sequence[str]) -> np.ndarray:
     """A bucket's set members as its numbers, ascending, only those under `prefixes` if any."""
     found = keys.join(bucket, np.sort(np.array([int(m) for m in members], dtype=np.int64)))
-    return found[nums.in_prefixes(found, prefixes)] if prefixes else found
+    return found[keys.in_prefixes(found, prefixes)] if prefixes else found
 
 
 @dataclass
@@ -231,7 +230,7 @@ class RegistrationStore:
             arrays = [keys.join(b, m) for b, m in zip(group, found, strict=True) if len(m)]
             if arrays:
                 numbers = np.concatenate(arrays)
-                yield numbers[nums.in_prefixes(numbers, prefixes)] if prefixes else numbers
+                yield numbers[keys.in_prefixes(numbers, prefixes)] if prefixes else numbers
 
     async def preferences(
         self, numbers: np.ndarray, detailed: set[int] | None = None

@@ -22,8 +22,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from registry.rules import Preferences
 from registry.store import keys
+from registry.store.codes import Preferences
 
 REGISTRATION = "registration"
 DEREGISTRATION = "deregistration"
