@@ -504,7 +504,7 @@ def test_a_receipt_write_that_reaches_redis_after_its_window_stores_nothing(
     check = sync_client(server.url)
 
     def receipt(n: int) -> dict[str, Any]:
-        return {"receipt_id": f"scr_{n:020x}", "counts": {"total": n}}
+        return {"receipt_id": f"scr_{n:020x}", "operator": "op_test", "counts": {"total": n}}
 
     async def put(store: ReceiptStore, n: int) -> None:
         try:
@@ -531,6 +531,17 @@ def test_a_receipt_write_that_reaches_redis_after_its_window_stores_nothing(
         time.sleep(1.5)  # Redis has resumed and run the queued write
         assert check.ping()
         assert check.get(keys.receipt(receipt(2)["receipt_id"])) is None
+
+        async def listing() -> list[str]:
+            store = ReceiptStore(async_client(server.url), 153)
+            try:
+                found, _, _ = await store.of_operator("op_test", None, 10)
+                return [r["receipt_id"] for r in found]
+            finally:
+                await store.redis.aclose()
+
+        # Its operator's list names only the receipt that was stored.
+        assert asyncio.run(listing()) == [receipt(1)["receipt_id"]]
     finally:
         process.send_signal(signal.SIGCONT)
         check.close()

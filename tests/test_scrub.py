@@ -1044,3 +1044,39 @@ def test_a_csv_separated_by_semicolons_or_tabs_is_told_so_not_scrubbed_invalid(
     # A one-column list with no separator in it is read as ever.
     fine = client.post(SCRUB, content=f"phone\n{A}\n".encode(), headers={**operator, **CSV})
     assert fine.status_code == 200
+
+
+def test_an_operator_lists_its_own_receipts_oldest_first_and_pages_through_them(
+    client: TestClient,
+) -> None:
+    """What it washed over the kept months, to show a regulator; no one else's."""
+    _, key = account(client)
+    _, other = account(client)
+    made = [
+        client.post(SCRUB, json={"numbers": [A]}, headers=key).json()["receipt_id"],
+        scrub_plain(client, key, [A, FREE]).headers["x-scrub-receipt"],
+        client.post(SCRUB, json={"numbers": [FREE]}, headers=key).json()["receipt_id"],
+    ]
+    client.post(SCRUB, json={"numbers": [A]}, headers=other)
+    listed = client.get("/v1/scrubs", headers=key).json()
+    assert [r["receipt_id"] for r in listed["receipts"]] == made and listed["more"] is False
+    for receipt in listed["receipts"]:
+        assert receipt == client.get(f"/v1/scrubs/{receipt['receipt_id']}", headers=key).json()
+    first = client.get("/v1/scrubs", params={"limit": "2"}, headers=key).json()
+    assert [r["receipt_id"] for r in first["receipts"]] == made[:2] and first["more"] is True
+    rest = client.get("/v1/scrubs", params={"since": first["next"]}, headers=key).json()
+    assert [r["receipt_id"] for r in rest["receipts"]] == made[2:] and rest["more"] is False
+    # Polled again with the last cursor: nothing new, the same cursor back.
+    again = client.get("/v1/scrubs", params={"since": rest["next"]}, headers=key).json()
+    assert again == {"receipts": [], "next": rest["next"], "more": False}
+    later = client.post(SCRUB, json={"numbers": [A]}, headers=key).json()["receipt_id"]
+    polled = client.get("/v1/scrubs", params={"since": rest["next"]}, headers=key).json()
+    assert [r["receipt_id"] for r in polled["receipts"]] == [later]
+
+
+@pytest.mark.parametrize("since", ["yesterday", "1", "000000000000001:x y", "0" * 15])
+def test_a_receipt_list_cursor_it_did_not_give_is_a_400(
+    client: TestClient, operator: dict[str, str], since: str
+) -> None:
+    answer = client.get("/v1/scrubs", params={"since": since}, headers=operator)
+    assert_error(answer, 400, "invalid_cursor")

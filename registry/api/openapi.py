@@ -113,6 +113,11 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
         _obj("number", "consents", number=_E164,
              consents={"type": "array", "items": {"type": "object"}}),
     ),
+    ("get", "/v1/scrubs"): (
+        "200", "application/json",
+        _obj("receipts", "next", "more", receipts={"type": "array", "items": _RECEIPT},
+             next={"type": ["string", "null"]}, more={"type": "boolean"}),
+    ),
     ("get", "/v1/complaints/{complaint_id}"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/stats"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/audit"): ("200", "application/json", {"type": "object"}),

@@ -15,6 +15,7 @@ from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError, cut_off_if_redis_fails
 from registry.store import changes, keys
+from registry.store import receipts as receipts_store
 from registry.store.consents import ConsentStore
 from registry.store.operators import Operator
 
@@ -54,6 +55,30 @@ async def lookup(
     ):
         status, why = rules.decide_one(True, prefs, True, channel_bits, category_code)
     return {"number": f"+{value}", "status": status, "reason": why}
+
+
+@router.get("/v1/scrubs")
+async def list_receipts(
+    request: Request,
+    operator: OperatorKey,
+    since: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000), params.DIGITS] = 100,
+) -> dict[str, object]:
+    """The operator's own scrub receipts still kept, oldest first, each as
+    GET /v1/scrubs/{receipt_id} gives it: what it washed over the last five months, to
+    show a regulator. `next` resumes after the last one listed (and polls for new ones)."""
+    if since and not receipts_store.CURSOR.fullmatch(since):
+        raise ApiError(
+            400, "invalid_cursor", "since must be a `next` this endpoint gave, or left out"
+        )
+    listed, cursor, more = await request.app.state.services.receipts.of_operator(
+        operator.id, since or None, limit
+    )
+    return {
+        "receipts": [{name: receipt[name] for name in RECEIPT_FIELDS} for receipt in listed],
+        "next": cursor,
+        "more": more,
+    }
 
 
 @router.get("/v1/scrubs/{receipt_id}")

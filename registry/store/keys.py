@@ -100,6 +100,12 @@ def receipt(receipt_id: str) -> str:
     return f"dnc:rcpt:{{{receipt_id}}}"
 
 
+def receipts_of(operator_id: str) -> str:
+    """Sorted set (all scores 0) of an operator's receipts as `created_at_ms:receipt_id`
+    members, in lexical order = time order; trimmed to the retention as receipts go in."""
+    return f"dnc:rs:{{{operator_id}}}"
+
+
 def receipts_on(day: str) -> str:
     """Counter of the scrub receipts stored on a UTC day (YYYYMMDD)."""
     return f"dnc:{{dnc}}:rcpt:n:{day}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,8 +48,11 @@ class ReceiptStore:
         never stored, not even by a Redis that resumes after the writer gave up: its
         write token expires in Redis's own clock when the writer's wait does in its own.
         """
-        today = days.day(time.time() if now is None else now)
+        now = time.time() if now is None else now
+        today = days.day(now)
         counter = keys.receipts_on(today)
+        index = keys.receipts_of(receipt["operator"])
+        retention = self.retention_days * 86400
         key = keys.receipt(receipt["receipt_id"])
         token = f"{key}:writing"
         window = self.write_window_ms / 1000
@@ -59,6 +63,10 @@ class ReceiptStore:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.incr(counter)
                 pipe.expireat(counter, days.expires(today, self.retention_days))
+                # Listed before it is stored: a listing skips an entry with no receipt.
+                pipe.zadd(index, {index_entry(now, receipt["receipt_id"]): 0})
+                pipe.zremrangebylex(index, "-", f"({index_entry(now - retention, '')}")
+                pipe.expire(index, retention)
                 pipe.set(token, 1, px=self.write_window_ms)
                 await pipe.execute()
             if self._before_write is not None:
@@ -80,6 +88,38 @@ class ReceiptStore:
         counts = await self.redis.mget([keys.receipts_on(d) for d in found])
         return sum(int(c) for c in counts if c is not None)
 
+    async def of_operator(
+        self, operator_id: str, after: str | None, limit: int, now: float | None = None
+    ) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """The operator's receipts still kept, oldest first, after cursor `after` (an
+        index entry; None: from the oldest): up to `limit` receipts, the cursor to go on
+        from (`after` again when there was nothing new), and whether more follow."""
+        now = time.time() if now is None else now
+        oldest = f"[{index_entry(now - self.retention_days * 86400, '')}"
+        start = f"({after}" if after else oldest
+        if after and f"[{after}" < oldest:
+            start = oldest
+        entries = await self.redis.zrangebylex(
+            keys.receipts_of(operator_id), start, "+", start=0, num=limit + 1
+        )
+        more = len(entries) > limit
+        entries = [e.decode() for e in entries[:limit]]
+        pipe = self.redis.pipeline(transaction=False)
+        for entry in entries:
+            pipe.get(keys.receipt(entry.split(":", 1)[1]))
+        stored = await pipe.execute() if entries else []
+        found = [orjson.loads(raw) for raw in stored if raw]  # cut-off scrubs stored none
+        return found, entries[-1] if entries else after, more
+
     async def get(self, receipt_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.receipt(receipt_id))
         return orjson.loads(raw) if raw else None
+
+
+CURSOR = re.compile(r"[0-9]{15}:[A-Za-z0-9_-]{1,64}")
+
+
+def index_entry(created_at: float, receipt_id: str) -> str:
+    """A receipt's member in its operator's index: milliseconds, zero-padded so that
+    lexical order is time order, then the id."""
+    return f"{int(created_at * 1000):015d}:{receipt_id}"
