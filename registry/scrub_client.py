@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from registry import rules
+from registry import rules, tables
 from registry.rows import RowTooWide, fit_to_header
 from registry.scrub import Batch, Scrubber, ScrubQuery
 
@@ -178,9 +178,9 @@ def _column_name(path: Path, column: str) -> str:
         raise BadInput(str(exc)) from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    index = formats.column_index(header, column)
+    index = tables.column_index(header, column)
     if index is None:
-        raise BadInput(f"{path}: {formats.no_column(header, column)}")
+        raise BadInput(f"{path}: {tables.no_column(header, column)}")
     return header[index]
 
 
@@ -225,7 +225,6 @@ class ListFile:
 def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
     """Read the file as the API reads a text/plain or text/csv body; the phone column
     as `dnc load` finds it (see _column_name)."""
-    from loader import formats
 
     try:
         text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
@@ -249,7 +248,7 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
     if not table:
         raise BadInput(f"{path}: the CSV file has no header row")
     header, rows = table[0], table[1:]
-    separated = formats.other_separator(header, rows[0] if rows else None)
+    separated = tables.other_separator(header, rows[0] if rows else None)
     if separated is not None:
         raise BadInput(f"{path}: {separated}")
     try:
@@ -258,9 +257,9 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
         raise BadInput(f"{path}: {exc}") from None
     index = 0
     if column is not None:
-        found = formats.column_index(header, column)
+        found = tables.column_index(header, column)
         if found is None:
-            raise BadInput(f"{path}: {formats.no_column(header, column)}")
+            raise BadInput(f"{path}: {tables.no_column(header, column)}")
         index = found
     inputs = [row[index] if index < len(row) else "" for row in rows]
     return ListFile(header, rows, inputs)

@@ -19,8 +19,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from loader import formats
-from registry import rows, rules
+from registry import rows, rules, tables
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError, cut_off_if_redis_fails
@@ -281,7 +280,7 @@ def parse_csv(
             "cells a scrub; send fewer columns, or split the list",
             {"rows": len(rows), "columns": len(header), "limit_cells": MAX_CELLS},
         )
-    separated = formats.other_separator(header, rows[0] if rows else None)
+    separated = tables.other_separator(header, rows[0] if rows else None)
     if separated is not None:
         raise ApiError(400, "invalid_csv", separated, {"columns": header})
     try:
