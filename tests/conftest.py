@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 import redis
+from embedded_cluster import EmbeddedCluster
 
-from registry.embedded import EmbeddedCluster, RedisProcess
+from registry.embedded import RedisProcess
 from registry.store.connect import sync_client
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from registry import cli
+from registry import serve
 from registry.config import ConfigError, check_notifier, load_settings
 from registry.embedded import free_port, redis_server_binary
 
@@ -94,14 +94,14 @@ def test_the_templates_placeholder_admin_key_is_refused() -> None:
      ("::", False), ("10.0.0.5", False), ("dnc.internal", False)],
 )  # fmt: skip
 def test_a_log_notifier_is_warned_about_off_loopback(host: str, loopback: bool) -> None:
-    assert cli._loopback(host) is loopback
+    assert serve._loopback(host) is loopback
 
 
 def test_dnc_serve_warns_of_settings_that_break_a_rule_in_production() -> None:
     quiet = load_settings({})
-    assert cli.warnings(quiet) == []
+    assert serve.warnings(quiet) == []
     loud = load_settings({"DNC_HOST": "0.0.0.0", "DNC_RETENTION_DAYS": "30"})
-    found = cli.warnings(loud)
+    found = serve.warnings(loud)
     assert len(found) == 2
     assert "DNC_NOTIFIER=log" in found[0] and "DNC_RETENTION_DAYS=30" in found[1]
-    assert cli.warnings(load_settings({"DNC_RETENTION_DAYS": "153"})) == []
+    assert serve.warnings(load_settings({"DNC_RETENTION_DAYS": "153"})) == []

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 from conftest import ADMIN, ADMIN_KEY, ready_client, start_redis
+from embedded_cluster import CLUSTER_SLOTS, EmbeddedCluster
 from fastapi.testclient import TestClient
 from httpx import Response
 from redis.crc import key_slot
@@ -26,13 +27,7 @@ from redis.crc import key_slot
 from registry.api import create_app
 from registry.api.lookup import LookupRoute
 from registry.config import Settings
-from registry.embedded import (
-    CLUSTER_SLOTS,
-    EmbeddedCluster,
-    RedisProcess,
-    free_port,
-    redis_server_binary,
-)
+from registry.embedded import RedisProcess, free_port, redis_server_binary
 from registry.store import keys
 from registry.store.connect import async_client, sync_client
 from registry.store.receipts import ReceiptStore

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error, ready_client
+from embedded_cluster import EmbeddedCluster
 from fastapi.testclient import TestClient
 from redis.crc import key_slot
 
 from registry.config import ConfigError, Settings, load_settings
-from registry.embedded import EmbeddedCluster, RedisProcess, free_port, redis_server_binary
+from registry.embedded import RedisProcess, free_port, redis_server_binary
 from registry.store import keys
 from registry.store.connect import sync_client
 from registry.store.replication import NotReplicated, replicated_sync
