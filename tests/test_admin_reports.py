@@ -129,6 +129,97 @@ def test_the_report_names_the_operator_that_declared_a_caller(client: TestClient
     assert retry.status_code == 201
 
 
+def test_an_accounts_callers_and_rate_limit_change_and_the_report_follows(
+    client: TestClient,
+) -> None:
+    """An operator gets new numbers and sender ids: the administrator declares them, and
+    the ones it gave up are free for another account."""
+    made = client.post(
+        "/v1/operators",
+        json={"name": "Acme", "role": "operator", "callers": ["+13125550100"]},
+        headers=ADMIN,
+    ).json()
+    acme = made["operator_id"]
+    other = client.post(
+        "/v1/operators",
+        json={"name": "Other", "role": "operator", "callers": ["OTHERBANK"]},
+        headers=ADMIN,
+    ).json()["operator_id"]
+    changed = client.patch(
+        f"/v1/operators/{acme}", json={"callers": ["+1 312 555 0199", "AcmeBank"]}, headers=ADMIN
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["callers"] == ["+13125550199", "ACMEBANK"]
+    complain(client, "+13125550199")
+    complain(client, "+13125550100")
+    rows = client.get("/v1/reports/callers", headers=ADMIN).json()["callers"]
+    assert {r["caller"]: r["operator"] for r in rows} == {
+        "+13125550199": acme,
+        "+13125550100": None,
+    }
+    # Another account's caller: 409, and nothing changes.
+    taken = client.patch(
+        f"/v1/operators/{acme}", json={"callers": ["OTHERBANK", "+13125550100"]}, headers=ADMIN
+    )
+    error = assert_error(taken, 409, "caller_taken")
+    assert error["details"] == {"caller": "OTHERBANK"}
+    assert client.get(f"/v1/operators/{acme}", headers=ADMIN).json()["callers"] == [
+        "+13125550199", "ACMEBANK",
+    ]  # fmt: skip
+    # The one given up is free: another account declares it.
+    freed = client.patch(
+        f"/v1/operators/{other}", json={"callers": ["+13125550100"]}, headers=ADMIN
+    )
+    assert freed.status_code == 200, freed.text
+    limited = client.patch(f"/v1/operators/{acme}", json={"rate_limit": 5}, headers=ADMIN)
+    assert limited.json()["rate_limit"] == 5 and limited.json()["callers"] == [
+        "+13125550199", "ACMEBANK",
+    ]  # fmt: skip
+    unlimited = client.patch(f"/v1/operators/{acme}", json={"rate_limit": None}, headers=ADMIN)
+    assert unlimited.json()["rate_limit"] is None
+    entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+    updated = [e for e in entries if e["action"] == "operator.updated"]
+    assert updated[0]["operator"] == acme and updated[0]["callers"] == "+13125550199,ACMEBANK"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({}, 400, "invalid_request"),
+        ({"name": "Renamed"}, 400, "invalid_request"),
+        ({"callers": None}, 400, "invalid_request"),
+        ({"callers": ["Private Number"]}, 400, "invalid_request"),
+        ({"rate_limit": 0}, 400, "invalid_request"),
+    ],
+)
+def test_a_bad_account_change_is_a_400(
+    client: TestClient, body: dict[str, object], status: int, code: str
+) -> None:
+    acme = client.post(
+        "/v1/operators", json={"name": "Acme", "role": "operator"}, headers=ADMIN
+    ).json()["operator_id"]
+    assert_error(client.patch(f"/v1/operators/{acme}", json=body, headers=ADMIN), status, code)
+
+
+def test_only_an_administrator_changes_an_active_account(
+    client: TestClient, new_key: NewKey
+) -> None:
+    acme = client.post(
+        "/v1/operators", json={"name": "Acme", "role": "operator"}, headers=ADMIN
+    ).json()["operator_id"]
+    body = {"rate_limit": 5}
+    assert_error(
+        client.patch(f"/v1/operators/{acme}", json=body, headers=new_key()), 403, "forbidden"
+    )
+    assert_error(
+        client.patch("/v1/operators/op_nobody", json=body, headers=ADMIN), 404, "operator_not_found"
+    )
+    assert client.delete(f"/v1/operators/{acme}", headers=ADMIN).status_code == 200
+    assert_error(
+        client.patch(f"/v1/operators/{acme}", json=body, headers=ADMIN), 404, "operator_not_found"
+    )
+
+
 @pytest.mark.parametrize("callers", [["3125550100"], ["!!!"], "+13125550100", [1], ["x"] * 101])
 def test_callers_an_account_cannot_declare_are_a_400(client: TestClient, callers: Any) -> None:
     body = {"name": "Acme", "role": "operator", "callers": callers}

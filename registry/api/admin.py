@@ -78,14 +78,39 @@ class NewOperator(BaseModel):
     @field_validator("callers")
     @classmethod
     def _callers(cls, callers: list[str]) -> list[str]:
-        counted = []
-        for raw in callers:
-            try:
-                # No region: a national number could be any country's, so E.164 only.
-                counted.append(complaint_rules.caller(raw, NO_REGION))
-            except complaint_rules.ComplaintError as exc:
-                raise ValueError(f"{exc}; give phone numbers in E.164, like +13125550100") from None
-        return list(dict.fromkeys(counted))
+        return _counted_callers(callers)
+
+
+def _counted_callers(callers: list[str]) -> list[str]:
+    """Callers as complaints count them, each once; a withheld one names no sender."""
+    counted = []
+    for raw in callers:
+        try:
+            # No region: a national number could be any country's, so E.164 only.
+            caller = complaint_rules.caller(raw, NO_REGION)
+        except complaint_rules.ComplaintError as exc:
+            raise ValueError(f"{exc}; give phone numbers in E.164, like +13125550100") from None
+        if caller == complaint_rules.WITHHELD:
+            raise ValueError(f"caller {raw!r} names no sender: declare what the calls show")
+        counted.append(caller)
+    return list(dict.fromkeys(counted))
+
+
+class OperatorChange(BaseModel):
+    """What an administrator may change of an account: what it calls and texts from (it
+    gets new numbers and sender ids), and its rate limit (null: none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    callers: list[StrictStr] | None = Field(default=None, max_length=100)
+    rate_limit: StrictInt | None = Field(default=None, ge=1, le=MAX_RATE_LIMIT)
+
+    @field_validator("callers")
+    @classmethod
+    def _callers(cls, callers: list[str] | None) -> list[str] | None:
+        if callers is None:
+            raise ValueError("callers is a list (empty for none), not null")
+        return _counted_callers(callers)
 
 
 @router.post("/v1/operators", status_code=201)
@@ -121,6 +146,43 @@ async def create_operator(body: NewOperator, request: Request, admin: AdminKey) 
     return JSON(
         {"operator_id": operator.id, "api_key": api_key, "role": operator.role}, status_code=201
     )
+
+
+@router.patch("/v1/operators/{operator_id}")
+async def change_operator(
+    operator_id: str, body: OperatorChange, request: Request, admin: AdminKey
+) -> dict[str, object]:
+    """Change an active account's callers (the whole list) or rate limit; the answer is
+    the account as GET /v1/operators/{operator_id} gives it."""
+    services = request.app.state.services
+    sent = body.model_fields_set
+    if not sent:
+        raise ApiError(400, "invalid_request", "send callers, rate_limit or both to change")
+    changes: dict[str, object] = {name: getattr(body, name) for name in sent}
+    try:
+        record = await services.operators.change(operator_id[:64], changes)
+    except CallerTaken as exc:
+        raise ApiError(
+            409,
+            "caller_taken",
+            f"caller {exc.caller!r} is declared by another active operator",
+            {"caller": exc.caller},
+        ) from None
+    if record is None:
+        raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
+    await services.audit.record(
+        "operator.updated",
+        admin.id,
+        operator=operator_id,
+        **{name: _audited(value) for name, value in changes.items()},
+    )
+    return _account(record)
+
+
+def _audited(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
 
 
 @router.delete("/v1/operators/{operator_id}")

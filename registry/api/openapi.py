@@ -54,6 +54,7 @@ NOT_FOUND = {
     ("get", "/v1/consents/{number}"),
     ("delete", "/v1/consents/{number}"),
     ("get", "/v1/operators/{operator_id}"),
+    ("patch", "/v1/operators/{operator_id}"),
     ("get", "/v1/operators/{operator_id}/consents/{consent_id}"),
     ("get", "/v1/complaints/{complaint_id}"),
 }
@@ -105,6 +106,7 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
         _obj("operators", operators={"type": "array", "items": {"type": "object"}}),
     ),
     ("get", "/v1/operators/{operator_id}"): ("200", "application/json", {"type": "object"}),
+    ("patch", "/v1/operators/{operator_id}"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/operators/{operator_id}/consents/{consent_id}"): (
         "200", "application/json", {"type": "object"},
     ),

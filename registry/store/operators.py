@@ -153,6 +153,33 @@ class OperatorStore:
             await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id, *callers)
         return True
 
+    async def change(self, operator_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Change an active account's `callers` (the new list: ones another active
+        operator declared raise CallerTaken, and nothing changes) and `rate_limit`
+        (None: none). Its record after, or None when there is no active account."""
+        key = keys.operator(operator_id)
+        fields = await self.redis.hgetall(key)
+        if not fields or b"revoked_at" in fields:
+            return None
+        update: dict[str, str] = {}
+        if "callers" in changes:
+            old = [c for c in fields.get(b"callers", b"").decode().split(",") if c]
+            new = list(changes["callers"])
+            if new:
+                taken = await self.redis.eval(CLAIM_SCRIPT, 1, keys.CALLERS, operator_id, *new)
+                if taken:
+                    raise CallerTaken(taken.decode() if isinstance(taken, bytes) else taken)
+            dropped = [c for c in old if c not in new]
+            if dropped:
+                await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id, *dropped)
+            update["callers"] = ",".join(new)
+        if "rate_limit" in changes:
+            rate = changes["rate_limit"]
+            update["rate_limit"] = "" if rate is None else str(rate)
+        if update:
+            await self.redis.hset(key, mapping=update)
+        return await self.record(operator_id)
+
     async def owners(self, callers: list[str]) -> list[str | None]:
         """The active operator that declared each caller, if any."""
         if not callers:
