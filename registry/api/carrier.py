@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -14,6 +14,9 @@ from registry.api.auth import CarrierKey
 from registry.api.consents import end_on_opt_out
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
+
+if TYPE_CHECKING:
+    from registry.api.app import Services
 
 router = APIRouter(tags=["carriers"])
 
@@ -140,7 +143,7 @@ async def sms_inbound(
 
 
 async def _act_on_keyword(
-    services: Any, actor: str, value: int, intent: keywords.Intent, short_code: str
+    services: Services, actor: str, value: int, intent: keywords.Intent, short_code: str
 ) -> str:
     """Change the registration as the intent asks; the `action` to answer."""
     now, source = int(time.time()), f"{actor}:sms"

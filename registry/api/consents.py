@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from fastapi import APIRouter, Request
@@ -25,6 +25,9 @@ from registry.api.errors import ApiError
 from registry.api.responses import JSON
 from registry.api.scrub import read_body
 from registry.store.consents import ConsentStore
+
+if TYPE_CHECKING:
+    from registry.api.app import Services
 
 router = APIRouter(tags=["operators"])
 
@@ -221,7 +224,7 @@ def _expires_at(raw: str | None, now: float) -> int | None:
     return seconds
 
 
-async def end_on_opt_out(services: Any, value: int, actor: str, source: str) -> int:
+async def end_on_opt_out(services: Services, value: int, actor: str, source: str) -> int:
     """End every operator's live consent from a number its subscriber just opted out
     (registered, by code, through a carrier, or by an opt-out text): consents recorded
     before the opt-out no longer count, and the operators see `withdrawn_by:

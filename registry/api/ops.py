@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
@@ -11,6 +11,9 @@ from fastapi.responses import PlainTextResponse
 from registry.api.errors import error_response
 from registry.api.responses import JSON
 from registry.store import connect, keys
+
+if TYPE_CHECKING:
+    from registry.api.app import Services
 
 log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["operations"])
@@ -42,7 +45,7 @@ async def readyz(request: Request) -> JSON:
     return JSON({"status": "ready", "registry_version": services.bloom.version})
 
 
-def refresh(services: Any) -> None:
+def refresh(services: Services) -> None:
     """Copy what other parts count into the worker's metrics."""
     bloom = services.bloom.bloom
     values = services.metrics.values
@@ -53,7 +56,7 @@ def refresh(services: Any) -> None:
     values["dnc_lookup_catch_ups_total"] = services.lookups.catch_ups
 
 
-async def publish(services: Any) -> None:
+async def publish(services: Services) -> None:
     """This worker's samples where the other workers' scrapes read them."""
     refresh(services)
     metrics = services.metrics

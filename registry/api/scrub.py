@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -27,6 +27,9 @@ from registry.api.responses import JSON
 from registry.rows import RowTooWide, fit_to_header
 from registry.scrub import Batch, Scrubber, ScrubQuery, Tally, asked
 from registry.store.operators import Operator
+
+if TYPE_CHECKING:
+    from registry.api.app import Services
 
 router = APIRouter(tags=["operators"])
 PATH = "/v1/scrub"
@@ -540,6 +543,6 @@ async def _scrub_stream(
 _HASHER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dnc-answer-hash")
 
 
-def _count(services: Any, tally: Tally) -> None:
+def _count(services: Services, tally: Tally) -> None:
     for name in rules.STATUS_NAMES:
         services.metrics.scrubbed[name] += tally.counts[name]
