@@ -305,10 +305,12 @@ def test_an_opt_out_text_ends_every_consent_recorded_before_it(
 
 
 def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
-    client: TestClient, world: None, operator: Headers, carrier: Headers
+    client: TestClient, world: None, operator: Headers, new_key: NewKey, carrier: Headers
 ) -> None:
-    """Recording old evidence after a STOP must not undo the STOP: the subscriber's
-    refusal is the later word (MIIT draft art. 16)."""
+    """An operator whose consent a STOP ended cannot bring it back by recording the old
+    evidence again: the subscriber's refusal is the later word (MIIT draft art. 16)."""
+    other = new_key()
+    consent(client, operator, C, evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z"})
     assert stop(client, carrier, C, "TD") == "registered"
     for given in ("2026-01-01T00:00:00Z", iso_in(-60)):
         evidence = {"method": "sms", "given_at": given, "text": "yes"}
@@ -319,12 +321,16 @@ def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
         assert error["details"]["opted_out_at"] >= given
         assert look_up(client, operator, C, channel="sms") == ("blocked", "registered")
     assert_error(client.get(f"/v1/consents/{C}", headers=operator), 404, "consent_not_found")
-    # Given after it (the clock's next second), or with no time of its own: it counts.
+    # Given after it (the clock's next second): it counts.
     consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
     assert look_up(client, operator, C, channel="sms") == ("callable", "consent")
-    # A number whose registration ended has no opt-out standing: nothing to refuse.
-    assert client.delete(f"/v1/registrations/{C}", headers=carrier).status_code == 200
-    consent(client, operator, C, evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z"})
+    # An operator whose consent it did not end records its evidence as any other: a
+    # registration does not void consent given before it and recorded after (the
+    # contract's flow: register, record the consent, call).
+    consent(client, other, C, evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z"})
+    assert look_up(client, other, C, channel="sms") == ("callable", "consent")
+    consent(client, other, A, evidence={"method": "web_form", "given_at": "2025-06-01"})
+    assert look_up(client, other, A) == ("callable", "consent")
 
 
 def test_a_carrier_registration_ends_consents_but_a_start_text_keeps_them(

@@ -270,14 +270,15 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
     expires_at = _expires_at(body.expires_at, now)
     store = _store(request)
     if evidence.given_at is not None:
-        opted_out_at = await store.opted_out_at(value)
+        opted_out_at = await store.opted_out_at(operator.id, value)
         if opted_out_at is not None and evidence.given_at <= opted_out_at:
             # The opt-out is the subscriber's later word: it ended this consent already.
             raise ApiError(
                 409,
                 "consent_predates_opt_out",
-                f"the subscriber opted out at {params.iso(opted_out_at)}, after this consent "
-                "was given (evidence.given_at): ask again, and record the consent given since",
+                f"the subscriber's opt-out at {params.iso(opted_out_at)} ended your consent "
+                "from this number, and this evidence was given before it (evidence.given_at): "
+                "ask again, and record the consent given since",
                 {"opted_out_at": params.iso(opted_out_at)},
             )
     consent = await store.record(operator.id, value, evidence.text, expires_at, scope)

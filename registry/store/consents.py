@@ -243,10 +243,9 @@ class ConsentStore:
         """Withdraw every operator's live consent from `number`, all recorded before now:
         the subscriber's opt-out is the later word. Returns (operator, consent id) of each.
 
-        Its time is kept first (`opted_out_at`): a consent recorded from now on whose
-        evidence says it was given before then is refused, not counted."""
-        bucket, member = keys.bucket_of(number), keys.member_of(number)
-        await self.redis.hset(keys.opt_outs(bucket), str(member), int(time.time()))
+        Each operator whose consent it ended gets the opt-out's time kept
+        (`opted_out_at`): evidence of that consent recorded again cannot undo the opt-out."""
+        at_ms = int(time.time() * 1000)
         holders = await self.redis.hkeys(keys.consent_holders(number))
         ended = []
         for raw in holders:
@@ -254,17 +253,22 @@ class ConsentStore:
             withdrawn = await self.withdraw(operator_id, number, who)
             if withdrawn is not None:
                 ended.append((operator_id, withdrawn[0]))
+                key = keys.consents_opted_out(operator_id)
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hset(key, str(number), at_ms)
+                pipe.expire(key, self.retention_seconds)
+                await pipe.execute()
         return ended
 
     async def holders(self, number: int) -> list[str]:
         """The operators that may hold a live consent from `number`, by id."""
         return sorted(raw.decode() for raw in await self.redis.hkeys(keys.consent_holders(number)))
 
-    async def opted_out_at(self, number: int) -> int | None:
-        """When the number's subscriber last opted out one by one, while it is registered."""
-        bucket, member = keys.bucket_of(number), keys.member_of(number)
-        at = await self.redis.hget(keys.opt_outs(bucket), str(member))
-        return None if at is None else int(at)
+    async def opted_out_at(self, operator_id: str, number: int) -> float | None:
+        """When (unix seconds) the subscriber's opt-out last ended the operator's live
+        consent from `number`, within the retention; None if none did."""
+        at = await self.redis.hget(keys.consents_opted_out(operator_id), str(number))
+        return None if at is None else int(at) / 1000
 
     async def index_holders(self, operator_ids: list[str]) -> int:
         """Enter the live consents of `operator_ids` in their numbers' holders (consents

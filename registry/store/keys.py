@@ -72,12 +72,6 @@ def details(bucket: int) -> str:
     return f"dnc:r:{{{bucket}}}"
 
 
-def opt_outs(bucket: int) -> str:
-    """Hash member -> when (unix seconds) the number's subscriber last opted out, for the
-    registered numbers that did so one by one: a consent given before it is no consent."""
-    return f"dnc:oo:{{{bucket}}}"
-
-
 def ended(bucket: int, member: int) -> str:
     """A number's ended registrations, each kept DNC_RETENTION_DAYS after it ended."""
     return ended_prefix(bucket) + str(member)
@@ -164,6 +158,12 @@ def consent_holders(number: int) -> str:
     """Hash operator id -> its consent's expires_at (`inf`): who may hold a live consent
     from the number, so a subscriber's opt-out can end them. In the number's bucket slot."""
     return f"dnc:ch:{{{bucket_of(number)}}}:{member_of(number)}"
+
+
+def consents_opted_out(operator_id: str) -> str:
+    """Hash number digits -> when (unix ms) the subscriber's opt-out ended the operator's
+    live consent from it: evidence given before then cannot bring that consent back."""
+    return f"dnc:coo:{{{operator_id}}}"
 
 
 def consent(operator_id: str, consent_id: str) -> str:

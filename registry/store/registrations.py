@@ -312,8 +312,6 @@ class RegistrationStore:
         )
         if removed:
             await self.log(changes.REMOVE, number)
-            # The opt-out ended with its registration (its record is the ended period).
-            await self.redis.hdel(keys.opt_outs(bucket), str(member))
         return bool(removed)
 
     async def ended(self, number: int) -> list[EndedPeriod]:
