@@ -126,8 +126,13 @@ def _proxies(raw: str) -> str:
 def _public_url(raw: str | None) -> str | None:
     if not raw:
         return None
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(raw) > 100:
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False  # an unclosed [ or a port past 65535
+    if not usable or len(raw) > 100:
         raise ConfigError(
             f"DNC_PUBLIC_URL {raw[:100]!r} is not an http(s) address such as "
             "https://donotcall.example.gov (at most 100 characters: it goes in a text message)"

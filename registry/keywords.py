@@ -169,10 +169,10 @@ def parse(text: str, language: str = ENGLISH) -> Intent:
     if match is None:
         return Intent(UNKNOWN, _language_of_text(folded, language))
     keyword, rest = match.group(1), folded[match.end() :]
-    language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
     if keyword.isascii() and rest[:1].isascii() and rest[:1].isalpha():
-        # STOPPED, ENDING, TDX: a longer word, not the keyword.
-        return Intent(UNKNOWN, language)
+        # STOPPED, ENDING, TDX, THANKS: a longer word, not the keyword, nor its language.
+        return Intent(UNKNOWN, _language_of_text(folded, language))
+    language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
     intent = Intent(UNKNOWN, language, keyword)
     if keyword == "STOP" and (dnd := _STOP_DND.match(rest)):
         intent, rest = Intent(OPT_IN, language, "STOP DND"), rest[dnd.end() :]

@@ -479,6 +479,12 @@ def test_the_public_url_is_an_http_address_short_enough_for_a_text() -> None:
     assert load_settings({}).public_url is None
     url = load_settings({"DNC_PUBLIC_URL": "https://donotcall.example.gov/"}).public_url
     assert url == "https://donotcall.example.gov"
-    for bad in ("donotcall.example.gov", "ftp://x.example", "https://" + "x" * 100 + ".example"):
+    for bad in (
+        "donotcall.example.gov",
+        "ftp://x.example",
+        "https://" + "x" * 100 + ".example",
+        "http://[x",
+        "https://x.example:99999",
+    ):
         with pytest.raises(ConfigError, match="DNC_PUBLIC_URL"):
             load_settings({"DNC_PUBLIC_URL": bad})

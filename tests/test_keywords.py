@@ -131,6 +131,9 @@ def test_chinese_marketing_replies_are_answered_in_chinese() -> None:
 def test_a_text_with_no_keyword_is_answered_in_the_language_asked_for() -> None:
     assert kw.parse("hi", CHINESE).language == CHINESE
     assert kw.parse("hi").language == ENGLISH
+    # A longer word that starts with a Chinese keyword (T, TD) is no keyword, nor Chinese.
+    for text in ("Thanks", "Test", "This is spam", "Today?", "TDX"):
+        assert kw.parse(text) == kw.Intent(UNKNOWN, ENGLISH), text
     assert kw.parse("STOP", CHINESE).language == ENGLISH  # the keyword's language wins
 
 
