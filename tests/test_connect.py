@@ -75,6 +75,29 @@ def test_a_connection_torn_down_mid_command_is_a_lost_connection(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("bug", [RuntimeError("a bug of ours"), AttributeError("no attribute x")])
+def test_other_errors_under_a_command_stay_what_they_are(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, bug: Exception
+) -> None:
+    """Only the torn connection's own errors become a 503: a bug stays a bug."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise bug
+
+    async def scenario() -> None:
+        client = connect.async_client(redis_url)
+        try:
+            await client.set("dnc:{dnc}:probe", "here")
+            monkeypatch.setattr(AbstractConnection, "send_packed_command", broken)
+            with pytest.raises(type(bug), match=str(bug)):
+                await client.get("dnc:{dnc}:probe")
+        finally:
+            monkeypatch.undo()
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_the_api_answers_a_torn_connection_503_not_500(
     client: TestClient, operator: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

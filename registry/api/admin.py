@@ -170,6 +170,7 @@ async def change_operator(
         ) from None
     if record is None:
         raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
+    services.auth.forget(operator_id)  # its new rate limit from this worker's next request
     await services.audit.record(
         "operator.updated",
         admin.id,

@@ -200,6 +200,15 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
 _TORN = (RuntimeError, AttributeError)
 
 
+def _torn(exc: Exception) -> bool:
+    """Whether `exc` is one of those, by its words: any other RuntimeError or
+    AttributeError is a bug, and stays one (a 500 with its traceback)."""
+    text = str(exc)
+    if isinstance(exc, AttributeError):
+        return text.startswith("'NoneType' object has no attribute")
+    return "handler is closed" in text or "closed=True" in text
+
+
 def _lost(exc: Exception) -> RedisConnectionError:
     return RedisConnectionError(f"a connection to Redis broke mid-command ({exc})")
 
@@ -209,6 +218,8 @@ class _AsyncPipeline(AsyncPipeline):
         try:
             return await super().execute(raise_on_error)
         except _TORN as exc:
+            if not _torn(exc):
+                raise
             raise _lost(exc) from exc
 
 
@@ -217,6 +228,8 @@ class _AsyncRedis(aioredis.Redis):
         try:
             return await super().execute_command(*args, **options)
         except _TORN as exc:
+            if not _torn(exc):
+                raise
             raise _lost(exc) from exc
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
@@ -230,6 +243,8 @@ class _AsyncClusterPipeline(AsyncClusterPipeline):
         try:
             return await super().execute(raise_on_error, allow_redirections)
         except _TORN as exc:
+            if not _torn(exc):
+                raise
             raise _lost(exc) from exc
 
 
@@ -238,6 +253,8 @@ class _AsyncCluster(AsyncRedisCluster):
         try:
             return await super().execute_command(*args, **kwargs)
         except _TORN as exc:
+            if not _torn(exc):
+                raise
             raise _lost(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:

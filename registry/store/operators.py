@@ -54,6 +54,23 @@ return 1
 """
 
 
+# KEYS: the callers index. ARGV: operator, how many callers it takes, those callers, then
+# those it lets go of. One step: claims all it takes, or none (returns the first another
+# operator holds), and only then lets go of the others.
+SWAP_SCRIPT = """
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do
+  local owner = redis.call('HGET', KEYS[1], ARGV[i])
+  if owner and owner ~= ARGV[1] then return ARGV[i] end
+end
+for i = 3, 2 + n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+for i = 3 + n, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return ''
+"""
+
+
 class CallerTaken(ValueError):
     """A caller another active operator declared."""
 
@@ -165,13 +182,12 @@ class OperatorStore:
         if "callers" in changes:
             old = [c for c in fields.get(b"callers", b"").decode().split(",") if c]
             new = list(changes["callers"])
-            if new:
-                taken = await self.redis.eval(CLAIM_SCRIPT, 1, keys.CALLERS, operator_id, *new)
-                if taken:
-                    raise CallerTaken(taken.decode() if isinstance(taken, bytes) else taken)
             dropped = [c for c in old if c not in new]
-            if dropped:
-                await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id, *dropped)
+            taken = await self.redis.eval(
+                SWAP_SCRIPT, 1, keys.CALLERS, operator_id, len(new), *new, *dropped
+            )
+            if taken:
+                raise CallerTaken(taken.decode() if isinstance(taken, bytes) else taken)
             update["callers"] = ",".join(new)
         if "rate_limit" in changes:
             rate = changes["rate_limit"]
