@@ -530,7 +530,9 @@ def test_a_receipt_write_that_reaches_redis_after_its_window_stores_nothing(
         async def listing() -> list[str]:
             store = ReceiptStore(async_client(server.url), 153)
             try:
-                found, _, _ = await store.of_operator("op_test", None, 10)
+                # Past the settling time: both writes' windows are over.
+                later = time.time() + store.settle_seconds + 1
+                found, _, _ = await store.of_operator("op_test", None, 10, now=later)
                 return [r["receipt_id"] for r in found]
             finally:
                 await store.redis.aclose()

@@ -40,6 +40,10 @@ class ReceiptStore:
         self.retention_days = retention_days
         self.write_window_ms = write_window_ms
         self._before_write: Callable[[], None] | None = None  # tests stop Redis here
+        # A receipt listed only once this old: by then it is stored or never will be (its
+        # write's window is over), and every entry older has been indexed, whichever
+        # worker's clock stamped it. So a listing's cursor never passes one still to come.
+        self.settle_seconds = 2 * write_window_ms / 1000
 
     async def put(self, receipt: dict[str, Any], now: float | None = None) -> None:
         """Store a receipt for the retention, and count it in its day's counter.
@@ -91,16 +95,18 @@ class ReceiptStore:
     async def of_operator(
         self, operator_id: str, after: str | None, limit: int, now: float | None = None
     ) -> tuple[list[dict[str, Any]], str | None, bool]:
-        """The operator's receipts still kept, oldest first, after cursor `after` (an
-        index entry; None: from the oldest): up to `limit` receipts, the cursor to go on
-        from (`after` again when there was nothing new), and whether more follow."""
+        """The operator's receipts still kept and settled (`settle_seconds` old), oldest
+        first, after cursor `after` (an index entry; None: from the oldest): up to `limit`
+        receipts, the cursor to go on from (`after` again when there was nothing new),
+        and whether more follow."""
         now = time.time() if now is None else now
         oldest = f"[{index_entry(now - self.retention_days * 86400, '')}"
         start = f"({after}" if after else oldest
         if after and f"[{after}" < oldest:
             start = oldest
+        settled = f"({index_entry(now - self.settle_seconds, '')}"
         entries = await self.redis.zrangebylex(
-            keys.receipts_of(operator_id), start, "+", start=0, num=limit + 1
+            keys.receipts_of(operator_id), start, settled, start=0, num=limit + 1
         )
         more = len(entries) > limit
         entries = [e.decode() for e in entries[:limit]]
