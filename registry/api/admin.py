@@ -113,6 +113,15 @@ class OperatorChange(BaseModel):
         return _counted_callers(callers)
 
 
+def _caller_taken(exc: CallerTaken) -> ApiError:
+    return ApiError(
+        409,
+        "caller_taken",
+        f"caller {exc.caller!r} is declared by another active operator",
+        {"caller": exc.caller},
+    )
+
+
 @router.post("/v1/operators", status_code=201)
 async def create_operator(body: NewOperator, request: Request, admin: AdminKey) -> JSON:
     """Create an account; its API key is in this answer and nowhere else, ever."""
@@ -122,12 +131,7 @@ async def create_operator(body: NewOperator, request: Request, admin: AdminKey) 
             body.name, body.role, body.prefixes, body.rate_limit, body.callers
         )
     except CallerTaken as exc:
-        raise ApiError(
-            409,
-            "caller_taken",
-            f"caller {exc.caller!r} is declared by another active operator",
-            {"caller": exc.caller},
-        ) from None
+        raise _caller_taken(exc) from None
     await services.audit.record(
         "operator.created", admin.id, operator=operator.id, role=operator.role, name=body.name
     )
@@ -162,12 +166,7 @@ async def change_operator(
     try:
         record = await services.operators.change(operator_id[:64], changes)
     except CallerTaken as exc:
-        raise ApiError(
-            409,
-            "caller_taken",
-            f"caller {exc.caller!r} is declared by another active operator",
-            {"caller": exc.caller},
-        ) from None
+        raise _caller_taken(exc) from None
     if record is None:
         raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
     services.auth.forget(operator_id)  # its new rate limit from this worker's next request
