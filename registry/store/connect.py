@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -209,28 +209,24 @@ def _torn(exc: Exception) -> bool:
     return "handler is closed" in text or "closed=True" in text
 
 
-def _lost(exc: Exception) -> RedisConnectionError:
-    return RedisConnectionError(f"a connection to Redis broke mid-command ({exc})")
+async def _guarded(command: Awaitable[Any]) -> Any:
+    """`command`'s result; a torn connection's error raised as a lost connection."""
+    try:
+        return await command
+    except _TORN as exc:
+        if not _torn(exc):
+            raise
+        raise RedisConnectionError(f"a connection to Redis broke mid-command ({exc})") from exc
 
 
 class _AsyncPipeline(AsyncPipeline):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            return await super().execute(raise_on_error)
-        except _TORN as exc:
-            if not _torn(exc):
-                raise
-            raise _lost(exc) from exc
+        return await _guarded(super().execute(raise_on_error))
 
 
 class _AsyncRedis(aioredis.Redis):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **options)
-        except _TORN as exc:
-            if not _torn(exc):
-                raise
-            raise _lost(exc) from exc
+        return await _guarded(super().execute_command(*args, **options))
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
         return _AsyncPipeline(
@@ -240,22 +236,12 @@ class _AsyncRedis(aioredis.Redis):
 
 class _AsyncClusterPipeline(AsyncClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        try:
-            return await super().execute(raise_on_error, allow_redirections)
-        except _TORN as exc:
-            if not _torn(exc):
-                raise
-            raise _lost(exc) from exc
+        return await _guarded(super().execute(raise_on_error, allow_redirections))
 
 
 class _AsyncCluster(AsyncRedisCluster):
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().execute_command(*args, **kwargs)
-        except _TORN as exc:
-            if not _torn(exc):
-                raise
-            raise _lost(exc) from exc
+        return await _guarded(super().execute_command(*args, **kwargs))
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         super().pipeline(transaction, shard_hint)  # its checks of the arguments
