@@ -58,42 +58,44 @@ SHORTFALLS = {
     "with numpy) instead of member by member, and more than one writer process.",
     "5": "Look-ups are answered by a pure-ASGI route in front of FastAPI "
     "(`registry/api/lookup.py`) and share their Redis round trips (`registry/freshness.py`: "
-    "every look-up that arrives while a round is in flight joins the next one, about 20 a "
-    "round at peak; the round probes the Bloom filter for its whole batch in one numpy pass; "
-    "a Bloom negative then needs only an unchanged epoch and version, a Bloom hit is confirmed "
-    "in the same round). That took the route from 5% to about 60% of the bare app. Where the "
-    "rest goes, from the server's CPU time a request under wrk (scale 0.1; the route cut "
-    "short at each stage, the bare app run in alternation beside it, about 20 us a request "
-    "on a quiet machine): a fixed body from the route +1 us; one wait on a future resolved a "
-    "loop turn later +2.5 us; the key check and parameters +1.5-3 us; normalizing the number "
-    "+2-4 us; the shared round trip +5-6 us (a round costs the worker about 100 us of CPU: "
-    "40 us in the loopback TCP write and read, 11 us for the batch's Bloom probe, the rest "
-    "building the pipeline, parsing replies and waking each asker). 70% of the bare app "
-    "leaves about 8.5 us for all of it. Measured in alternating pairs (server CPU a request, "
-    "route against bare app): as built, 29.7 against 18.3 us (61%). Bloom negatives answered "
-    "at once with no round trip (what a lease making writers wait for every live worker "
-    "would allow), the Bloom hits batched into rounds every 2 ms (160 look-ups a round): "
-    "29.0 against 17.4 us (60%), no gain, because the single probe's plain-Python hash and "
-    "cache miss (1.7 us) cost what the shared round did. The same with normalizing skipped: "
-    "25.8 against 18.0 us (70%). No Bloom probe and no Redis at all, a fixed verdict after "
-    "the key check, parameters and normalizing: 23.5 against 18.8 us (80%). Also dropped: "
-    "normalizing a loop turn's look-ups together (57%), waiting a loop turn to double a "
-    "round's batch (one point), huge pages for the filter (no change in a 32 MB probe). "
-    "Re-measured on 2026-11-30 with the rounds kept and one thing cut at a time (three "
-    "alternating triples, route, cut route, bare app): the number's normalizing taken from "
-    "a dict of the 1,000 benchmark numbers, which real traffic would not hit, 63% against "
-    "60%; Bloom negatives answered in the request's own step, hits still in rounds, 52% "
-    "against 60%, worse: a round makes a burst of answers, and a burst costs the worker "
-    "less a request, in user and in kernel time, than answers spread one by one. "
-    "Later the same day: one shared future for a round's Bloom negatives instead of one "
-    "each (10.3 against 10.3 us of the app's own CPU a request, in process); gc.freeze() "
-    "after start (57% against 57%); the worker pinned to one core, wrk and Redis to the "
-    "other, for both apps (61%, and a smaller spread, against 57% unpinned). "
-    "What would close it is the route's own work in compiled code: normalizing, the Bloom "
-    "hash and the answer's bytes, with answers still sent in bursts (a round, or with the "
-    "lease scheme above a loop turn's look-ups together). Each step alone measured short of "
-    "70%. The project ships no compiled code: a fresh machine is promised Python and make, "
-    "not a C compiler.",
+    "every look-up that arrives while a round is in flight joins the next one, about 10 a "
+    "round at the peak; the round probes the Bloom filter for its whole batch at once; a "
+    "Bloom negative then needs only an unchanged epoch and version, a Bloom hit is confirmed "
+    "in the same round). That took the route from 5% to about 57% of the bare app. "
+    "The table's server CPU a request says where the rest goes; at 70% the look-up may cost "
+    "the worker about 11 us more than the bare app's answer. Measured on 2026-11-30 (session "
+    "11) at scale 0.1 under the same wrk load, with scratch copies of the route cut short at "
+    "each step (not committed), server CPU a request, the bare app beside each, two runs "
+    "each: bare app 26.5 us (budget at 70%: 37.9 us); the bare app's body answered by `dnc "
+    "serve`'s own ASGI callable, before any of the route's work, 30.4 us (the worker's "
+    "larger heap and its background work: the change follower, retention and metrics); the "
+    "route answering a fixed body after its path checks 30.8 us; with the key check and "
+    "parameters 34.8 us; with normalizing the number 39.4 us; with a future resolved a loop "
+    "turn later in place of the round 39.6 us; as built 47.6 us. So a look-up that reads "
+    "nothing at all, neither Redis nor the filter, already costs more than the budget: no "
+    "cheaper way of reading the registry can close the gap by itself. Each step costs two to "
+    "five times under load what it costs in a tight loop in process (0.9, 0.8, 2.1, 2.8 and "
+    "4.7 us for the same steps), most likely because the kernel's and the server's work "
+    "between requests evict the route's code and data from the caches (this machine exposes "
+    "no hardware counters to confirm it). "
+    "Tried and measured, none reaching 70%: the route's modules (look-up route, freshness, "
+    "normalizing, parameters, rules) compiled to C extensions with mypyc, 47.8 against 47.6 "
+    "us as built, and in process the normalizing step 2.25 against 2.1 us: the time is in the "
+    "interpreter's C objects, the event loop and the kernel, not in bytecode; the getpid "
+    "system call that `asyncio.get_running_loop` makes on Python 3.11 taken out of each "
+    "look-up (no change); Bloom negatives answered in the request's own step with no round, "
+    "the upper bound of a lease scheme that would make writers wait for every live worker "
+    "(52% against 57%: a round's answers go out in a burst, and a burst costs the worker "
+    "less a request in kernel time than answers spread one by one); the same with the "
+    "negatives answered together once a loop turn, and with the hits' rounds paced to one "
+    "every 1 or 2 ms (both within a point of as built). Earlier sessions: normalizing a loop "
+    "turn's look-ups together (57%), waiting a loop turn to double a round (one point), one "
+    "shared future for a round's negatives, gc.freeze() after start (kept, no measurable "
+    "gain), pinning the worker to one core (61% against 57%, for both apps), huge pages for "
+    "the filter. What would close it is all of the route's steps shrinking by half together, "
+    "the HTTP side included, which the goal's own terms (the same uvicorn server) leave to "
+    "uvicorn; we know of no way to do that in Python, and mypyc, the nearest thing to "
+    "compiled code that keeps the source in Python, showed none.",
 }
 
 
@@ -443,12 +445,14 @@ def _lookups(r: dict[str, Any]) -> list[str]:
     for name, label in (("api", "`GET /v1/numbers/{n}`"), ("bare", "bare ASGI app")):
         peak, half = lookups[name], lookups[name + "_half"]
         p99_runs = ", ".join(f"{run['p99_ms']:.1f}" for run in half["runs"])
+        cpu = peak.get("median_cpu_us")
         rows.append(
             [
                 label,
                 f"{peak['median_rate']:,.0f}",
                 ", ".join(f"{run['rate']:,.0f}" for run in peak["runs"]),
                 str(sum(run["errors"] for run in peak["runs"])),
+                "not measured" if cpu is None else f"{cpu:.1f} us",
                 f"{half['target_rate']:,.0f}",
                 f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f} ms (p99 runs {p99_runs})",
                 f"{half['p99_scheduled_ms']:.2f} ms",
@@ -464,6 +468,7 @@ def _lookups(r: dict[str, Any]) -> list[str]:
                 "req/s (peak)",
                 "runs",
                 "errors",
+                "server CPU a request",
                 "fixed rate",
                 "p50 / p99 at that rate",
                 "p99 from schedule",
@@ -478,9 +483,18 @@ def _lookups(r: dict[str, Any]) -> list[str]:
         "moment each request was "
         "written, and from its scheduled time (which adds the generator's own timer lateness "
         "and any wait for a free connection). The generator, wrk, Redis and the server share "
-        "this machine's cores.",
+        "this machine's cores. Server CPU a request: the user and system time of the server's "
+        "processes during the peak runs (from /proc) over the requests answered, the median of "
+        "the runs. At the peak one worker is busy all the time, so an app's requests a second "
+        "follow from it: 70% of the bare app's rate leaves the look-up "
+        f"{_budget(lookups)} of CPU a request.",
         "",
     ]
+
+
+def _budget(lookups: dict[str, Any]) -> str:
+    bare = lookups["bare"].get("median_cpu_us")
+    return "(not measured)" if bare is None else f"{bare / LOOKUP_SHARE:.1f} us"
 
 
 def _start(r: dict[str, Any]) -> list[str]:

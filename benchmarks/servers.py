@@ -144,12 +144,44 @@ class HttpServer:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU time of the server's processes so far (its workers
+        included, and uvicorn's supervisor, which idles); None where /proc is missing."""
+        if self.process is None or not Path("/proc/self/stat").exists():
+            return None
+        return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
+
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.process is not None:
             _stop(self.process)
         self.log.close()
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants that are still running."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                parents.setdefault(parent, []).append(int(entry))
+    pids, i = [pid], 0
+    while i < len(pids):
+        pids += parents.get(pids[i], [])
+        i += 1
+    return pids
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0  # ended since it was listed
+    fields = stat.rsplit(")", 1)[1].split()  # the name in brackets may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def dnc_env(redis_url: str, port: int | None, workers: int) -> dict[str, str]:
