@@ -121,12 +121,16 @@ def occurred_at(raw: str, now: float) -> float:
 
 
 def text(raw: str | None) -> str | None:
+    return _free_text("text", raw, MAX_TEXT_CHARS)
+
+
+def _free_text(field: str, raw: str | None, most: int) -> str | None:
+    """A field of free text: stripped, None when blank, `{field}_too_long` past `most`."""
     if raw is None or not raw.strip():
         return None
-    if len(raw) > MAX_TEXT_CHARS:
+    if len(raw) > most:
         raise ComplaintError(
-            "text_too_long",
-            f"text is {len(raw)} characters; at most {MAX_TEXT_CHARS}, shorten it",
+            f"{field}_too_long", f"{field} is {len(raw)} characters; at most {most}, shorten it"
         )
     return raw.strip()
 
@@ -150,3 +154,36 @@ def liability(
         return Liability(blocks_channel, False)
     within_grace = occurred < rules.effective_at(registered_at, grace_days)
     return Liability(blocks_channel and occurred >= registered_at, within_grace)
+
+
+# How an administrator closed a complaint (POST /v1/complaints/{id}/resolution), as the
+# complainant is told it: the sender was warned or had its service suspended (MIIT's
+# draft, Article 40: the operators "take the necessary measures"), the registry found no
+# breach (not registered then, in the grace, or a consent), the complaint went to the
+# regulator, or it did not say enough to act on.
+OUTCOMES = (
+    "sender_warned",
+    "sender_suspended",
+    "no_breach_found",
+    "referred_to_regulator",
+    "insufficient_detail",
+)
+MAX_REPLY_CHARS = 1000
+
+
+def outcome(raw: str) -> str:
+    if raw not in OUTCOMES:
+        raise ComplaintError(
+            "invalid_outcome", f"outcome {raw[:32]!r} is not one of {', '.join(OUTCOMES)}"
+        )
+    return raw
+
+
+def reply(raw: str | None) -> str | None:
+    """What the complainant is told beside the outcome: plain text, or nothing."""
+    found = _free_text("reply", raw, MAX_REPLY_CHARS)
+    if found and any(unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t" for c in found):
+        raise ComplaintError(
+            "invalid_reply", "reply holds control characters; send plain text (newlines allowed)"
+        )
+    return found

@@ -26,7 +26,7 @@ from registry.api.consents import scope_fields
 from registry.api.errors import ApiError, log_failure, not_replicated_error
 from registry.api.responses import JSON
 from registry.store import audit, stats
-from registry.store.complaints import ComplaintStore
+from registry.store.complaints import ComplaintStore, is_complaint_id
 from registry.store.consents import ConsentStore
 from registry.store.operators import CallerTaken
 
@@ -291,7 +291,7 @@ async def read_complaint(complaint_id: str, request: Request, _: AdminKey) -> di
     """One complaint as received, while it is kept: the record the report only counts."""
     services = request.app.state.services
     record = None
-    if complaint_id.startswith("cmp_") and len(complaint_id) <= 64:
+    if is_complaint_id(complaint_id):
         record = await ComplaintStore(services.redis, services.settings.retention_days).get(
             complaint_id
         )
@@ -312,6 +312,7 @@ async def registry_stats(request: Request, _: AdminKey) -> dict[str, object]:
         "registry_version": await stats.version(redis),
         "operators": {"active": sum(by_role.values()), "by_role": by_role},
         "complaints": await complaints.kept(),
+        "complaints_open": await complaints.open_count(),
         "scrub_receipts": await services.receipts.kept(),
         "retention_days": services.settings.retention_days,
     }

@@ -21,7 +21,7 @@ from registry.api.limits import client_address, rate_limited
 from registry.api.responses import JSON
 from registry.api.scrub import read_body
 from registry.store import keys, limits
-from registry.store.complaints import Complaint, ComplaintStore
+from registry.store.complaints import OPEN, QUEUE_CURSOR, Complaint, ComplaintStore, is_complaint_id
 
 router = APIRouter()
 # Per client address. A hand-typed complaint takes minutes; a flood from one address stops here.
@@ -41,6 +41,13 @@ class ComplaintBody(BaseModel):
     category: StrictInt | None = None
     text: StrictStr | None = None
     region: StrictStr | None = None
+
+
+class Resolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: StrictStr = Field(max_length=64)
+    reply: StrictStr | None = None
 
 
 def _store(request: Request) -> ComplaintStore:
@@ -189,4 +196,112 @@ async def callers_report(
             "sms": withheld.sms,
         },
         "retention_days": settings.retention_days,
+    }
+
+
+def _not_kept(complaint_id: str) -> ApiError:
+    return ApiError(404, "complaint_not_found", f"no complaint {complaint_id[:64]!r} is kept")
+
+
+@router.get("/v1/complaints", tags=["administrators"])
+async def open_complaints(
+    request: Request,
+    _: AdminKey,
+    status: str = OPEN,
+    limit: Annotated[int, Query(ge=1, le=1000), params.DIGITS] = 100,
+    since: str | None = None,
+) -> dict[str, object]:
+    """The complaints not yet resolved, oldest first: the queue to work through.
+
+    Each without the subscriber's number (GET /v1/complaints/{id} has it); `next`
+    pages on, and a new listing starts again from the oldest still open."""
+    if status != OPEN:
+        raise ApiError(
+            400,
+            "invalid_status",
+            "only open complaints are listed (status=open); read a resolved one by its id",
+        )
+    if since is not None and not QUEUE_CURSOR.fullmatch(since):
+        raise ApiError(
+            400, "invalid_cursor", "since must be a `next` this endpoint gave, or left out"
+        )
+    found, cursor, total = await _store(request).open_queue(since, limit)
+    retention = request.app.state.services.settings.retention_days
+    return {
+        "complaints": [
+            {
+                name: record.get(name)
+                for name in (
+                    "complaint_id",
+                    "received_at",
+                    "caller",
+                    "occurred_at",
+                    "channel",
+                    "category",
+                    "registered_at_time",
+                    "within_grace",
+                )
+            }
+            for record in found
+        ],
+        "open": total,
+        "next": cursor,
+        "retention_days": retention,
+    }
+
+
+@router.post(
+    "/v1/complaints/{complaint_id}/resolution",
+    tags=["administrators"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": Resolution.model_json_schema()}},
+        }
+    },
+)
+async def resolve_complaint(
+    complaint_id: str, body: Resolution, request: Request, admin: AdminKey
+) -> JSON:
+    """Close a complaint with its outcome, and what the complainant is told; once."""
+    services = request.app.state.services
+    try:
+        outcome = complaints.outcome(body.outcome)
+        reply = complaints.reply(body.reply)
+    except complaints.ComplaintError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
+    resolved = None
+    if is_complaint_id(complaint_id):
+        resolved = await _store(request).resolve(complaint_id, outcome, reply, admin.id)
+    if resolved is None:
+        raise _not_kept(complaint_id)
+    record, changed = resolved
+    if not changed:
+        raise ApiError(
+            409,
+            "complaint_resolved",
+            f"complaint {complaint_id} was resolved at {record['resolved_at']} "
+            f"({record['outcome']}); a resolution is not changed",
+            {"complaint": record},
+        )
+    await services.audit.record(
+        "complaint.resolved", admin.id, complaint=complaint_id, outcome=outcome
+    )
+    return JSON(record)
+
+
+@router.get("/v1/complaints/{complaint_id}/status", tags=["subscribers"])
+async def complaint_status(complaint_id: str, request: Request) -> dict[str, object]:
+    """Where a complaint stands, for whoever holds its id (no key): received, and once
+    resolved its outcome and reply. Nothing else of the record: not the number."""
+    record = await _store(request).get(complaint_id) if is_complaint_id(complaint_id) else None
+    if record is None:
+        raise _not_kept(complaint_id)
+    return {
+        "complaint_id": complaint_id,
+        "status": record["status"],
+        "received_at": record["received_at"],
+        "resolved_at": record.get("resolved_at"),
+        "outcome": record.get("outcome"),
+        "reply": record.get("reply"),
     }

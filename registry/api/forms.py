@@ -443,9 +443,12 @@ async def complain(request: Request) -> Response:
     answer = await _call(request, "POST", "/v1/complaints", body)
     if not answer.ok:
         return _error(answer, "/#complain")
+    reference = str(answer.data.get("complaint_id", ""))
     parts = [
         _p("Thank you: your report was recorded.", "outcome"),
-        _p(f"Its reference is {answer.data.get('complaint_id', '')}."),
+        _p(f"Its reference is {reference}."),
+        f'<p>Keep it to <a href="/complaints/{quote(reference, safe="")}">follow the report'
+        "</a>: what was done about it, once it is dealt with.</p>",
     ]
     if answer.data.get("registered_at_time") in (False, None):
         parts.append(
@@ -460,3 +463,43 @@ async def complain(request: Request) -> Response:
             )
         )
     return _page("Report recorded", parts, answer.status, "/#complain")
+
+
+# How an administrator closed a report (registry.complaints.OUTCOMES), in the reporter's words.
+_OUTCOMES = {
+    "sender_warned": "The caller was warned.",
+    "sender_suspended": "The caller's service was suspended.",
+    "no_breach_found": (
+        "We found no breach of the rules: for instance, the number was not registered yet "
+        "when it happened, or the caller had your consent."
+    ),
+    "referred_to_regulator": "The report was passed on to the regulator.",
+    "insufficient_detail": "The report did not give enough detail for us to act on.",
+}
+
+
+@router.get("/complaints/{complaint_id}", include_in_schema=False)
+async def complaint_status(complaint_id: str, request: Request) -> Response:
+    """A report's handling, for whoever holds its reference: GET /v1/complaints/{id}/status."""
+    answer = await _call(request, "GET", f"/v1/complaints/{complaint_id}/status")
+    if answer.code == "complaint_not_found":
+        parts = [
+            _p(
+                "We have no report with that reference. Check it against the page that gave "
+                "it; reports are kept for a limited time only.",
+                "error",
+            )
+        ]
+        return _page("Report not found", parts, 404, "/#complain")
+    if not answer.ok:
+        return _error(answer, "/#complain")
+    data = answer.data
+    parts = [_p(f"Report {complaint_id}, received on {_date(str(data.get('received_at')))}.")]
+    if data.get("status") == "resolved":
+        parts.append(_p(f"Dealt with on {_date(str(data.get('resolved_at')))}.", "outcome"))
+        parts.append(_p(_OUTCOMES.get(str(data.get("outcome")), "It was dealt with.")))
+        if data.get("reply"):
+            parts.append(_p(str(data["reply"])))
+    else:
+        parts.append(_p("It is being looked at. Come back to this page to see the outcome."))
+    return _page("Your report", parts, 200, "/#complain")

@@ -57,6 +57,8 @@ NOT_FOUND = {
     ("patch", "/v1/operators/{operator_id}"),
     ("get", "/v1/operators/{operator_id}/consents/{consent_id}"),
     ("get", "/v1/complaints/{complaint_id}"),
+    ("get", "/v1/complaints/{complaint_id}/status"),
+    ("post", "/v1/complaints/{complaint_id}/resolution"),
 }
 
 
@@ -121,6 +123,22 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
              next={"type": ["string", "null"]}, more={"type": "boolean"}),
     ),
     ("get", "/v1/complaints/{complaint_id}"): ("200", "application/json", {"type": "object"}),
+    ("get", "/v1/complaints"): (
+        "200", "application/json",
+        _obj("complaints", "open", "next",
+             complaints={"type": "array", "items": {"type": "object"}},
+             open={"type": "integer"}, next={"type": ["string", "null"]}),
+    ),
+    ("post", "/v1/complaints/{complaint_id}/resolution"): (
+        "200", "application/json", {"type": "object"},
+    ),
+    ("get", "/v1/complaints/{complaint_id}/status"): (
+        "200", "application/json",
+        _obj("complaint_id", "status", "received_at", complaint_id=_S,
+             status={"type": "string", "enum": ["open", "resolved"]}, received_at=_TIME,
+             resolved_at={"type": ["string", "null"]}, outcome={"type": ["string", "null"]},
+             reply={"type": ["string", "null"]}),
+    ),
     ("get", "/v1/stats"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/audit"): ("200", "application/json", {"type": "object"}),
     ("get", "/v1/reports/callers"): ("200", "application/json", {"type": "object"}),
@@ -196,6 +214,8 @@ def _errors(method: str, path: str, tags: list[str]) -> list[str]:
         found.append("429")
     if path == "/v1/changes":
         found.append("410")  # a cursor older than the retention
+    if (method, path) == ("post", "/v1/complaints/{complaint_id}/resolution"):
+        found.append("409")  # resolved already
     if (method, path) == ("post", "/v1/operators"):
         found.append("409")  # a caller another active account declared
     return sorted(set(found))

@@ -13,6 +13,7 @@ on a single node and on a Redis Cluster alike.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ WITHHELD = "withheld"
 CHANNELS = ("voice", "sms")
 
 # KEYS: day counter, caller-day set of the channel, caller-day set of complaints the
-# sender was liable for. ARGV: caller, expire-at (epoch seconds), 1 if liable.
+# sender was liable for, the open queue. ARGV: caller, expire-at (epoch seconds), 1 if
+# liable, the complaint's queue entry, the queue entry before which records have expired,
+# the retention in seconds (the queue outlives its newest entry by no more).
 COUNT_SCRIPT = """
 redis.call('INCR', KEYS[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[2])
@@ -39,6 +42,28 @@ if ARGV[3] == '1' then
   redis.call('ZINCRBY', KEYS[3], 1, ARGV[1])
   redis.call('EXPIREAT', KEYS[3], ARGV[2])
 end
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
+redis.call('ZREMRANGEBYLEX', KEYS[4], '-', '(' .. ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+return 1
+"""
+
+# KEYS: the open queue. ARGV: the range of the second the complaint was received in, and
+# ":" and its id, which ends its entry.
+DEQUEUE_SCRIPT = """
+for _, entry in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2])) do
+  if string.sub(entry, -string.len(ARGV[3])) == ARGV[3] then
+    redis.call('ZREM', KEYS[1], entry)
+  end
+end
+return 1
+"""
+
+# KEYS: a complaint's record. ARGV: the record as read, the record resolved. Written only
+# if nobody changed it since it was read; its expiry stays the receipt's.
+RESOLVE_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1
 """
 
@@ -110,6 +135,35 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+# A complaint's handling: open from its receipt until an administrator resolves it.
+OPEN, RESOLVED = "open", "resolved"
+QUEUE_CURSOR = re.compile(r"[0-9]{15}:cmp_[0-9a-f]{16}")
+
+
+_ID = re.compile(r"cmp_[0-9a-f]{16}")
+
+
+def is_complaint_id(text: str) -> bool:
+    """The shape of the ids `add` gives: anything else names no complaint."""
+    return _ID.fullmatch(text) is not None
+
+
+def queue_entry(received_at: float, complaint_id: str) -> str:
+    """A complaint's member in the open queue: its receipt in milliseconds, zero-padded
+    so that lexical order is time order, then its id."""
+    return f"{int(received_at * 1000):015d}:{complaint_id}"
+
+
+def _record(raw: bytes | str) -> dict[str, Any]:
+    record: dict[str, Any] = orjson.loads(raw)
+    record.setdefault("status", OPEN)  # kept from before complaints had a status
+    return record
+
+
 class ComplaintStore:
     def __init__(self, redis: Any, retention_days: int) -> None:
         self.redis = redis
@@ -133,25 +187,108 @@ class ComplaintStore:
             "text": complaint.text,
             "registered_at_time": complaint.registered_at_time,
             "within_grace": complaint.within_grace,
+            "status": OPEN,
         }
         retention = self.retention_days * 86400
         await self.redis.set(keys.complaint(complaint_id), orjson.dumps(record), ex=retention)
         received = days.day(now)
         await self.redis.eval(
             COUNT_SCRIPT,
-            3,
+            4,
             keys.complaints_on(received),
             keys.callers_on(complaint.channel, received),
             keys.callers_on(LIABLE, received),
+            keys.complaints_open(),
             complaint.caller,
             days.expires(received, self.retention_days),
             int(complaint.registered_at_time and not complaint.within_grace),
+            queue_entry(now, complaint_id),
+            queue_entry(now - retention, ""),
+            retention,
         )
         return complaint_id
 
     async def get(self, complaint_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.complaint(complaint_id))
-        return orjson.loads(raw) if raw else None
+        return _record(raw) if raw else None
+
+    async def resolve(
+        self, complaint_id: str, outcome: str, reply: str | None, by: str, now: float | None = None
+    ) -> tuple[dict[str, Any], bool] | None:
+        """Close a kept complaint with `outcome` (and what the complainant is told): the
+        record and True, or the record as it stands and False when it was closed already;
+        None when no such complaint is kept. A complaint is resolved once."""
+        now = time.time() if now is None else now
+        key = keys.complaint(complaint_id)
+        for _ in range(10):  # another change between the read and the write: read again
+            raw = await self.redis.get(key)
+            if raw is None:
+                return None
+            record = _record(raw)
+            if record["status"] != OPEN:
+                await self._dequeue(record)  # a resolution cut off before its dequeue
+                return record, False
+            record |= {"status": RESOLVED, "resolved_at": _iso(now), "outcome": outcome}
+            record |= {"reply": reply, "resolved_by": by}
+            if await self.redis.eval(RESOLVE_SCRIPT, 1, key, raw, orjson.dumps(record)):
+                await self._dequeue(record)
+                return record, True
+        raise RuntimeError(f"complaint {complaint_id} kept changing while being resolved")
+
+    async def _dequeue(self, record: dict[str, Any]) -> None:
+        # The record keeps its receipt to the second, the queue to the millisecond.
+        second = int(_epoch(record["received_at"]))
+        await self.redis.eval(
+            DEQUEUE_SCRIPT,
+            1,
+            keys.complaints_open(),
+            f"[{queue_entry(second, '')}",
+            f"({queue_entry(second + 1, '')}",
+            f":{record['complaint_id']}",
+        )
+
+    async def open_queue(
+        self, after: str | None, limit: int, now: float | None = None
+    ) -> tuple[list[dict[str, Any]], str | None, int]:
+        """Complaints not yet resolved, oldest first, after cursor `after` (a queue entry;
+        None: from the oldest): up to `limit` records, the cursor to go on from (None at
+        the end), and how many are open in all."""
+        now = time.time() if now is None else now
+        queue = keys.complaints_open()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zremrangebylex(queue, "-", f"({self._oldest(now)}")
+        pipe.zrangebylex(queue, f"({after}" if after else "-", "+", start=0, num=limit + 1)
+        pipe.zcard(queue)
+        _, entries, total = await pipe.execute()
+        more = len(entries) > limit
+        entries = [e.decode() if isinstance(e, bytes) else e for e in entries[:limit]]
+        pipe = self.redis.pipeline(transaction=False)
+        for entry in entries:
+            pipe.get(keys.complaint(entry.split(":", 1)[1]))
+        stored = await pipe.execute() if entries else []
+        found, gone = [], []
+        for entry, raw in zip(entries, stored, strict=True):
+            record = _record(raw) if raw else None
+            if record is None or record["status"] != OPEN:
+                gone.append(entry)  # expired, or resolved by a write cut off before its dequeue
+            else:
+                found.append(record)
+        if gone:
+            await self.redis.zrem(queue, *gone)
+        return found, entries[-1] if more else None, int(total) - len(gone)
+
+    async def open_count(self, now: float | None = None) -> int:
+        """Complaints received and not resolved while kept (near enough: one whose
+        resolution was cut off before its dequeue counts until a listing sees it)."""
+        queue = keys.complaints_open()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zremrangebylex(queue, "-", f"({self._oldest(time.time() if now is None else now)}")
+        pipe.zcard(queue)
+        _, total = await pipe.execute()
+        return int(total)
+
+    def _oldest(self, now: float) -> str:
+        return queue_entry(now - self.retention_days * 86400, "")
 
     async def kept(self, now: float | None = None) -> int:
         """Complaints still counted: the sum of the day counters that have not expired."""

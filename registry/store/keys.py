@@ -132,6 +132,12 @@ def callers_on(channel: str, day: str) -> str:
     return f"dnc:{{dnc}}:cmp:{channel}:{day}"
 
 
+def complaints_open() -> str:
+    """Sorted set, lexical: `ms:id` of each complaint received and not yet resolved, oldest
+    first (ComplaintStore.open_queue), in the day counters' slot."""
+    return "dnc:{dnc}:cmp:open"
+
+
 def complaint_limit(client: str) -> str:
     """The counter of one client address's complaints (rate limit)."""
     return f"dnc:limit:{{complaint:{client}}}"

@@ -343,6 +343,10 @@
       const parts = [api.paragraph("Thank you: your report was recorded.")];
       parts[0].className = "outcome";
       parts.push(api.paragraph("Its reference is " + data.complaint_id + "."));
+      const follow = document.createElement("a");
+      follow.href = "/complaints/" + encodeURIComponent(data.complaint_id);
+      follow.textContent = "follow the report";
+      parts.push(api.paragraph("Keep it to ", follow, ": what was done about it, once it is dealt with."));
       const at = data.registered_at_time;
       if (at === false || at === null) {
         parts.push(

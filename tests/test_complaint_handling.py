@@ -1,0 +1,249 @@
+"""A complaint's handling: the open queue, its resolution once, and its status for the
+complainant (MIIT's draft: complaints have a response path and a response time)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from conftest import ADMIN, assert_error
+from fastapi.testclient import TestClient
+
+from registry import complaints
+from registry.store import keys
+from registry.store.complaints import ComplaintStore, queue_entry
+from registry.store.connect import async_client
+
+pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
+Headers = dict[str, str]
+NUMBER = "+12125551234"
+
+
+def complain(client: TestClient, caller: str = "+13125550100") -> str:
+    body = {
+        "number": NUMBER,
+        "caller": caller,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "channel": "voice",
+    }
+    answer = client.post("/v1/complaints", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["complaint_id"])
+
+
+def resolve(client: TestClient, complaint_id: str, **body: Any) -> Any:
+    body = {"outcome": "sender_warned"} | body
+    return client.post(f"/v1/complaints/{complaint_id}/resolution", json=body, headers=ADMIN)
+
+
+def queue(client: TestClient, **query: Any) -> dict[str, Any]:
+    answer = client.get("/v1/complaints", params=query, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_a_new_complaint_is_open_and_its_id_tells_the_complainant_so(
+    client: TestClient,
+) -> None:
+    complaint_id = complain(client)
+    answer = client.get(f"/v1/complaints/{complaint_id}/status")  # no key: the id is enough
+    assert answer.status_code == 200, answer.text
+    status = answer.json()
+    assert status == {
+        "complaint_id": complaint_id,
+        "status": "open",
+        "received_at": status["received_at"],
+        "resolved_at": None,
+        "outcome": None,
+        "reply": None,
+    }
+    assert NUMBER not in answer.text and "3125550100" not in answer.text
+    record = client.get(f"/v1/complaints/{complaint_id}", headers=ADMIN).json()
+    assert record["status"] == "open" and record["received_at"] == status["received_at"]
+
+
+def test_administrators_work_through_the_open_queue_oldest_first(
+    client: TestClient, operator: Headers
+) -> None:
+    first, second = complain(client), complain(client, caller="AcmeBank")
+    listed = queue(client)
+    assert [c["complaint_id"] for c in listed["complaints"]] == [first, second]
+    assert listed["open"] == 2 and listed["next"] is None
+    assert listed["complaints"][1]["caller"] == "ACMEBANK"
+    # The subscriber's number is in the record, not in the queue.
+    assert all("number" not in c for c in listed["complaints"])
+    assert set(listed["complaints"][0]) == {
+        "complaint_id", "received_at", "caller", "occurred_at", "channel", "category",
+        "registered_at_time", "within_grace",
+    }  # fmt: skip
+    assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 2
+    assert client.get("/v1/complaints").status_code == 401
+    assert_error(client.get("/v1/complaints", headers=operator), 403, "forbidden")
+
+
+def test_a_resolution_closes_the_complaint_and_answers_the_complainant(
+    client: TestClient, redis_client: Any
+) -> None:
+    complaint_id, other = complain(client), complain(client)
+    ttl = redis_client.ttl(keys.complaint(complaint_id))
+    answer = resolve(
+        client, complaint_id, outcome="sender_suspended", reply="  The sender's line is cut.  "
+    )
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert record["status"] == "resolved" and record["outcome"] == "sender_suspended"
+    assert record["reply"] == "The sender's line is cut."
+    assert record["resolved_by"] == "admin" and record["resolved_at"] >= record["received_at"]
+    assert record["number"] == NUMBER  # the rest of the record as received
+    status = client.get(f"/v1/complaints/{complaint_id}/status").json()
+    assert status["status"] == "resolved" and status["outcome"] == "sender_suspended"
+    assert status["reply"] == "The sender's line is cut."
+    assert status["resolved_at"] == record["resolved_at"]
+    # Out of the queue, still kept as long as it would have been: the expiry is the receipt's.
+    assert [c["complaint_id"] for c in queue(client)["complaints"]] == [other]
+    assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 1
+    assert ttl - 5 <= redis_client.ttl(keys.complaint(complaint_id)) <= ttl
+    entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+    resolved = [e for e in entries if e["action"] == "complaint.resolved"]
+    assert len(resolved) == 1 and resolved[0]["complaint"] == complaint_id
+    assert resolved[0]["outcome"] == "sender_suspended" and "number" not in resolved[0]
+
+
+def test_a_complaint_is_resolved_once(client: TestClient) -> None:
+    complaint_id = complain(client)
+    assert resolve(client, complaint_id, outcome="no_breach_found").status_code == 200
+    error = assert_error(resolve(client, complaint_id), 409, "complaint_resolved")
+    assert error["details"]["complaint"]["outcome"] == "no_breach_found"
+    status = client.get(f"/v1/complaints/{complaint_id}/status").json()
+    assert status["outcome"] == "no_breach_found" and status["reply"] is None
+
+
+def test_two_administrators_resolving_at_once_get_one_resolution(redis_url: str) -> None:
+    async def race() -> list[Any]:
+        redis = async_client(redis_url)
+        store = ComplaintStore(redis, 153)
+        try:
+            complaint_id = await store.add(complaints_complaint(), datetime.now(UTC).timestamp())
+            return await asyncio.gather(
+                *(
+                    store.resolve(complaint_id, outcome, None, by)
+                    for outcome, by in (("sender_warned", "a"), ("referred_to_regulator", "b"))
+                )
+            )
+        finally:
+            await redis.aclose()
+
+    answers = asyncio.run(race())
+    assert sorted(changed for _, changed in answers) == [False, True]
+    (won,) = [record for record, changed in answers if changed]
+    assert all(record["outcome"] == won["outcome"] for record, _ in answers)
+
+
+def complaints_complaint() -> Any:
+    from registry.store.complaints import Complaint
+
+    return Complaint(12125551234, "+13125550100", 0.0, "voice", None, None, False, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"outcome": "fined"}, "invalid_outcome"),
+        ({"outcome": ""}, "invalid_outcome"),
+        ({"outcome": "sender_warned", "reply": "x" * 1001}, "reply_too_long"),
+        ({"outcome": "sender_warned", "reply": "bad\x07bell"}, "invalid_reply"),
+        ({"outcome": "sender_warned", "reply": "rtl\u202eoverride"}, "invalid_reply"),
+        ({"outcome": "sender_warned", "extra": 1}, "invalid_request"),
+        ({"outcome": 1}, "invalid_request"),
+        ({}, "invalid_request"),
+    ],
+)
+def test_a_bad_resolution_is_a_400_and_changes_nothing(
+    client: TestClient, body: dict[str, Any], code: str
+) -> None:
+    complaint_id = complain(client)
+    answer = client.post(f"/v1/complaints/{complaint_id}/resolution", json=body, headers=ADMIN)
+    assert_error(answer, 400, code)
+    assert client.get(f"/v1/complaints/{complaint_id}/status").json()["status"] == "open"
+
+
+def test_a_reply_may_run_over_lines(client: TestClient) -> None:
+    complaint_id = complain(client)
+    reply = "We warned the sender.\nCall us if it calls again."
+    assert resolve(client, complaint_id, reply=reply).json()["reply"] == reply
+
+
+def test_only_administrators_resolve_and_only_kept_complaints(
+    client: TestClient, operator: Headers
+) -> None:
+    complaint_id = complain(client)
+    path = f"/v1/complaints/{complaint_id}/resolution"
+    assert client.post(path, json={"outcome": "sender_warned"}).status_code == 401
+    answer = client.post(path, json={"outcome": "sender_warned"}, headers=operator)
+    assert_error(answer, 403, "forbidden")
+    for missing in ("cmp_0123456789abcdef", "cmp_nope", "x" * 70):
+        assert_error(resolve(client, missing), 404, "complaint_not_found")
+        answer = client.get(f"/v1/complaints/{missing}/status")
+        assert_error(answer, 404, "complaint_not_found")
+
+
+def test_the_queue_pages_on_from_its_cursor(client: TestClient) -> None:
+    ids = [complain(client) for _ in range(3)]
+    page = queue(client, limit=2)
+    assert [c["complaint_id"] for c in page["complaints"]] == ids[:2]
+    assert page["open"] == 3 and page["next"] is not None
+    rest = queue(client, limit=2, since=page["next"])
+    assert [c["complaint_id"] for c in rest["complaints"]] == ids[2:]
+    assert rest["next"] is None
+    for bad in ("nope", "1:cmp_x", page["next"] + "0"):
+        answer = client.get("/v1/complaints", params={"since": bad}, headers=ADMIN)
+        assert_error(answer, 400, "invalid_cursor")
+    answer = client.get("/v1/complaints", params={"status": "resolved"}, headers=ADMIN)
+    assert_error(answer, 400, "invalid_status")
+    assert_error(client.get("/v1/complaints?limit=0", headers=ADMIN), 400, "invalid_request")
+
+
+def test_the_queue_drops_expired_complaints_and_resolutions_cut_off_before_their_dequeue(
+    client: TestClient, redis_client: Any
+) -> None:
+    expired, cut_off, still = complain(client), complain(client), complain(client)
+    redis_client.delete(keys.complaint(expired))
+    record = orjson.loads(redis_client.get(keys.complaint(cut_off)))
+    record |= {"status": "resolved", "outcome": "sender_warned", "resolved_at": "x"}
+    redis_client.set(keys.complaint(cut_off), orjson.dumps(record), keepttl=True)
+    assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 3
+    listed = queue(client)
+    assert [c["complaint_id"] for c in listed["complaints"]] == [still]
+    assert listed["open"] == 1
+    assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 1
+    assert redis_client.zcard(keys.complaints_open()) == 1
+
+
+def test_entries_past_the_retention_leave_the_queue(client: TestClient, redis_client: Any) -> None:
+    """A complaint whose record expired with nobody listing the queue is no open complaint."""
+    old = datetime.now(UTC).timestamp() - 154 * 86400
+    redis_client.zadd(keys.complaints_open(), {queue_entry(old, "cmp_0123456789abcdef"): 0})
+    assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 0
+    complain(client)
+    assert redis_client.zcard(keys.complaints_open()) == 1
+
+
+def test_a_record_kept_from_before_complaints_had_a_status_is_open(
+    client: TestClient, redis_client: Any
+) -> None:
+    complaint_id = complain(client)
+    key = keys.complaint(complaint_id)
+    record = orjson.loads(redis_client.get(key))
+    del record["status"]
+    redis_client.set(key, orjson.dumps(record), keepttl=True)
+    assert client.get(f"/v1/complaints/{complaint_id}/status").json()["status"] == "open"
+    assert resolve(client, complaint_id).status_code == 200
+
+
+def test_the_outcomes_are_the_domain_s() -> None:
+    assert complaints.outcome("referred_to_regulator") == "referred_to_regulator"
+    assert complaints.reply("  \n ") is None
