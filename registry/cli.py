@@ -268,9 +268,11 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         client = sync_client(url)
         try:
             if args.since is None:
-                cursor = export_full(client, out, prefixes)
+                cursor = export_full(client, out, prefixes, args.detail)
             else:
-                cursor = export_changes(client, out, args.since, prefixes, settings.retention_days)
+                cursor = export_changes(
+                    client, out, args.since, prefixes, settings.retention_days, args.detail
+                )
         except ExportError as exc:
             raise UsageError(str(exc)) from None
         finally:
@@ -412,6 +414,12 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--prefix", help="only numbers under this prefix, e.g. +1212")
     export.add_argument("--since", metavar="CURSOR", help="the change list after CURSOR (0: all)")
     export.add_argument("-o", "--output", metavar="FILE")
+    export.add_argument(
+        "--detail",
+        action="store_true",
+        help="each number's channels and categories too: a CSV full list, or two more cells "
+        "on each change",
+    )
     export.set_defaults(run=_export, usage_of=export)
 
     scrub = commands.add_parser("scrub", help="scrub a list: each row with its status")

@@ -1,8 +1,13 @@
-"""How a CSV list's header is read: which column holds the numbers, and a file whose
-columns are not separated by commas. One set of rules for `dnc load`, `dnc scrub` and
-the scrub endpoint, so a file is read the same way by all three."""
+"""CSV lists in and out. How a list's header is read: which column holds the numbers,
+and a file whose columns are not separated by commas; one set of rules for `dnc load`,
+`dnc scrub` and the scrub endpoint, so a file is read the same way by all three. And the
+rows of the detailed full list, written alike by the API and `dnc export`."""
 
 from __future__ import annotations
+
+import numpy as np
+
+from registry.store.codes import Preferences
 
 
 def column_index(header: list[str], column: str) -> int | None:
@@ -46,3 +51,27 @@ def no_column(header: list[str], column: str) -> str:
     if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
         hint = " (separated by semicolons or tabs? save it as CSV with commas)"
     return f"no column {column!r} in the header; it has {names}{hint}"
+
+
+# The full list with each number's preferences (GET /v1/export?detail=true, `dnc export
+# --detail`): the blocked channels and the allowed categories, each space-separated.
+DETAIL_HEADER = "number,channels,allow_categories\n"
+
+
+def detail_rows(numbers: np.ndarray, blocked: np.ndarray, allowed: np.ndarray) -> str:
+    """`+number,voice sms,2 5` lines (no cell needs quoting)."""
+    tails: dict[tuple[int, int], str] = {}
+    rows = []
+    pairs = zip(blocked.tolist(), allowed.tolist(), strict=True)
+    for n, key in zip(numbers.tolist(), pairs, strict=True):
+        tail = tails.get(key)
+        if tail is None:
+            tail = tails[key] = f",{preference_cells(Preferences(*key))}\n"
+        rows.append(f"+{n}{tail}")
+    return "".join(rows)
+
+
+def preference_cells(prefs: Preferences) -> str:
+    """`voice sms,2 5`: the channels and categories cells of a detail row."""
+    codes = " ".join(str(c) for c in prefs.category_codes())
+    return f"{' '.join(prefs.channel_names())},{codes}"

@@ -16,6 +16,7 @@ from conftest import assert_error, ready_client
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from loader.export import export_changes, export_full
 from loader.load import load_files
 from registry.config import Settings
 from registry.store import keys
@@ -634,6 +635,47 @@ def test_export_and_changes_with_detail_carry_each_numbers_preferences(
     ]
     contract = client.get("/v1/changes", headers=operator).json()["changes"]
     assert all(set(c) == {"number", "op", "at"} for c in contract)
+
+
+def test_dnc_export_with_detail_writes_what_the_api_answers(
+    client: TestClient, carrier: Headers, operator: Headers, redis_client: Any, tmp_path: Path
+) -> None:
+    """`dnc export --detail` (loader.export) and GET /v1/export?detail=true, /v1/changes
+    ?detail=true: the same numbers with the same preferences, many buckets and a bulk load
+    among them."""
+    register(client, carrier, "+12125551234", channels=["sms"], allow_categories=[5, 2])
+    register(client, carrier, "+14155552671", channels=["voice"])
+    register(client, carrier, "+442079460958", allow_categories=[8])
+    bulk = tmp_path / "bulk.txt"
+    bulk.write_text("".join(f"+1212555{i:04d}\n" for i in range(2000, 2300)))
+    load_files(redis_client, [bulk], fmt="e164", column=None, region="US", remove=False,
+               retention_days=153, progress=False)  # fmt: skip
+    client.delete("/v1/registrations/+12125552000", headers=carrier)
+    out = io.StringIO()
+    export_full(redis_client, out, [], detail=True)
+    answer = client.get("/v1/export", params={"detail": "true"}, headers=operator)
+    assert out.getvalue() == answer.text
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert ["+12125551234", "sms", "2 5"] in rows and ["+442079460958", "voice sms", "8"] in rows
+    assert len(rows) == 1 + 3 + 299
+    out = io.StringIO()
+    export_full(redis_client, out, ["+1415"], detail=True)
+    assert out.getvalue() == "number,channels,allow_categories\n+14155552671,voice,\n"
+
+    out = io.StringIO()
+    export_changes(redis_client, out, "0", [], 153, detail=True)
+    api = client.get("/v1/changes", params={"detail": "true"}, headers=operator).json()["changes"]
+    lines = list(csv.reader(io.StringIO(out.getvalue())))
+    assert [(line[0], line[1], line[2]) for line in lines] == [
+        (c["number"], c["op"], c["at"]) for c in api
+    ]
+    for line, change in zip(lines, api, strict=True):
+        if change["op"] == "add":
+            assert line[3] == " ".join(change["channels"])
+            assert line[4] == " ".join(str(c) for c in change["allow_categories"])
+        else:
+            assert line[3:] == ["", ""]
+    assert lines[-1][:2] == ["+12125552000", "remove"]
 
 
 def test_export_of_an_empty_registry_is_empty(client: TestClient, operator: Headers) -> None:

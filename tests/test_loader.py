@@ -545,6 +545,21 @@ def test_export_full_within_a_prefix(redis_client: redis.Redis, tmp_path: Path) 
         export_full(redis_client, io.StringIO(), ["+12x"])
 
 
+def test_dnc_export_detail_is_a_csv_of_the_preferences(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """The flag reaches the export; tests/test_api_registrations.py holds its rows to the
+    API's."""
+    load_numbers(redis_client, tmp_path, ["+12125551234"])
+    full = dnc(redis_url, "export", "--detail")
+    assert full.returncode == 0, full.stderr
+    assert full.stdout == "number,channels,allow_categories\n+12125551234,voice sms,\n"
+    changed = dnc(redis_url, "export", "--detail", "--since", "0")
+    assert changed.returncode == 0, changed.stderr
+    number, op, _, channels, categories = changed.stdout.strip().split(",")
+    assert (number, op, channels, categories) == ("+12125551234", "add", "voice sms", "")
+
+
 def change_lines(text: str) -> list[tuple[str, str]]:
     rows = [line.split(",") for line in text.splitlines()]
     assert all(len(row) == 3 and row[2].endswith("Z") for row in rows)

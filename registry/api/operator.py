@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from registry import numbers as nums
-from registry import rules
+from registry import rules, tables
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError, cut_off_if_redis_fails
@@ -185,12 +185,12 @@ async def export(
         if not detail:
             return "".join(f"+{n}\n" for n in chunk.tolist())
         blocked, allowed = await services.registrations.preferences(chunk, detailed)
-        return _detail_rows(chunk, blocked, allowed)
+        return tables.detail_rows(chunk, blocked, allowed)
 
     async def body() -> AsyncIterator[bytes]:
         chunk = first
         if detail:
-            yield b"number,channels,allow_categories\n"
+            yield tables.DETAIL_HEADER.encode()
         while chunk is not None:
             async with cut_off_if_redis_fails("an export"):
                 text = await lines(chunk)
@@ -202,19 +202,3 @@ async def export(
     return StreamingResponse(
         body(), media_type=f"{kind}; charset=utf-8", headers={"X-Changes-Cursor": cursor}
     )
-
-
-def _detail_rows(numbers: np.ndarray, blocked: np.ndarray, allowed: np.ndarray) -> str:
-    """`+number,voice sms,2 5` lines: the blocked channels and the allowed categories,
-    each space-separated (no cell needs quoting)."""
-    tails: dict[tuple[int, int], str] = {}
-    rows = []
-    pairs = zip(blocked.tolist(), allowed.tolist(), strict=True)
-    for n, key in zip(numbers.tolist(), pairs, strict=True):
-        tail = tails.get(key)
-        if tail is None:
-            prefs = rules.Preferences(*key)
-            codes = " ".join(str(c) for c in prefs.category_codes())
-            tail = tails[key] = f",{' '.join(prefs.channel_names())},{codes}\n"
-        rows.append(f"+{n}{tail}")
-    return "".join(rows)

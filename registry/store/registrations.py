@@ -239,29 +239,16 @@ class RegistrationStore:
         array, as registered now: from its details where it was registered one by one,
         else a full block (bulk-loaded, or no longer registered). `detailed`: the
         detailed buckets, if already read (detailed_buckets)."""
-        channels = np.full(len(numbers), ALL_CHANNELS, dtype=np.int64)
-        allowed = np.zeros(len(numbers), dtype=np.int64)
         if detailed is None:
             detailed = await self.detailed_buckets()
-        wanted = [b for b in np.unique(numbers >> keys.BUCKET_BITS).tolist() if b in detailed]
-        if not wanted:
-            return channels, allowed
-        pipe = self.redis.pipeline(transaction=False)
-        for bucket in wanted:
-            pipe.hgetall(keys.details(bucket))
-        found: list[tuple[int, int, int]] = []
-        for bucket, fields in zip(wanted, await pipe.execute(), strict=True):
-            for member, raw in fields.items():
-                _, blocked, allows, _ = raw.split(b"|", 3)
-                found.append((keys.number_of(bucket, int(member)), int(blocked), int(allows)))
-        if found:
-            known = np.array(found, dtype=np.int64)
-            at = np.searchsorted(numbers, known[:, 0])
-            hit = at < len(numbers)
-            hit[hit] = numbers[at[hit]] == known[hit, 0]
-            channels[at[hit]] = known[hit, 1]
-            allowed[at[hit]] = known[hit, 2]
-        return channels, allowed
+        wanted = detail_buckets(numbers, detailed)
+        replies: list[Any] = []
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for bucket in wanted:
+                pipe.hgetall(keys.details(bucket))
+            replies = await pipe.execute()
+        return preferences_from(numbers, wanted, replies)
 
     async def detailed_buckets(self) -> set[int]:
         """The buckets where numbers registered one by one keep details."""
@@ -389,3 +376,43 @@ class RegistrationStore:
                 result.channels[order[start + k]] = int(channels)
                 result.allowed[order[start + k]] = int(allowed)
         return result
+
+
+def detail_buckets(numbers: np.ndarray, detailed: set[int]) -> list[int]:
+    """The buckets of `numbers` that keep details (numbers registered one by one)."""
+    return [b for b in np.unique(numbers >> keys.BUCKET_BITS).tolist() if b in detailed]
+
+
+def preferences_from(
+    numbers: np.ndarray, wanted: list[int], replies: list[Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """RegistrationStore.preferences from the details (HGETALL) of the `wanted` buckets."""
+    channels = np.full(len(numbers), ALL_CHANNELS, dtype=np.int64)
+    allowed = np.zeros(len(numbers), dtype=np.int64)
+    found: list[tuple[int, int, int]] = []
+    for bucket, fields in zip(wanted, replies, strict=True):
+        for member, raw in fields.items():
+            _, blocked, allows, _ = raw.split(b"|", 3)
+            found.append((keys.number_of(bucket, int(member)), int(blocked), int(allows)))
+    if found:
+        known = np.array(found, dtype=np.int64)
+        at = np.searchsorted(numbers, known[:, 0])
+        hit = at < len(numbers)
+        hit[hit] = numbers[at[hit]] == known[hit, 0]
+        channels[at[hit]] = known[hit, 1]
+        allowed[at[hit]] = known[hit, 2]
+    return channels, allowed
+
+
+def preferences_sync(
+    client: Any, numbers: np.ndarray, detailed: set[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """RegistrationStore.preferences on a synchronous client (`dnc export --detail`)."""
+    wanted = detail_buckets(numbers, detailed)
+    replies: list[Any] = []
+    if wanted:
+        pipe = client.pipeline(transaction=False)
+        for bucket in wanted:
+            pipe.hgetall(keys.details(bucket))
+        replies = pipe.execute()
+    return preferences_from(numbers, wanted, replies)
