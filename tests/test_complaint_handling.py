@@ -13,8 +13,8 @@ from conftest import ADMIN, assert_error
 from fastapi.testclient import TestClient
 
 from registry import complaints
-from registry.store import keys
-from registry.store.complaints import ComplaintStore, queue_entry
+from registry.store import keys, timeline
+from registry.store.complaints import ComplaintStore
 from registry.store.connect import async_client
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
@@ -226,7 +226,7 @@ def test_the_queue_drops_expired_complaints_and_resolutions_cut_off_before_their
 def test_entries_past_the_retention_leave_the_queue(client: TestClient, redis_client: Any) -> None:
     """A complaint whose record expired with nobody listing the queue is no open complaint."""
     old = datetime.now(UTC).timestamp() - 154 * 86400
-    redis_client.zadd(keys.complaints_open(), {queue_entry(old, "cmp_0123456789abcdef"): 0})
+    redis_client.zadd(keys.complaints_open(), {timeline.entry(old, "cmp_0123456789abcdef"): 0})
     assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 0
     complain(client)
     assert redis_client.zcard(keys.complaints_open()) == 1
@@ -247,3 +247,91 @@ def test_a_record_kept_from_before_complaints_had_a_status_is_open(
 def test_the_outcomes_are_the_domain_s() -> None:
     assert complaints.outcome("referred_to_regulator") == "referred_to_regulator"
     assert complaints.reply("  \n ") is None
+
+
+# -- what operators are told --------------------------------------------------------------
+
+
+def account(client: TestClient, *callers: str) -> tuple[str, Headers]:
+    body = {"name": "Acme", "role": "operator", "callers": list(callers)}
+    answer = client.post("/v1/operators", json=body, headers=ADMIN)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["operator_id"], {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+
+def told(client: TestClient, key: Headers, **query: Any) -> dict[str, Any]:
+    answer = client.get("/v1/caller-complaints", params=query, headers=key)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Complaints listed for operators at once, not 10 s after they came."""
+    monkeypatch.setattr("registry.store.complaints.SETTLE_SECONDS", 0.0)
+
+
+def test_an_operator_is_told_of_the_complaints_about_its_callers(
+    client: TestClient, settled: None
+) -> None:
+    acme_id, acme = account(client, "+13125550100", "ACMEBANK")
+    _, other = account(client, "+13125550199")
+    ours = complain(client, caller="+1 312 555 0100")
+    complain(client, caller="+13125550199")
+    complain(client, caller="Private number")  # withheld: nobody's
+    sms = complain(client, caller="AcmeBank")
+    listed = told(client, acme)
+    assert [c["complaint_id"] for c in listed["complaints"]] == [ours, sms]
+    assert listed["more"] is False and listed["next"] is not None
+    first = listed["complaints"][0]
+    assert first["number"] == NUMBER and first["caller"] == "+13125550100"
+    assert first["status"] == "open" and first["outcome"] is None
+    assert "text" not in first and "reply" not in first
+    assert len(told(client, other)["complaints"]) == 1
+    # The handling shows as it goes on; polling from `next` gives only what is new.
+    assert resolve(client, ours, outcome="sender_warned", reply="for the subscriber").status_code
+    again = told(client, acme)["complaints"]
+    assert again[0]["status"] == "resolved" and again[0]["outcome"] == "sender_warned"
+    assert "reply" not in again[0]
+    assert told(client, acme, since=listed["next"])["complaints"] == []
+    later = complain(client, caller="+13125550100")
+    assert [c["complaint_id"] for c in told(client, acme, since=listed["next"])["complaints"]] == [
+        later
+    ]
+    assert acme_id.startswith("op_")
+
+
+def test_a_complaint_stays_with_the_operator_whose_caller_it_named(
+    client: TestClient, settled: None
+) -> None:
+    acme_id, acme = account(client, "+13125550100")
+    before = complain(client)
+    patched = client.patch(f"/v1/operators/{acme_id}", json={"callers": []}, headers=ADMIN)
+    assert patched.status_code == 200, patched.text
+    _, heir = account(client, "+13125550100")
+    after = complain(client)
+    assert [c["complaint_id"] for c in told(client, acme)["complaints"]] == [before]
+    assert [c["complaint_id"] for c in told(client, heir)["complaints"]] == [after]
+
+
+def test_a_complaint_is_listed_once_settled(client: TestClient) -> None:
+    """Listed only once every entry older is written, so a cursor passes none to come."""
+    _, acme = account(client, "+13125550100")
+    complain(client)
+    assert told(client, acme)["complaints"] == []
+
+
+def test_the_operators_list_pages_and_refuses_what_it_did_not_give(
+    client: TestClient, settled: None, carrier: Headers
+) -> None:
+    _, acme = account(client, "+13125550100")
+    ids = [complain(client) for _ in range(3)]
+    page = told(client, acme, limit=2)
+    assert [c["complaint_id"] for c in page["complaints"]] == ids[:2] and page["more"] is True
+    rest = told(client, acme, limit=2, since=page["next"])
+    assert [c["complaint_id"] for c in rest["complaints"]] == ids[2:] and rest["more"] is False
+    answer = client.get("/v1/caller-complaints", params={"since": "x"}, headers=acme)
+    assert_error(answer, 400, "invalid_cursor")
+    assert client.get("/v1/caller-complaints").status_code == 401
+    assert_error(client.get("/v1/caller-complaints", headers=carrier), 403, "forbidden")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from registry import complaints, rules
 from registry.api import params
-from registry.api.auth import AdminKey
+from registry.api.auth import AdminKey, OperatorKey
 from registry.api.errors import ApiError
 from registry.api.limits import client_address, rate_limited
 from registry.api.responses import JSON
@@ -140,6 +140,10 @@ async def post_complaint(request: Request) -> JSON:
         occurred,
         settings.grace_days,
     )
+    # The operator that declared the caller lists the complaint (GET /v1/caller-complaints).
+    owner = (
+        None if caller == complaints.WITHHELD else (await services.operators.owners([caller]))[0]
+    )
     complaint_id = await _store(request).add(
         Complaint(
             number,
@@ -152,6 +156,7 @@ async def post_complaint(request: Request) -> JSON:
             flags.within_grace,
         ),
         now,
+        owner,
     )
     await services.audit.record(
         "complaint.received", "subscriber", complaint=complaint_id, channel=body.channel
@@ -199,6 +204,20 @@ async def callers_report(
     }
 
 
+# What the administrators' queue shows of a complaint: the call and the flags, not the
+# subscriber's number (GET /v1/complaints/{id} has it).
+QUEUE_FIELDS = (
+    "complaint_id",
+    "received_at",
+    "caller",
+    "occurred_at",
+    "channel",
+    "category",
+    "registered_at_time",
+    "within_grace",
+)
+
+
 def _not_kept(complaint_id: str) -> ApiError:
     return ApiError(404, "complaint_not_found", f"no complaint {complaint_id[:64]!r} is kept")
 
@@ -228,22 +247,7 @@ async def open_complaints(
     found, cursor, total = await _store(request).open_queue(since, limit)
     retention = request.app.state.services.settings.retention_days
     return {
-        "complaints": [
-            {
-                name: record.get(name)
-                for name in (
-                    "complaint_id",
-                    "received_at",
-                    "caller",
-                    "occurred_at",
-                    "channel",
-                    "category",
-                    "registered_at_time",
-                    "within_grace",
-                )
-            }
-            for record in found
-        ],
+        "complaints": [{name: record.get(name) for name in QUEUE_FIELDS} for record in found],
         "open": total,
         "next": cursor,
         "retention_days": retention,
@@ -304,4 +308,31 @@ async def complaint_status(complaint_id: str, request: Request) -> dict[str, obj
         "resolved_at": record.get("resolved_at"),
         "outcome": record.get("outcome"),
         "reply": record.get("reply"),
+    }
+
+
+# What an operator sees of a complaint about its callers: also the number it called and
+# the handling; not the subscriber's own words, nor the reply to them.
+OPERATOR_FIELDS = (*QUEUE_FIELDS, "number", "status", "outcome")
+
+
+@router.get("/v1/caller-complaints", tags=["operators"])
+async def caller_complaints(
+    request: Request,
+    operator: OperatorKey,
+    since: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000), params.DIGITS] = 100,
+) -> dict[str, object]:
+    """Complaints still kept about calls or texts from a caller this account had declared
+    when they came, oldest first: the numbers to stop calling, and what became of each
+    complaint. `next` resumes after the last one listed (and polls for new ones)."""
+    if since is not None and not QUEUE_CURSOR.fullmatch(since):
+        raise ApiError(
+            400, "invalid_cursor", "since must be a `next` this endpoint gave, or left out"
+        )
+    found, cursor, more = await _store(request).of_operator(operator.id, since, limit)
+    return {
+        "complaints": [{name: record.get(name) for name in OPERATOR_FIELDS} for record in found],
+        "next": cursor,
+        "more": more,
     }

@@ -123,6 +123,12 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
              next={"type": ["string", "null"]}, more={"type": "boolean"}),
     ),
     ("get", "/v1/complaints/{complaint_id}"): ("200", "application/json", {"type": "object"}),
+    ("get", "/v1/caller-complaints"): (
+        "200", "application/json",
+        _obj("complaints", "next", "more",
+             complaints={"type": "array", "items": {"type": "object"}},
+             next={"type": ["string", "null"]}, more={"type": "boolean"}),
+    ),
     ("get", "/v1/complaints"): (
         "200", "application/json",
         _obj("complaints", "open", "next",

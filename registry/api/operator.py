@@ -14,8 +14,7 @@ from registry import rules, tables
 from registry.api import params
 from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError, cut_off_if_redis_fails
-from registry.store import changes, keys
-from registry.store import receipts as receipts_store
+from registry.store import changes, keys, timeline
 from registry.store.consents import ConsentStore
 from registry.store.operators import Operator
 
@@ -67,7 +66,7 @@ async def list_receipts(
     """The operator's own scrub receipts still kept, oldest first, each as
     GET /v1/scrubs/{receipt_id} gives it: what it washed over the last five months, to
     show a regulator. `next` resumes after the last one listed (and polls for new ones)."""
-    if since and not receipts_store.CURSOR.fullmatch(since):
+    if since and not timeline.CURSOR.fullmatch(since):
         raise ApiError(
             400, "invalid_cursor", "since must be a `next` this endpoint gave, or left out"
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from registry.store import days, keys
+from registry.store import days, keys, timeline
 
 # A call that showed no caller (registry.complaints.WITHHELD): counted, never ranked.
 WITHHELD = "withheld"
@@ -30,9 +30,10 @@ WITHHELD = "withheld"
 CHANNELS = ("voice", "sms")
 
 # KEYS: day counter, caller-day set of the channel, caller-day set of complaints the
-# sender was liable for, the open queue. ARGV: caller, expire-at (epoch seconds), 1 if
-# liable, the complaint's queue entry, the queue entry before which records have expired,
-# the retention in seconds (the queue outlives its newest entry by no more).
+# sender was liable for, the open queue, and the index of the operator that declared the
+# caller, if one did (an entry each, like the queue's). ARGV: caller, expire-at (epoch
+# seconds), 1 if liable, the complaint's entry, the entry before which records have
+# expired, the retention in seconds (an index outlives its newest entry by no more).
 COUNT_SCRIPT = """
 redis.call('INCR', KEYS[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[2])
@@ -42,9 +43,11 @@ if ARGV[3] == '1' then
   redis.call('ZINCRBY', KEYS[3], 1, ARGV[1])
   redis.call('EXPIREAT', KEYS[3], ARGV[2])
 end
-redis.call('ZADD', KEYS[4], 0, ARGV[4])
-redis.call('ZREMRANGEBYLEX', KEYS[4], '-', '(' .. ARGV[5])
-redis.call('EXPIRE', KEYS[4], ARGV[6])
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], 0, ARGV[4])
+  redis.call('ZREMRANGEBYLEX', KEYS[i], '-', '(' .. ARGV[5])
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
 return 1
 """
 
@@ -152,28 +155,32 @@ def is_complaint_id(text: str) -> bool:
     return _ID.fullmatch(text) is not None
 
 
-def queue_entry(received_at: float, complaint_id: str) -> str:
-    """A complaint's member in the open queue: its receipt in milliseconds, zero-padded
-    so that lexical order is time order, then its id."""
-    return f"{int(received_at * 1000):015d}:{complaint_id}"
-
-
 def _record(raw: bytes | str) -> dict[str, Any]:
     record: dict[str, Any] = orjson.loads(raw)
     record.setdefault("status", OPEN)  # kept from before complaints had a status
     return record
 
 
+# A complaint is in an operator's list once this old. Its entry is written after its
+# record, stamped with the time the worker read before: by then every entry older has been
+# written, whichever worker's clock stamped it, so the list's cursor passes none to come.
+SETTLE_SECONDS = 10.0
+
+
 class ComplaintStore:
     def __init__(self, redis: Any, retention_days: int) -> None:
         self.redis = redis
         self.retention_days = retention_days
+        self.settle_seconds = SETTLE_SECONDS
 
     def _days(self, now: float) -> list[str]:
         return days.kept(now, self.retention_days)
 
-    async def add(self, complaint: Complaint, now: float | None = None) -> str:
-        """Store a complaint (the record first: it is the evidence), then count it."""
+    async def add(
+        self, complaint: Complaint, now: float | None = None, owner: str | None = None
+    ) -> str:
+        """Store a complaint (the record first: it is the evidence), then count it, queue
+        it, and list it for `owner`, the operator that declared its caller."""
         now = time.time() if now is None else now
         complaint_id = "cmp_" + secrets.token_hex(8)
         record = {
@@ -192,18 +199,21 @@ class ComplaintStore:
         retention = self.retention_days * 86400
         await self.redis.set(keys.complaint(complaint_id), orjson.dumps(record), ex=retention)
         received = days.day(now)
+        indexes = [keys.complaints_open()]
+        if owner is not None:
+            indexes.append(keys.complaints_of(owner))
         await self.redis.eval(
             COUNT_SCRIPT,
-            4,
+            3 + len(indexes),
             keys.complaints_on(received),
             keys.callers_on(complaint.channel, received),
             keys.callers_on(LIABLE, received),
-            keys.complaints_open(),
+            *indexes,
             complaint.caller,
             days.expires(received, self.retention_days),
             int(complaint.registered_at_time and not complaint.within_grace),
-            queue_entry(now, complaint_id),
-            queue_entry(now - retention, ""),
+            timeline.entry(now, complaint_id),
+            timeline.entry(now - retention, ""),
             retention,
         )
         return complaint_id
@@ -242,8 +252,8 @@ class ComplaintStore:
             DEQUEUE_SCRIPT,
             1,
             keys.complaints_open(),
-            f"[{queue_entry(second, '')}",
-            f"({queue_entry(second + 1, '')}",
+            f"[{timeline.entry(second, '')}",
+            f"({timeline.entry(second + 1, '')}",
             f":{record['complaint_id']}",
         )
 
@@ -257,18 +267,11 @@ class ComplaintStore:
         queue = keys.complaints_open()
         pipe = self.redis.pipeline(transaction=False)
         pipe.zremrangebylex(queue, "-", f"({self._oldest(now)}")
-        pipe.zrangebylex(queue, f"({after}" if after else "-", "+", start=0, num=limit + 1)
         pipe.zcard(queue)
-        _, entries, total = await pipe.execute()
-        more = len(entries) > limit
-        entries = [e.decode() if isinstance(e, bytes) else e for e in entries[:limit]]
-        pipe = self.redis.pipeline(transaction=False)
-        for entry in entries:
-            pipe.get(keys.complaint(entry.split(":", 1)[1]))
-        stored = await pipe.execute() if entries else []
+        _, total = await pipe.execute()
+        entries, more = await timeline.page(self.redis, queue, after, 0, now + 86400, limit)
         found, gone = [], []
-        for entry, raw in zip(entries, stored, strict=True):
-            record = _record(raw) if raw else None
+        for entry, record in zip(entries, await self._records(entries), strict=True):
             if record is None or record["status"] != OPEN:
                 gone.append(entry)  # expired, or resolved by a write cut off before its dequeue
             else:
@@ -276,6 +279,31 @@ class ComplaintStore:
         if gone:
             await self.redis.zrem(queue, *gone)
         return found, entries[-1] if more else None, int(total) - len(gone)
+
+    async def of_operator(
+        self, operator_id: str, after: str | None, limit: int, now: float | None = None
+    ) -> tuple[list[dict[str, Any]], str | None, bool]:
+        """The complaints still kept that named a caller the operator had declared, oldest
+        first, settled (SETTLE_SECONDS old), after cursor `after` (None: from the oldest):
+        up to `limit` records, the cursor to go on from (`after` again when there was
+        nothing new), and whether more follow. As ReceiptStore.of_operator."""
+        now = time.time() if now is None else now
+        oldest = now - self.retention_days * 86400
+        key = keys.complaints_of(operator_id)
+        entries, more = await timeline.page(
+            self.redis, key, after, oldest, now - self.settle_seconds, limit
+        )
+        found = [record for record in await self._records(entries) if record is not None]
+        return found, entries[-1] if entries else after, more
+
+    async def _records(self, entries: list[str]) -> list[dict[str, Any] | None]:
+        """The record of each index entry, None for one expired."""
+        if not entries:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for complaint_id in timeline.ids(entries):
+            pipe.get(keys.complaint(complaint_id))
+        return [_record(raw) if raw else None for raw in await pipe.execute()]
 
     async def open_count(self, now: float | None = None) -> int:
         """Complaints received and not resolved while kept (near enough: one whose
@@ -288,7 +316,7 @@ class ComplaintStore:
         return int(total)
 
     def _oldest(self, now: float) -> str:
-        return queue_entry(now - self.retention_days * 86400, "")
+        return timeline.entry(now - self.retention_days * 86400, "")
 
     async def kept(self, now: float | None = None) -> int:
         """Complaints still counted: the sum of the day counters that have not expired."""

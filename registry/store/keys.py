@@ -138,6 +138,12 @@ def complaints_open() -> str:
     return "dnc:{dnc}:cmp:open"
 
 
+def complaints_of(operator_id: str) -> str:
+    """Sorted set, lexical: `ms:id` of each complaint naming a caller the operator had
+    declared when it came (ComplaintStore.of_operator), in the day counters' slot."""
+    return f"dnc:{{dnc}}:cmp:op:{operator_id}"
+
+
 def complaint_limit(client: str) -> str:
     """The counter of one client address's complaints (rate limit)."""
     return f"dnc:limit:{{complaint:{client}}}"

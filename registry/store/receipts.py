@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import orjson
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from registry.store import days, keys
+from registry.store import days, keys, timeline
 
 # How long a receipt's write may take. A Redis that answers later (hung, then resumed)
 # must not store a receipt for a scrub that was cut off meanwhile (CONTRACT section 6).
@@ -68,8 +67,8 @@ class ReceiptStore:
                 pipe.incr(counter)
                 pipe.expireat(counter, days.expires(today, self.retention_days))
                 # Listed before it is stored: a listing skips an entry with no receipt.
-                pipe.zadd(index, {index_entry(now, receipt["receipt_id"]): 0})
-                pipe.zremrangebylex(index, "-", f"({index_entry(now - retention, '')}")
+                pipe.zadd(index, {timeline.entry(now, receipt["receipt_id"]): 0})
+                pipe.zremrangebylex(index, "-", f"({timeline.entry(now - retention, '')}")
                 pipe.expire(index, retention)
                 pipe.set(token, 1, px=self.write_window_ms)
                 await pipe.execute()
@@ -100,19 +99,17 @@ class ReceiptStore:
         receipts, the cursor to go on from (`after` again when there was nothing new),
         and whether more follow."""
         now = time.time() if now is None else now
-        oldest = f"[{index_entry(now - self.retention_days * 86400, '')}"
-        start = f"({after}" if after else oldest
-        if after and f"[{after}" < oldest:
-            start = oldest
-        settled = f"({index_entry(now - self.settle_seconds, '')}"
-        entries = await self.redis.zrangebylex(
-            keys.receipts_of(operator_id), start, settled, start=0, num=limit + 1
+        entries, more = await timeline.page(
+            self.redis,
+            keys.receipts_of(operator_id),
+            after,
+            now - self.retention_days * 86400,
+            now - self.settle_seconds,
+            limit,
         )
-        more = len(entries) > limit
-        entries = [e.decode() for e in entries[:limit]]
         pipe = self.redis.pipeline(transaction=False)
-        for entry in entries:
-            pipe.get(keys.receipt(entry.split(":", 1)[1]))
+        for receipt_id in timeline.ids(entries):
+            pipe.get(keys.receipt(receipt_id))
         stored = await pipe.execute() if entries else []
         found = [orjson.loads(raw) for raw in stored if raw]  # cut-off scrubs stored none
         return found, entries[-1] if entries else after, more
@@ -120,12 +117,3 @@ class ReceiptStore:
     async def get(self, receipt_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.receipt(receipt_id))
         return orjson.loads(raw) if raw else None
-
-
-CURSOR = re.compile(r"[0-9]{15}:[A-Za-z0-9_-]{1,64}")
-
-
-def index_entry(created_at: float, receipt_id: str) -> str:
-    """A receipt's member in its operator's index: milliseconds, zero-padded so that
-    lexical order is time order, then the id."""
-    return f"{int(created_at * 1000):015d}:{receipt_id}"
