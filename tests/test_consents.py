@@ -824,3 +824,35 @@ def test_administrators_list_every_operators_current_consent_from_a_number(
     # Operators see only their own, through GET /v1/consents/{number}.
     assert_error(client.get(f"/v1/numbers/{A}/consents", headers=operator), 403, "forbidden")
     assert_error(client.get("/v1/numbers/12/consents", headers=ADMIN), 400, "invalid_number")
+
+
+@pytest.mark.parametrize("opt_out", ["before_the_record", "after_the_record"])
+def test_old_evidence_recorded_as_the_opt_out_lands_is_refused_and_ended(
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+    opt_out: str,
+) -> None:
+    """The old evidence recorded again while a STOP ends the live consent: the check
+    before the record saw no opt-out yet. Whichever lands first in Redis, the consent
+    does not outlive the opt-out, and the operator is told so."""
+    old = {"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"}
+    consent(client, operator, A, evidence=old)
+    record = consent_store.ConsentStore.record
+
+    async def racing(self: consent_store.ConsentStore, operator_id: str, number: int,
+                     *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        if opt_out == "before_the_record":
+            await self.end_for_opt_out(number, "opt_out:test")
+        made = await record(self, operator_id, number, *args, **kwargs)
+        if opt_out == "after_the_record":
+            await self.end_for_opt_out(number, "opt_out:test")
+        return made
+
+    monkeypatch.setattr(consent_store.ConsentStore, "record", racing)
+    answer = client.post("/v1/consents", json={"number": A, "evidence": old}, headers=operator)
+    assert_error(answer, 409, "consent_predates_opt_out")
+    monkeypatch.undo()
+    assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
+    assert look_up(client, operator, A) == ("blocked", "registered")

@@ -269,19 +269,17 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
     now = datetime.now(UTC).timestamp()
     expires_at = _expires_at(body.expires_at, now)
     store = _store(request)
-    if evidence.given_at is not None:
-        opted_out_at = await store.opted_out_at(operator.id, value)
-        if opted_out_at is not None and evidence.given_at <= opted_out_at:
-            # The opt-out is the subscriber's later word: it ended this consent already.
-            raise ApiError(
-                409,
-                "consent_predates_opt_out",
-                f"the subscriber's opt-out at {params.iso(opted_out_at)} ended your consent "
-                "from this number, and this evidence was given before it (evidence.given_at): "
-                "ask again, and record the consent given since",
-                {"opted_out_at": params.iso(opted_out_at)},
-            )
+    await _not_before_opt_out(store, operator.id, value, evidence.given_at)
     consent = await store.record(operator.id, value, evidence.text, expires_at, scope)
+    try:
+        # Again once stored: an opt-out that ended the live consent while this one was
+        # being recorded left its time in the script that ended it.
+        await _not_before_opt_out(store, operator.id, value, evidence.given_at)
+    except ApiError:
+        await store.withdraw(
+            operator.id, value, "opt_out:evidence_predates", only=consent.consent_id
+        )
+        raise
     covered = scope_fields({"scope": str(scope)})
     await services.audit.record(
         "consent.recorded",
@@ -302,6 +300,25 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
         },
         status_code=201,
     )
+
+
+async def _not_before_opt_out(
+    store: ConsentStore, operator_id: str, number: int, given_at: float | None
+) -> None:
+    """A 409 when the subscriber's opt-out ended the operator's consent from `number` and
+    the evidence was given before it: the opt-out is the subscriber's later word."""
+    if given_at is None:
+        return
+    opted_out_at = await store.opted_out_at(operator_id, number)
+    if opted_out_at is not None and given_at <= opted_out_at:
+        raise ApiError(
+            409,
+            "consent_predates_opt_out",
+            f"the subscriber's opt-out at {params.iso(opted_out_at)} ended your consent "
+            "from this number, and this evidence was given before it (evidence.given_at): "
+            "ask again, and record the consent given since",
+            {"opted_out_at": params.iso(opted_out_at)},
+        )
 
 
 @router.get("/v1/consents/{number}")

@@ -109,6 +109,11 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HDEL', KEYS[4], ARGV[1])
 tidy(KEYS[1], KEYS[4], ARGV[3], tonumber(ARGV[4]))
+if KEYS[5] then
+  -- An opt-out's: kept with the ending, so a recording that follows sees it at once.
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[5], ARGV[4])
+end
 return 1
 """
 )
@@ -211,29 +216,42 @@ class ConsentStore:
                 )
                 return Consent(consent_id, number, now, expires_at)
 
-    async def withdraw(self, operator_id: str, number: int, who: str) -> tuple[str, int] | None:
-        """End the operator's live consent from `number`: (its id, when), or None if none."""
+    async def withdraw(
+        self,
+        operator_id: str,
+        number: int,
+        who: str,
+        opted_out_ms: int | None = None,
+        only: str | None = None,
+    ) -> tuple[str, int] | None:
+        """End the operator's live consent from `number`: (its id, when), or None if none
+        (or, with `only`, if the live one is another). `opted_out_ms`: the subscriber's
+        opt-out ends it, kept (`opted_out_at`) in the same script."""
         digits = str(number)
         current_key = keys.current_consent(operator_id, digits)
+        opted_out = [keys.consents_opted_out(operator_id)] if opted_out_ms is not None else []
         while True:
             now = int(time.time())
             current = await self.redis.get(current_key)
-            if current is None:
-                await self._unhold(operator_id, number)
+            if current is None or (only is not None and current.decode() != only):
+                if current is None:
+                    await self._unhold(operator_id, number)
                 return None
             consent_id = current.decode()
             done = await self.redis.eval(
                 WITHDRAW_SCRIPT,
-                4,
+                4 + len(opted_out),
                 keys.consents(operator_id),
                 current_key,
                 keys.consent(operator_id, consent_id),
                 keys.consent_scopes(operator_id),
+                *opted_out,
                 digits,
                 consent_id,
                 now,
                 self.retention_seconds,
                 who,
+                "" if opted_out_ms is None else opted_out_ms,
             )
             if done >= 0:
                 await self._unhold(operator_id, number)
@@ -250,14 +268,9 @@ class ConsentStore:
         ended = []
         for raw in holders:
             operator_id = raw.decode()
-            withdrawn = await self.withdraw(operator_id, number, who)
+            withdrawn = await self.withdraw(operator_id, number, who, opted_out_ms=at_ms)
             if withdrawn is not None:
                 ended.append((operator_id, withdrawn[0]))
-                key = keys.consents_opted_out(operator_id)
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.hset(key, str(number), at_ms)
-                pipe.expire(key, self.retention_seconds)
-                await pipe.execute()
         return ended
 
     async def holders(self, number: int) -> list[str]:
