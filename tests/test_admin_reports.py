@@ -17,6 +17,7 @@ from redis.cluster import RedisCluster
 from loader.load import load_files
 from registry.store import keys, retention
 from registry.store.connect import async_client
+from registry.store.operators import OperatorStore
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -180,6 +181,63 @@ def test_an_accounts_callers_and_rate_limit_change_and_the_report_follows(
     entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
     updated = [e for e in entries if e["action"] == "operator.updated"]
     assert updated[0]["operator"] == acme and updated[0]["callers"] == "+13125550199,ACMEBANK"
+
+
+def test_two_changes_to_one_account_at_once_do_not_split_its_callers(redis_url: str) -> None:
+    """Each change reads the account's callers, claims the new ones and writes the list:
+    two interleaved could leave a caller claimed that the record no longer lists. The
+    second, while the first is under way, is refused."""
+
+    async def race() -> tuple[list[Any], dict[str, Any] | None, dict[Any, Any]]:
+        redis = async_client(redis_url)
+        store = OperatorStore(redis, 153)
+        try:
+            operator, _ = await store.create("Acme", "operator", [], None, ["+13125550100"])
+            change = store._change
+
+            async def slow(*args: Any) -> Any:  # the first still under way as the second comes
+                await asyncio.sleep(0.2)
+                return await change(*args)
+
+            store._change = slow  # type: ignore[method-assign]
+            answers = await asyncio.gather(
+                *(
+                    store.change(operator.id, {"callers": [caller]})
+                    for caller in ("+13125550101", "+13125550102")
+                ),
+                return_exceptions=True,
+            )
+            index = await redis.hgetall(keys.CALLERS)
+            return answers, await store.record(operator.id), index
+        finally:
+            await redis.aclose()
+
+    answers, record, index = asyncio.run(race())
+    assert sorted(type(a).__name__ for a in answers) == ["AccountBusy", "dict"]
+    assert record is not None
+    claimed = sorted(caller.decode() for caller in index)
+    assert claimed == record["callers"]  # the index and the record agree
+
+
+def test_a_change_while_another_is_under_way_is_a_409(
+    client: TestClient, redis_client: Any
+) -> None:
+    acme = client.post(
+        "/v1/operators", json={"name": "Acme", "role": "operator"}, headers=ADMIN
+    ).json()["operator_id"]
+    redis_client.set(keys.operator_changing(acme), "another", px=10_000)
+    busy = client.patch(f"/v1/operators/{acme}", json={"rate_limit": 5}, headers=ADMIN)
+    assert_error(busy, 409, "account_busy")
+    assert_error(client.delete(f"/v1/operators/{acme}", headers=ADMIN), 409, "account_busy")
+    redis_client.delete(keys.operator_changing(acme))
+    assert (
+        client.patch(f"/v1/operators/{acme}", json={"rate_limit": 5}, headers=ADMIN).json()[
+            "rate_limit"
+        ]
+        == 5
+    )
+    assert client.delete(f"/v1/operators/{acme}", headers=ADMIN).status_code == 200
+    assert not redis_client.exists(keys.operator_changing(acme))
 
 
 @pytest.mark.parametrize(

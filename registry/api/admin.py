@@ -28,7 +28,7 @@ from registry.api.responses import JSON
 from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore, is_complaint_id
 from registry.store.consents import ConsentStore
-from registry.store.operators import CallerTaken
+from registry.store.operators import AccountBusy, CallerTaken
 
 log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["administrators"])
@@ -167,6 +167,8 @@ async def change_operator(
         record = await services.operators.change(operator_id[:64], changes)
     except CallerTaken as exc:
         raise _caller_taken(exc) from None
+    except AccountBusy:
+        raise _busy(operator_id) from None
     if record is None:
         raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
     services.auth.forget(operator_id)  # its new rate limit from this worker's next request
@@ -179,6 +181,15 @@ async def change_operator(
     return _account(record)
 
 
+def _busy(operator_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "account_busy",
+        f"another change to operator {operator_id[:64]!r} is under way; send this one again "
+        "once it is answered",
+    )
+
+
 def _audited(value: object) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
@@ -188,7 +199,11 @@ def _audited(value: object) -> str:
 @router.delete("/v1/operators/{operator_id}")
 async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -> dict[str, object]:
     services = request.app.state.services
-    if not await services.operators.revoke(operator_id):
+    try:
+        revoked = len(operator_id) <= 64 and await services.operators.revoke(operator_id)
+    except AccountBusy:
+        raise _busy(operator_id) from None
+    if not revoked:
         raise ApiError(404, "operator_not_found", f"no active operator {operator_id!r}")
     services.auth.forget(operator_id)
     # Its consents end with it: their evidence is then kept the retention, not forever.

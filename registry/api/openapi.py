@@ -224,6 +224,8 @@ def _errors(method: str, path: str, tags: list[str]) -> list[str]:
         found.append("409")  # resolved already
     if (method, path) == ("post", "/v1/operators"):
         found.append("409")  # a caller another active account declared
+    if path == "/v1/operators/{operator_id}" and method in ("patch", "delete"):
+        found.append("409")  # a caller taken (patch), another change under way
     return sorted(set(found))
 
 

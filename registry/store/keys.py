@@ -86,6 +86,11 @@ def operator(operator_id: str) -> str:
     return f"dnc:op:{{{operator_id}}}"
 
 
+def operator_changing(operator_id: str) -> str:
+    """Held (SET NX PX) by the one change to the account under way (OperatorStore)."""
+    return f"dnc:op:{{{operator_id}}}:changing"
+
+
 def api_key(key_hash: str) -> str:
     return f"dnc:key:{{{key_hash}}}"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,22 @@ for i = 3 + n, #ARGV do
   if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
 end
 return ''
+"""
+
+
+class AccountBusy(RuntimeError):
+    """Another change to the account is under way: its callers are read, claimed and
+    written in steps, so two at once could leave the record and the index apart."""
+
+
+# How long a change may hold an account: its steps take milliseconds; a worker that died
+# holding it frees it this long after.
+CHANGE_HOLD_MS = 10_000
+
+# KEYS: an account's change token. ARGV: the token. Frees it if it is still this one's.
+FREE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -158,6 +176,10 @@ class OperatorStore:
 
     async def revoke(self, operator_id: str) -> bool:
         """Revoke an account; its record stays DNC_RETENTION_DAYS so past scrubs keep a sender."""
+        async with self._changing(operator_id):
+            return await self._revoke(operator_id)
+
+    async def _revoke(self, operator_id: str) -> bool:
         fields = await self.redis.hgetall(keys.operator(operator_id))
         if not fields or b"revoked_at" in fields:
             return False
@@ -170,10 +192,26 @@ class OperatorStore:
             await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id, *callers)
         return True
 
+    @contextlib.asynccontextmanager
+    async def _changing(self, operator_id: str) -> AsyncIterator[None]:
+        """One change to an account at a time (AccountBusy for a second)."""
+        token = secrets.token_hex(8)
+        key = keys.operator_changing(operator_id)
+        if not await self.redis.set(key, token, nx=True, px=CHANGE_HOLD_MS):
+            raise AccountBusy(operator_id)
+        try:
+            yield
+        finally:
+            await self.redis.eval(FREE_SCRIPT, 1, key, token)
+
     async def change(self, operator_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Change an active account's `callers` (the new list: ones another active
         operator declared raise CallerTaken, and nothing changes) and `rate_limit`
         (None: none). Its record after, or None when there is no active account."""
+        async with self._changing(operator_id):
+            return await self._change(operator_id, changes)
+
+    async def _change(self, operator_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         key = keys.operator(operator_id)
         fields = await self.redis.hgetall(key)
         if not fields or b"revoked_at" in fields:
