@@ -268,3 +268,18 @@ def test_a_report_is_followed_from_the_link_its_page_gives(web: TestClient) -> N
 
     missing = web.get("/complaints/cmp_0123456789abcdef")
     assert missing.status_code == 404 and "We have no report with that reference." in missing.text
+
+
+def test_the_follow_form_takes_a_reference_to_its_report(web: TestClient) -> None:
+    then = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": then, "channel": "voice"}
+    report = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
+    (complaint_id,) = re.findall(r"Its reference is (cmp_[0-9a-f]{16})", report.text)
+    page = web.get("/complaints", params={"reference": f"  {complaint_id} "})
+    assert page.status_code == 200 and f"Report {complaint_id}, received on" in shown(page)
+    empty = web.get("/complaints", params={"reference": ""})
+    assert empty.status_code == 400 and "Enter the reference" in shown(empty)
+    unknown = web.get("/complaints", params={"reference": "cmp_nope"})
+    assert unknown.status_code == 404
+    home = web.get("/")
+    assert 'action="/complaints"' in home.text and 'name="reference"' in home.text

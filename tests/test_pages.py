@@ -419,6 +419,15 @@ def test_a_subscriber_reports_a_call(chromium: Any, server: Server) -> None:
     result = page.shown("complain-result")
     assert "your report was recorded" in result
     assert "Its reference is " in result
+    # The link to follow it, and the page it leads to.
+    from selenium.webdriver.common.by import By
+
+    link = page.element("complain-result").find_element(By.LINK_TEXT, "follow the report")
+    reference = result.split("Its reference is ", 1)[1].split(".", 1)[0]
+    assert link.get_attribute("href").endswith(f"/complaints/{reference}")
+    page.leave(link.click)
+    assert f"Report {reference}, received on" in chromium.page_source
+    assert "It is being looked at." in chromium.page_source
 
     report = server.http.get(
         "/v1/reports/callers", params={"top": 5}, headers={"Authorization": f"Bearer {ADMIN_KEY}"}

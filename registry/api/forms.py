@@ -478,6 +478,16 @@ _OUTCOMES = {
 }
 
 
+@router.get("/complaints", include_in_schema=False)
+async def follow_report(request: Request, reference: str = "") -> Response:
+    """The subscriber page's "Follow a report" form: to the report's own page."""
+    reference = reference.strip()
+    if not reference:
+        parts = [_p("Enter the reference the report's page gave (it starts with cmp_).", "error")]
+        return _page("That did not work", parts, 400, "/#complain")
+    return await complaint_status(reference, request)
+
+
 @router.get("/complaints/{complaint_id}", include_in_schema=False)
 async def complaint_status(complaint_id: str, request: Request) -> Response:
     """A report's handling, for whoever holds its reference: GET /v1/complaints/{id}/status."""
