@@ -181,9 +181,17 @@ def outcome(raw: str) -> str:
 
 def reply(raw: str | None) -> str | None:
     """What the complainant is told beside the outcome: plain text, or nothing."""
+    if raw is not None:
+        raw = raw.replace("\r\n", "\n").replace("\r", "\n")  # a browser's textarea sends CRLF
     found = _free_text("reply", raw, MAX_REPLY_CHARS)
-    if found and any(unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t" for c in found):
+    if found and any(_unprintable(c) and c not in "\n\t" for c in found):
         raise ComplaintError(
-            "invalid_reply", "reply holds control characters; send plain text (newlines allowed)"
+            "invalid_reply",
+            "reply holds control characters or broken UTF-16; send plain text (newlines allowed)",
         )
     return found
+
+
+def _unprintable(c: str) -> bool:
+    """A control, a format (direction overrides) or a lone surrogate character."""
+    return unicodedata.category(c) in ("Cc", "Cf", "Cs")

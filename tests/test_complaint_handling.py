@@ -269,7 +269,8 @@ def told(client: TestClient, key: Headers, **query: Any) -> dict[str, Any]:
 @pytest.fixture
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Complaints listed for operators at once, not 10 s after they came."""
-    monkeypatch.setattr("registry.store.complaints.SETTLE_SECONDS", 0.0)
+    # -1: even one stamped in Redis' clock this very millisecond.
+    monkeypatch.setattr("registry.store.complaints.SETTLE_SECONDS", -1.0)
 
 
 def test_an_operator_is_told_of_the_complaints_about_its_callers(
@@ -335,3 +336,95 @@ def test_the_operators_list_pages_and_refuses_what_it_did_not_give(
     assert_error(answer, 400, "invalid_cursor")
     assert client.get("/v1/caller-complaints").status_code == 401
     assert_error(client.get("/v1/caller-complaints", headers=carrier), 403, "forbidden")
+
+
+# -- what the review found -------------------------------------------------------------------
+
+
+def run(redis_url: str, work: Any) -> Any:
+    async def go() -> Any:
+        redis = async_client(redis_url)
+        try:
+            return await work(ComplaintStore(redis, 153), redis)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+def test_an_operators_cursor_never_passes_a_complaint_written_late(redis_url: str) -> None:
+    """A request stalled between reading the clock and writing: its complaint goes into
+    the operator's list in Redis' clock, after the ones already listed, not before them."""
+
+    async def work(store: ComplaintStore, redis: Any) -> tuple[list[str], list[str], str]:
+        store.settle_seconds = -1  # listed at once, even one stamped this millisecond
+        now = datetime.now(UTC).timestamp()
+        await store.add(complaints_complaint(), now - 12, owner="op_acme")
+        listed, cursor, _ = await store.of_operator("op_acme", None, 100)
+        late = await store.add(complaints_complaint(), now - 15, owner="op_acme")
+        polled, _, _ = await store.of_operator("op_acme", cursor, 100)
+        return [r["complaint_id"] for r in listed], [r["complaint_id"] for r in polled], late
+
+    listed, polled, late = run(redis_url, work)
+    assert len(listed) == 1 and polled == [late]
+
+
+def test_complaints_kept_from_before_the_queue_are_queued_once(
+    redis_url: str, redis_client: Any
+) -> None:
+    async def work(store: ComplaintStore, redis: Any) -> tuple[int, int, int]:
+        complaint_id = await store.add(complaints_complaint())
+        key = keys.complaint(complaint_id)
+        record = orjson.loads(await redis.get(key))
+        del record["status"]  # as a version before the queue wrote it
+        await redis.set(key, orjson.dumps(record), keepttl=True)
+        await redis.delete(keys.complaints_open(), keys.COMPLAINTS_QUEUED)
+        await redis.xadd(keys.AUDIT, {"action": "complaint.received", "complaint": complaint_id})
+        resolved = await store.add(complaints_complaint())
+        await store.resolve(resolved, "sender_warned", None, "admin")
+        await redis.xadd(keys.AUDIT, {"action": "complaint.received", "complaint": resolved})
+        queued = await store.queue_unqueued()
+        again = await store.queue_unqueued()
+        return queued, again, await store.open_count()
+
+    assert run(redis_url, work) == (1, 0, 1)
+
+
+def test_a_complaint_not_counted_is_not_kept(redis_url: str) -> None:
+    async def work(store: ComplaintStore, redis: Any) -> list[Any]:
+        async def fail(*args: Any) -> None:
+            raise ConnectionError("Redis went away")
+
+        store._count = fail  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await store.add(complaints_complaint())
+        return [key async for key in redis.scan_iter(match="dnc:cmp:{cmp_*")]
+
+    assert run(redis_url, work) == []
+
+
+def test_resolving_a_complaint_received_at_the_end_of_a_second_dequeues_it(
+    redis_url: str,
+) -> None:
+    async def work(store: ComplaintStore, redis: Any) -> tuple[int, int]:
+        now = float(int(datetime.now(UTC).timestamp())) + 0.9999996
+        complaint_id = await store.add(complaints_complaint(), now)
+        before = await store.open_count()
+        await store.resolve(complaint_id, "sender_warned", None, "admin")
+        return before, await store.open_count()
+
+    assert run(redis_url, work) == (1, 0)
+
+
+def test_a_reply_keeps_a_browsers_line_breaks_and_refuses_broken_text(client: TestClient) -> None:
+    complaint_id = complain(client)
+    answer = resolve(client, complaint_id, reply="Warned.\r\nCall us again.\rThanks")
+    assert answer.json()["reply"] == "Warned.\nCall us again.\nThanks"
+    other = complain(client)
+    body = b'{"outcome": "sender_warned", "reply": "half \\ud800 a pair"}'
+    answer = client.post(
+        f"/v1/complaints/{other}/resolution",
+        content=body,
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert_error(answer, 400, "invalid_reply")

@@ -42,6 +42,7 @@ from registry.notifier import Notifier, build_notifier
 from registry.scrub import Scrubber
 from registry.store import keys, retention
 from registry.store.audit import AuditLog
+from registry.store.complaints import ComplaintStore
 from registry.store.connect import answered, async_client
 from registry.store.consents import ConsentStore
 from registry.store.operators import OperatorStore
@@ -129,6 +130,10 @@ async def _follow(services: Services) -> None:
         await _index_consent_holders(services)
     except Exception as exc:  # noqa: BLE001 - the next worker to start tries again
         errors.log_failure(log, "consents recorded before this version not indexed yet", exc)
+    try:
+        await ComplaintStore(services.redis, services.settings.retention_days).queue_unqueued()
+    except Exception as exc:  # noqa: BLE001 - the next worker to start tries again
+        errors.log_failure(log, "complaints kept from before the queue not queued yet", exc)
     trimmed_at = -retention.EVERY_SECONDS  # the first turn trims, whatever the clock's zero
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL)

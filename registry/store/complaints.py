@@ -13,6 +13,7 @@ on a single node and on a Redis Cluster alike.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
@@ -31,9 +32,9 @@ CHANNELS = ("voice", "sms")
 
 # KEYS: day counter, caller-day set of the channel, caller-day set of complaints the
 # sender was liable for, the open queue, and the index of the operator that declared the
-# caller, if one did (an entry each, like the queue's). ARGV: caller, expire-at (epoch
-# seconds), 1 if liable, the complaint's entry, the entry before which records have
-# expired, the retention in seconds (an index outlives its newest entry by no more).
+# caller, if one did. ARGV: caller, expire-at (epoch seconds), 1 if liable, the
+# complaint's queue entry, the entry before which records have expired, the retention in
+# seconds (an index outlives its newest entry by no more), ":" and the complaint's id.
 COUNT_SCRIPT = """
 redis.call('INCR', KEYS[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[2])
@@ -43,8 +44,13 @@ if ARGV[3] == '1' then
   redis.call('ZINCRBY', KEYS[3], 1, ARGV[1])
   redis.call('EXPIREAT', KEYS[3], ARGV[2])
 end
+-- The queue's entry is stamped with the record's receipt (the dequeue finds it from that);
+-- an operator's with Redis' own clock, here, so that entries go in in stamp order and a
+-- listing's cursor never passes one still to be written, however long the request took.
+local now = redis.call('TIME')
+local stamped = string.format('%015d', now[1] * 1000 + math.floor(now[2] / 1000)) .. ARGV[7]
 for i = 4, #KEYS do
-  redis.call('ZADD', KEYS[i], 0, ARGV[4])
+  redis.call('ZADD', KEYS[i], 0, i == 4 and ARGV[4] or stamped)
   redis.call('ZREMRANGEBYLEX', KEYS[i], '-', '(' .. ARGV[5])
   redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
@@ -181,11 +187,13 @@ class ComplaintStore:
     ) -> str:
         """Store a complaint (the record first: it is the evidence), then count it, queue
         it, and list it for `owner`, the operator that declared its caller."""
-        now = time.time() if now is None else now
+        # One integer of milliseconds: the record's second is the queue entry's own.
+        ms = int((time.time() if now is None else now) * 1000)
+        now = ms / 1000
         complaint_id = "cmp_" + secrets.token_hex(8)
         record = {
             "complaint_id": complaint_id,
-            "received_at": _iso(now),
+            "received_at": _iso(ms // 1000),
             "number": f"+{complaint.number}",
             "caller": complaint.caller,
             "occurred_at": _iso(complaint.occurred_at),
@@ -197,11 +205,31 @@ class ComplaintStore:
             "status": OPEN,
         }
         retention = self.retention_days * 86400
-        await self.redis.set(keys.complaint(complaint_id), orjson.dumps(record), ex=retention)
+        key = keys.complaint(complaint_id)
+        await self.redis.set(key, orjson.dumps(record), ex=retention)
         received = days.day(now)
         indexes = [keys.complaints_open()]
         if owner is not None:
             indexes.append(keys.complaints_of(owner))
+        try:
+            await self._count(complaint, received, indexes, now, complaint_id, retention)
+        except BaseException:
+            # Not counted nor queued: not kept either, so the complainant's 503 (or a
+            # cancelled request) means "send it again", and no record waits unseen.
+            with contextlib.suppress(Exception):
+                await self.redis.delete(key)
+            raise
+        return complaint_id
+
+    async def _count(
+        self,
+        complaint: Complaint,
+        received: str,
+        indexes: list[str],
+        now: float,
+        complaint_id: str,
+        retention: int,
+    ) -> None:
         await self.redis.eval(
             COUNT_SCRIPT,
             3 + len(indexes),
@@ -215,8 +243,8 @@ class ComplaintStore:
             timeline.entry(now, complaint_id),
             timeline.entry(now - retention, ""),
             retention,
+            f":{complaint_id}",
         )
-        return complaint_id
 
     async def get(self, complaint_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.complaint(complaint_id))
@@ -314,6 +342,41 @@ class ComplaintStore:
         pipe.zcard(queue)
         _, total = await pipe.execute()
         return int(total)
+
+    async def queue_unqueued(self, now: float | None = None) -> int:
+        """Once for a registry: queue the complaints kept from before complaints had a
+        status (they read as open), found from their `complaint.received` audit entries.
+        Returns how many."""
+        if await self.redis.exists(keys.COMPLAINTS_QUEUED):
+            return 0
+        now = time.time() if now is None else now
+        cursor = f"{max(0, int((now - self.retention_days * 86400) * 1000))}-0"
+        queued = 0
+        while True:
+            rows = await self.redis.xrange(keys.AUDIT, min=cursor, max="+", count=1000)
+            ids = [
+                fields[b"complaint"].decode()
+                for _, fields in rows
+                if fields.get(b"action") == b"complaint.received" and b"complaint" in fields
+            ]
+            pipe = self.redis.pipeline(transaction=False)
+            for complaint_id in ids:
+                pipe.get(keys.complaint(complaint_id))
+            found = await pipe.execute() if ids else []
+            entries = {
+                timeline.entry(_epoch(record["received_at"]), record["complaint_id"]): 0
+                for raw in found
+                if raw and b'"status"' not in raw and (record := _record(raw))
+            }
+            if entries:
+                await self.redis.zadd(keys.complaints_open(), entries)
+                queued += len(entries)
+            if len(rows) < 1000:
+                break
+            last = rows[-1][0]
+            cursor = f"({last.decode() if isinstance(last, bytes) else last}"
+        await self.redis.set(keys.COMPLAINTS_QUEUED, str(queued))
+        return queued
 
     def _oldest(self, now: float) -> str:
         return timeline.entry(now - self.retention_days * 86400, "")

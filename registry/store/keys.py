@@ -38,6 +38,8 @@ OPERATORS = "dnc:{dnc}:operators"  # set of operator ids
 CALLERS = "dnc:{dnc}:callers"
 # Set once the consents recorded before keys.consent_holders existed are entered in it.
 CONSENT_HOLDERS_INDEXED = "dnc:{dnc}:consent-holders-indexed"
+# Set once the complaints kept from before the open queue are in it (ComplaintStore).
+COMPLAINTS_QUEUED = "dnc:{dnc}:cmp:queued"
 AUDIT = "dnc:{dnc}:audit"  # stream: the audit trail (registry/store/audit.py)
 METRICS = "dnc:{dnc}:metrics"  # hash: each API worker's last published samples
 
