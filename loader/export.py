@@ -15,7 +15,12 @@ from registry import numbers as nums
 from registry import tables
 from registry.store import changes, keys
 from registry.store.codes import Preferences
-from registry.store.registrations import bucket_list, bucket_numbers, preferences_sync
+from registry.store.registrations import (
+    bucket_list,
+    bucket_numbers,
+    few_preferences_sync,
+    preferences_sync,
+)
 
 BUCKETS_PER_ROUND_TRIP = 256
 CHANGES_PER_READ = 10_000
@@ -108,8 +113,7 @@ def _detail_cells(client: Any, found: Sequence[tuple[int, str, Any]]) -> dict[in
     added = np.unique(np.array([n for n, op, _ in found if op == changes.ADD], np.int64))
     if not len(added):
         return {}
-    detailed = {int(b) for b in client.smembers(keys.DETAILED)}
-    blocked, allowed = preferences_sync(client, added, detailed)
+    blocked, allowed = few_preferences_sync(client, added)
     pairs = zip(blocked.tolist(), allowed.tolist(), strict=True)
     return {
         n: "," + tables.preference_cells(Preferences(*pair))

@@ -530,3 +530,77 @@ async def _trim(client: TestClient) -> int:
         return await retention.trim(redis, services.settings.retention_days)
     finally:
         await redis.aclose()
+
+
+def test_callers_held_by_a_change_or_revocation_cut_off_are_freed_by_the_next(
+    client: TestClient, redis_client: Any
+) -> None:
+    """The index, not the account's record, says what an account holds: a caller left in it
+    by a change cut off after its claim is let go of by the next change, and one left by a
+    revocation cut off before its release by a second DELETE (a 404 all the same)."""
+    acme = client.post(
+        "/v1/operators",
+        json={"name": "Acme", "role": "operator", "callers": ["+13125550100"]},
+        headers=ADMIN,
+    ).json()["operator_id"]
+    redis_client.hset(keys.CALLERS, "STRAY", acme)  # claimed, never written to the record
+    changed = client.patch(f"/v1/operators/{acme}", json={"callers": ["ACMEBANK"]}, headers=ADMIN)
+    assert changed.status_code == 200, changed.text
+    assert {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.CALLERS).items()} == {
+        "ACMEBANK": acme
+    }
+    assert client.delete(f"/v1/operators/{acme}", headers=ADMIN).status_code == 200
+    assert redis_client.hgetall(keys.CALLERS) == {}
+    redis_client.hset(keys.CALLERS, "ACMEBANK", acme)  # as if its release never ran
+    assert_error(client.delete(f"/v1/operators/{acme}", headers=ADMIN), 404, "operator_not_found")
+    assert redis_client.hgetall(keys.CALLERS) == {}
+
+
+def test_an_account_not_written_holds_no_callers(redis_url: str) -> None:
+    async def create() -> dict[Any, Any]:
+        redis = async_client(redis_url)
+        store = OperatorStore(redis, 153)
+
+        async def fail(*args: Any) -> Any:
+            raise ConnectionError("Redis went away")
+
+        store._write_new = fail  # type: ignore[method-assign]
+        try:
+            with pytest.raises(ConnectionError):
+                await store.create("Acme", "operator", [], None, ["+13125550100"])
+            return dict(await redis.hgetall(keys.CALLERS))
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(create()) == {}
+
+
+def test_a_change_is_cut_off_well_before_its_hold_expires(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second change can come in while the first is still writing: the first gives up
+    (a 503) before its hold on the account could expire."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from registry.store import operators
+
+    assert operators.CHANGE_LIMIT_SECONDS * 1000 <= operators.CHANGE_HOLD_MS / 2
+    monkeypatch.setattr(operators, "CHANGE_LIMIT_SECONDS", 0.1)
+
+    async def stall() -> bool:
+        redis = async_client(redis_url)
+        store = OperatorStore(redis, 153)
+        try:
+            operator, _ = await store.create("Acme", "operator", [], None)
+
+            async def slow(*args: Any) -> Any:
+                await asyncio.sleep(1)
+
+            store._change = slow  # type: ignore[method-assign]
+            with pytest.raises(RedisTimeoutError):
+                await store.change(operator.id, {"rate_limit": 5})
+            return bool(await redis.exists(keys.operator_changing(operator.id)))
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(stall()) is False

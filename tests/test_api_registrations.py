@@ -676,6 +676,12 @@ def test_dnc_export_with_detail_writes_what_the_api_answers(
         else:
             assert line[3:] == ["", ""]
     assert lines[-1][:2] == ["+12125552000", "remove"]
+    # An add's cells (only its own details read) are the full list's (whole buckets read).
+    full = {row[0]: row[1:] for row in rows[1:]}
+    adds = [line for line in lines if line[1] == "add" and line[0] in full]
+    assert {line[0] for line in adds} == set(full) and all(
+        line[3:] == full[line[0]] for line in adds
+    )
 
 
 def test_export_of_an_empty_registry_is_empty(client: TestClient, operator: Headers) -> None:

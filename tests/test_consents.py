@@ -827,16 +827,17 @@ def test_administrators_list_every_operators_current_consent_from_a_number(
 
 
 @pytest.mark.parametrize("opt_out", ["before_the_record", "after_the_record"])
-def test_old_evidence_recorded_as_the_opt_out_lands_is_refused_and_ended(
+def test_old_evidence_recorded_as_the_opt_out_lands_does_not_outlive_it(
     client: TestClient,
     world: None,
     operator: Headers,
     monkeypatch: pytest.MonkeyPatch,
     opt_out: str,
 ) -> None:
-    """The old evidence recorded again while a STOP ends the live consent: the check
-    before the record saw no opt-out yet. Whichever lands first in Redis, the consent
-    does not outlive the opt-out, and the operator is told so."""
+    """The old evidence recorded again while a STOP ends the live consent: whichever
+    reaches Redis first, the consent does not outlive the opt-out. Before the record, the
+    script that stores it sees the opt-out's time (written by the script that ended the
+    consent) and stores nothing; after it, the opt-out ends what it stored."""
     old = {"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"}
     consent(client, operator, A, evidence=old)
     record = consent_store.ConsentStore.record
@@ -852,7 +853,24 @@ def test_old_evidence_recorded_as_the_opt_out_lands_is_refused_and_ended(
 
     monkeypatch.setattr(consent_store.ConsentStore, "record", racing)
     answer = client.post("/v1/consents", json={"number": A, "evidence": old}, headers=operator)
-    assert_error(answer, 409, "consent_predates_opt_out")
+    if opt_out == "before_the_record":
+        assert_error(answer, 409, "consent_predates_opt_out")
+    else:
+        assert answer.status_code == 201, answer.text  # recorded, then the STOP ended it
     monkeypatch.undo()
     assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
     assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+def test_old_evidence_refused_leaves_the_consent_given_since_alone(
+    client: TestClient, world: None, operator: Headers, carrier: Headers
+) -> None:
+    """Refused before anything is written: a consent given after the STOP stays live."""
+    old = {"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"}
+    consent(client, operator, C, evidence=old)
+    assert stop(client, carrier, C, "TD") == "registered"
+    consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
+    answer = client.post("/v1/consents", json={"number": C, "evidence": old}, headers=operator)
+    assert_error(answer, 409, "consent_predates_opt_out")
+    assert client.get(f"/v1/consents/{C}", headers=operator).status_code == 200
+    assert look_up(client, operator, C, channel="sms") == ("callable", "consent")

@@ -24,7 +24,7 @@ from registry.api.auth import OperatorKey
 from registry.api.errors import ApiError
 from registry.api.responses import JSON
 from registry.api.scrub import read_body
-from registry.store.consents import ConsentStore
+from registry.store.consents import ConsentStore, PredatesOptOut
 
 if TYPE_CHECKING:
     from registry.api.app import Services
@@ -268,18 +268,20 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
     scope = _scope(body)
     now = datetime.now(UTC).timestamp()
     expires_at = _expires_at(body.expires_at, now)
-    store = _store(request)
-    await _not_before_opt_out(store, operator.id, value, evidence.given_at)
-    consent = await store.record(operator.id, value, evidence.text, expires_at, scope)
     try:
-        # Again once stored: an opt-out that ended the live consent while this one was
-        # being recorded left its time in the script that ended it.
-        await _not_before_opt_out(store, operator.id, value, evidence.given_at)
-    except ApiError:
-        await store.withdraw(
-            operator.id, value, "opt_out:evidence_predates", only=consent.consent_id
+        consent = await _store(request).record(
+            operator.id, value, evidence.text, expires_at, scope, evidence.given_at
         )
-        raise
+    except PredatesOptOut as exc:
+        # The opt-out is the subscriber's later word: it ended this consent already.
+        raise ApiError(
+            409,
+            "consent_predates_opt_out",
+            f"the subscriber's opt-out at {params.iso(exc.opted_out_at)} ended your consent "
+            "from this number, and this evidence was given before it (evidence.given_at): "
+            "ask again, and record the consent given since",
+            {"opted_out_at": params.iso(exc.opted_out_at)},
+        ) from None
     covered = scope_fields({"scope": str(scope)})
     await services.audit.record(
         "consent.recorded",
@@ -300,25 +302,6 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
         },
         status_code=201,
     )
-
-
-async def _not_before_opt_out(
-    store: ConsentStore, operator_id: str, number: int, given_at: float | None
-) -> None:
-    """A 409 when the subscriber's opt-out ended the operator's consent from `number` and
-    the evidence was given before it: the opt-out is the subscriber's later word."""
-    if given_at is None:
-        return
-    opted_out_at = await store.opted_out_at(operator_id, number)
-    if opted_out_at is not None and given_at <= opted_out_at:
-        raise ApiError(
-            409,
-            "consent_predates_opt_out",
-            f"the subscriber's opt-out at {params.iso(opted_out_at)} ended your consent "
-            "from this number, and this evidence was given before it (evidence.given_at): "
-            "ask again, and record the consent given since",
-            {"opted_out_at": params.iso(opted_out_at)},
-        )
 
 
 @router.get("/v1/consents/{number}")

@@ -155,7 +155,7 @@ async def change_list(
     ]
     if detail:
         added = np.unique(np.array([n for n, op, _ in page.found if op == changes.ADD], np.int64))
-        blocked, allowed = await services.registrations.preferences(added)
+        blocked, allowed = await services.registrations.few_preferences(added)
         where = {n: i for i, n in enumerate(added.tolist())}
         for (n, op, _), change in zip(page.found, found, strict=True):
             if op == changes.ADD:

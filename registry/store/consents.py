@@ -58,13 +58,20 @@ local function tidy(index, scopes, now, retention)
 end
 """
 
-# KEYS: index, current id, new record, current record (the new one's key if none), scopes.
-# ARGV: number, current id ('' if none), new id, now, expires_at ('' if none),
-#       evidence JSON, retention seconds, operator, scope ('' for every channel and category).
-# 1 recorded, 0 the current id changed meanwhile (read it again).
+# KEYS: index, current id, new record, current record (the new one's key if none), scopes,
+# the opt-outs' times. ARGV: number, current id ('' if none), new id, now, expires_at (''
+# if none), evidence JSON, retention seconds, operator, scope ('' for every channel and
+# category), when the evidence was given (unix ms; '' if not said).
+# 1 recorded, 0 the current id changed meanwhile (read it again), or {the opt-out's ms}
+# when an opt-out ended the operator's consent at or after the evidence was given: the
+# opt-out is the later word, and nothing is written.
 RECORD_SCRIPT = (
     _COMMON
     + """
+if ARGV[10] ~= '' then
+  local opted_out = redis.call('HGET', KEYS[6], ARGV[1])
+  if opted_out and tonumber(opted_out) >= tonumber(ARGV[10]) then return {opted_out} end
+end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
 local now, retention = tonumber(ARGV[4]), tonumber(ARGV[7])
 if ARGV[2] ~= '' and live(redis.call('ZSCORE', KEYS[1], ARGV[1]), now) then
@@ -141,6 +148,15 @@ return 1
 FETCH_ALL = 4096
 
 
+class PredatesOptOut(Exception):
+    """The evidence was given before the subscriber's opt-out ended the operator's consent
+    from the number (`opted_out_at`, unix seconds): the opt-out is the later word."""
+
+    def __init__(self, opted_out_at: float) -> None:
+        super().__init__(opted_out_at)
+        self.opted_out_at = opted_out_at
+
+
 @dataclass(frozen=True)
 class Consent:
     consent_id: str
@@ -178,9 +194,16 @@ class ConsentStore:
         evidence: str,
         expires_at: int | None,
         scope: int = codes.EVERYTHING,
+        given_at: float | None = None,
     ) -> Consent:
         """Store a consent (replacing a live one from the same number, which ends now),
-        for the channels and categories of `scope` (registry.rules.parse_scope)."""
+        for the channels and categories of `scope` (registry.rules.parse_scope).
+
+        PredatesOptOut, and nothing stored, when the subscriber's opt-out ended the
+        operator's consent from the number at or after `given_at` (unix seconds, when the
+        evidence says the consent was given): checked in the script that stores it, so an
+        opt-out that lands at any moment of the recording is either seen there or ends
+        the consent it stored."""
         # Its holder first, so an opt-out that reads the holders finds every consent stored.
         await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
         digits = str(number)
@@ -193,12 +216,13 @@ class ConsentStore:
             current_id = current.decode() if current else ""
             done = await self.redis.eval(
                 RECORD_SCRIPT,
-                5,
+                6,
                 keys.consents(operator_id),
                 current_key,
                 new_key,
                 keys.consent(operator_id, current_id) if current_id else new_key,
                 keys.consent_scopes(operator_id),
+                keys.consents_opted_out(operator_id),
                 digits,
                 current_id,
                 consent_id,
@@ -208,7 +232,11 @@ class ConsentStore:
                 self.retention_seconds,
                 operator_id,
                 "" if scope == codes.EVERYTHING else scope,
+                "" if given_at is None else int(given_at * 1000),
             )
+            if isinstance(done, list):
+                await self._unhold(operator_id, number)
+                raise PredatesOptOut(int(done[0]) / 1000)
             if done:
                 # Again after: a withdrawal racing this one may have just taken it out.
                 await self._hold(
@@ -222,20 +250,18 @@ class ConsentStore:
         number: int,
         who: str,
         opted_out_ms: int | None = None,
-        only: str | None = None,
     ) -> tuple[str, int] | None:
-        """End the operator's live consent from `number`: (its id, when), or None if none
-        (or, with `only`, if the live one is another). `opted_out_ms`: the subscriber's
-        opt-out ends it, kept (`opted_out_at`) in the same script."""
+        """End the operator's live consent from `number`: (its id, when), or None if none.
+        `opted_out_ms`: the subscriber's opt-out ends it, its time kept (`dnc:coo:{op}`,
+        which RECORD_SCRIPT checks) in the same script."""
         digits = str(number)
         current_key = keys.current_consent(operator_id, digits)
         opted_out = [keys.consents_opted_out(operator_id)] if opted_out_ms is not None else []
         while True:
             now = int(time.time())
             current = await self.redis.get(current_key)
-            if current is None or (only is not None and current.decode() != only):
-                if current is None:
-                    await self._unhold(operator_id, number)
+            if current is None:
+                await self._unhold(operator_id, number)
                 return None
             consent_id = current.decode()
             done = await self.redis.eval(
@@ -262,7 +288,7 @@ class ConsentStore:
         the subscriber's opt-out is the later word. Returns (operator, consent id) of each.
 
         Each operator whose consent it ended gets the opt-out's time kept
-        (`opted_out_at`): evidence of that consent recorded again cannot undo the opt-out."""
+        (`dnc:coo:{op}`): evidence of that consent recorded again cannot undo the opt-out."""
         at_ms = int(time.time() * 1000)
         holders = await self.redis.hkeys(keys.consent_holders(number))
         ended = []
@@ -276,12 +302,6 @@ class ConsentStore:
     async def holders(self, number: int) -> list[str]:
         """The operators that may hold a live consent from `number`, by id."""
         return sorted(raw.decode() for raw in await self.redis.hkeys(keys.consent_holders(number)))
-
-    async def opted_out_at(self, operator_id: str, number: int) -> float | None:
-        """When (unix seconds) the subscriber's opt-out last ended the operator's live
-        consent from `number`, within the retention; None if none did."""
-        at = await self.redis.hget(keys.consents_opted_out(operator_id), str(number))
-        return None if at is None else int(at) / 1000
 
     async def index_holders(self, operator_ids: list[str]) -> int:
         """Enter the live consents of `operator_ids` in their numbers' holders (consents

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
@@ -9,6 +10,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from registry.store import keys
 
@@ -47,30 +50,44 @@ for i = 2, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
 return ''
 """
 
-# KEYS: the callers index. ARGV: operator, its callers. Lets go of those it holds.
-RELEASE_SCRIPT = """
-for i = 2, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+# Keeping of the callers index: every caller the operator holds in it and `keep` does not
+# list is let go of. Read from the index itself, not from the account's record, so a
+# change or a revocation cut off half way leaves nothing held for good: the next one frees
+# it. (One pass over the index: callers are thousands, and accounts change rarely.)
+_LET_GO = """
+local function let_go(index, operator, keep)
+  local held = redis.call('HGETALL', index)
+  for i = 1, #held, 2 do
+    if held[i + 1] == operator and not keep[held[i]] then redis.call('HDEL', index, held[i]) end
+  end
 end
+"""
+
+# KEYS: the callers index. ARGV: operator. Lets go of every caller it holds.
+RELEASE_SCRIPT = (
+    _LET_GO
+    + """
+let_go(KEYS[1], ARGV[1], {})
 return 1
 """
+)
 
-
-# KEYS: the callers index. ARGV: operator, how many callers it takes, those callers, then
-# those it lets go of. One step: claims all it takes, or none (returns the first another
-# operator holds), and only then lets go of the others.
-SWAP_SCRIPT = """
-local n = tonumber(ARGV[2])
-for i = 3, 2 + n do
+# KEYS: the callers index. ARGV: operator, its callers now. One step: claims them all, or
+# none (returns the first another operator holds), and only then lets go of the others.
+SWAP_SCRIPT = (
+    _LET_GO
+    + """
+local keep = {}
+for i = 2, #ARGV do
   local owner = redis.call('HGET', KEYS[1], ARGV[i])
   if owner and owner ~= ARGV[1] then return ARGV[i] end
+  keep[ARGV[i]] = true
 end
-for i = 3, 2 + n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
-for i = 3 + n, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
-end
+for i = 2, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+let_go(KEYS[1], ARGV[1], keep)
 return ''
 """
+)
 
 
 class AccountBusy(RuntimeError):
@@ -78,9 +95,11 @@ class AccountBusy(RuntimeError):
     written in steps, so two at once could leave the record and the index apart."""
 
 
-# How long a change may hold an account: its steps take milliseconds; a worker that died
-# holding it frees it this long after.
-CHANGE_HOLD_MS = 10_000
+# How long a change may hold an account: its steps take milliseconds, and a change is cut
+# off (a 503) well before this, whatever Redis does; a worker that died holding it frees it
+# this long after.
+CHANGE_HOLD_MS = 120_000
+CHANGE_LIMIT_SECONDS = 60.0
 
 # KEYS: an account's change token. ARGV: the token. Frees it if it is still this one's.
 FREE_SCRIPT = """
@@ -119,6 +138,18 @@ class OperatorStore:
             taken = await self.redis.eval(CLAIM_SCRIPT, 1, keys.CALLERS, operator.id, *callers)
             if taken:
                 raise CallerTaken(taken.decode() if isinstance(taken, bytes) else taken)
+        try:
+            return await self._write_new(operator, prefixes, callers, rate_limit)
+        except BaseException:
+            if callers:  # no account to hold them: free for the next one at once
+                with contextlib.suppress(Exception):
+                    await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator.id)
+            raise
+
+    async def _write_new(
+        self, operator: Operator, prefixes: list[str], callers: list[str], rate_limit: int | None
+    ) -> tuple[Operator, str]:
+        name, role = operator.name, operator.role
         api_key = new_api_key()
         digest = key_hash(api_key)
         await self.redis.hset(
@@ -181,15 +212,17 @@ class OperatorStore:
 
     async def _revoke(self, operator_id: str) -> bool:
         fields = await self.redis.hgetall(keys.operator(operator_id))
-        if not fields or b"revoked_at" in fields:
+        if not fields:
+            return False
+        if b"revoked_at" in fields:
+            # A revocation cut off before it let go of the callers: they go now.
+            await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id)
             return False
         await self.redis.delete(keys.api_key(fields[b"key_hash"].decode()))
         await self.redis.hset(keys.operator(operator_id), "revoked_at", str(int(time.time())))
         await self.redis.expire(keys.operator(operator_id), self.retention_days * 86400)
         await self.redis.srem(keys.OPERATORS, operator_id)
-        callers = [c for c in fields.get(b"callers", b"").decode().split(",") if c]
-        if callers:
-            await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id, *callers)
+        await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id)
         return True
 
     @contextlib.asynccontextmanager
@@ -200,7 +233,12 @@ class OperatorStore:
         if not await self.redis.set(key, token, nx=True, px=CHANGE_HOLD_MS):
             raise AccountBusy(operator_id)
         try:
-            yield
+            async with asyncio.timeout(CHANGE_LIMIT_SECONDS):
+                yield
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"a change to operator {operator_id} took over {CHANGE_LIMIT_SECONDS:g} s"
+            ) from None
         finally:
             await self.redis.eval(FREE_SCRIPT, 1, key, token)
 
@@ -218,12 +256,8 @@ class OperatorStore:
             return None
         update: dict[str, str] = {}
         if "callers" in changes:
-            old = [c for c in fields.get(b"callers", b"").decode().split(",") if c]
             new = list(changes["callers"])
-            dropped = [c for c in old if c not in new]
-            taken = await self.redis.eval(
-                SWAP_SCRIPT, 1, keys.CALLERS, operator_id, len(new), *new, *dropped
-            )
+            taken = await self.redis.eval(SWAP_SCRIPT, 1, keys.CALLERS, operator_id, *new)
             if taken:
                 raise CallerTaken(taken.decode() if isinstance(taken, bytes) else taken)
             update["callers"] = ",".join(new)

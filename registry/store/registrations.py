@@ -250,6 +250,20 @@ class RegistrationStore:
             replies = await pipe.execute()
         return preferences_from(numbers, wanted, replies)
 
+    async def few_preferences(self, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`preferences` of a few numbers spread over many buckets (a change list's page):
+        only their own details are read (HMGET), not their buckets' whole hashes, and
+        only their buckets are looked up among the detailed ones."""
+        groups = member_groups(numbers)
+        if not groups:
+            return preferences_from(numbers, [], [])
+        flags = await self.redis.smismember(keys.DETAILED, [bucket for bucket, _ in groups])
+        pipe = self.redis.pipeline(transaction=False)
+        for (bucket, members), flag in zip(groups, flags, strict=True):
+            if flag:
+                pipe.hmget(keys.details(bucket), members)
+        return few_preferences(numbers, groups, flags, await pipe.execute() if any(flags) else [])
+
     async def detailed_buckets(self) -> set[int]:
         """The buckets where numbers registered one by one keep details."""
         return {int(b) for b in await self.redis.smembers(keys.DETAILED)}
@@ -402,6 +416,40 @@ def preferences_from(
         channels[at[hit]] = known[hit, 1]
         allowed[at[hit]] = known[hit, 2]
     return channels, allowed
+
+
+def member_groups(numbers: np.ndarray) -> list[tuple[int, list[int]]]:
+    """(bucket, its members) of `numbers`, for reading only their own details."""
+    buckets, members = keys.split(numbers)
+    groups: dict[int, list[int]] = {}
+    for bucket, member in zip(buckets.tolist(), members.tolist(), strict=True):
+        groups.setdefault(bucket, []).append(member)
+    return list(groups.items())
+
+
+def few_preferences(
+    numbers: np.ndarray, groups: list[tuple[int, list[int]]], flags: list[Any], replies: list[Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """preferences_from for the HMGET `replies` of the groups `flags` say keep details."""
+    wanted = [group for group, flag in zip(groups, flags, strict=True) if flag]
+    fields = [
+        {str(member).encode(): raw for member, raw in zip(members, reply, strict=True) if raw}
+        for (_, members), reply in zip(wanted, replies, strict=True)
+    ]
+    return preferences_from(numbers, [bucket for bucket, _ in wanted], fields)
+
+
+def few_preferences_sync(client: Any, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RegistrationStore.few_preferences on a synchronous client."""
+    groups = member_groups(numbers)
+    if not groups:
+        return preferences_from(numbers, [], [])
+    flags = client.smismember(keys.DETAILED, [bucket for bucket, _ in groups])
+    pipe = client.pipeline(transaction=False)
+    for (bucket, members), flag in zip(groups, flags, strict=True):
+        if flag:
+            pipe.hmget(keys.details(bucket), members)
+    return few_preferences(numbers, groups, flags, pipe.execute() if any(flags) else [])
 
 
 def preferences_sync(
