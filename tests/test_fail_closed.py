@@ -178,6 +178,14 @@ def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     assert_unavailable(client.get("/v1/operators", headers=ADMIN))
     assert_unavailable(client.get("/v1/operators/op_x", headers=ADMIN))
     assert_unavailable(client.get("/v1/complaints/cmp_0123456789abcdef", headers=ADMIN))
+    # A complaint's handling: the queue, a resolution, its status, the operators' list.
+    assert_unavailable(client.get("/v1/complaints", headers=ADMIN))
+    resolution = "/v1/complaints/cmp_0123456789abcdef/resolution"
+    assert_unavailable(client.post(resolution, json={"outcome": "sender_warned"}, headers=ADMIN))
+    assert_unavailable(client.get("/v1/complaints/cmp_0123456789abcdef/status"))
+    assert_unavailable(client.get("/v1/caller-complaints", headers=operator))
+    assert client.get("/complaints/cmp_0123456789abcdef").status_code == 503  # the page
+    assert_unavailable(client.patch("/v1/operators/op_x", json={"rate_limit": 5}, headers=ADMIN))
     path = "/v1/operators/op_x/consents/cns_0123456789abcdef0123"
     assert_unavailable(client.get(path, headers=ADMIN))
     # Consents, and an opt-out text that ends them.
