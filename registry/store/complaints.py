@@ -293,10 +293,7 @@ class ComplaintStore:
         the end), and how many are open in all."""
         now = time.time() if now is None else now
         queue = keys.complaints_open()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zremrangebylex(queue, "-", f"({self._oldest(now)}")
-        pipe.zcard(queue)
-        _, total = await pipe.execute()
+        total = await self.open_count(now)
         entries, more = await timeline.page(self.redis, queue, after, 0, now + 86400, limit)
         found, gone = [], []
         for entry, record in zip(entries, await self._records(entries), strict=True):
@@ -306,7 +303,7 @@ class ComplaintStore:
                 found.append(record)
         if gone:
             await self.redis.zrem(queue, *gone)
-        return found, entries[-1] if more else None, int(total) - len(gone)
+        return found, entries[-1] if more else None, total - len(gone)
 
     async def of_operator(
         self, operator_id: str, after: str | None, limit: int, now: float | None = None
