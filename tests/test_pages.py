@@ -238,7 +238,7 @@ class Page:
 
     def leave(self, click: Callable[[], None]) -> None:
         """`click()` loads another page: wait until this one is gone and that one loaded."""
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.common.by import By
 
         old = self.driver.find_element(By.TAG_NAME, "html")
@@ -248,6 +248,11 @@ class Page:
                 old.is_enabled()
             except StaleElementReferenceException:
                 return True
+            except WebDriverException as exc:
+                # Asked in the instant the page is swapped, Chromium says so in these words.
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
             return False
 
         click()
