@@ -6,7 +6,8 @@
 What each user does:
 
 - `Subscriber`: the public status check of one number, and now and then a
-  complaint about a call received anyway. The registry limits both per client
+  complaint about a call received anyway, whose status (by its id) is then
+  checked. The registry limits both per client
   address, and every simulated subscriber shares this machine's address, so
   most answers are `429`: that is the limiter doing its job and is counted as
   a success under its own name, `... (429 rate limited)`.
@@ -17,7 +18,8 @@ What each user does:
   100,000 numbers (`--scrub-sizes`) of which about 10% (`--registered-share`)
   are registered, preloaded at the start or registered by the carriers since.
   Each scrub's streamed CSV is read in full and checked row by row count, then
-  its receipt (`X-Scrub-Receipt`) is fetched and checked.
+  its receipt (`X-Scrub-Receipt`) is fetched and checked. Now and then it polls
+  the complaints about its callers (`GET /v1/caller-complaints`, from its cursor).
 
 At the start one carrier and one operator account are created with the
 administrator key from `DNC_ADMIN_KEY` (`POST /v1/operators`), and
@@ -243,10 +245,27 @@ class Subscriber(HttpUser):
             "category": random.randint(1, 8),
         }
         name = "POST /v1/complaints"
+        complaint_id = None
         with self.client.post(name[5:], json=body, name=name, catch_response=True) as answer:
             _judge_limited(
                 answer, name, answer.status_code == 201 and "complaint_id" in answer.json()
             )
+            if answer.status_code == 201:
+                complaint_id = answer.json().get("complaint_id")
+        if complaint_id:
+            self._follow(complaint_id)
+
+    def _follow(self, complaint_id: str) -> None:
+        """The complainant checks what became of the report, by its id (no key)."""
+        with self.client.get(
+            f"/v1/complaints/{complaint_id}/status",
+            name="GET /v1/complaints/[id]/status",
+            catch_response=True,
+        ) as answer:
+            if answer.status_code == 200 and answer.json()["status"] in ("open", "resolved"):
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
 
 
 class _Keyed(HttpUser):
@@ -343,6 +362,23 @@ class Operator(_Keyed):
             catch_response=True,
         ) as answer:
             if answer.status_code == 200 and answer.json()["status"] in ("callable", "blocked"):
+                answer.success()
+            else:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+    @task(1)
+    def complaints_about_its_callers(self) -> None:
+        """The complaints naming the account's callers, polled from the last cursor."""
+        since = getattr(self, "_complaints_since", None)
+        params = {"since": since} if since else {}
+        with self.client.get(
+            "/v1/caller-complaints",
+            params=params,
+            name="GET /v1/caller-complaints",
+            catch_response=True,
+        ) as answer:
+            if answer.status_code == 200 and "complaints" in answer.json():
+                self._complaints_since = answer.json()["next"]
                 answer.success()
             else:
                 answer.failure(f"{answer.status_code} {answer.text[:200]}")

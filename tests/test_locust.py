@@ -116,7 +116,7 @@ def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: 
     }
     for user, names in by_user.items():
         assert sum(requests[n] for n in names) > 0, f"no {user} requests in {requests}"
-    for path in ("POST /v1/sms/inbound", "POST /v1/complaints"):
+    for path in ("POST /v1/sms/inbound", "POST /v1/complaints", "GET /v1/complaints/[id]/status"):
         assert any(n.startswith(path) for n in requests), f"no {path} in {requests}"
     assert int(rows["Aggregated"]["Failure Count"]) == 0, (
         tmp_path / "locust_failures.csv"
