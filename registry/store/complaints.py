@@ -360,10 +360,11 @@ class ComplaintStore:
             for complaint_id in ids:
                 pipe.get(keys.complaint(complaint_id))
             found = await pipe.execute() if ids else []
+            records = [orjson.loads(raw) for raw in found if raw]
             entries = {
                 timeline.entry(_epoch(record["received_at"]), record["complaint_id"]): 0
-                for raw in found
-                if raw and b'"status"' not in raw and (record := _record(raw))
+                for record in records
+                if "status" not in record  # written before complaints had one
             }
             if entries:
                 await self.redis.zadd(keys.complaints_open(), entries)
