@@ -203,6 +203,14 @@ def _accounts_and_preload(environment: Environment, **_: Any) -> None:
     log.info("accounts created; %d numbers preloaded", len(registered))
 
 
+def _judge(answer: Any, ok: bool) -> None:
+    """A success when `ok`, else a failure with the status and the start of the body."""
+    if ok:
+        answer.success()
+    else:
+        answer.failure(f"{answer.status_code} {answer.text[:200]}")
+
+
 def _judge_limited(answer: Any, name: str, ok: bool) -> None:
     """A success when `ok`, or a 429 with Retry-After (counted under its own name: every
     simulated subscriber shares one address, so the per-client limiter is doing its job)."""
@@ -212,7 +220,7 @@ def _judge_limited(answer: Any, name: str, ok: bool) -> None:
         answer.request_meta["name"] = f"{name} (429 rate limited)"
         answer.success()
     else:
-        answer.failure(f"{answer.status_code} {answer.text[:200]}")
+        _judge(answer, False)
 
 
 class Subscriber(HttpUser):
@@ -262,10 +270,10 @@ class Subscriber(HttpUser):
             name="GET /v1/complaints/[id]/status",
             catch_response=True,
         ) as answer:
-            if answer.status_code == 200 and answer.json()["status"] in ("open", "resolved"):
-                answer.success()
-            else:
-                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+            _judge(
+                answer,
+                answer.status_code == 200 and answer.json()["status"] in ("open", "resolved"),
+            )
 
 
 class _Keyed(HttpUser):
@@ -330,10 +338,7 @@ class Carrier(_Keyed):
             catch_response=True,
         ) as answer:
             # 404: another locust process (distributed mode) removed it first.
-            if answer.status_code in (200, 404):
-                answer.success()
-            else:
-                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+            _judge(answer, answer.status_code in (200, 404))
 
 
 class Operator(_Keyed):
@@ -361,10 +366,10 @@ class Operator(_Keyed):
             name="GET /v1/numbers/[number]",
             catch_response=True,
         ) as answer:
-            if answer.status_code == 200 and answer.json()["status"] in ("callable", "blocked"):
-                answer.success()
-            else:
-                answer.failure(f"{answer.status_code} {answer.text[:200]}")
+            _judge(
+                answer,
+                answer.status_code == 200 and answer.json()["status"] in ("callable", "blocked"),
+            )
 
     @task(1)
     def complaints_about_its_callers(self) -> None:
