@@ -28,10 +28,16 @@ from registry.store import setup
 from registry.store.connect import async_client, sync_client
 from registry.store.replication import replicated_sync
 
+# Set by a SIGINT or SIGTERM that comes before uvicorn has its own handlers.
+_stop_asked = threading.Event()
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+
+def _stop_on_signal(signum: int, frame: object) -> None:
     # uvicorn re-raises the signal it shut down on; with the default action SIGTERM would end
     # us before `finally` stops the embedded Redis. As KeyboardInterrupt, the API just returns.
+    # Raised inside a finalizer (a redis-py pool collected during start-up, say), Python
+    # prints the KeyboardInterrupt and drops it: `_stop_asked` is what uvicorn then checks.
+    _stop_asked.set()
     raise KeyboardInterrupt
 
 
@@ -41,7 +47,8 @@ def run(settings: Settings) -> int:
     usable_notifier(settings.notifier)  # before anything starts or says it serves
     for warning in warnings(settings):
         print(f"dnc: warning: {warning}", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)  # Ctrl-C: Python's own, and _stop_asked
     if settings.redis_url is None and embedded.running_url(settings.data_dir):
         raise Failure(f"another dnc serve already uses {settings.data_dir}")
     listener = _listen(settings.host, settings.port)
@@ -65,6 +72,8 @@ def run(settings: Settings) -> int:
                 print(f"admin key (shown once, keep it): {key}", flush=True)
                 _warn_unless_replicated(settings, client)
         client.close()
+        if _stop_asked.is_set():
+            raise KeyboardInterrupt
         print(f"dnc-registry serving http://{settings.host}:{settings.port}", flush=True)
         try:
             _run_api(settings, listener)
@@ -207,8 +216,15 @@ def _run_api(settings: Settings, listener: socket.socket) -> None:
     worker or application starts, and ends uvicorn at once.
     """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from registry.api.protocol import Protocol
+
+    class _Server(uvicorn.Server):
+        """uvicorn's server, which also stops for a signal it was not there to catch."""
+
+        async def on_tick(self, counter: int) -> bool:
+            return await super().on_tick(counter) or _stop_asked.is_set()
 
     app = "registry.api.app:create_app_from_env"
     options: dict[str, Any] = {
@@ -229,9 +245,13 @@ def _run_api(settings: Settings, listener: socket.socket) -> None:
     try:
         if settings.workers > 1:
             listener.close()
-            uvicorn.run(app, **options)  # returns on KeyboardInterrupt
+            config = uvicorn.Config(app, **options)
+            supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+            # Signals go to the supervisor from here on; one dropped before is in _stop_asked.
+            if not _stop_asked.is_set():
+                supervisor.run()
             return
-        api = uvicorn.Server(uvicorn.Config(app, **options))
+        api = _Server(uvicorn.Config(app, **options))
         api.run(sockets=[listener])
         started = api.started
     except KeyboardInterrupt:

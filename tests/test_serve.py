@@ -464,6 +464,62 @@ def test_an_outbox_in_a_missing_directory_stops_serve_before_it_says_it_serves(
     ]
 
 
+# A SIGTERM (or Ctrl-C) handled while the garbage collector runs a finalizer: Python prints
+# what the handler raised ("Exception ignored in ...") and carries on, as it did for a
+# redis-py connection pool's __del__ in CI, where dnc serve then started and ran for good.
+# sys.argv[2] names the signal; sys.argv[1] the step after which the finalizer runs: before
+# dnc serve says it serves (Redis' settings), or as uvicorn starts, before its own handlers.
+_SIGNAL_IN_A_FINALIZER = """
+import os, signal, sys
+import uvicorn
+from registry import cli, serve
+
+class Dropped:
+    def __del__(self):
+        os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+        for _ in range(100_000):  # the handler runs in here
+            pass
+
+owner, name = (serve.setup, "tune") if sys.argv[1] == "tune" else (uvicorn.Config, "__init__")
+step = getattr(owner, name)
+
+def step_then_drop(*args, **kwargs):
+    step(*args, **kwargs)
+    Dropped()
+
+setattr(owner, name, step_then_drop)
+sys.exit(cli.main(["serve"]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("step", ["tune", "uvicorn"])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_signal_during_start_up_stops_serve_even_where_python_ignores_it(
+    tmp_path: Path, workers: str, step: str, sig: str
+) -> None:
+    data = (tmp_path / "data").resolve()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SIGNAL_IN_A_FINALIZER, step, sig],
+        env=dnc_env(DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()), DNC_WORKERS=workers),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"dnc serve kept running after a {sig} in start-up:\n{out}{err}")
+    assert "Exception ignored in" in err, err  # the signal did land in the finalizer
+    assert process.returncode in (0, 130), (out, err)
+    assert redis_pids(data) == []
+    assert not (data / "redis.url").exists()
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_port_in_use_stops_serve_at_once_and_its_redis_with_it(
     tmp_path: Path, workers: str
