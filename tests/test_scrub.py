@@ -226,6 +226,34 @@ def test_unknown_fields_in_a_json_body_are_400_not_ignored(
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        b'{"numbers": ["+12125550001"], "channel": "sms", "channel": "voice"}',
+        b'{"numbers": ["+12125550001"], "numbers": ["+12125550002"]}',
+        b'{"numbers" : ["tel:+1-212-555-0001"], "region": "US", "region" : "GB"}',
+        b'{"numbers": [{"a": 1, "a": 2}]}',
+    ],
+)
+def test_a_json_body_that_names_a_key_twice_is_400_not_read_as_the_last(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str], body: bytes
+) -> None:
+    register(client, carrier, "+12125550001")
+    headers = {**operator, "content-type": "application/json"}
+    assert_error(client.post(SCRUB, content=body, headers=headers), 400, "repeated_key")
+
+
+def test_colons_in_a_json_body_that_are_no_repeated_key_are_scrubbed(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    register(client, carrier, "+12125550001")
+    body = b'{"numbers": ["tel:+1-212-555-0001", "a:b", {"x": 1}], "region": "US"}'
+    headers = {**operator, "content-type": "application/json"}
+    answer = client.post(SCRUB, content=body, headers=headers).json()
+    assert answer["blocked"] == ["+12125550001"]
+    assert [item["index"] for item in answer["invalid"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
     ("query", "code"),
     [
         ({"channel": "fax"}, "invalid_channel"),

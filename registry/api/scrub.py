@@ -105,6 +105,12 @@ def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int], d
         raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("numbers"), list):
         raise ApiError(400, "invalid_request", 'send {"numbers": ["+12125551234", ...]}')
+    if body.count(b":") > len(document):
+        # Each key is followed by one colon: more colons than the top level's keys means a
+        # colon in a string ("tel:" inputs), an object among the items, or a key given
+        # twice, which orjson reads as its last ({"channel": "sms", "channel": "voice"}
+        # would leave texts unblocked). Python's reader tells them apart.
+        params.single_keys(body)
     unknown = sorted(set(document) - {"numbers", *BODY_OPTIONS})
     if unknown:
         raise ApiError(
