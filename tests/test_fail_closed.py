@@ -162,6 +162,16 @@ def test_registrations_and_removals_answer_503_not_500(private: Registry) -> Non
     )
 
 
+def test_the_forms_without_javascript_answer_503_in_the_pages_words(private: Registry) -> None:
+    private.server.kill()
+    english = private.client.post("/forms/status", data={"number": REGISTERED})
+    assert english.status_code == 503 and "text/html" in english.headers["content-type"]
+    chinese = private.client.post("/forms/status", data={"number": REGISTERED, "lang": "zh"})
+    assert chinese.status_code == 503
+    assert "登记处暂时无法使用。未做任何更改，请稍后再试。" in chinese.text
+    assert chinese.headers.get("retry-after")
+
+
 def test_lists_receipts_and_accounts_answer_503(private: Registry) -> None:
     private.server.kill()
     client, operator = private.client, private.operator

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -439,6 +440,58 @@ def test_a_subscriber_reports_a_call(chromium: Any, server: Server) -> None:
     )
     assert report.status_code == 200, report.text
     assert "+16465550199" in report.text
+    assert page.console() == []
+
+
+# The English words the Chinese page shows on purpose: the switch back, the word to
+# type for a withheld number, "API" and the complaint reference's prefix.
+_ENGLISH_ON_PURPOSE = {"English", "withheld", "API", "cmp"}
+
+
+def test_the_chinese_page_registers_checks_and_reports_in_chinese(
+    chromium: Any, server: Server
+) -> None:
+    page = Page(chromium, server, "/")
+    page.leave(page.element("language").click)  # the English page's switch
+    assert chromium.execute_script("return document.documentElement.lang") == "zh-Hans"
+    body = page.element("main").text
+    assert "登记您的号码" in body
+    assert set(re.findall(r"[A-Za-z]{3,}", body)) <= _ENGLISH_ON_PURPOSE
+
+    page.fill("register-number", "12345")
+    page.submit("register-form")
+    error = page.shown("register-error")
+    assert error.startswith("号码无效") and "错误 400，invalid_number" in error
+
+    page.fill("register-number", "+86 138 0013 8000")
+    page.tick('#register-categories input[value="3"]')
+    page.submit("register-form")
+    assert "我们已向 +86 138 0013 8000 发送六位验证码" in page.shown("register-sent")
+    page.fill("register-code", server.code_for("+8613800138000"))
+    page.submit("register-confirm")
+    result = page.shown("register-result")
+    assert "+8613800138000 已登记。" in result
+    assert "已拒绝：电话和短信。" in result and "3. 教育" in result
+    assert set(re.findall(r"[A-Za-z]{3,}", result)) == set()
+
+    page.fill("status-number", "+8613800138000")
+    page.submit("status-form")
+    assert page.shown("status-result").startswith("+8613800138000 已登记。")
+
+    page.fill("complain-number", "+8613800138000")
+    page.fill("complain-caller", "【某某银行】")
+    when = page.element("complain-when")
+    chromium.execute_script("arguments[0].value = arguments[1]", when, "2026-01-02T10:30")
+    page.tick('input[name="channel"][value="sms"]')
+    page.submit("complain-form")
+    result = page.shown("complain-result")
+    assert "谢谢：您的举报已记录。" in result
+    from selenium.webdriver.common.by import By
+
+    link = page.element("complain-result").find_element(By.LINK_TEXT, "查询举报进展")
+    assert link.get_attribute("href").endswith("?lang=zh")
+    page.leave(link.click)
+    assert "正在处理中" in page.element("answer").text
     assert page.console() == []
 
 

@@ -26,7 +26,10 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import Message
 
+from registry.api import language
 from registry.api.errors import ApiError
+from registry.api.form_words import BY_LANGUAGE, ENGLISH, Words
+from registry.api.form_words import sentence as _sentence
 from registry.api.pages import SECURITY_HEADERS, cross_site, page_text
 from registry.api.scrub import read_body
 
@@ -78,9 +81,11 @@ class FormError(Exception):
 
 
 def install(app: FastAPI) -> None:
-    async def unreadable(_: Request, exc: Exception) -> Response:
+    async def unreadable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FormError)
-        return _page("That did not work", [_p(_sentence(exc.message), "error")], exc.status, "/")
+        say = _say(language.chosen(None, request.headers))
+        parts = [_p(say.unreadable(_sentence(exc.message)), "error")]
+        return _page(say, say.failed, parts, exc.status, "/")
 
     app.add_exception_handler(FormError, unreadable)
 
@@ -100,6 +105,15 @@ async def _fields(request: Request) -> list[tuple[str, str]]:
         raise FormError(
             400, f"the form has more than {MAX_FIELDS} fields; use the registry's own page"
         ) from None
+
+
+def _say(lang: str) -> Words:
+    return BY_LANGUAGE[lang]
+
+
+def _say_for(request: Request, fields: list[tuple[str, str]]) -> Words:
+    """The words of the page the form was on (its hidden `lang`), else the browser's."""
+    return _say(language.chosen(_one(fields, "lang") or None, request.headers))
 
 
 def _one(fields: list[tuple[str, str]], name: str) -> str:
@@ -169,16 +183,30 @@ async def _call(
 
 
 def _page(
-    title: str, parts: list[str], status: int, back: str, retry_after: str | None = None
+    say: Words,
+    title: str,
+    parts: list[str],
+    status: int,
+    back: str,
+    retry_after: str | None = None,
 ) -> Response:
+    """An answer page in `say`'s language; `back` is the subscriber page's part to return
+    to ("/#register"), in the same language."""
+    if say.lang != language.DEFAULT:
+        back = back.replace("/#", f"/?lang={say.lang}#", 1) if "#" in back else back
     body = (
         _TEMPLATE.replace("{{title}}", html.escape(title))
-        .replace("{{content}}", "\n".join(parts))
         .replace("{{back}}", html.escape(back))
+        .replace("{{lang}}", language.TAGS[say.lang])
+        .replace("{{registry}}", html.escape(say.registry))
+        .replace("{{back_text}}", html.escape(say.back))
+        # Last: what it shows (a reply, a number as typed) may hold "{{...}}" of its own.
+        .replace("{{content}}", "\n".join(parts))
     )
     # An answer may show a number's status or a code step: kept out of the browser's
     # cache, so Back on a shared computer does not show it again.
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+    headers["Content-Language"] = language.TAGS[say.lang]
     if retry_after is not None:
         headers["Retry-After"] = retry_after
     return Response(body.encode(), status, media_type="text/html; charset=utf-8",
@@ -192,8 +220,9 @@ def not_found_page() -> Response:
         _p("There is no page at this address."),
         '<p>Subscribers: <a href="/">register a number, check it, or report a call</a>. '
         'Operators: <a href="/portal">the operator portal</a>.</p>',
+        '<p lang="zh-Hans">此地址没有页面。<a href="/?lang=zh">登记、查询号码或举报来电</a>。</p>',
     ]
-    return _page("Page not found", parts, 404, "/")
+    return _page(ENGLISH, "Page not found", parts, 404, "/")
 
 
 def _p(text: str, css: str = "") -> str:
@@ -201,80 +230,61 @@ def _p(text: str, css: str = "") -> str:
     return f"<p{kind}>{html.escape(text)}</p>"
 
 
-def _error(answer: _Answer, back: str, title: str = "That did not work") -> Response:
-    parts = [_p(_plain(answer), "error")]
-    return _page(title, parts, answer.status, back, answer.retry_after)
+def _error(say: Words, answer: _Answer, back: str) -> Response:
+    parts = [_p(_plain(say, answer), "error")]
+    return _page(say, say.failed, parts, answer.status, back, answer.retry_after)
 
 
-# Why a number is invalid, in a subscriber's words (as registry/web/api.js has them).
-_INVALID = {
-    "empty": "it is empty",
-    "not_a_number": "it does not look like a phone number",
-    "invalid_country_code": "the country code is not one we know",
-    "too_short": "it has too few digits",
-    "too_long": "it has too many digits",
-    "invalid_length": "it has the wrong number of digits",
-    "invalid_for_region": "no phone number like it exists in the region it was read in",
-}
-
-
-def _plain(answer: _Answer) -> str:
+def _plain(say: Words, answer: _Answer) -> str:
     """The API's error in words for the person at the form, where the API's own words are
     for programmers (a reason code, a field name, seconds to wait); else its message."""
     error = answer.data.get("error") or {}
     found = error.get("details")
     details: dict[str, Any] = found if isinstance(found, dict) else {}
     if answer.code == "invalid_number":
-        why = _INVALID.get(str(details.get("reason")), "it is not a number we can read")
-        return (
-            f"That phone number is not valid: {why}. Enter it with its country code (such as "
-            "+1 212 555 1234), or choose the region it belongs to."
+        return say.invalid_number(
+            say.reasons.get(str(details.get("reason")), say.unreadable_number)
         )
     if answer.code == "rate_limited":
-        wait = _wait_words(details.get("retry_after") or answer.retry_after)
+        wait = _wait_words(say, details.get("retry_after") or answer.retry_after)
         if details.get("per") == "number":
-            return (
-                "Too many codes have been asked for this number (not necessarily by you). "
-                f"Please {wait} and try again, or text STOP from that phone to your "
-                "carrier's opt-out number, which registers it with no code."
-            )
-        return f"Too many requests from your connection. Please {wait} and try again."
-    if answer.code == "invalid_region":
-        return "The region must be a two-letter country code, such as US, IN or CN."
-    return _sentence(answer.message.replace("occurred_at", "the time of the call"))
+            return say.too_many_codes(wait)
+        return say.too_many_from_you(wait)
+    if answer.code in say.known:
+        return say.known[answer.code]
+    if answer.status >= 500:
+        return say.unavailable
+    return say.other(answer.message.replace("occurred_at", "the time of the call"))
 
 
-def _wait_words(raw: object) -> str:
+def _wait_words(say: Words, raw: object) -> str:
     try:
         seconds = int(str(raw))
     except ValueError:
-        return "wait a little"
+        return say.wait_little
     if seconds < 120:
-        return f"wait {seconds} second{'s' if seconds != 1 else ''}"
+        return say.wait_seconds(seconds)
     if seconds < 7200:
-        return f"wait {-(-seconds // 60)} minutes"
-    return f"wait about {-(-seconds // 3600)} hours"
+        return say.wait_minutes(-(-seconds // 60))
+    return say.wait_hours(-(-seconds // 3600))
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
-
-
-def _date(iso: str) -> str:
+def _date(say: Words, iso: str) -> str:
     try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%d %B %Y")
+        return say.date(datetime.fromisoformat(iso.replace("Z", "+00:00")))
     except ValueError:
         return iso
 
 
-def _code_form(kind: str, request_id: str, number: str, verb: str) -> str:
+def _code_form(say: Words, kind: str, request_id: str, number: str) -> str:
     action = f"/forms/{kind}s/{quote(request_id, safe='')}/confirm"
+    verb = say.confirm_registration if kind == "registration" else say.confirm_removal
     return (
         f'<form method="post" action="{html.escape(action)}">\n'
         f'  <input type="hidden" name="number" value="{html.escape(number)}">\n'
+        f'  <input type="hidden" name="lang" value="{say.lang}">\n'
         '  <div class="field">\n'
-        '    <label for="code">Six-digit code</label>\n'
+        f'    <label for="code">{html.escape(say.code_label)}</label>\n'
         '    <input id="code" name="code" type="text" inputmode="numeric"'
         ' autocomplete="one-time-code" maxlength="9" size="8" required autofocus>\n'
         "  </div>\n"
@@ -283,27 +293,23 @@ def _code_form(kind: str, request_id: str, number: str, verb: str) -> str:
     )
 
 
-def _refused() -> Response:
-    return _page(
-        "Form refused",
-        [_p("This form was sent from another site; use the registry's own page.", "error")],
-        403,
-        "/",
-    )
+def _refused(request: Request) -> Response:
+    say = _say(language.chosen(request.query_params.get("lang"), request.headers))
+    return _page(say, say.refused_title, [_p(say.refused, "error")], 403, "/")
 
 
-async def _code_sent(request: Request, kind: str, body: dict[str, Any], verb: str) -> Response:
+async def _code_sent(request: Request, say: Words, kind: str, body: dict[str, Any]) -> Response:
     back = "/#register" if kind == "registration" else "/#deregister"
     answer = await _call(request, "POST", f"/v1/{kind}s", body)
     if not answer.ok:
-        return _error(answer, back)
+        return _error(say, answer, back)
     request_id = str(answer.data.get("request_id", ""))
     minutes = max(1, int(answer.data.get("expires_in", 600)) // 60)
     parts = [
-        _p(f"We sent a six-digit code to {body['number']}. It works for {minutes} minutes."),
-        _code_form(kind, request_id, str(body["number"]), verb),
+        _p(say.code_sent(str(body["number"]), minutes)),
+        _code_form(say, kind, request_id, str(body["number"])),
     ]
-    return _page("Enter the code we sent", parts, answer.status, back)
+    return _page(say, say.enter_code, parts, answer.status, back)
 
 
 # Not `/forms/{rest:path}`: that takes `/forms/` too, which the trailing-slash redirect
@@ -319,8 +325,9 @@ async def reopened() -> Response:
 @router.post("/forms/registrations", include_in_schema=False)
 async def register(request: Request) -> Response:
     if cross_site(request.headers):
-        return _refused()
+        return _refused(request)
     fields = await _fields(request)
+    say = _say_for(request, fields)
     body: dict[str, Any] = {
         "number": _one(fields, "number"),
         "channels": _many(fields, "channels"),
@@ -328,92 +335,94 @@ async def register(request: Request) -> Response:
     }
     if region := _one(fields, "region").upper():
         body["region"] = region
-    return await _code_sent(request, "registration", body, "Confirm registration")
+    return await _code_sent(request, say, "registration", body)
 
 
 @router.post("/forms/deregistrations", include_in_schema=False)
 async def deregister(request: Request) -> Response:
     if cross_site(request.headers):
-        return _refused()
+        return _refused(request)
     fields = await _fields(request)
+    say = _say_for(request, fields)
     body: dict[str, Any] = {"number": _one(fields, "number")}
     if region := _one(fields, "region").upper():
         body["region"] = region
-    return await _code_sent(request, "deregistration", body, "Confirm removal")
+    return await _code_sent(request, say, "deregistration", body)
 
 
 @router.post("/forms/{kind}/{request_id}/confirm", include_in_schema=False)
 async def confirm(kind: str, request_id: str, request: Request) -> Response:
     if cross_site(request.headers):
-        return _refused()
+        return _refused(request)
     if kind not in ("registrations", "deregistrations"):
-        return _page("Page not found", [_p("There is no such form.", "error")], 404, "/")
+        say = _say(language.chosen(None, request.headers))
+        return _page(say, say.not_found_title, [_p(say.no_such_form, "error")], 404, "/")
     fields = await _fields(request)
+    say = _say_for(request, fields)
     number = _one(fields, "number")
     back = "/#register" if kind == "registrations" else "/#deregister"
     path = f"/v1/{kind}/{request_id}/confirm"
     answer = await _call(request, "POST", path, {"code": _one(fields, "code")})
     if answer.code in ("wrong_code", "invalid_code"):
-        verb = "Confirm registration" if kind == "registrations" else "Confirm removal"
+        wrong = answer.message if say.lang == language.DEFAULT else _plain(say, answer)
         parts = [
-            _p(_sentence(answer.message), "error"),
-            _code_form(kind[:-1], request_id, number, verb),
+            _p(_sentence(wrong), "error"),
+            _code_form(say, kind[:-1], request_id, number),
         ]
-        return _page("Enter the code we sent", parts, answer.status, back)
+        return _page(say, say.enter_code, parts, answer.status, back)
     if not answer.ok:
-        return _error(answer, back)
+        return _error(say, answer, back)
     registered = str(answer.data.get("number", number))
     if kind == "deregistrations":
         parts = [
             # True whether or not it was registered: the API answers both alike.
-            _p(f"{registered} is not on the register now.", "outcome"),
-            _p("Telemarketers may call it again once their lists are updated."),
+            _p(say.removed(registered), "outcome"),
+            _p(say.may_call_again),
         ]
-        return _page("Number removed", parts, answer.status, back)
-    parts = [
-        _p(f"{registered} is registered.", "outcome"),
-        _p(
-            "Telemarketers who check the registry stop calling it now; from "
-            f"{_date(str(answer.data.get('effective_at', '')))} every telemarketer must."
-        ),
-    ]
-    return _page("Number registered", parts, answer.status, back)
+        return _page(say, say.removed_title, parts, answer.status, back)
+    effective = _date(say, str(answer.data.get("effective_at", "")))
+    parts = [_p(say.is_registered(registered), "outcome"), _p(say.stop_now(effective))]
+    return _page(say, say.registered_title, parts, answer.status, back)
 
 
 @router.post("/forms/status", include_in_schema=False)
 async def status(request: Request) -> Response:
     """The status check as a POST, so the number stays out of the address bar and logs."""
     if cross_site(request.headers):
-        return _refused()
+        return _refused(request)
     fields = await _fields(request)
+    say = _say_for(request, fields)
     number = _one(fields, "number")
     region = _one(fields, "region").upper()
     query = f"region={quote(region)}" if region else ""
     if not number or "/" in number:
-        answer = _Answer(400, {"error": {"message": "enter a phone number"}})
+        answer = _Answer(
+            400, {"error": {"code": "empty_number", "message": "enter a phone number"}}
+        )
     else:
         answer = await _call(request, "GET", f"/v1/registrations/{number}", query=query)
     if not answer.ok:
-        return _error(answer, "/#status")
+        return _error(say, answer, "/#status")
     shown = str(answer.data.get("number", number))
     if not answer.data.get("registered"):
-        return _page("Not registered", [_p(f"{shown} is not registered.")], 200, "/#status")
-    parts = [_p(f"{shown} is registered.", "outcome")]
-    if "registered_at" in answer.data:
-        parts.append(
-            _p(
-                f"Registered on {_date(str(answer.data['registered_at']))}; every telemarketer "
-                f"must leave it alone from {_date(str(answer.data.get('effective_at', '')))}."
-            )
+        return _page(
+            say, say.not_registered_title, [_p(say.not_registered(shown))], 200, "/#status"
         )
-    return _page("Registered", parts, 200, "/#status")
+    parts = [_p(say.is_registered(shown), "outcome")]
+    if "registered_at" in answer.data:
+        since = _date(say, str(answer.data["registered_at"]))
+        parts.append(
+            _p(say.registered_since(since, _date(say, str(answer.data.get("effective_at", "")))))
+        )
+    return _page(say, say.registered_short, parts, 200, "/#status")
 
 
 @router.post("/forms/complaints", include_in_schema=False)
 async def complain(request: Request) -> Response:
     if cross_site(request.headers):
-        return _refused()
+        return _refused(request)
     fields = await _fields(request)
+    say = _say_for(request, fields)
     occurred = _one(fields, "occurred_at")
     if len(occurred) == 16:  # a datetime-local field: minutes, no zone; the form gives it
         occurred += ":00"
@@ -421,11 +430,11 @@ async def complain(request: Request) -> Response:
     # is asked, not guessed for (a call taken for a text, a time hours off).
     missing = None
     if not _one(fields, "channel"):
-        missing = "Say whether it was a call or a text message."
+        missing = say.say_channel
     elif _LOCAL_TIME.fullmatch(occurred) and not _one(fields, "utc_offset"):
-        missing = "Say which time zone the time is in."
+        missing = say.say_zone
     if missing:
-        return _page("That did not work", [_p(missing, "error")], 400, "/#complain")
+        return _page(say, say.failed, [_p(missing, "error")], 400, "/#complain")
     if _LOCAL_TIME.fullmatch(occurred):  # no zone: the form's own field names it
         occurred += _one(fields, "utc_offset")
     body: dict[str, Any] = {
@@ -442,74 +451,51 @@ async def complain(request: Request) -> Response:
         body["text"] = text
     answer = await _call(request, "POST", "/v1/complaints", body)
     if not answer.ok:
-        return _error(answer, "/#complain")
+        return _error(say, answer, "/#complain")
     reference = str(answer.data.get("complaint_id", ""))
+    link = f"/complaints/{quote(reference, safe='')}"
+    if say.lang != language.DEFAULT:
+        link += f"?lang={say.lang}"
     parts = [
-        _p("Thank you: your report was recorded.", "outcome"),
-        _p(f"Its reference is {reference}."),
-        f'<p>Keep it to <a href="/complaints/{quote(reference, safe="")}">follow the report'
-        "</a>: what was done about it, once it is dealt with.</p>",
+        _p(say.thanks, "outcome"),
+        _p(say.reference(reference)),
+        f'<p>{html.escape(say.follow[0])}<a href="{link}">{html.escape(say.follow_link)}</a>'
+        f"{html.escape(say.follow[1])}</p>",
     ]
     if answer.data.get("registered_at_time") in (False, None):
-        parts.append(
-            _p("Your number was not registered when this happened, so the caller broke no rule.")
-        )
+        parts.append(_p(say.not_registered_then))
     elif answer.data.get("within_grace"):
-        parts.append(
-            _p(
-                "This happened within the grace period after your registration, when "
-                "telemarketers may not yet have updated their lists. We keep the report all "
-                "the same."
-            )
-        )
-    return _page("Report recorded", parts, answer.status, "/#complain")
-
-
-# How an administrator closed a report (registry.complaints.OUTCOMES), in the reporter's words.
-_OUTCOMES = {
-    "sender_warned": "The caller was warned.",
-    "sender_suspended": "The caller's service was suspended.",
-    "no_breach_found": (
-        "We found no breach of the rules: for instance, the number was not registered yet "
-        "when it happened, or the caller had your consent."
-    ),
-    "referred_to_regulator": "The report was passed on to the regulator.",
-    "insufficient_detail": "The report did not give enough detail for us to act on.",
-}
+        parts.append(_p(say.within_grace))
+    return _page(say, say.recorded_title, parts, answer.status, "/#complain")
 
 
 @router.get("/complaints", include_in_schema=False)
-async def follow_report(request: Request, reference: str = "") -> Response:
+async def follow_report(request: Request, reference: str = "", lang: str = "") -> Response:
     """The subscriber page's "Follow a report" form: to the report's own page."""
     reference = reference.strip()
     if not reference:
-        parts = [_p("Enter the reference the report's page gave (it starts with cmp_).", "error")]
-        return _page("That did not work", parts, 400, "/#complain")
-    return await complaint_status(reference, request)
+        say = _say(language.chosen(lang or None, request.headers))
+        return _page(say, say.failed, [_p(say.enter_reference, "error")], 400, "/#complain")
+    return await complaint_status(reference, request, lang)
 
 
 @router.get("/complaints/{complaint_id}", include_in_schema=False)
-async def complaint_status(complaint_id: str, request: Request) -> Response:
+async def complaint_status(complaint_id: str, request: Request, lang: str = "") -> Response:
     """A report's handling, for whoever holds its reference: GET /v1/complaints/{id}/status."""
+    say = _say(language.chosen(lang or None, request.headers))
     answer = await _call(request, "GET", f"/v1/complaints/{complaint_id}/status")
     if answer.code == "complaint_not_found":
-        parts = [
-            _p(
-                "We have no report with that reference. Check it against the page that gave "
-                "it; reports are kept for a limited time only.",
-                "error",
-            )
-        ]
-        return _page("Report not found", parts, 404, "/#complain")
+        parts = [_p(say.no_such_report, "error")]
+        return _page(say, say.report_not_found_title, parts, 404, "/#complain")
     if not answer.ok:
-        return _error(answer, "/#complain")
+        return _error(say, answer, "/#complain")
     data = answer.data
-    parts = [_p(f"Report {complaint_id}, received on {_date(str(data.get('received_at')))}.")]
+    parts = [_p(say.report_received(complaint_id, _date(say, str(data.get("received_at")))))]
     if data.get("status") == "resolved":
-        parts.append(_p(f"Dealt with on {_date(str(data.get('resolved_at')))}.", "outcome"))
-        parts.append(_p(_OUTCOMES.get(str(data.get("outcome")), "It was dealt with.")))
+        parts.append(_p(say.dealt_with_on(_date(say, str(data.get("resolved_at")))), "outcome"))
+        parts.append(_p(say.outcomes.get(str(data.get("outcome")), say.dealt_with)))
         if data.get("reply"):
             parts.append(_p(str(data["reply"])))
     else:
-        parts.append(_p("It is being looked at. Come back to this page to see the outcome."))
-    return _page("Your report", parts, 200, "/#complain")
+        parts.append(_p(say.being_looked_at))
+    return _page(say, say.your_report_title, parts, 200, "/#complain")

@@ -35,6 +35,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
 from registry import rules
+from registry.api import language
 from registry.api.errors import ApiError
 
 router = APIRouter()
@@ -66,18 +67,35 @@ DOCS_ASSETS = {
 }
 
 
-def _category_checkboxes() -> str:
+# The categories in the Chinese page's words (India's NCPR list, as rules.CATEGORIES).
+CATEGORIES_ZH = {
+    1: "银行、保险、金融",
+    2: "房地产",
+    3: "教育",
+    4: "医疗健康",
+    5: "消费品和汽车",
+    6: "通信、广播、娱乐、IT",
+    7: "旅游休闲",
+    8: "食品饮料",
+}
+
+
+def category_names(lang: str) -> dict[int, str]:
+    return CATEGORIES_ZH if lang == "zh" else rules.CATEGORIES
+
+
+def _category_checkboxes(lang: str) -> str:
     return "\n".join(
         f'<li><label><input type="checkbox" name="allow_categories" value="{code}"> '
         f"{code}. {html.escape(name)}</label></li>"
-        for code, name in rules.CATEGORIES.items()
+        for code, name in category_names(lang).items()
     )
 
 
-def _category_options() -> str:
+def _category_options(lang: str) -> str:
     return "\n".join(
         f'<option value="{code}">{code}. {html.escape(name)}</option>'
-        for code, name in rules.CATEGORIES.items()
+        for code, name in category_names(lang).items()
     )
 
 
@@ -112,9 +130,10 @@ def page_text(name: str) -> str:
 def _read(name: str) -> bytes:
     text = page_text(name)
     if name.endswith(".html"):
+        lang = "zh" if name.endswith(".zh.html") else "en"
         text = re.sub(r"\{\{query_fields:([a-z]+)\}\}\n", lambda m: _query_fields(m[1]), text)
-        text = text.replace("{{category_checkboxes}}", _category_checkboxes())
-        text = text.replace("{{category_options}}", _category_options())
+        text = text.replace("{{category_checkboxes}}", _category_checkboxes(lang))
+        text = text.replace("{{category_options}}", _category_options(lang))
         text = text.replace("{{utc_offsets}}", _utc_offsets())
     return text.encode()
 
@@ -124,18 +143,26 @@ def _answer(name: str, body: bytes) -> Response:
     return Response(body, media_type=kind, headers=SECURITY_HEADERS)
 
 
-_PAGES = {name: _read(name) for name in ("index.html", "portal.html")}
+_PAGES = {name: _read(name) for name in ("index.html", "index.zh.html", "portal.html")}
 _ASSETS = {name: _read(name) for name in ASSETS}
+# The subscriber page in each of language.LANGUAGES.
+_SUBSCRIBER_PAGES = {"en": "index.html", "zh": "index.zh.html"}
 
 
 @router.get("/", include_in_schema=False)
 async def subscriber_page(request: Request) -> Response:
-    """Register, check, deregister and complain: the subscriber's side of the registry.
+    """Register, check, deregister and complain: the subscriber's side of the registry,
+    in the language `?lang=` or else the browser asks for (registry/api/language.py).
 
     It names the region a number without `+` is read in (DNC_DEFAULT_REGION): a Chinese
     subscriber typing 138 0013 8000 into a registry set up for US must see why."""
+    lang = language.chosen(request.query_params.get("lang"), request.headers)
     region = request.app.state.services.settings.default_region
-    return _answer("index.html", _PAGES["index.html"].replace(_REGION, region.encode()))
+    name = _SUBSCRIBER_PAGES[lang]
+    answer = _answer(name, _PAGES[name].replace(_REGION, region.encode()))
+    answer.headers["Content-Language"] = language.TAGS[lang]
+    answer.headers["Vary"] = "Accept-Language"
+    return answer
 
 
 _REGION = b"{{default_region}}"

@@ -94,131 +94,218 @@ window.DNC = (function () {
     return parts.length ? "?" + parts.join("&") : "";
   }
 
-  const INVALID_REASONS = {
-    empty: "it is empty",
-    not_a_number: "it does not look like a phone number",
-    invalid_country_code: "the country code is not one we know",
-    too_short: "it has too few digits",
-    too_long: "it has too many digits",
-    invalid_length: "it has the wrong number of digits",
-    invalid_for_region:
-      "no phone number like it exists in the region it was read in (without a region " +
-      "given, the registry's own); write it with + and the country code, or choose its region",
-    not_subscribed: "it is outside the prefixes your account subscribes to",
+  // The page's language, from its <html lang>: "zh" on the Chinese subscriber page.
+  const LANG = /^zh\b/i.test(document.documentElement.lang || "") ? "zh" : "en";
+
+  /** Capitalized, with a full stop: an API message as a sentence. */
+  function sentence(text) {
+    const t = String(text || "");
+    const s = t.charAt(0).toUpperCase() + t.slice(1);
+    return /[.!?]$/.test(s) ? s : s + ".";
+  }
+
+  /** Every sentence this file shows, in each language; explain() picks and fills them. */
+  const SAY = {
+    en: {
+      reasons: {
+        empty: "it is empty",
+        not_a_number: "it does not look like a phone number",
+        invalid_country_code: "the country code is not one we know",
+        too_short: "it has too few digits",
+        too_long: "it has too many digits",
+        invalid_length: "it has the wrong number of digits",
+        invalid_for_region:
+          "no phone number like it exists in the region it was read in (without a region " +
+          "given, the registry's own); write it with + and the country code, or choose its region",
+        not_subscribed: "it is outside the prefixes your account subscribes to",
+      },
+      waitLittle: "wait a little",
+      waitSeconds: (n) => "wait " + n + (n === 1 ? " second" : " seconds"),
+      waitMinutes: (n) => "wait " + n + " minutes",
+      waitHours: (n) => "wait about " + n + " hours",
+      broken: (m) => "Something went wrong in this page: " + m,
+      network: "We could not reach the registry. Check your internet connection and try again.",
+      invalidNumber: (why) =>
+        "That phone number is not valid" + (why ? ": " + why : "") + ". " +
+        "Enter it with its country code (such as +1 212 555 1234), " +
+        "or choose the region it belongs to.",
+      invalidRegion:
+        "That region is not one we know. Use a two-letter country code such as US, GB or IN.",
+      lastTry: "That code is not right, and that was the last try. Please start again.",
+      wrongCode: (left) =>
+        "That code is not right. Check the message we sent you and type the six digits again." +
+        (typeof left === "number" ? " Tries left: " + left + "." : ""),
+      invalidCode: "The code is the six digits in the message we sent you.",
+      requestNotFound: "We no longer know this request. Please start again to get a new code.",
+      notifierUnavailable:
+        "We could not send the code to your phone just now. Please try again later.",
+      invalidCaller:
+        "We could not read the caller. Enter the phone number that called or wrote to you, " +
+        "a short code (3 to 8 digits), or the sender name shown in the message.",
+      invalidTime: (m) => "The time is not right: " + m + ".",
+      textTooLong: (m) => "What was said is too long: " + m + ".",
+      tooManyCodes: (wait) =>
+        "Too many codes have been asked for this number (not necessarily by you). " +
+        "Please " + wait + " and try again, or text STOP from that phone " +
+        "to your carrier's opt-out number, which registers it with no code.",
+      tooManyFromYou: (wait) =>
+        "Too many requests from your connection. Please " + wait + " and try again.",
+      notRegistered: "This number is not on the register, so there is nothing to remove.",
+      prefixNotSubscribed: "This number is outside the prefixes your account subscribes to.",
+      requestUsed:
+        "This code was already used, so the request went through: check the number's status to see it.",
+      expired: "This request has expired or had too many wrong codes. Please start again.",
+      badKey:
+        "The API key was not accepted. Check that you pasted all of it, " +
+        "or ask the registry administrator for a new one.",
+      forbidden: (m) => "Your account is not allowed to do this. " + sentence(m),
+      tooLarge: (m) => "That is too much for one request: " + m + ".",
+      tooMany: (wait) => "Too many requests. Please " + wait + " and try again.",
+      unavailable:
+        "The registry is unavailable for a moment. Nothing was changed; please try again shortly.",
+      noService: "This service is not available on this server.",
+      invalidRequest: (m) => "Some details are missing or not in the expected form: " + m + ".",
+      // Any other refusal: the server's own message says what to send instead.
+      other: (m) => sentence(m),
+      reference: (status, code) => "Error " + status + ", " + code,
+    },
+    zh: {
+      reasons: {
+        empty: "号码为空",
+        not_a_number: "看起来不像电话号码",
+        invalid_country_code: "国家代码无法识别",
+        too_short: "位数太少",
+        too_long: "位数太多",
+        invalid_length: "位数不对",
+        invalid_for_region:
+          "所选地区（未选时为本登记处默认地区）没有这样的号码；请带 + 和国家代码填写，或选择号码所属地区",
+        not_subscribed: "不在您账户订阅的号段内",
+      },
+      waitLittle: "稍等片刻",
+      waitSeconds: (n) => n + " 秒后",
+      waitMinutes: (n) => n + " 分钟后",
+      waitHours: (n) => "约 " + n + " 小时后",
+      broken: (m) => "本页面出错：" + m,
+      network: "无法连接登记处。请检查网络连接后重试。",
+      invalidNumber: (why) =>
+        "号码无效" + (why ? "：" + why : "") + "。请带国家代码填写（例如 +86 138 0013 8000），" +
+        "或选择号码所属地区。",
+      invalidRegion: "无法识别该地区。请填写两个字母的代码，例如 CN、US 或 IN。",
+      lastTry: "验证码不正确，且已无剩余次数。请重新开始。",
+      wrongCode: (left) =>
+        "验证码不正确。请核对我们发送的短信，重新输入六位数字。" +
+        (typeof left === "number" ? "剩余次数：" + left + "。" : ""),
+      invalidCode: "验证码是我们发送的短信中的六位数字。",
+      requestNotFound: "该申请已失效。请重新开始，获取新的验证码。",
+      notifierUnavailable: "暂时无法向您的手机发送验证码。请稍后再试。",
+      invalidCaller: "无法识别来电或发信方。请填写对方的电话号码、短信端口号（3 至 8 位数字）或短信中显示的签名。",
+      invalidTime: (m) => "时间不正确（" + m + "）。",
+      textTooLong: (m) => "内容过长（" + m + "）。",
+      tooManyCodes: (wait) =>
+        "该号码申请验证码的次数过多（不一定是您本人申请的）。请" + wait + "再试；" +
+        "也可以用该手机向运营商的退订号码发送“退订”或“TD”，无需验证码即可登记。",
+      tooManyFromYou: (wait) => "您的网络连接请求过多。请" + wait + "再试。",
+      notRegistered: "该号码未登记，无需取消。",
+      prefixNotSubscribed: "该号码不在您账户订阅的号段内。",
+      requestUsed: "该验证码已使用，申请已完成：可查询号码状态确认。",
+      expired: "该申请已过期或错误次数过多。请重新开始。",
+      badKey: "API 密钥无效。请检查是否完整粘贴，或向登记处管理员申请新密钥。",
+      forbidden: (m) => "您的账户无权执行此操作（" + m + "）。",
+      tooLarge: (m) => "单次请求内容过多（" + m + "）。",
+      tooMany: (wait) => "请求过多。请" + wait + "再试。",
+      unavailable: "登记处暂时无法使用。未做任何更改，请稍后再试。",
+      noService: "本服务器未提供此服务。",
+      invalidRequest: (m) => "部分信息缺失或格式不对（" + m + "）。",
+      other: (m) => "请求未被接受（" + m + "）。",
+      reference: (status, code) => "错误 " + status + "，" + code,
+    },
   };
+  const say = SAY[LANG];
+  const INVALID_REASONS = say.reasons;
 
   /** "wait 40 seconds", "wait 12 minutes": a 429's Retry-After in words. */
   function waitWords(problem) {
     const wait = Number(problem.retryAfter || problem.details.retry_after);
     if (!(wait > 0)) {
-      return "wait a little";
+      return say.waitLittle;
     }
     if (wait < 120) {
-      return "wait " + wait + (wait === 1 ? " second" : " seconds");
+      return say.waitSeconds(wait);
     }
     if (wait < 7200) {
-      return "wait " + Math.ceil(wait / 60) + " minutes";
+      return say.waitMinutes(Math.ceil(wait / 60));
     }
-    return "wait about " + Math.ceil(wait / 3600) + " hours";
+    return say.waitHours(Math.ceil(wait / 3600));
   }
 
   /** What went wrong, in words a subscriber or an operator can act on. */
   function explain(problem) {
     if (!(problem instanceof Problem)) {
-      return "Something went wrong in this page: " + String(problem && problem.message);
+      return say.broken(String(problem && problem.message));
     }
     const status = problem.status;
     switch (problem.code) {
       case "network":
-        return "We could not reach the registry. Check your internet connection and try again.";
-      case "invalid_number": {
-        const why = INVALID_REASONS[problem.details.reason];
-        return (
-          "That phone number is not valid" + (why ? ": " + why : "") + ". " +
-          "Enter it with its country code (such as +1 212 555 1234), " +
-          "or choose the region it belongs to."
-        );
-      }
+        return say.network;
+      case "invalid_number":
+        return say.invalidNumber(INVALID_REASONS[problem.details.reason]);
       case "invalid_region":
-        return "That region is not one we know. Use a two-letter country code such as US, GB or IN.";
-      case "wrong_code": {
-        const left = problem.details.tries_left;
-        if (left === 0) {
-          return "That code is not right, and that was the last try. Please start again.";
-        }
-        return (
-          "That code is not right. Check the message we sent you and type the six digits again." +
-          (typeof left === "number" ? " Tries left: " + left + "." : "")
-        );
-      }
+        return say.invalidRegion;
+      case "wrong_code":
+        return problem.details.tries_left === 0
+          ? say.lastTry
+          : say.wrongCode(problem.details.tries_left);
       case "invalid_code":
-        return "The code is the six digits in the message we sent you.";
+        return say.invalidCode;
       case "request_not_found":
-        return "We no longer know this request. Please start again to get a new code.";
+        return say.requestNotFound;
       case "notifier_unavailable":
-        return "We could not send the code to your phone just now. Please try again later.";
+        return say.notifierUnavailable;
       case "invalid_caller":
-        return (
-          "We could not read the caller. Enter the phone number that called or wrote to you, " +
-          "a short code (3 to 8 digits), or the sender name shown in the message."
-        );
+        return say.invalidCaller;
       case "invalid_time":
-        return "The time is not right: " + problem.message + ".";
+        return say.invalidTime(problem.message);
       case "text_too_long":
-        return "What was said is too long: " + problem.message + ".";
-      case "rate_limited": {
-        if (problem.details.per === "number") {
-          // Anyone may ask for codes to any number: say the way in that needs none.
-          return (
-            "Too many codes have been asked for this number (not necessarily by you). " +
-            "Please " + waitWords(problem) + " and try again, or text STOP from that phone " +
-            "to your carrier's opt-out number, which registers it with no code."
-          );
-        }
-        return "Too many requests from your connection. Please " + waitWords(problem) + " and try again.";
-      }
+        return say.textTooLong(problem.message);
+      case "rate_limited":
+        // Anyone may ask for codes to any number: say the way in that needs none.
+        return problem.details.per === "number"
+          ? say.tooManyCodes(waitWords(problem))
+          : say.tooManyFromYou(waitWords(problem));
       case "not_registered":
-        return "This number is not on the register, so there is nothing to remove.";
+        return say.notRegistered;
       case "prefix_not_subscribed":
-        return "This number is outside the prefixes your account subscribes to.";
+        return say.prefixNotSubscribed;
+      case "request_used":
+        return say.requestUsed;
       default:
         break;
     }
-    if (problem.code === "request_used") {
-      return "This code was already used, so the request went through: check the number's status to see it.";
-    }
     if (status === 410) {
-      return "This request has expired or had too many wrong codes. Please start again.";
+      return say.expired;
     }
     if (status === 401) {
-      return (
-        "The API key was not accepted. Check that you pasted all of it, " +
-        "or ask the registry administrator for a new one."
-      );
+      return say.badKey;
     }
     if (status === 403) {
-      const why = String(problem.message || "");
-      return "Your account is not allowed to do this. " +
-        why.charAt(0).toUpperCase() + why.slice(1) + (/[.!?]$/.test(why) ? "" : ".");
+      return say.forbidden(String(problem.message || ""));
     }
     if (status === 413) {
-      return "That is too much for one request: " + problem.message + ".";
+      return say.tooLarge(problem.message);
     }
     if (status === 429) {
-      return "Too many requests. Please " + waitWords(problem) + " and try again.";
+      return say.tooMany(waitWords(problem));
     }
     if (status >= 500) {
-      return "The registry is unavailable for a moment. Nothing was changed; please try again shortly.";
+      return say.unavailable;
     }
     if (status === 404 && problem.code === "not_found") {
-      return "This service is not available on this server.";
+      return say.noService;
     }
     if (problem.code === "invalid_request") {
-      return "Some details are missing or not in the expected form: " + problem.message + ".";
+      return say.invalidRequest(problem.message);
     }
-    // Any other refusal: the server's own message says what to send instead.
-    const text = problem.message.charAt(0).toUpperCase() + problem.message.slice(1);
-    return /[.!?]$/.test(text) ? text : text + ".";
+    return say.other(problem.message);
   }
 
   /** Put an error in the form's alert region; the code is kept for support calls. */
@@ -232,7 +319,7 @@ window.DNC = (function () {
     if (problem instanceof Problem && problem.status) {
       const ref = document.createElement("p");
       ref.className = "reference";
-      ref.textContent = "Error " + problem.status + ", " + problem.code;
+      ref.textContent = say.reference(problem.status, problem.code);
       box.appendChild(ref);
     }
     box.hidden = false;
@@ -274,7 +361,10 @@ window.DNC = (function () {
     const when = new Date(iso);
     node.textContent = isNaN(when.getTime())
       ? iso
-      : when.toLocaleString(undefined, { dateStyle: "long", timeStyle: "short" });
+      : when.toLocaleString(LANG === "zh" ? "zh-CN" : undefined, {
+          dateStyle: "long",
+          timeStyle: "short",
+        });
     return node;
   }
 
@@ -299,5 +389,6 @@ window.DNC = (function () {
     time: time,
     paragraph: paragraph,
     INVALID_REASONS: INVALID_REASONS,
+    lang: LANG,
   };
 })();

@@ -7,7 +7,73 @@
 
 (function () {
   const api = window.DNC;
-  const CHANNEL_WORDS = { voice: "calls", sms: "text messages" };
+  /** Every sentence this page's script shows, in the page's language (api.lang). */
+  const SAY = {
+    en: {
+      channels: { voice: "calls", sms: "text messages" },
+      and: " and ",
+      list: "; ",
+      minutes: (n) => (n === 1 ? "1 minute" : n + " minutes"),
+      codeSent: (number, minutes) =>
+        "We sent a six-digit code to " + number + ". It is valid for " + minutes + ".",
+      codeDigits: "The code is the six digits in the message we sent.",
+      enterNumber: "Enter the phone number.",
+      tickChannel: "Tick calls, text messages or both: what should stop?",
+      isRegistered: (number) => number + " is registered.",
+      blocked: (what) => "Blocked: " + what + ".",
+      stillAccepted: (what) => "Offers you still accept: " + what + ".",
+      allBlocked: "Every kind of telemarketing is blocked.",
+      registeredOn: ["Registered on ", "."],
+      liableFrom: ["Telemarketers who still call or write after ", " can be reported below and held to account."],
+      removed: (number) => number + " is not on the register now.",
+      mayCallAgain: "Telemarketers may call it again once their lists are updated.",
+      inForceFrom: ["Fully in force from ", "."],
+      notRegistered: (number) => number + " is not registered.",
+      enterYourNumber: "Enter your phone number.",
+      enterCaller: "Enter the number that called or wrote to you.",
+      enterTime: "Enter the date and time it happened.",
+      thanks: "Thank you: your report was recorded.",
+      reference: (id) => "Its reference is " + id + ".",
+      followLink: "follow the report",
+      follow: ["Keep it to ", ": what was done about it, once it is dealt with."],
+      notRegisteredThen: "Your number was not registered when this happened, so the caller broke no rule.",
+      withinGrace:
+        "This happened within the grace period after your registration, when " +
+        "telemarketers may not yet have updated their lists. We keep the report all the same.",
+    },
+    zh: {
+      channels: { voice: "电话", sms: "短信" },
+      and: "和",
+      list: "；",
+      minutes: (n) => n + " 分钟",
+      codeSent: (number, minutes) =>
+        "我们已向 " + number + " 发送六位验证码，" + minutes + "内有效。",
+      codeDigits: "验证码是我们发送的短信中的六位数字。",
+      enterNumber: "请填写手机号码。",
+      tickChannel: "请勾选电话、短信或两者：要拒绝哪一种？",
+      isRegistered: (number) => number + " 已登记。",
+      blocked: (what) => "已拒绝：" + what + "。",
+      stillAccepted: (what) => "仍接收的营销类别：" + what + "。",
+      allBlocked: "已拒绝所有类别的营销。",
+      registeredOn: ["登记时间：", "。"],
+      liableFrom: ["", " 之后仍来电或发短信的营销方，可在下方举报并追究责任。"],
+      removed: (number) => number + " 已不在登记名单中。",
+      mayCallAgain: "营销方更新名单后，可能会再次联系该号码。",
+      inForceFrom: ["", " 起全面生效。"],
+      notRegistered: (number) => number + " 未登记。",
+      enterYourNumber: "请填写您的手机号码。",
+      enterCaller: "请填写来电或发信的号码。",
+      enterTime: "请填写发生的日期和时间。",
+      thanks: "谢谢：您的举报已记录。",
+      reference: (id) => "举报编号为 " + id + "。",
+      followLink: "查询举报进展",
+      follow: ["请保存编号，处理完毕后可", "，了解处理结果。"],
+      notRegisteredThen: "发生时您的号码尚未登记，因此对方没有违反规定。",
+      withinGrace: "此事发生在您登记后的宽限期内，营销方可能尚未更新名单。我们仍会保留这份举报。",
+    },
+  };
+  const say = SAY[api.lang];
+  const CHANNEL_WORDS = say.channels;
 
   function byId(id) {
     return document.getElementById(id);
@@ -40,8 +106,12 @@
   }
 
   function minutes(secondsLeft) {
-    const n = Math.max(1, Math.round(Number(secondsLeft) / 60));
-    return n === 1 ? "1 minute" : n + " minutes";
+    return say.minutes(Math.max(1, Math.round(Number(secondsLeft) / 60)));
+  }
+
+  /** A paragraph with a time from the API between the two halves of `words`. */
+  function around(words, iso) {
+    return api.paragraph(words[0], api.time(iso), words[1]);
   }
 
   function showResult(box, parts) {
@@ -114,9 +184,7 @@
       api.busy(form, true);
       try {
         const answer = await api.call("POST", path, { json: body });
-        const sent =
-          "We sent a six-digit code to " + body.number + ". It is valid for " +
-          minutes(answer.data.expires_in) + ".";
+        const sent = say.codeSent(body.number, minutes(answer.data.expires_in));
         showCodeStep(answer.data.request_id, sent);
         remember(answer.data.request_id, sent, answer.data.expires_in);
         byId(name + "-code").focus();
@@ -134,7 +202,7 @@
       // input method (NFKC folds them to ASCII).
       const code = value(confirm, "code").normalize("NFKC").replace(/[\s-]+/g, "");
       if (!/^[0-9]{6}$/.test(code)) {
-        api.showError(confirmError, localProblem("The code is the six digits in the message we sent."));
+        api.showError(confirmError, localProblem(say.codeDigits));
         return;
       }
       api.busy(confirm, true);
@@ -183,7 +251,7 @@
   function numberAndRegion(form) {
     const body = { number: value(form, "number") };
     if (!body.number) {
-      throw localProblem("Enter the phone number.");
+      throw localProblem(say.enterNumber);
     }
     const region = value(form, "region").toUpperCase();
     if (region) {
@@ -199,7 +267,7 @@
       const body = numberAndRegion(form);
       body.channels = ticked(form, "channels");
       if (body.channels.length === 0) {
-        throw localProblem("Tick calls, text messages or both: what should stop?");
+        throw localProblem(say.tickChannel);
       }
       body.allow_categories = ticked(form, "allow_categories").map(Number);
       return body;
@@ -213,24 +281,15 @@
         return names[String(c)] || String(c);
       });
       const parts = [
-        api.paragraph(data.number + " is registered."),
-        api.paragraph("Blocked: " + blocked.join(" and ") + "."),
-        api.paragraph(
-          allowed.length
-            ? "Offers you still accept: " + allowed.join("; ") + "."
-            : "Every kind of telemarketing is blocked."
-        ),
+        api.paragraph(say.isRegistered(data.number)),
+        api.paragraph(say.blocked(blocked.join(say.and))),
+        api.paragraph(allowed.length ? say.stillAccepted(allowed.join(say.list)) : say.allBlocked),
       ];
       if (data.registered_at) {
-        parts.push(api.paragraph("Registered on ", api.time(data.registered_at), "."));
+        parts.push(around(say.registeredOn, data.registered_at));
       }
       if (data.effective_at) {
-        parts.push(
-          api.paragraph(
-            "Telemarketers who still call or write after ", api.time(data.effective_at),
-            " can be reported below and held to account."
-          )
-        );
+        parts.push(around(say.liableFrom, data.effective_at));
       }
       parts[0].className = "outcome outcome-registered";
       return parts;
@@ -239,9 +298,9 @@
 
   twoStep("deregister", "/v1/deregistrations", numberAndRegion, function (data) {
     // True whether or not it was registered: the API answers both alike.
-    const p = api.paragraph(data.number + " is not on the register now.");
+    const p = api.paragraph(say.removed(data.number));
     p.className = "outcome";
-    return [p, api.paragraph("Telemarketers may call it again once their lists are updated.")];
+    return [p, api.paragraph(say.mayCallAgain)];
   });
 
   const statusForm = byId("status-form");
@@ -267,16 +326,16 @@
       const data = answer.data;
       const parts = [];
       if (data.registered) {
-        parts.push(api.paragraph(data.number + " is registered."));
+        parts.push(api.paragraph(say.isRegistered(data.number)));
         parts[0].className = "outcome outcome-registered";
         if (data.registered_at) {
-          parts.push(api.paragraph("Registered on ", api.time(data.registered_at), "."));
+          parts.push(around(say.registeredOn, data.registered_at));
         }
         if (data.effective_at) {
-          parts.push(api.paragraph("Fully in force from ", api.time(data.effective_at), "."));
+          parts.push(around(say.inForceFrom, data.effective_at));
         }
       } else {
-        parts.push(api.paragraph(data.number + " is not registered."));
+        parts.push(api.paragraph(say.notRegistered(data.number)));
         parts[0].className = "outcome";
       }
       result.replaceChildren.apply(result, parts);
@@ -311,13 +370,13 @@
     const occurred = new Date(value(complainForm, "occurred_at"));
     try {
       if (!body.number) {
-        throw localProblem("Enter your phone number.");
+        throw localProblem(say.enterYourNumber);
       }
       if (!body.caller) {
-        throw localProblem("Enter the number that called or wrote to you.");
+        throw localProblem(say.enterCaller);
       }
       if (isNaN(occurred.getTime())) {
-        throw localProblem("Enter the date and time it happened.");
+        throw localProblem(say.enterTime);
       }
     } catch (problem) {
       api.showError(error, problem);
@@ -340,25 +399,19 @@
     try {
       const answer = await api.call("POST", "/v1/complaints", { json: body });
       const data = answer.data;
-      const parts = [api.paragraph("Thank you: your report was recorded.")];
+      const parts = [api.paragraph(say.thanks)];
       parts[0].className = "outcome";
-      parts.push(api.paragraph("Its reference is " + data.complaint_id + "."));
+      parts.push(api.paragraph(say.reference(data.complaint_id)));
       const follow = document.createElement("a");
-      follow.href = "/complaints/" + encodeURIComponent(data.complaint_id);
-      follow.textContent = "follow the report";
-      parts.push(api.paragraph("Keep it to ", follow, ": what was done about it, once it is dealt with."));
+      follow.href =
+        "/complaints/" + encodeURIComponent(data.complaint_id) + (api.lang === "en" ? "" : "?lang=" + api.lang);
+      follow.textContent = say.followLink;
+      parts.push(api.paragraph(say.follow[0], follow, say.follow[1]));
       const at = data.registered_at_time;
       if (at === false || at === null) {
-        parts.push(
-          api.paragraph("Your number was not registered when this happened, so the caller broke no rule.")
-        );
+        parts.push(api.paragraph(say.notRegisteredThen));
       } else if (data.within_grace) {
-        parts.push(
-          api.paragraph(
-            "This happened within the grace period after your registration, when " +
-              "telemarketers may not yet have updated their lists. We keep the report all the same."
-          )
-        );
+        parts.push(api.paragraph(say.withinGrace));
       }
       complainForm.reset();
       when.max = localNow();
