@@ -214,6 +214,7 @@ CHINESE = Words(
         "request_used": "该验证码已使用，申请已完成：可查询号码状态确认。",
         "notifier_unavailable": "暂时无法向您的手机发送验证码。请稍后再试。",
         "not_registered": "该号码未登记，无需取消。",
+        "not_replicated": "登记处未能及时在备份服务器上确认这项更改，因此未予受理；请稍后再试。",
         "invalid_time": "时间不正确：请填写发生的日期和时间，且不能晚于现在。",
         "text_too_long": "“对方说了什么”过长，请缩短后再提交。",
         "invalid_caller": (

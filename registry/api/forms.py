@@ -252,7 +252,7 @@ def _plain(say: Words, answer: _Answer) -> str:
         return say.too_many_from_you(wait)
     if answer.code in say.known:
         return say.known[answer.code]
-    if answer.status >= 500:
+    if answer.status >= 500 and say.unavailable:
         return say.unavailable
     return say.other(answer.message.replace("occurred_at", "the time of the call"))
 
