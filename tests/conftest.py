@@ -111,6 +111,18 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
     return Settings(redis_url=redis_url, admin_key=ADMIN_KEY, data_dir=tmp_path / "data")
 
 
+def in_one_window(burst: Callable[[], Any], seconds: float = 0.8) -> Any:
+    """What `burst()` returns, once a run of it took under `seconds`: requests meant to
+    fall in one rate-limit window of 1 s, run again (each run with an account of its own)
+    when a stalled machine stretched them past it."""
+    for _ in range(3):
+        started = time.monotonic()
+        answers = burst()
+        if time.monotonic() - started < seconds:
+            return answers
+    raise AssertionError(f"three runs each took {seconds} s or more: the machine is stalled")
+
+
 def ready_client(settings: Settings) -> TestClient:
     """A TestClient whose app has started and built its Bloom filter (call __enter__)."""
     client = TestClient(create_app(settings))

@@ -111,7 +111,7 @@ def test_an_administrator_may_record_consents_that_count_for_its_own_look_ups(
 def test_an_expired_consent_no_longer_counts_and_its_record_outlives_it(
     client: TestClient, world: None, operator: Headers, redis_client: Any
 ) -> None:
-    expires = iso_in(2)
+    expires = iso_in(5)  # whole seconds: 4 to 5 s, room for the recording and the look-up
     body = consent(client, operator, A, expires_at=expires)
     assert look_up(client, operator, A) == ("callable", "consent")
     end = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()

@@ -31,12 +31,14 @@ def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
     server = subprocess.Popen([redis_server_binary(), str(conf)])
     client = redis.Redis(port=port, socket_connect_timeout=1, socket_timeout=5)
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 30
+        while True:
             try:
                 client.ping()
                 break
             except redis.ConnectionError:
                 assert server.poll() is None, "redis-server refused deploy/redis.conf"
+                assert time.monotonic() < deadline, "redis-server never answered"
                 time.sleep(0.05)
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         assert client.config_get("appendfsync") == {"appendfsync": "always"}

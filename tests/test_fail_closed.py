@@ -271,7 +271,7 @@ def test_a_hung_redis_is_a_503_within_seconds_for_look_ups_and_readiness(
         for path, headers in asks:
             started = time.monotonic()
             answer = private.client.get(path, headers=headers)
-            assert time.monotonic() - started < 5, path
+            assert time.monotonic() - started < 8, path  # the 2 s answer timeout, and room
             assert_unavailable(answer)
     finally:
         private.server.process.send_signal(signal.SIGCONT)
@@ -393,8 +393,9 @@ def test_an_app_that_never_reached_redis_is_not_ready_and_answers_503(
 
 @pytest.fixture
 def private_cluster(tmp_path: Path) -> Iterator[Registry]:
-    """An app on a three-master Cluster of its own; its nodes call a silent one failed in 0.5 s."""
-    cluster = EmbeddedCluster(tmp_path / "cluster", masters=3, node_timeout_ms=500)
+    """An app on a three-master Cluster of its own; its nodes call a silent one failed in 2 s
+    (less, and a node starved of CPU on a loaded machine is called failed by mistake)."""
+    cluster = EmbeddedCluster(tmp_path / "cluster", masters=3, node_timeout_ms=2000)
     cluster.start()
     try:
         with warmed_up(cluster, tmp_path) as registry:
@@ -471,8 +472,8 @@ def test_a_cluster_missing_one_master_answers_503_never_callable(
             time.sleep(0.05)
         started = time.monotonic()
         assert_unavailable(client.get(f"/v1/numbers/{REGISTERED}", headers=operator))
-        # Quickly: a few short retries, not redis-py's ten with growing pauses.
-        assert time.monotonic() - started < 1.5
+        # Quickly: a few short retries (about 0.5 s), not redis-py's ten with growing pauses.
+        assert time.monotonic() - started < 3.0
         scrub = client.post(
             "/v1/scrub", json={"numbers": [REGISTERED, elsewhere]}, headers=operator
         )
@@ -526,22 +527,24 @@ def test_a_receipt_write_that_reaches_redis_after_its_window_stores_nothing(
             await store.redis.aclose()
 
     try:
-        store = ReceiptStore(async_client(server.url), 153, write_window_ms=300)
+        store = ReceiptStore(async_client(server.url), 153)
         asyncio.run(put(store, 1))
         assert check.get(keys.receipt(receipt(1)["receipt_id"])) is not None
         assert check.keys("*writing*") == []
 
+        resume = threading.Timer(3.0, process.send_signal, (signal.SIGCONT,))
+
         def hang() -> None:
             process.send_signal(signal.SIGSTOP)
-            threading.Timer(1.0, process.send_signal, (signal.SIGCONT,)).start()
+            resume.start()
 
         late = ReceiptStore(async_client(server.url), 153, write_window_ms=300)
         late._before_write = hang
         started = time.monotonic()
         with pytest.raises(redis.exceptions.TimeoutError):
             asyncio.run(put(late, 2))
-        assert time.monotonic() - started < 0.9  # the writer gave up within its window
-        time.sleep(1.5)  # Redis has resumed and run the queued write
+        assert time.monotonic() - started < 2.0  # the writer gave up, long before the resume
+        resume.join()  # Redis resumes and runs the queued write
         assert check.ping()
         assert check.get(keys.receipt(receipt(2)["receipt_id"])) is None
 
@@ -587,7 +590,7 @@ def test_a_hung_cluster_node_is_a_503_within_seconds_for_look_ups(
         answer = private_cluster.client.get(
             f"/v1/numbers/{number}", headers=private_cluster.operator
         )
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 8  # the 2 s answer timeout, and room
         assert_unavailable(answer)
     finally:
         process.send_signal(signal.SIGCONT)

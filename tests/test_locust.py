@@ -82,7 +82,7 @@ def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: 
                 "--spawn-rate",
                 "6",
                 "--run-time",
-                "5s",
+                "10s",  # the complaint checks need a few subscriber turns, slow runner or not
                 "--csv",
                 str(tmp_path / "locust"),
                 "--scrub-sizes",
