@@ -168,7 +168,7 @@ def test_the_forms_without_javascript_answer_503_in_the_pages_words(private: Reg
     assert english.status_code == 503 and "text/html" in english.headers["content-type"]
     chinese = private.client.post("/forms/status", data={"number": REGISTERED, "lang": "zh"})
     assert chinese.status_code == 503
-    assert "登记处暂时无法使用。未做任何更改，请稍后再试。" in chinese.text
+    assert "登记处暂时无法使用，请稍后再试。" in chinese.text
     assert chinese.headers.get("retry-after")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -52,6 +52,7 @@ def web(settings: Settings, outbox: Path) -> Iterator[TestClient]:
         ("zh;q=bad, en;q=0.2", "en"),
         ("zh;q=nan", "en"),
         ("zh;q=2", "en"),
+        ("zh;foo=1;q=0.1, en;q=0.5", "en"),
     ],
 )
 def test_accept_language_chooses_the_first_ranked_language_the_pages_have(
@@ -66,6 +67,7 @@ def test_a_lang_parameter_wins_over_the_browser_and_an_unknown_one_is_ignored() 
     assert language.chosen(" ZH-Hans ", {}) == "zh"
     assert language.chosen("xx", chinese_browser) == "zh"
     assert language.chosen(None, {}) == "en"
+    assert language.chosen("zhxx", {}) == "en" and language.chosen("chinese", {}) == "en"
 
 
 def test_the_page_comes_in_the_language_asked_for(web: TestClient) -> None:
@@ -96,9 +98,13 @@ class _Shape(HTMLParser):
         self.elements: list[tuple[str, tuple[tuple[str, str | None], ...]]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        kept = tuple((k, v) for k, v in attrs if k in self.KEPT)
-        if tag == "input" and dict(kept).get("name") == "lang":
-            return  # the Chinese page's forms say which language to answer in
+        # The Chinese page's actions say its language where the form's body is not read.
+        kept = tuple(
+            (k, v.removesuffix("?lang=zh") if k == "action" and v else v)
+            for k, v in attrs
+            if k in self.KEPT
+            and not (tag == "input" and k == "value" and ("name", "lang") in attrs)
+        )
         if tag == "p" and dict(kept).get("class") == "language":
             return
         if tag == "a" and dict(kept).get("id") == "language":
@@ -121,8 +127,9 @@ def test_the_chinese_page_has_every_form_field_and_id_of_the_english_one() -> No
     assert sorted(re.findall(r"\{\{\w+\}\}", chinese)) == sorted(
         re.findall(r"\{\{\w+\}\}", english)
     )
-    # Every form of the Chinese page asks for its answer in Chinese.
+    # Every form asks for its answer in its page's language, whatever the browser's.
     assert chinese.count("<form") == chinese.count('name="lang" value="zh"') + 2  # code steps
+    assert english.count("<form") == english.count('name="lang" value="en"') + 2
 
 
 def test_without_javascript_a_chinese_subscriber_registers_and_checks_in_chinese(
@@ -141,7 +148,8 @@ def test_without_javascript_a_chinese_subscriber_registers_and_checks_in_chinese
     assert wrong.status_code == 400 and "验证码是我们发送的短信中的六位数字" in shown(wrong)
     done = web.post(code_form(sent), data={"code": codes(outbox)[-1], "lang": "zh"})
     assert done.status_code == 201
-    effective = datetime.now(UTC) + timedelta(days=31)
+    # The date in Beijing time, mainland China's one zone.
+    effective = (datetime.now(UTC) + timedelta(days=31)).astimezone(timezone(timedelta(hours=8)))
     assert shown(done).startswith(f"{NUMBER} 已登记。")
     assert f"{effective.year}年{effective.month}月{effective.day}日" in shown(done)
 
@@ -194,3 +202,54 @@ def test_a_refusal_the_chinese_pages_have_no_words_for_quotes_the_api(web: TestC
     assert re.fullmatch(r"请求未被接受（channel .*fax.* is not one of voice, sms）", shown(answer))
     late = web.post("/forms/complaints", data={**fields, "channel": "sms", "occurred_at": "x"})
     assert late.status_code == 400 and shown(late).startswith("时间不正确")
+
+
+def test_the_english_page_answers_in_english_to_a_browser_that_prefers_chinese(
+    web: TestClient,
+) -> None:
+    chinese_browser = {"accept-language": "zh-CN,zh;q=0.9"}
+    answer = web.post(
+        "/forms/status", data={"number": NUMBER, "lang": "en"}, headers=chinese_browser
+    )
+    assert shown(answer) == f"{NUMBER} is not registered."
+    assert 'href="/?lang=en#status"' in answer.text  # back to the page it came from
+    assert answer.headers["content-language"] == "en"
+    assert answer.headers["vary"] == "Accept-Language"
+
+
+def test_a_wrong_code_in_chinese_counts_the_tries_down_and_then_asks_to_start_again(
+    web: TestClient, outbox: Path
+) -> None:
+    sent = web.post("/forms/registrations?lang=zh", data={"number": NUMBER, "channels": "sms"})
+    right = codes(outbox)[-1]
+    wrong = "000000" if right != "000000" else "111111"
+    for left in (4, 3, 2, 1):
+        answer = web.post(code_form(sent), data={"code": wrong, "lang": "zh"})
+        assert shown(answer).startswith(
+            f"验证码不正确。请核对我们发送的短信，重新输入六位数字。剩余次数：{left}。"
+        )
+        assert "。." not in answer.text
+    void = web.post(code_form(sent), data={"code": wrong, "lang": "zh"})
+    assert shown(void).startswith("验证码不正确，且已无剩余次数，该申请已作废。")
+    assert "<form" not in void.text  # no code form to be refused again
+    english = web.post("/forms/registrations", data={"number": "+12125550100", "channels": "sms"})
+    for _ in range(4):
+        last = web.post(code_form(english), data={"code": wrong})
+    assert shown(last).startswith("That is not the code sent; 1 try left.")
+    assert "<form" in last.text
+    last = web.post(code_form(english), data={"code": wrong})
+    assert "the request is now void" in shown(last) and "<form" not in last.text
+
+
+def test_the_chinese_page_reads_a_time_without_a_zone_as_beijing_time(web: TestClient) -> None:
+    page = web.get("/?lang=zh").text
+    assert '<option value="+08:00" selected>北京时间（UTC+08:00）</option>' in page
+    assert '<option value="+00:00" selected>' in web.get("/?lang=en").text
+    # The form posts to ?lang=zh: a refusal that reads no field still answers in Chinese.
+    assert 'action="/forms/complaints?lang=zh"' in page
+    refused = web.post(
+        "/forms/complaints?lang=zh",
+        data={"number": NUMBER},
+        headers={"origin": "https://x.example"},
+    )
+    assert refused.status_code == 403 and "此表单来自其他网站" in refused.text

@@ -430,7 +430,7 @@ def test_a_subscriber_reports_a_call(chromium: Any, server: Server) -> None:
 
     link = page.element("complain-result").find_element(By.LINK_TEXT, "follow the report")
     reference = result.split("Its reference is ", 1)[1].split(".", 1)[0]
-    assert link.get_attribute("href").endswith(f"/complaints/{reference}")
+    assert link.get_attribute("href").endswith(f"/complaints/{reference}?lang=en")
     page.leave(link.click)
     assert f"Report {reference}, received on" in chromium.page_source
     assert "It is being looked at." in chromium.page_source
@@ -443,9 +443,9 @@ def test_a_subscriber_reports_a_call(chromium: Any, server: Server) -> None:
     assert page.console() == []
 
 
-# The English words the Chinese page shows on purpose: the switch back, the word to
-# type for a withheld number, "API" and the complaint reference's prefix.
-_ENGLISH_ON_PURPOSE = {"English", "withheld", "API", "cmp"}
+# The English words the Chinese page shows on purpose: the switch back,
+# "API" and the complaint reference's prefix.
+_ENGLISH_ON_PURPOSE = {"English", "API", "cmp"}
 
 
 def test_the_chinese_page_registers_checks_and_reports_in_chinese(

@@ -496,7 +496,7 @@ def test_a_web_form_shows_a_write_that_was_not_acknowledged_as_a_page(
             content="number=%2B12125550124&channels=voice&lang=zh",
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
-        assert chinese.status_code == 503 and "未能及时在备份服务器上确认" in chinese.text
+        assert chinese.status_code == 503 and "未能及时确认这项更改已经保存" in chinese.text
     finally:
         pair.thaw()
         client.__exit__(None, None, None)

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 
 def sentence(text: str) -> str:
     """An API message as a sentence: capitalized, with a full stop."""
     text = text.strip()
     return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def _beijing_date(when: datetime) -> str:
+    local = when.astimezone(BEIJING) if when.tzinfo else when
+    return f"{local.year}年{local.month}月{local.day}日"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class Words:
     wait_hours: Callable[[int], str]
     date: Callable[[datetime], str]
     code_label: str
+    # A wrong code, with the tries left (0: the request is void, a new code is needed).
+    wrong_code: Callable[[int], str]
     confirm_registration: str
     confirm_removal: str
     refused_title: str
@@ -117,6 +127,11 @@ ENGLISH = Words(
     wait_hours=lambda n: f"wait about {n} hours",
     date=lambda when: when.strftime("%d %B %Y"),
     code_label="Six-digit code",
+    wrong_code=lambda left: (
+        "That is not the code sent; "
+        + (f"{left} {'try' if left == 1 else 'tries'} left." if left else "")
+        + ("" if left else "the request is now void; ask for a new code.")
+    ),
     confirm_registration="Confirm registration",
     confirm_removal="Confirm removal",
     refused_title="Form refused",
@@ -181,7 +196,7 @@ ENGLISH = Words(
 
 CHINESE = Words(
     lang="zh",
-    registry="拒绝营销来电登记",
+    registry="拒收名单",
     back="返回登记页面",
     failed="未能完成",
     unreadable=lambda message: f"无法读取此表单（{message}）。请使用登记处自己的页面。",
@@ -200,9 +215,9 @@ CHINESE = Words(
     ),
     too_many_codes=lambda wait: (
         f"该号码申请验证码的次数过多（不一定是您本人申请的）。请{wait}再试；也可以用该手机"
-        "向运营商的退订号码发送“退订”或“TD”，无需验证码即可登记。"
+        "向运营商公布的拒收名单短信号码发送“退订”或“TD”，无需验证码即可登记。"
     ),
-    too_many_from_you=lambda wait: f"您的网络连接请求过多。请{wait}再试。",
+    too_many_from_you=lambda wait: f"来自您网络的请求过多。请{wait}再试。",
     known={
         "invalid_region": "地区须为两个字母的代码，例如 CN、US 或 IN。",
         "empty_number": "请填写手机号码。",
@@ -214,22 +229,31 @@ CHINESE = Words(
         "request_used": "该验证码已使用，申请已完成：可查询号码状态确认。",
         "notifier_unavailable": "暂时无法向您的手机发送验证码。请稍后再试。",
         "not_registered": "该号码未登记，无需取消。",
-        "not_replicated": "登记处未能及时在备份服务器上确认这项更改，因此未予受理；请稍后再试。",
+        "not_replicated": (
+            "登记处未能及时确认这项更改已经保存。请稍后查询号码状态，再决定是否重试。"
+        ),
         "invalid_time": "时间不正确：请填写发生的日期和时间，且不能晚于现在。",
         "text_too_long": "“对方说了什么”过长，请缩短后再提交。",
+        "invalid_preferences": "请勾选电话、短信或两者：要拒绝哪一种？",
         "invalid_caller": (
             "无法识别来电或发信方。请填写对方的电话号码、短信端口号（3 至 8 位数字）"
             "或短信中显示的签名。"
         ),
     },
-    unavailable="登记处暂时无法使用。未做任何更改，请稍后再试。",
+    unavailable="登记处暂时无法使用，请稍后再试。",
     other=lambda message: f"请求未被接受（{message}）",
     wait_little="稍等片刻",
     wait_seconds=lambda n: f" {n} 秒后",
     wait_minutes=lambda n: f" {n} 分钟后",
-    wait_hours=lambda n: f"约 {n} 小时后",
-    date=lambda when: f"{when.year}年{when.month}月{when.day}日",
+    wait_hours=lambda n: f"在约 {n} 小时后",
+    # Mainland China's one zone, no daylight saving: the date its subscribers live in.
+    date=lambda when: _beijing_date(when),
     code_label="六位验证码",
+    wrong_code=lambda left: (
+        f"验证码不正确。请核对我们发送的短信，重新输入六位数字。剩余次数：{left}。"
+        if left
+        else "验证码不正确，且已无剩余次数，该申请已作废。请重新开始，获取新的验证码。"
+    ),
     confirm_registration="确认登记",
     confirm_removal="确认取消",
     refused_title="表单被拒绝",
@@ -249,7 +273,7 @@ CHINESE = Words(
     not_registered_title="未登记",
     not_registered=lambda number: f"{number} 未登记。",
     registered_since=lambda since, effective: (
-        f"登记于 {since}；自 {effective} 起，所有营销方都不得再联系该号码。"
+        f"登记于 {since}；自 {effective} 起，所有营销方都须遵守您的登记选择。"
     ),
     registered_short="已登记",
     say_channel="请选择收到的是电话还是短信。",
@@ -258,7 +282,7 @@ CHINESE = Words(
     reference=lambda reference: f"举报编号为 {reference}。",
     follow=("请保存编号，处理完毕后可", "，了解处理结果。"),
     follow_link="查询举报进展",
-    not_registered_then="发生时您的号码尚未登记，因此对方没有违反规定。",
+    not_registered_then="发生时您的号码尚未登记，因此按本登记处的规则，对方不构成违规。",
     within_grace="此事发生在您登记后的宽限期内，营销方可能尚未更新名单。我们仍会保留这份举报。",
     recorded_title="举报已记录",
     enter_reference="请填写举报页面给出的编号（以 cmp_ 开头）。",
@@ -269,7 +293,9 @@ CHINESE = Words(
     outcomes={
         "sender_warned": "已对来电方提出警告。",
         "sender_suspended": "来电方的服务已被暂停。",
-        "no_breach_found": "未发现违规：例如，发生时号码尚未登记，或对方已获得您的同意。",
+        "no_breach_found": (
+            "按本登记处的规则未发现违规：例如，发生时号码尚未登记，或对方已获得您的同意。"
+        ),
         "referred_to_regulator": "举报已移交监管部门。",
         "insufficient_detail": "举报提供的信息不足，无法处理。",
     },

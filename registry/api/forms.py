@@ -70,6 +70,11 @@ class _Answer:
     def code(self) -> str:
         return str((self.data.get("error") or {}).get("code", ""))
 
+    @property
+    def details(self) -> dict[str, Any]:
+        found = (self.data.get("error") or {}).get("details")
+        return found if isinstance(found, dict) else {}
+
 
 class FormError(Exception):
     """A form that cannot be read at all: answered with a page (`install`), not JSON."""
@@ -83,7 +88,7 @@ class FormError(Exception):
 def install(app: FastAPI) -> None:
     async def unreadable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FormError)
-        say = _say(language.chosen(None, request.headers))
+        say = _say_for(request)
         parts = [_p(say.unreadable(_sentence(exc.message)), "error")]
         return _page(say, say.failed, parts, exc.status, "/")
 
@@ -111,9 +116,11 @@ def _say(lang: str) -> Words:
     return BY_LANGUAGE[lang]
 
 
-def _say_for(request: Request, fields: list[tuple[str, str]]) -> Words:
-    """The words of the page the form was on (its hidden `lang`), else the browser's."""
-    return _say(language.chosen(_one(fields, "lang") or None, request.headers))
+def _say_for(request: Request, fields: list[tuple[str, str]] | None = None) -> Words:
+    """The words of the page the form was on (its hidden `lang` field, or the `?lang=` of
+    the Chinese page's actions, read where the body is not), else the browser's."""
+    asked = _one(fields, "lang") if fields else ""
+    return _say(language.chosen(asked or request.query_params.get("lang"), request.headers))
 
 
 def _one(fields: list[tuple[str, str]], name: str) -> str:
@@ -192,8 +199,8 @@ def _page(
 ) -> Response:
     """An answer page in `say`'s language; `back` is the subscriber page's part to return
     to ("/#register"), in the same language."""
-    if say.lang != language.DEFAULT:
-        back = back.replace("/#", f"/?lang={say.lang}#", 1) if "#" in back else back
+    # In the language of this page, whatever the browser asks for.
+    back = f"/?lang={say.lang}" + back.removeprefix("/")
     body = (
         _TEMPLATE.replace("{{title}}", html.escape(title))
         .replace("{{back}}", html.escape(back))
@@ -207,6 +214,7 @@ def _page(
     # cache, so Back on a shared computer does not show it again.
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
     headers["Content-Language"] = language.TAGS[say.lang]
+    headers["Vary"] = "Accept-Language"
     if retry_after is not None:
         headers["Retry-After"] = retry_after
     return Response(body.encode(), status, media_type="text/html; charset=utf-8",
@@ -222,7 +230,9 @@ def not_found_page() -> Response:
         'Operators: <a href="/portal">the operator portal</a>.</p>',
         '<p lang="zh-Hans">此地址没有页面。<a href="/?lang=zh">登记、查询号码或举报来电</a>。</p>',
     ]
-    return _page(ENGLISH, "Page not found", parts, 404, "/")
+    answer = _page(ENGLISH, "Page not found", parts, 404, "/")
+    answer.headers["Content-Language"] = "en, zh-Hans"
+    return answer
 
 
 def _p(text: str, css: str = "") -> str:
@@ -238,9 +248,7 @@ def _error(say: Words, answer: _Answer, back: str) -> Response:
 def _plain(say: Words, answer: _Answer) -> str:
     """The API's error in words for the person at the form, where the API's own words are
     for programmers (a reason code, a field name, seconds to wait); else its message."""
-    error = answer.data.get("error") or {}
-    found = error.get("details")
-    details: dict[str, Any] = found if isinstance(found, dict) else {}
+    details = answer.details
     if answer.code == "invalid_number":
         return say.invalid_number(
             say.reasons.get(str(details.get("reason")), say.unreadable_number)
@@ -294,7 +302,7 @@ def _code_form(say: Words, kind: str, request_id: str, number: str) -> str:
 
 
 def _refused(request: Request) -> Response:
-    say = _say(language.chosen(request.query_params.get("lang"), request.headers))
+    say = _say_for(request)
     return _page(say, say.refused_title, [_p(say.refused, "error")], 403, "/")
 
 
@@ -355,7 +363,7 @@ async def confirm(kind: str, request_id: str, request: Request) -> Response:
     if cross_site(request.headers):
         return _refused(request)
     if kind not in ("registrations", "deregistrations"):
-        say = _say(language.chosen(None, request.headers))
+        say = _say_for(request)
         return _page(say, say.not_found_title, [_p(say.no_such_form, "error")], 404, "/")
     fields = await _fields(request)
     say = _say_for(request, fields)
@@ -363,12 +371,17 @@ async def confirm(kind: str, request_id: str, request: Request) -> Response:
     back = "/#register" if kind == "registrations" else "/#deregister"
     path = f"/v1/{kind}/{request_id}/confirm"
     answer = await _call(request, "POST", path, {"code": _one(fields, "code")})
-    if answer.code in ("wrong_code", "invalid_code"):
-        wrong = answer.message if say.lang == language.DEFAULT else _plain(say, answer)
-        parts = [
-            _p(_sentence(wrong), "error"),
-            _code_form(say, kind[:-1], request_id, number),
-        ]
+    if answer.code == "invalid_code":
+        parts = [_p(say.known.get("invalid_code") or _sentence(answer.message), "error")]
+        parts.append(_code_form(say, kind[:-1], request_id, number))
+        return _page(say, say.enter_code, parts, answer.status, back)
+    if answer.code == "wrong_code":
+        left = answer.details.get("tries_left")
+        left = left if isinstance(left, int) and not isinstance(left, bool) else 0
+        parts = [_p(say.wrong_code(left), "error")]
+        if not left:  # void: the code form would only be refused again
+            return _page(say, say.failed, parts, answer.status, back)
+        parts.append(_code_form(say, kind[:-1], request_id, number))
         return _page(say, say.enter_code, parts, answer.status, back)
     if not answer.ok:
         return _error(say, answer, back)

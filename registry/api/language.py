@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 LANGUAGES = ("en", "zh")
 DEFAULT = "en"
+# The `lang` values taken, and the language each asks for; anything else is ignored.
+ASKED = {"en": "en", "zh": "zh", "zh-hans": "zh", "zh-cn": "zh"}
 # What a page's <html lang> and Content-Language say.
 TAGS = {"en": "en", "zh": "zh-Hans"}
 
@@ -20,10 +22,8 @@ TAGS = {"en": "en", "zh": "zh-Hans"}
 def chosen(asked: str | None, headers: Mapping[str, str]) -> str:
     """`asked` (a `lang` parameter or field) if it names one of LANGUAGES, else the
     browser's preference among them, else DEFAULT."""
-    if asked is not None:
-        short = asked.strip().lower()[:2]
-        if short in LANGUAGES:
-            return short
+    if asked is not None and (found := ASKED.get(asked.strip().lower())):
+        return found
     return preferred(headers.get("accept-language", ""))
 
 
@@ -43,12 +43,13 @@ def preferred(header: str) -> str:
         if short not in LANGUAGES:
             continue  # "*" included: any language, so the default, which `best` already is
         q = 1.0
-        name, _, value = parameters.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                q = float(value)
-            except ValueError:
-                continue
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # a weight that cannot be read counts for nothing
         if best_q < q <= 1.0:
             best, best_q = short, q
     return best

@@ -110,9 +110,16 @@ UTC_OFFSETS = tuple(
 )
 
 
-def _utc_offsets() -> str:
+def _utc_offsets(lang: str) -> str:
+    """The zones to choose from, the page's likeliest chosen: UTC, or Beijing time (all of
+    mainland China) on the Chinese page, where UTC would read a call 8 hours late."""
+    home = "+08:00" if lang == "zh" else "+00:00"
+
+    def label(offset: str) -> str:
+        return f"北京时间（UTC{offset}）" if lang == "zh" and offset == home else f"UTC{offset}"
+
     return "\n".join(
-        f'<option value="{offset}"{" selected" if offset == "+00:00" else ""}>UTC{offset}</option>'
+        f'<option value="{offset}"{" selected" if offset == home else ""}>{label(offset)}</option>'
         for offset in UTC_OFFSETS
     )
 
@@ -134,7 +141,7 @@ def _read(name: str) -> bytes:
         text = re.sub(r"\{\{query_fields:([a-z]+)\}\}\n", lambda m: _query_fields(m[1]), text)
         text = text.replace("{{category_checkboxes}}", _category_checkboxes(lang))
         text = text.replace("{{category_options}}", _category_options(lang))
-        text = text.replace("{{utc_offsets}}", _utc_offsets())
+        text = text.replace("{{utc_offsets}}", _utc_offsets(lang))
     return text.encode()
 
 

@@ -163,6 +163,10 @@ window.DNC = (function () {
       tooMany: (wait) => "Too many requests. Please " + wait + " and try again.",
       unavailable:
         "The registry is unavailable for a moment. Nothing was changed; please try again shortly.",
+      // A write the backup servers did not confirm in time: it may stand all the same.
+      notReplicated:
+        "The registry could not confirm in time that this change was saved. " +
+        "Check the number's status in a moment before you try again.",
       noService: "This service is not available on this server.",
       invalidRequest: (m) => "Some details are missing or not in the expected form: " + m + ".",
       // Any other refusal: the server's own message says what to send instead.
@@ -184,7 +188,7 @@ window.DNC = (function () {
       waitLittle: "稍等片刻",
       waitSeconds: (n) => n + " 秒后",
       waitMinutes: (n) => n + " 分钟后",
-      waitHours: (n) => "约 " + n + " 小时后",
+      waitHours: (n) => "在约 " + n + " 小时后",
       broken: (m) => "本页面出错：" + m,
       network: "无法连接登记处。请检查网络连接后重试。",
       invalidNumber: (why) =>
@@ -199,12 +203,12 @@ window.DNC = (function () {
       requestNotFound: "该申请已失效。请重新开始，获取新的验证码。",
       notifierUnavailable: "暂时无法向您的手机发送验证码。请稍后再试。",
       invalidCaller: "无法识别来电或发信方。请填写对方的电话号码、短信端口号（3 至 8 位数字）或短信中显示的签名。",
-      invalidTime: (m) => "时间不正确（" + m + "）。",
-      textTooLong: (m) => "内容过长（" + m + "）。",
+      invalidTime: () => "时间不正确：请填写发生的日期和时间，且不能晚于现在。",
+      textTooLong: () => "“对方说了什么”过长，请缩短后再提交。",
       tooManyCodes: (wait) =>
         "该号码申请验证码的次数过多（不一定是您本人申请的）。请" + wait + "再试；" +
-        "也可以用该手机向运营商的退订号码发送“退订”或“TD”，无需验证码即可登记。",
-      tooManyFromYou: (wait) => "您的网络连接请求过多。请" + wait + "再试。",
+        "也可以用该手机向运营商公布的拒收名单短信号码发送“退订”或“TD”，无需验证码即可登记。",
+      tooManyFromYou: (wait) => "来自您网络的请求过多。请" + wait + "再试。",
       notRegistered: "该号码未登记，无需取消。",
       prefixNotSubscribed: "该号码不在您账户订阅的号段内。",
       requestUsed: "该验证码已使用，申请已完成：可查询号码状态确认。",
@@ -213,7 +217,8 @@ window.DNC = (function () {
       forbidden: (m) => "您的账户无权执行此操作（" + m + "）。",
       tooLarge: (m) => "单次请求内容过多（" + m + "）。",
       tooMany: (wait) => "请求过多。请" + wait + "再试。",
-      unavailable: "登记处暂时无法使用。未做任何更改，请稍后再试。",
+      unavailable: "登记处暂时无法使用，请稍后再试。",
+      notReplicated: "登记处未能及时确认这项更改已经保存。请稍后查询号码状态，再决定是否重试。",
       noService: "本服务器未提供此服务。",
       invalidRequest: (m) => "部分信息缺失或格式不对（" + m + "）。",
       other: (m) => "请求未被接受（" + m + "）。",
@@ -278,6 +283,8 @@ window.DNC = (function () {
         return say.prefixNotSubscribed;
       case "request_used":
         return say.requestUsed;
+      case "not_replicated":
+        return say.notReplicated;
       default:
         break;
     }

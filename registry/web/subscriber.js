@@ -68,7 +68,7 @@
       reference: (id) => "举报编号为 " + id + "。",
       followLink: "查询举报进展",
       follow: ["请保存编号，处理完毕后可", "，了解处理结果。"],
-      notRegisteredThen: "发生时您的号码尚未登记，因此对方没有违反规定。",
+      notRegisteredThen: "发生时您的号码尚未登记，因此按本登记处的规则，对方不构成违规。",
       withinGrace: "此事发生在您登记后的宽限期内，营销方可能尚未更新名单。我们仍会保留这份举报。",
     },
   };
@@ -136,10 +136,12 @@
     // confirmed, over or past its expiry, never in localStorage or the address.
     const pendingKey = "dnc.pending." + name;
 
-    function remember(id, sent, expiresIn) {
+    // The number as typed, not the sentence: the step comes back in the page's language,
+    // whichever of the two pages the tab reloads.
+    function remember(id, number, expiresIn) {
       const until = Date.now() + expiresIn * 1000;
       try {
-        sessionStorage.setItem(pendingKey, JSON.stringify({ id: id, sent: sent, until: until }));
+        sessionStorage.setItem(pendingKey, JSON.stringify({ id: id, number: number, until: until }));
       } catch (ignored) {
         // Storage refused (a private window's quota): the step lives in memory only.
       }
@@ -186,7 +188,7 @@
         const answer = await api.call("POST", path, { json: body });
         const sent = say.codeSent(body.number, minutes(answer.data.expires_in));
         showCodeStep(answer.data.request_id, sent);
-        remember(answer.data.request_id, sent, answer.data.expires_in);
+        remember(answer.data.request_id, body.number, answer.data.expires_in);
         byId(name + "-code").focus();
       } catch (problem) {
         api.showError(error, problem);
@@ -240,9 +242,9 @@
     } catch (ignored) {
       kept = null;
     }
-    if (kept && typeof kept.id === "string" && typeof kept.sent === "string" &&
+    if (kept && typeof kept.id === "string" && typeof kept.number === "string" &&
         Number(kept.until) > Date.now()) {
-      showCodeStep(kept.id, kept.sent);
+      showCodeStep(kept.id, say.codeSent(kept.number, minutes((kept.until - Date.now()) / 1000)));
     } else if (kept) {
       forget();
     }
@@ -403,8 +405,7 @@
       parts[0].className = "outcome";
       parts.push(api.paragraph(say.reference(data.complaint_id)));
       const follow = document.createElement("a");
-      follow.href =
-        "/complaints/" + encodeURIComponent(data.complaint_id) + (api.lang === "en" ? "" : "?lang=" + api.lang);
+      follow.href = "/complaints/" + encodeURIComponent(data.complaint_id) + "?lang=" + api.lang;
       follow.textContent = say.followLink;
       parts.push(api.paragraph(say.follow[0], follow, say.follow[1]));
       const at = data.registered_at_time;
