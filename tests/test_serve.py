@@ -470,6 +470,27 @@ def test_an_outbox_in_a_missing_directory_stops_serve_before_it_says_it_serves(
     ]
 
 
+def run_until_it_stops(argv: list[str], env: dict[str, str], hang: str) -> tuple[int, str, str]:
+    """A `dnc serve` expected to stop by itself: its status, stdout and stderr; a test
+    failure saying `hang` (its whole process group killed) if it still runs after 30 s."""
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"dnc serve {hang}:\n{out}{err}")
+    return process.returncode, out, err
+
+
 # A SIGTERM (or Ctrl-C) handled while the garbage collector runs a finalizer: Python prints
 # what the handler raised ("Exception ignored in ...") and carries on, as it did for a
 # redis-py connection pool's __del__ in CI, where dnc serve then started and ran for good.
@@ -505,23 +526,13 @@ def test_a_signal_during_start_up_stops_serve_even_where_python_ignores_it(
     tmp_path: Path, workers: str, step: str, sig: str
 ) -> None:
     data = (tmp_path / "data").resolve()
-    process = subprocess.Popen(
+    status, out, err = run_until_it_stops(
         [sys.executable, "-c", _SIGNAL_IN_A_FINALIZER, step, sig],
-        env=dnc_env(DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()), DNC_WORKERS=workers),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        dnc_env(DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()), DNC_WORKERS=workers),
+        f"kept running after a {sig} in start-up",
     )
-    try:
-        out, err = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        pytest.fail(f"dnc serve kept running after a {sig} in start-up:\n{out}{err}")
     assert "Exception ignored in" in err, err  # the signal did land in the finalizer
-    assert process.returncode in (0, 130), (out, err)
+    assert status in (0, 130), (out, err)
     assert redis_pids(data) == []
     assert not (data / "redis.url").exists()
 
@@ -535,22 +546,12 @@ def test_a_port_in_use_stops_serve_at_once_and_its_redis_with_it(
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        process = subprocess.Popen(
+        status, out, err = run_until_it_stops(
             [*DNC, "serve"],
-            env=dnc_env(DNC_DATA_DIR=str(data), DNC_PORT=str(port), DNC_WORKERS=workers),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            dnc_env(DNC_DATA_DIR=str(data), DNC_PORT=str(port), DNC_WORKERS=workers),
+            "still running on a port in use",
         )
-        try:
-            out, err = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            out, err = process.communicate()
-            pytest.fail(f"dnc serve still running on a port in use:\n{out}{err}")
-    assert process.returncode == 1, (out, err)
+    assert status == 1, (out, err)
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dnc: ") and str(port) in lines[0], err
