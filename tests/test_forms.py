@@ -83,6 +83,9 @@ def test_a_subscriber_registers_with_a_code_and_the_number_is_blocked_at_once(
     effective = (datetime.now(UTC) + timedelta(days=31)).strftime("%d %B %Y")
     assert shown(done).startswith(f"{NUMBER} is registered.")
     assert effective in shown(done)
+    # What was chosen, to check: the boxes the form ticked, as the script's page says them.
+    assert "Blocked: calls and text messages." in shown(done)
+    assert "Offers you still accept: 2. real estate." in shown(done)
     assert look_up(web) == "blocked"
     # The preferences the form carried: category 2 still allowed, the rest blocked.
     allowed = web.get(f"/v1/numbers/{NUMBER}?category=2", headers=ADMIN).json()
@@ -108,7 +111,10 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
     assert "at least one of voice, sms" in shown(nothing)
     assert codes(outbox) == []
     sent = web.post("/forms/registrations", data={"number": NUMBER, "channels": "sms"})
-    web.post(code_form(sent), data={"code": codes(outbox)[-1]})
+    done = web.post(code_form(sent), data={"code": codes(outbox)[-1]})
+    # Texts only, and nothing accepted: not "telemarketers stop calling it".
+    assert "Blocked: text messages. Every kind of telemarketing is blocked." in shown(done)
+    assert "calling" not in shown(done)
     present = web.post("/forms/status", data={"number": "212 555 1234", "region": "US"})
     assert shown(present).startswith(f"{NUMBER} is registered. Registered on ")
 
@@ -127,6 +133,26 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
     assert limited.status_code == 429
     assert "Too many requests from your connection. Please wait" in shown(limited)
     assert 1 <= int(limited.headers["retry-after"]) <= 60  # as the API's own 429
+
+
+def test_a_number_out_of_codes_is_told_the_keyword_for_what_the_form_was_doing(
+    settings: Settings, outbox: Path
+) -> None:
+    """Leaving, the way in with no code is START; STOP would join the registry instead."""
+    web = ready_client(settings.with_(notifier=f"file:{outbox}", codes_per_number_per_hour=1))
+    try:
+        assert web.post("/forms/registrations", data={"number": NUMBER, "channels": "sms"})
+        joining = web.post("/forms/registrations", data={"number": NUMBER, "channels": "sms"})
+        assert joining.status_code == 429
+        assert "or text STOP from that phone" in shown(joining)
+        leaving = web.post("/forms/deregistrations", data={"number": NUMBER})
+        assert leaving.status_code == 429
+        assert "or text START from that phone" in shown(leaving)
+        assert "takes it off the registry" in shown(leaving) and "STOP" not in shown(leaving)
+        zh = web.post("/forms/deregistrations", data={"number": NUMBER, "lang": "zh"})
+        assert "发送“START”，无需验证码即可取消登记" in shown(zh) and "退订" not in shown(zh)
+    finally:
+        web.__exit__(None, None, None)
 
 
 def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestClient) -> None:

@@ -150,7 +150,7 @@ def test_without_javascript_a_chinese_subscriber_registers_and_checks_in_chinese
     assert done.status_code == 201
     # The date in Beijing time, mainland China's one zone.
     effective = (datetime.now(UTC) + timedelta(days=31)).astimezone(timezone(timedelta(hours=8)))
-    assert shown(done).startswith(f"{NUMBER} 已登记。")
+    assert shown(done).startswith(f"{NUMBER} 已登记。 已拒绝：短信。 已拒绝所有类别的营销。")
     assert f"{effective.year}年{effective.month}月{effective.day}日" in shown(done)
 
     status = web.post("/forms/status", data={"number": NUMBER, "lang": "zh"})

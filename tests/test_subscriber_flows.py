@@ -546,13 +546,20 @@ def assert_rate_limited(answer: Response, per: str) -> None:
 def test_codes_are_limited_per_number_and_per_address(
     apps: Callable[..., TestClient], outbox: Outbox
 ) -> None:
-    api = apps(codes_per_number_per_hour=2, codes_per_client_per_hour=3)
+    api = apps(codes_per_number_per_hour=2, codes_per_client_per_hour=4)
     ask(api)
     ask(api, "/v1/deregistrations")  # both kinds count against the number
     held = api.post("/v1/registrations", json={"number": NUMBER})
     assert_rate_limited(held, "number")
     # Anyone can use up a number's codes: its owner is told the way that needs none.
     assert "text STOP from that phone" in held.json()["error"]["message"]
+    assert held.json()["error"]["details"]["request"] == "registration"
+    # Someone leaving is told the keyword that takes the number off, not STOP, which joins.
+    leaving = api.post("/v1/deregistrations", json={"number": NUMBER})
+    assert_rate_limited(leaving, "number")
+    assert leaving.json()["error"]["details"]["request"] == "deregistration"
+    assert "text START from that phone" in leaving.json()["error"]["message"]
+    assert "STOP" not in leaving.json()["error"]["message"]
     refused = api.post("/v1/registrations", json={"number": OTHER})
     assert_rate_limited(refused, "address")
     assert "STOP" not in refused.json()["error"]["message"]

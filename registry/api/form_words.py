@@ -37,7 +37,7 @@ class Words:
     reasons: dict[str, str]
     unreadable_number: str
     invalid_number: Callable[[str], str]
-    too_many_codes: Callable[[str], str]
+    too_many_codes: Callable[[str, bool], str]
     too_many_from_you: Callable[[str], str]
     # Refusals said in these words, by the API's error code; the rest quote the API.
     known: dict[str, str]
@@ -63,6 +63,12 @@ class Words:
     may_call_again: str
     removed_title: str
     is_registered: Callable[[str], str]
+    # What a registration blocks, as the page's script says it (registry/web/subscriber.js).
+    channel_names: dict[str, str]
+    joined: Callable[[list[str]], str]
+    blocked: Callable[[str], str]
+    still_accepted: Callable[[list[str]], str]
+    all_blocked: str
     stop_now: Callable[[str], str]
     registered_title: str
     not_registered_title: str
@@ -110,10 +116,11 @@ ENGLISH = Words(
         f"That phone number is not valid: {why}. Enter it with its country code (such as "
         "+1 212 555 1234), or choose the region it belongs to."
     ),
-    too_many_codes=lambda wait: (
+    too_many_codes=lambda wait, leaving: (
         "Too many codes have been asked for this number (not necessarily by you). "
-        f"Please {wait} and try again, or text STOP from that phone to your "
-        "carrier's opt-out number, which registers it with no code."
+        f"Please {wait} and try again, or text {'START' if leaving else 'STOP'} from that "
+        "phone to your carrier's opt-out number, which "
+        f"{'takes it off the registry' if leaving else 'registers it'} with no code."
     ),
     too_many_from_you=lambda wait: (
         f"Too many requests from your connection. Please {wait} and try again."
@@ -146,15 +153,20 @@ ENGLISH = Words(
     may_call_again="Telemarketers may call it again once their lists are updated.",
     removed_title="Number removed",
     is_registered=lambda number: f"{number} is registered.",
+    channel_names={"voice": "calls", "sms": "text messages"},
+    joined=" and ".join,
+    blocked=lambda what: f"Blocked: {what}.",
+    still_accepted=lambda names: f"Offers you still accept: {'; '.join(names)}.",
+    all_blocked="Every kind of telemarketing is blocked.",
     stop_now=lambda date: (
-        f"Telemarketers who check the registry stop calling it now; from {date} every "
+        f"Telemarketers who check the registry keep to it now; from {date} every "
         "telemarketer must."
     ),
     registered_title="Number registered",
     not_registered_title="Not registered",
     not_registered=lambda number: f"{number} is not registered.",
     registered_since=lambda since, effective: (
-        f"Registered on {since}; every telemarketer must leave it alone from {effective}."
+        f"Registered on {since}; every telemarketer must keep to it from {effective}."
     ),
     registered_short="Registered",
     say_channel="Say whether it was a call or a text message.",
@@ -213,9 +225,10 @@ CHINESE = Words(
     invalid_number=lambda why: (
         f"号码无效：{why}。请带国家代码填写（例如 +86 138 0013 8000），或选择号码所属地区。"
     ),
-    too_many_codes=lambda wait: (
+    too_many_codes=lambda wait, leaving: (
         f"该号码申请验证码的次数过多（不一定是您本人申请的）。请{wait}再试；也可以用该手机"
-        "向运营商公布的拒收名单短信号码发送“退订”或“TD”，无需验证码即可登记。"
+        "向运营商公布的拒收名单短信号码发送"
+        + ("“START”，无需验证码即可取消登记。" if leaving else "“退订”或“TD”，无需验证码即可登记。")
     ),
     too_many_from_you=lambda wait: f"来自您网络的请求过多。请{wait}再试。",
     known={
@@ -266,8 +279,13 @@ CHINESE = Words(
     may_call_again="营销方更新名单后，可能会再次联系该号码。",
     removed_title="已取消登记",
     is_registered=lambda number: f"{number} 已登记。",
+    channel_names={"voice": "电话", "sms": "短信"},
+    joined="和".join,
+    blocked=lambda what: f"已拒绝：{what}。",
+    still_accepted=lambda names: f"仍接收的营销类别：{'；'.join(names)}。",
+    all_blocked="已拒绝所有类别的营销。",
     stop_now=lambda date: (
-        f"核对登记名单的营销方现在就会停止联系该号码；自 {date} 起，所有营销方都必须停止。"
+        f"核对登记名单的营销方现在就会遵守您的选择；自 {date} 起，所有营销方都必须遵守。"
     ),
     registered_title="登记成功",
     not_registered_title="未登记",

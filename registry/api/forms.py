@@ -30,7 +30,7 @@ from registry.api import language
 from registry.api.errors import ApiError
 from registry.api.form_words import BY_LANGUAGE, ENGLISH, Words
 from registry.api.form_words import sentence as _sentence
-from registry.api.pages import SECURITY_HEADERS, cross_site, page_text
+from registry.api.pages import SECURITY_HEADERS, category_names, cross_site, page_text
 from registry.api.scrub import read_body
 
 # Every route here; each sends its API requests through the whole app, as the client.
@@ -256,7 +256,7 @@ def _plain(say: Words, answer: _Answer) -> str:
     if answer.code == "rate_limited":
         wait = _wait_words(say, details.get("retry_after") or answer.retry_after)
         if details.get("per") == "number":
-            return say.too_many_codes(wait)
+            return say.too_many_codes(wait, details.get("request") == "deregistration")
         return say.too_many_from_you(wait)
     if answer.code in say.known:
         return say.known[answer.code]
@@ -394,8 +394,24 @@ async def confirm(kind: str, request_id: str, request: Request) -> Response:
         ]
         return _page(say, say.removed_title, parts, answer.status, back)
     effective = _date(say, str(answer.data.get("effective_at", "")))
-    parts = [_p(say.is_registered(registered), "outcome"), _p(say.stop_now(effective))]
+    parts = [_p(say.is_registered(registered), "outcome"), *_what_is_blocked(say, answer.data)]
+    parts.append(_p(say.stop_now(effective)))
     return _page(say, say.registered_title, parts, answer.status, back)
+
+
+def _what_is_blocked(say: Words, data: dict[str, Any]) -> list[str]:
+    """The registration's channels and the categories it still accepts, from the API's
+    answer, as the script's page shows them: what the subscriber chose, to check."""
+    channels = [say.channel_names.get(str(c), str(c)) for c in data.get("channels") or []]
+    names = category_names(say.lang)
+    allowed = [
+        f"{code}. {names[code]}" if code in names else str(code)
+        for code in data.get("allow_categories") or []
+    ]
+    return [
+        _p(say.blocked(say.joined(channels))),
+        _p(say.still_accepted(allowed) if allowed else say.all_blocked),
+    ]
 
 
 @router.post("/forms/status", include_in_schema=False)

@@ -76,9 +76,19 @@ def _store(request: Request) -> RequestStore:
     return RequestStore(services.redis, services.settings.code_ttl_seconds)
 
 
-async def _check_code_limits(request: Request, number: int) -> list[str]:
-    """Count one code against the client address, then the number; 429 past either.
-    Returns the number's counters, which a code that never goes out gives back."""
+# Anyone may ask for a number's codes and use them up; a refusal for the number names the
+# way its owner can still take, which needs no code: the opt-out keyword doing the same.
+OTHER_WAY = {
+    pending.REGISTRATION: "text STOP from that phone to your carrier's opt-out number, "
+    "which registers it with no code",
+    pending.DEREGISTRATION: "text START from that phone to your carrier's opt-out number, "
+    "which takes it off the registry with no code",
+}
+
+
+async def _check_code_limits(request: Request, number: int, kind: str) -> list[str]:
+    """Count one code of `kind` against the client address, then the number; 429 past
+    either. Returns the number's counters, which a code that never goes out gives back."""
     services = request.app.state.services
     settings = services.settings
     address = client_address(request)
@@ -95,10 +105,8 @@ async def _check_code_limits(request: Request, number: int) -> list[str]:
             span = "an hour" if window_ms == CODE_WINDOW_MS else "a day"
             message = f"at most {limit} codes {span} for one {scope}; retry in {hit.retry_after} s"
             if scope == "number":  # someone else may have asked for them: there is another way
-                message += (
-                    ", or text STOP from that phone to your carrier's opt-out number, "
-                    "which registers it with no code"
-                )
+                message += f", or {OTHER_WAY[kind]}"
+                raise rate_limited(hit, message, window_ms // 1000, per=scope, request=kind)
             raise rate_limited(hit, message, window_ms // 1000, per=scope)
     return [key for key, _, scope, _ in windows if scope == "number"]
 
@@ -137,7 +145,7 @@ async def _send_code(
 ) -> JSON:
     """Open a request, send its code, answer 202; a code that cannot go out voids it (503)."""
     services = request.app.state.services
-    counted = await _check_code_limits(request, number)
+    counted = await _check_code_limits(request, number, kind)
     store = _store(request)
     opened, code = await store.open(kind, number, prefs)
     if services.replication is not None:

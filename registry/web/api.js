@@ -144,10 +144,11 @@ window.DNC = (function () {
         "a short code (3 to 8 digits), or the sender name shown in the message.",
       invalidTime: (m) => "The time is not right: " + m + ".",
       textTooLong: (m) => "What was said is too long: " + m + ".",
-      tooManyCodes: (wait) =>
+      tooManyCodes: (wait, leaving) =>
         "Too many codes have been asked for this number (not necessarily by you). " +
-        "Please " + wait + " and try again, or text STOP from that phone " +
-        "to your carrier's opt-out number, which registers it with no code.",
+        "Please " + wait + " and try again, or text " + (leaving ? "START" : "STOP") +
+        " from that phone to your carrier's opt-out number, which " +
+        (leaving ? "takes it off the registry" : "registers it") + " with no code.",
       tooManyFromYou: (wait) =>
         "Too many requests from your connection. Please " + wait + " and try again.",
       notRegistered: "This number is not on the register, so there is nothing to remove.",
@@ -205,9 +206,10 @@ window.DNC = (function () {
       invalidCaller: "无法识别来电或发信方。请填写对方的电话号码、短信端口号（3 至 8 位数字）或短信中显示的签名。",
       invalidTime: () => "时间不正确：请填写发生的日期和时间，且不能晚于现在。",
       textTooLong: () => "“对方说了什么”过长，请缩短后再提交。",
-      tooManyCodes: (wait) =>
+      tooManyCodes: (wait, leaving) =>
         "该号码申请验证码的次数过多（不一定是您本人申请的）。请" + wait + "再试；" +
-        "也可以用该手机向运营商公布的拒收名单短信号码发送“退订”或“TD”，无需验证码即可登记。",
+        "也可以用该手机向运营商公布的拒收名单短信号码发送" +
+        (leaving ? "“START”，无需验证码即可取消登记。" : "“退订”或“TD”，无需验证码即可登记。"),
       tooManyFromYou: (wait) => "来自您网络的请求过多。请" + wait + "再试。",
       notRegistered: "该号码未登记，无需取消。",
       prefixNotSubscribed: "该号码不在您账户订阅的号段内。",
@@ -275,7 +277,7 @@ window.DNC = (function () {
       case "rate_limited":
         // Anyone may ask for codes to any number: say the way in that needs none.
         return problem.details.per === "number"
-          ? say.tooManyCodes(waitWords(problem))
+          ? say.tooManyCodes(waitWords(problem), problem.details.request === "deregistration")
           : say.tooManyFromYou(waitWords(problem));
       case "not_registered":
         return say.notRegistered;
