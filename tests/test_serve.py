@@ -606,3 +606,25 @@ def test_a_request_that_is_not_http_gets_the_error_shape(
         assert b"content-type: application/json" in head.lower()
         error = json.loads(body)["error"]
         assert error["code"] == "invalid_http" and error["details"] == {}
+
+
+def test_an_upload_the_client_gives_up_is_no_500_and_no_traceback(
+    serve: Callable[..., Serve], redis_url: str
+) -> None:
+    """A scrub cancelled mid-upload (or a dropped network) is nobody's failure: a line in
+    the log and a 499 in /metrics, not a traceback and a 500 that would page someone."""
+    server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY)
+    operator = new_key(server, "operator")
+    for path in ("/v1/scrub", "/v1/consents"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {operator}\r\n"
+                "Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n+1212555".encode()
+            )
+            time.sleep(0.2)  # the route is reading the body when the client goes
+    deadline = time.monotonic() + 10
+    while 'status="499"' not in (metrics := request("GET", f"{server.url}/metrics").text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.2)
+    assert 'status="500"' not in metrics
+    assert "Traceback" not in server.output and "the client left" in server.output

@@ -25,12 +25,15 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
 from registry.api.responses import JSON
 
 log = logging.getLogger("dnc.api")
+# What nginx logs for a request whose client closed the connection before the answer.
+CLIENT_CLOSED_REQUEST = 499
 
 # Redis up, but refusing writes (or everything) until a disk, a replica, memory or a
 # failover recovers: unavailable, as if unreachable. redis-py names some of these by
@@ -241,6 +244,15 @@ def install(app: FastAPI, not_found_page: Callable[[], Response] | None = None) 
             log.warning("redis unavailable: %s", exc)
             err = unavailable()
             return error_response(err.status, err.code, err.message, headers=err.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # A cancelled upload or a dropped network: nobody to answer and nothing of ours
+        # failed. Counted under nginx's 499, not as a 500 that would page someone.
+        log.warning(
+            "%s %s: the client left before its body was read", request.method, request.url.path
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSON:
