@@ -90,7 +90,7 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
         new = NewOperator(
             name=args.name,
             role=args.role,
-            prefixes=args.prefix,
+            prefixes=args.prefix or None,  # none given: every number
             rate_limit=args.rate_limit,
             callers=args.caller,
         )
@@ -103,7 +103,7 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
             store = OperatorStore(client, settings.retention_days)
             try:
                 operator, api_key = await store.create(
-                    new.name, new.role, new.prefixes, new.rate_limit, new.callers
+                    new.name, new.role, new.prefixes or [], new.rate_limit, new.callers
                 )
             except CallerTaken as exc:
                 raise UsageError(

@@ -162,6 +162,9 @@ def test_a_prefix_given_twice_is_kept_once(client: TestClient, redis_client: Any
         {"name": "Acme", "role": "operator", "prefixes": ["+1212\n"]},  # $ matches before \n
         {"name": "Acme", "role": "operator", "prefixes": "+1212"},  # not a list
         {"name": "Acme", "role": "operator", "prefixes": ["+1212", 44]},
+        # Not "every number": an empty filter in a script must not open the registry.
+        {"name": "Acme", "role": "operator", "prefixes": []},
+        {"name": "Acme", "role": "carrier", "prefixes": []},
         {"name": "Acme", "role": "operator", "rate_limit": 0},
         {"name": "Acme", "role": "operator", "rate_limit": "fast"},
         # A number in a string, a boolean, a typo of a billion: not read as a limit.

@@ -43,7 +43,9 @@ class NewOperator(BaseModel):
     # Strict: pydantic would otherwise take "5" and true (as 1) for a rate limit.
     name: StrictStr = Field(min_length=1, max_length=200)
     role: Literal["operator", "carrier", "admin"]
-    prefixes: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    # Absent: every number. An empty list is refused, not read as that: a script's filter
+    # that came back empty must not hand out the whole registry.
+    prefixes: list[StrictStr] | None = Field(default=None, max_length=1000)
     # Requests a second; past a million it is no limit but a typo.
     rate_limit: StrictInt | None = Field(default=None, ge=1, le=MAX_RATE_LIMIT)
     # What it calls and texts from, as a complaint names a caller: the caller report then
@@ -69,7 +71,14 @@ class NewOperator(BaseModel):
 
     @field_validator("prefixes")
     @classmethod
-    def _prefixes(cls, prefixes: list[str]) -> list[str]:
+    def _prefixes(cls, prefixes: list[str] | None) -> list[str] | None:
+        if prefixes is None:
+            return None
+        if not prefixes:
+            raise ValueError(
+                "an empty list limits nothing: name at least one prefix, or leave prefixes "
+                "out for an account that reaches every number"
+            )
         for prefix in prefixes:
             if not PREFIX.fullmatch(prefix):
                 raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
@@ -128,7 +137,7 @@ async def create_operator(body: NewOperator, request: Request, admin: AdminKey) 
     services = request.app.state.services
     try:
         operator, api_key = await services.operators.create(
-            body.name, body.role, body.prefixes, body.rate_limit, body.callers
+            body.name, body.role, body.prefixes or [], body.rate_limit, body.callers
         )
     except CallerTaken as exc:
         raise _caller_taken(exc) from None
