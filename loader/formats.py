@@ -25,7 +25,7 @@ import numpy as np
 
 from loader import blocks
 from registry import numbers as nums
-from registry.tables import column_index, no_column
+from registry.tables import column_index, header_is_data, no_column
 
 FORMATS = ("auto", "e164", "ftc", "csv")
 # The US National DNC Registry's flat file: area code, comma, seven-digit number.
@@ -111,7 +111,7 @@ def normalize(records: list[Record], region: str) -> tuple[np.ndarray, list[Reco
     return numbers[numbers != 0], invalid
 
 
-def open_source(path: Path, fmt: str, column: str | None) -> Source:
+def open_source(path: Path, fmt: str, column: str | None, region: str) -> Source:
     """Check a file before anything is written: readable, text, known format, column there."""
     try:
         with path.open("rb") as file:
@@ -137,7 +137,11 @@ def open_source(path: Path, fmt: str, column: str | None) -> Source:
             if fmt != "csv" or first is None:
                 return Source(path, fmt)
             file.seek(0)
-            return Source(path, fmt, _column_index(path, header_row(path, file), column))
+            header = header_row(path, file)
+            index = _column_index(path, header, column)
+            if data := header_is_data(header, index, region):
+                raise LoadError(f"{path}: {data}")
+            return Source(path, fmt, index)
     except OSError as exc:
         raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
 

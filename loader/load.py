@@ -64,7 +64,7 @@ def load_files(
         raise LoadError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     if column is not None and fmt in ("e164", "ftc"):
         raise LoadError(f"--column names a CSV column; {fmt} files have none")
-    sources = [open_source(path, fmt, column) for path in paths]
+    sources = [open_source(path, fmt, column, region) for path in paths]
     sizes = [path.stat().st_size for path in paths]
     meter = Progress(sum(sizes), progress)
     writer = BulkWriter(client, retention_days)

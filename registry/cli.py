@@ -320,7 +320,7 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
                     column=args.column,
                 )
             else:
-                listing = client.read_list(path, fmt, args.column)
+                listing = client.read_list(path, fmt, args.column, region)
                 query = ScrubQuery(rules.parse_channel(args.channel), category, region)
                 summary = _scrub_locally(settings, listing, out, query)
     except client.BadInput as exc:

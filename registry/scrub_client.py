@@ -222,7 +222,7 @@ class ListFile:
     inputs: list[str]
 
 
-def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
+def read_list(path: Path, fmt: str, column: str | None, region: str) -> ListFile:
     """Read the file as the API reads a text/plain or text/csv body; the phone column
     as `dnc load` finds it (see _column_name)."""
 
@@ -261,6 +261,8 @@ def read_list(path: Path, fmt: str, column: str | None) -> ListFile:
         if found is None:
             raise BadInput(f"{path}: {tables.no_column(header, column)}")
         index = found
+    if data := tables.header_is_data(header, index, region):
+        raise BadInput(f"{path}: {data}")
     inputs = [row[index] if index < len(row) else "" for row in rows]
     return ListFile(header, rows, inputs)
 

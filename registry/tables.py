@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from registry import numbers as nums
 from registry.store.codes import Preferences
 
 
@@ -36,6 +37,21 @@ def other_separator(header: list[str], first_row: list[str] | None) -> str | Non
                 "(Excel: CSV UTF-8, comma delimited)"
             )
     return None
+
+
+def header_is_data(header: list[str], index: int, region: str) -> str | None:
+    """Why a CSV's first row is a row of data, not its header, if it is: its phone column
+    holds a valid phone number, which no column name is. Read as the header, that number
+    would be neither scrubbed nor loaded, and the answer a row short with no word said (a
+    dial list of numbers alone, saved as .csv)."""
+    cell = header[index].strip() if index < len(header) else ""
+    if nums.normalize(cell, region)[1] is not None:
+        return None
+    return (
+        f"the first row is data, not a header: its column {index + 1} holds the phone "
+        f"number {cell[:32]!r}, which would be neither scrubbed nor listed; start the CSV "
+        "with a header row (such as phone,name), or send numbers alone as a plain list"
+    )
 
 
 def no_column(header: list[str], column: str) -> str:

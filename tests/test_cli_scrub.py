@@ -634,6 +634,18 @@ def test_a_semicolon_separated_csv_is_bad_input_in_both_modes(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_csv_of_numbers_alone_is_bad_input_in_both_modes(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    """A .csv is read with a header row; a first row that is a number is no header."""
+    listing = tmp_path / "dial.csv"
+    listing.write_text("+12125551234\n+12125551235\n")
+    result = MODES[mode](registry, str(listing))
+    assert_one_line_error(result, 2)
+    assert "the first row is data, not a header" in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_csv_scrubbed_without_column_says_which_column_was_read(
     registry: Registry, tmp_path: Path, mode: str
 ) -> None:

@@ -186,7 +186,7 @@ def test_a_lone_cr_ends_a_line_as_in_universal_newlines(
 ) -> None:
     """Old Mac files end their lines with CR alone; the API reads them so, and so does load."""
     path = write(tmp_path / "old-mac.txt", content)
-    assert open_source(path, "auto", None).format == fmt
+    assert open_source(path, "auto", None, "US").format == fmt
     assert counts(run_load(redis_client, path)) == (2, 0, 0)
     assert registered(redis_client) == ["+12125551003", "+12125559999"]
 
@@ -210,7 +210,7 @@ def test_blocks_cut_lines_at_a_lone_cr_as_the_per_line_path_does(tmp_path: Path,
     )
     endings = [b"\r", b"\r\n", b"\r\r\n", b"\n", b"\r", b""]
     path = write(tmp_path / "in.txt", b"".join(a + b for a, b in zip(lines, endings, strict=True)))
-    source = open_source(path, fmt, None)
+    source = open_source(path, fmt, None, "US")
     with path.open("rb") as file:
         numbers, invalid = formats.normalize(list(source.records(file)), "US")
     expected = sorted(numbers.tolist()), [(r.line, r.input) for r in invalid]
@@ -479,6 +479,16 @@ def test_missing_csv_column_is_refused_before_anything_loads(
     bad = write(tmp_path / "b.csv", "name,tel\nAnn,+14155552671\n")
     with pytest.raises(LoadError, match="no column 'phone'"):
         run_load(redis_client, good, bad, column="phone")
+    assert registered(redis_client) == []
+
+
+def test_a_csv_whose_first_row_is_a_number_is_refused_before_anything_loads(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Taken for the header, the first number would be neither loaded nor rejected."""
+    numbers = write(tmp_path / "a.csv", "+12125551234\n+12125551235\n")
+    with pytest.raises(LoadError, match="the first row is data, not a header"):
+        run_load(redis_client, numbers, fmt="csv")
     assert registered(redis_client) == []
 
 

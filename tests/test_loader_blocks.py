@@ -178,7 +178,7 @@ def in_blocks(source: Source, region: str, block: int, lines: int) -> Outcome:
 def test_blocks_give_what_the_per_line_path_gives(
     tmp_path: Path, content: str, fmt: str, block: int, seed: int
 ) -> None:
-    source = open_source(mixed_file(tmp_path / "in.txt", content, seed), fmt, None)
+    source = open_source(mixed_file(tmp_path / "in.txt", content, seed), fmt, None, "US")
     assert source.format == content
     expected = per_line(source, "US")
     assert expected[1], "the file has rejects"
@@ -188,7 +188,7 @@ def test_blocks_give_what_the_per_line_path_gives(
 
 @pytest.mark.parametrize("region", ["US", "GB", "CN", "DE"])
 def test_national_lines_are_read_against_the_region(tmp_path: Path, region: str) -> None:
-    source = open_source(mixed_file(tmp_path / "in.txt", "e164", seed=3), "e164", None)
+    source = open_source(mixed_file(tmp_path / "in.txt", "e164", seed=3), "e164", None, "US")
     assert in_blocks(source, region, 4096, lines=200_000) == per_line(source, region)
 
 

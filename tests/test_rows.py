@@ -136,7 +136,7 @@ def test_dnc_scrub_refuses_a_csv_row_wider_than_its_header(tmp_path: Path) -> No
     path = tmp_path / "list.csv"
     path.write_text("name,phone\nAnn,+12125550001,extra\n")
     with pytest.raises(BadInput, match="data row 1 has 3 cells"):
-        read_list(path, "csv", None)
+        read_list(path, "csv", None, "US")
 
 
 def _normalized(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

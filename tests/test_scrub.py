@@ -640,6 +640,33 @@ def test_csv_trailing_empty_cells_are_dropped_and_extra_values_refused(
     assert error["details"] == {"row": 2, "cells": 3, "columns": 2}
 
 
+@pytest.mark.parametrize(
+    ("body", "params"),
+    [
+        (f"{A}\n{FREE}\n", {}),  # a dial list of numbers alone, saved as .csv
+        (f"(212) 555-1234,Ann\n{FREE},Bob\n", {"region": "US"}),  # national, first column
+        (f"Ann,{A}\nBob,{FREE}\n", {"column": A}),  # named by the number it holds
+    ],
+    ids=["numbers-alone", "national", "named-by-number"],
+)
+def test_a_csv_whose_first_row_is_a_number_is_refused_not_a_row_short(
+    client: TestClient,
+    carrier: dict[str, str],
+    operator: dict[str, str],
+    body: str,
+    params: dict[str, str],
+) -> None:
+    """Read as the header, the first number would be neither scrubbed nor listed, and
+    the receipt would count one row less, with no word said."""
+    register(client, carrier, A)
+    answer = client.post(SCRUB, params=params, content=body, headers={**operator, **CSV})
+    error = assert_error(answer, 400, "invalid_csv")
+    assert error["message"].startswith("the first row is data, not a header")
+    # A header whose cells merely have digits is a header.
+    fine = client.post(SCRUB, content=f"phone 1,id 2024\n{A},7\n", headers={**operator, **CSV})
+    assert table(fine) == [["phone 1", "id 2024", "number", "status"], [A, "7", A, "blocked"]]
+
+
 def test_csv_only_callable(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

@@ -159,8 +159,7 @@ ENGLISH = Words(
     still_accepted=lambda names: f"Offers you still accept: {'; '.join(names)}.",
     all_blocked="Every kind of telemarketing is blocked.",
     stop_now=lambda date: (
-        f"Telemarketers who check the registry keep to it now; from {date} every "
-        "telemarketer must."
+        f"Telemarketers who check the registry keep to it now; from {date} every telemarketer must."
     ),
     registered_title="Number registered",
     not_registered_title="Not registered",

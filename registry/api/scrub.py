@@ -233,8 +233,10 @@ class PlainLines:
 class CsvTable:
     """A text/csv body: its header, its rows, and the phone column."""
 
-    def __init__(self, body: bytes, column: str | None, limit: int) -> None:
+    def __init__(self, body: bytes, column: str | None, limit: int, region: str) -> None:
         self.header, self.table, self.column = parse_csv(body, column, limit)
+        if data := tables.header_is_data(self.header, self.column, region):
+            raise ApiError(400, "invalid_csv", data, {"columns": self.header})
 
     def __len__(self) -> int:
         return len(self.table)
@@ -434,7 +436,7 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
     if kind == "text/plain":
         source = PlainLines(body, settings.max_scrub_rows)
     else:
-        source = CsvTable(body, column, settings.max_scrub_rows)
+        source = CsvTable(body, column, settings.max_scrub_rows, query.region)
     question = asked(query, kind, column, only)
     return await _scrub_stream(request, operator, query, source, only, question)
 
