@@ -261,6 +261,7 @@ def test_colons_in_a_json_body_that_are_no_repeated_key_are_scrubbed(
         ({"category": "two"}, "invalid_category"),
         ({"region": "XX"}, "invalid_region"),
         ({"only": "blocked"}, "invalid_only"),
+        ({"only": ""}, "invalid_only"),  # an unset variable, not "every row"
     ],
 )
 def test_bad_query_parameters_are_400(

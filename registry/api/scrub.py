@@ -389,8 +389,10 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
     settings = services.settings
     query = _query(request, operator)
     only = request.query_params.get("only")
-    if only not in (None, "", "callable"):
-        raise ApiError(400, "invalid_only", "only= takes the value 'callable'")
+    if only not in (None, "callable"):
+        # An empty one too: an unset variable in a script meaning only=callable would get
+        # the blocked rows as well, and a dialler fed them would call them.
+        raise ApiError(400, "invalid_only", "only= takes the value 'callable', or leave it out")
     content_type = request.headers.get("content-type", "application/json")
     kind, _, parameters = content_type.partition(";")
     kind = kind.strip().lower()
