@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,6 +156,26 @@ def test_a_number_out_of_codes_is_told_the_keyword_for_what_the_form_was_doing(
         web.__exit__(None, None, None)
 
 
+def test_a_complaint_on_a_channel_the_registration_leaves_open_is_not_called_unregistered(
+    web: TestClient,
+) -> None:
+    carrier = web.post("/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN)
+    key = {"Authorization": f"Bearer {carrier.json()['api_key']}"}
+    texts_only = {"channels": ["sms"]}
+    assert web.put(f"/v1/registrations/{NUMBER}", json=texts_only, headers=key).status_code == 201
+    time.sleep(1.1)  # occurred_at has whole seconds: after the registration's
+    fields = {
+        "number": NUMBER,
+        "caller": "+13105550000",
+        "occurred_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "channel": "voice",
+    }
+    report = web.post("/forms/complaints", data=fields)
+    assert report.status_code == 201, shown(report)
+    assert "your registration did not cover it" in shown(report)
+    assert "or not for this kind of contact" in shown(report)
+
+
 def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestClient) -> None:
     carrier = web.post("/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN)
     key = {"Authorization": f"Bearer {carrier.json()['api_key']}"}
@@ -166,7 +187,7 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     report = web.post("/forms/complaints", data={**fields, "utc_offset": "+05:30"})
     assert report.status_code == 201
     assert "Thank you: your report was recorded." in shown(report)
-    assert "not registered when this happened" in shown(report)  # before the carrier's PUT
+    assert "the number was not registered then" in shown(report)  # before the carrier's PUT
     # The same wall-clock time read as UTC would be five hours ahead: in the future.
     future = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
     assert future.status_code == 400

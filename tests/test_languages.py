@@ -175,7 +175,7 @@ def test_a_chinese_report_is_followed_in_chinese(web: TestClient) -> None:
     report = web.post("/forms/complaints", data={**fields, "utc_offset": "+08:00", "lang": "zh"})
     assert report.status_code == 201, report.text
     assert "谢谢：您的举报已记录。" in shown(report)
-    assert "发生时您的号码尚未登记" in shown(report)
+    assert "发生时您的登记并不涵盖此事" in shown(report)
     (link,) = re.findall(r'href="(/complaints/cmp_[0-9a-f]{16}\?lang=zh)"', report.text)
     complaint_id = link.split("/")[2].split("?")[0]
     page = web.get(link)

@@ -175,7 +175,8 @@ ENGLISH = Words(
     follow=("Keep it to ", ": what was done about it, once it is dealt with."),
     follow_link="follow the report",
     not_registered_then=(
-        "Your number was not registered when this happened, so the caller broke no rule."
+        "When this happened your registration did not cover it (the number was not "
+        "registered then, or not for this kind of contact), so the caller broke no rule."
     ),
     within_grace=(
         "This happened within the grace period after your registration, when telemarketers "
@@ -299,7 +300,10 @@ CHINESE = Words(
     reference=lambda reference: f"举报编号为 {reference}。",
     follow=("请保存编号，处理完毕后可", "，了解处理结果。"),
     follow_link="查询举报进展",
-    not_registered_then="发生时您的号码尚未登记，因此按本登记处的规则，对方不构成违规。",
+    not_registered_then=(
+        "发生时您的登记并不涵盖此事（当时号码尚未登记，或登记未拒绝这类联系方式），"
+        "因此按本登记处的规则，对方不构成违规。"
+    ),
     within_grace="此事发生在您登记后的宽限期内，营销方可能尚未更新名单。我们仍会保留这份举报。",
     recorded_title="举报已记录",
     enter_reference="请填写举报页面给出的编号（以 cmp_ 开头）。",

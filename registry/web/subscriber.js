@@ -36,7 +36,9 @@
       reference: (id) => "Its reference is " + id + ".",
       followLink: "follow the report",
       follow: ["Keep it to ", ": what was done about it, once it is dealt with."],
-      notRegisteredThen: "Your number was not registered when this happened, so the caller broke no rule.",
+      notRegisteredThen:
+        "When this happened your registration did not cover it (the number was not " +
+        "registered then, or not for this kind of contact), so the caller broke no rule.",
       withinGrace:
         "This happened within the grace period after your registration, when " +
         "telemarketers may not yet have updated their lists. We keep the report all the same.",
@@ -68,7 +70,9 @@
       reference: (id) => "举报编号为 " + id + "。",
       followLink: "查询举报进展",
       follow: ["请保存编号，处理完毕后可", "，了解处理结果。"],
-      notRegisteredThen: "发生时您的号码尚未登记，因此按本登记处的规则，对方不构成违规。",
+      notRegisteredThen:
+        "发生时您的登记并不涵盖此事（当时号码尚未登记，或登记未拒绝这类联系方式），" +
+        "因此按本登记处的规则，对方不构成违规。",
       withinGrace: "此事发生在您登记后的宽限期内，营销方可能尚未更新名单。我们仍会保留这份举报。",
     },
   };
