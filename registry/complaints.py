@@ -125,9 +125,13 @@ def text(raw: str | None) -> str | None:
 
 
 def _free_text(field: str, raw: str | None, most: int) -> str | None:
-    """A field of free text: stripped, None when blank, `{field}_too_long` past `most`."""
+    """A field of free text: stripped, None when blank, `{field}_too_long` past `most`.
+
+    A line break is one character, as a browser's textarea counts it against its
+    maxlength, though a form posts it as CRLF."""
     if raw is None or not raw.strip():
         return None
+    raw = raw.replace("\r\n", "\n")
     if len(raw) > most:
         raise ComplaintError(
             f"{field}_too_long", f"{field} is {len(raw)} characters; at most {most}, shorten it"

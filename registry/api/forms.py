@@ -36,7 +36,9 @@ from registry.api.scrub import read_body
 # Every route here; each sends its API requests through the whole app, as the client.
 PREFIX = "/forms/"
 router = APIRouter()
-FORM_BYTES = 16 * 1024
+# The complaint form's longest: 2,000 characters of text (its textarea's maxlength), each up
+# to 12 bytes percent-encoded (an emoji; a Chinese character is 9), and the other fields.
+FORM_BYTES = 32 * 1024
 # The scope keys a request of its own keeps: what the server set, not what routing added.
 _SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "state")
 _TEMPLATE = page_text("answer.html")
