@@ -20,6 +20,7 @@ Python strings would cost more than the normalization.
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -95,7 +96,8 @@ def check_region(region: str | None, default: str) -> str:
     """The upper-case region code to read national numbers against."""
     if region is None or region == "":
         return default
-    code = region.strip().upper()
+    # Full-width letters too (ＣＮ), as a number's full-width digits are read.
+    code = unicodedata.normalize("NFKC", region).strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise RegionError(f"region {region!r} is not an ISO 3166 region code such as US or CN")
     return code

@@ -253,6 +253,7 @@ def test_a_complaint_is_in_the_audit_trail_without_the_number(client: TestClient
         ({"text": "x" * 2001}, "text_too_long"),
         ({"number": "12345"}, "invalid_number"),
         ({"number": "not a number"}, "invalid_number"),
+        ({"number": "9" * 400}, "invalid_number"),  # too long: a number's error, not the body's
         ({"caller": "!!!"}, "invalid_caller"),
         ({"caller": "2125551"}, "short_code_ok"),
         ({"caller": "+1 212 555"}, "invalid_caller"),

@@ -527,6 +527,7 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
         ({"number": 12125550001, "evidence": EVIDENCE}, 400, "invalid_request"),
         ({"number": "abc", "evidence": EVIDENCE}, 400, "invalid_number"),
         ({"number": "+1212555", "evidence": EVIDENCE}, 400, "invalid_number"),
+        ({"number": "9" * 400, "evidence": EVIDENCE}, 400, "invalid_number"),
         ({"number": A, "evidence": EVIDENCE, "region": "XX"}, 400, "invalid_region"),
         ({"number": A, "evidence": EVIDENCE, "expires_at": "2020-01-01T00:00:00Z"}, 400,
          "invalid_expires_at"),

@@ -109,7 +109,7 @@ def test_the_status_check_deregistration_and_its_errors(web: TestClient, outbox:
 
     nothing = web.post("/forms/registrations", data={"number": NUMBER})  # no box ticked
     assert nothing.status_code == 400
-    assert "at least one of voice, sms" in shown(nothing)
+    assert shown(nothing) == "Tick calls, text messages or both: what should stop?"
     assert codes(outbox) == []
     sent = web.post("/forms/registrations", data={"number": NUMBER, "channels": "sms"})
     done = web.post(code_form(sent), data={"code": codes(outbox)[-1]})

@@ -237,7 +237,10 @@ def test_check_region_falls_back_to_the_default() -> None:
     assert nums.check_region("", "CN") == "CN"
 
 
-@pytest.mark.parametrize(("raw", "code"), [("CN", "CN"), ("cn", "CN"), (" gb ", "GB")])
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [("CN", "CN"), ("cn", "CN"), (" gb ", "GB"), ("ＣＮ", "CN"), ("ｃｎ\u3000", "CN")],
+)
 def test_check_region_reads_region_codes(raw: str, code: str) -> None:
     assert nums.check_region(raw, "US") == code
 

@@ -350,6 +350,8 @@ def test_an_administrator_key_may_forward_texts(client: TestClient, operator: He
     [
         ({"from": "12345", "to": SHORT_CODE, "text": "STOP"}, "invalid_number"),
         ({"from": "not a number", "to": SHORT_CODE, "text": "STOP"}, "invalid_number"),
+        ({"from": "9" * 400, "to": SHORT_CODE, "text": "STOP"}, "invalid_number"),
+        ({"from": "", "to": SHORT_CODE, "text": "STOP"}, "invalid_number"),
         ({"from": NUMBER, "to": "12", "text": "STOP"}, "invalid_short_code"),
         ({"from": NUMBER, "to": "short", "text": "STOP"}, "invalid_short_code"),
         ({"from": NUMBER, "to": "1234567890123456", "text": "STOP"}, "invalid_short_code"),

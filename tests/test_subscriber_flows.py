@@ -310,9 +310,10 @@ def test_deregistering_a_number_not_registered_is_200(api: TestClient, outbox: O
 def test_an_invalid_number_is_400_and_sends_nothing(
     api: TestClient, outbox: Outbox, path: str
 ) -> None:
-    for bad in ("12345", "not a number", "+999123456789", ""):
+    for bad in ("12345", "not a number", "+999123456789", "", "9" * 400, "x" * 10_000):
         error = assert_error(api.post(path, json={"number": bad}), 400, "invalid_number")
         assert error["details"]["reason"]
+        assert len(error["details"]["input"]) <= 64  # not echoed whole
     assert_error(
         api.post(path, json={"number": "2125551234", "region": "XX"}), 400, "invalid_region"
     )

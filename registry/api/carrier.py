@@ -106,7 +106,8 @@ class InboundSms(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sender: str = Field(alias="from", min_length=1, max_length=64, strict=True)
+    # Any length: a long or empty one is 400 invalid_number, as every number field.
+    sender: str = Field(alias="from", strict=True)
     to: str = Field(min_length=1, max_length=32, strict=True)
     text: str = Field(max_length=10_000, strict=True)
 

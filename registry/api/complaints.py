@@ -34,7 +34,7 @@ MAX_BODY_BYTES = 32 * 1024
 class ComplaintBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    number: StrictStr = Field(max_length=64)
+    number: StrictStr  # any length: a long one is 400 invalid_number (too_long)
     caller: StrictStr = Field(max_length=64)
     occurred_at: StrictStr
     channel: StrictStr

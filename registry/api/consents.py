@@ -47,7 +47,7 @@ class ConsentBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    number: StrictStr = Field(max_length=64)
+    number: StrictStr  # any length: a long one is 400 invalid_number (too_long)
     region: StrictStr | None = Field(default=None, max_length=8)
     evidence: dict[str, Any]
     expires_at: StrictStr | None = Field(default=None, max_length=64)

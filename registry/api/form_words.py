@@ -76,6 +76,7 @@ class Words:
     registered_since: Callable[[str, str], str]
     registered_short: str
     say_channel: str
+    tick_channel: str
     say_zone: str
     thanks: str
     reference: Callable[[str], str]
@@ -169,6 +170,7 @@ ENGLISH = Words(
     ),
     registered_short="Registered",
     say_channel="Say whether it was a call or a text message.",
+    tick_channel="Tick calls, text messages or both: what should stop?",
     say_zone="Say which time zone the time is in.",
     thanks="Thank you: your report was recorded.",
     reference=lambda reference: f"Its reference is {reference}.",
@@ -295,6 +297,7 @@ CHINESE = Words(
     ),
     registered_short="已登记",
     say_channel="请选择收到的是电话还是短信。",
+    tick_channel="请勾选电话、短信或两者：要拒绝哪一种？",
     say_zone="请选择时间所在的时区。",
     thanks="谢谢：您的举报已记录。",
     reference=lambda reference: f"举报编号为 {reference}。",

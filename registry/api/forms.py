@@ -345,6 +345,8 @@ async def register(request: Request) -> Response:
     }
     if region := _one(fields, "region").upper():
         body["region"] = region
+    if not body["channels"]:  # asked as the script's page asks, not in the API's words
+        return _page(say, say.failed, [_p(say.tick_channel, "error")], 400, "/#register")
     return await _code_sent(request, say, "registration", body)
 
 

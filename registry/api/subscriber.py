@@ -51,7 +51,7 @@ ACTOR = "subscriber"
 class RegistrationRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    number: str = Field(max_length=64)
+    number: str  # any length: a long one is 400 invalid_number (too_long), as in a path
     region: str | None = Field(default=None, max_length=8)
     channels: list[str] | None = Field(default=None, max_length=2)
     # Strict: pydantic would otherwise read `true` as category 1 and "3" as 3.
@@ -61,7 +61,7 @@ class RegistrationRequestBody(BaseModel):
 class DeregistrationRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    number: str = Field(max_length=64)
+    number: str  # any length: a long one is 400 invalid_number (too_long), as in a path
     region: str | None = Field(default=None, max_length=8)
 
 
