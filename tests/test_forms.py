@@ -240,6 +240,9 @@ def test_a_form_that_cannot_be_read_gets_a_page_not_a_500(web: TestClient, outbo
     answer = web.post("/forms/registrations", content=crowded, headers=FORM)
     assert answer.status_code == 400
     assert "more than 64 fields" in shown(answer)
+    twice = web.post("/forms/status", content=f"number=%2B1212&number={NUMBER}", headers=FORM)
+    assert twice.status_code == 400
+    assert "The form gives the field number more than once" in shown(twice)
     huge = web.post("/forms/complaints", data={"number": NUMBER, "text": "x" * 40_000})
     assert huge.status_code == 413
     assert "over 32768 bytes" in shown(huge)

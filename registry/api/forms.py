@@ -126,8 +126,12 @@ def _say_for(request: Request, fields: list[tuple[str, str]] | None = None) -> W
 
 
 def _one(fields: list[tuple[str, str]], name: str) -> str:
+    """A field the page's form sends once; twice is refused, not read as the last, as the
+    API refuses a JSON key, a query parameter or a header given twice."""
     values = [value for key, value in fields if key == name]
-    return values[-1].strip() if values else ""
+    if len(values) > 1:
+        raise FormError(400, f"the form gives the field {name[:32]} more than once")
+    return values[0].strip() if values else ""
 
 
 def _many(fields: list[tuple[str, str]], name: str) -> list[str]:
