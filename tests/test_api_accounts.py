@@ -287,6 +287,96 @@ def test_other_workers_refuse_a_revoked_key_once_their_cache_expires(
     assert_error(call_carrier_endpoint(other_worker, key), 401, "unknown_key")
 
 
+# -- a new key, new prefixes: the same account ----------------------------------------------
+
+EVIDENCE = {"method": "web_form", "reference": "form-42", "text": "Yes, you may call me"}
+
+
+def test_a_leaked_key_is_replaced_and_the_account_keeps_its_consents(
+    client: TestClient, other_worker: TestClient, redis_client: redis.Redis
+) -> None:
+    account = create(client, role="operator")
+    operator_id, old = account["operator_id"], bearer(account["api_key"])
+    carrier = bearer(create(client, role="carrier")["api_key"])
+    number = "+12125551234"
+    assert client.put(f"/v1/registrations/{number}", headers=carrier).status_code == 201
+    given = {"number": number, "evidence": EVIDENCE}
+    assert client.post("/v1/consents", json=given, headers=old).status_code == 201
+    assert call_operator_endpoint(other_worker, old).status_code == 200  # cached there
+
+    answer = client.post(f"/v1/operators/{operator_id}/key", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) == {"operator_id", "api_key"}
+    assert answer.json()["operator_id"] == operator_id
+    new = bearer(answer.json()["api_key"])
+    assert new != old
+    assert_error(call_operator_endpoint(client, old), 401, "unknown_key")  # this worker: at once
+    time.sleep(0.35)  # the other worker's key cache
+    assert_error(call_operator_endpoint(other_worker, old), 401, "unknown_key")
+    # The same account: its consent still lets it call the registered number.
+    looked = client.get(f"/v1/numbers/{number}", headers=new).json()
+    assert (looked["status"], looked["reason"]) == ("callable", "consent")
+    assert client.get(f"/v1/operators/{operator_id}", headers=ADMIN).json()["revoked_at"] is None
+    entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+    assert {"action": "operator.key_replaced", "operator": operator_id}.items() <= entries[
+        -1
+    ].items()
+    # Only the new key's hash is stored, and an old index entry a crash might leave behind
+    # (replace_key writes the new entry, the account, then drops the old) opens nothing.
+    old_digest = hashlib.sha256(account["api_key"].encode()).hexdigest()
+    assert redis_client.get(keys.api_key(old_digest)) is None
+    redis_client.set(keys.api_key(old_digest), operator_id)
+    assert_error(call_operator_endpoint(client, old), 401, "unknown_key")
+    assert call_operator_endpoint(client, new).status_code == 200
+
+
+def test_replacing_a_key_needs_an_administrator_and_an_active_account(
+    client: TestClient,
+) -> None:
+    account = create(client, role="operator")
+    own = bearer(account["api_key"])
+    path = f"/v1/operators/{account['operator_id']}/key"
+    assert_error(client.post(path, headers=own), 403, "forbidden")
+    nobody = client.post("/v1/operators/op_nobody/key", headers=ADMIN)
+    assert_error(nobody, 404, "operator_not_found")
+    assert (
+        client.delete(f"/v1/operators/{account['operator_id']}", headers=ADMIN).status_code == 200
+    )
+    assert_error(client.post(path, headers=ADMIN), 404, "operator_not_found")
+    assert_error(call_operator_endpoint(client, own), 401, "unknown_key")
+
+
+def test_an_account_gets_new_prefixes_and_keeps_its_id(
+    client: TestClient, other_worker: TestClient
+) -> None:
+    account = create(client, role="operator", prefixes=["+1212"])
+    path, key = f"/v1/operators/{account['operator_id']}", bearer(account["api_key"])
+    manhattan, queens = "/v1/numbers/+12125551234", "/v1/numbers/+17185551234"
+    assert client.get(queens, headers=key).status_code == 403
+    assert other_worker.get(queens, headers=key).status_code == 403  # cached there
+
+    changed = client.patch(path, json={"prefixes": ["+1718", "+1718"]}, headers=ADMIN)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["prefixes"] == ["+1718"]
+    assert client.get(queens, headers=key).status_code == 200
+    assert client.get(manhattan, headers=key).status_code == 403
+    time.sleep(0.35)
+    assert other_worker.get(queens, headers=key).status_code == 200
+    entries = client.get("/v1/audit", headers=ADMIN).json()["entries"]
+    assert entries[-1]["action"] == "operator.updated" and entries[-1]["prefixes"] == "+1718"
+
+    everything = client.patch(path, json={"prefixes": None}, headers=ADMIN)
+    assert everything.json()["prefixes"] == []
+    assert client.get(manhattan, headers=key).status_code == 200
+    # Not "every number" by accident, nor a malformed prefix, nor one for an administrator.
+    for body in ({"prefixes": []}, {"prefixes": ["1212"]}, {"prefixes": "+1212"}):
+        assert_error(client.patch(path, json=body, headers=ADMIN), 400, "invalid_request")
+    root = create(client, role="admin")["operator_id"]
+    refused = client.patch(f"/v1/operators/{root}", json={"prefixes": ["+1"]}, headers=ADMIN)
+    assert_error(refused, 400, "invalid_request")
+    assert client.get(f"/v1/operators/{root}", headers=ADMIN).json()["prefixes"] == []
+
+
 def test_revoking_leaves_other_accounts_alone(client: TestClient) -> None:
     doomed, kept = create(client), create(client)
     assert client.delete(f"/v1/operators/{doomed['operator_id']}", headers=ADMIN).status_code == 200

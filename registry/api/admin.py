@@ -28,7 +28,7 @@ from registry.api.responses import JSON
 from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore, is_complaint_id
 from registry.store.consents import ConsentStore
-from registry.store.operators import AccountBusy, CallerTaken
+from registry.store.operators import AccountBusy, AdminPrefixes, CallerTaken
 
 log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["administrators"])
@@ -72,22 +72,29 @@ class NewOperator(BaseModel):
     @field_validator("prefixes")
     @classmethod
     def _prefixes(cls, prefixes: list[str] | None) -> list[str] | None:
-        if prefixes is None:
-            return None
-        if not prefixes:
-            raise ValueError(
-                "an empty list limits nothing: name at least one prefix, or leave prefixes "
-                "out for an account that reaches every number"
-            )
-        for prefix in prefixes:
-            if not PREFIX.fullmatch(prefix):
-                raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
-        return list(dict.fromkeys(prefixes))  # each once, in the order given
+        return _checked_prefixes(prefixes, "leave prefixes out")
 
     @field_validator("callers")
     @classmethod
     def _callers(cls, callers: list[str]) -> list[str]:
         return _counted_callers(callers)
+
+
+def _checked_prefixes(prefixes: list[str] | None, for_all: str) -> list[str] | None:
+    """Prefixes, each once in the order given; None (every number) stays None. An empty
+    list is refused, not read as every number: a script's filter that came back empty
+    must not hand out the whole registry. `for_all` says how to ask for every number."""
+    if prefixes is None:
+        return None
+    if not prefixes:
+        raise ValueError(
+            f"an empty list limits nothing: name at least one prefix, or {for_all} for an "
+            "account that reaches every number"
+        )
+    for prefix in prefixes:
+        if not PREFIX.fullmatch(prefix):
+            raise ValueError(f"prefix {prefix!r} must be '+' and 1 to 15 digits, like +1212")
+    return list(dict.fromkeys(prefixes))
 
 
 def _counted_callers(callers: list[str]) -> list[str]:
@@ -107,12 +114,19 @@ def _counted_callers(callers: list[str]) -> list[str]:
 
 class OperatorChange(BaseModel):
     """What an administrator may change of an account: what it calls and texts from (it
-    gets new numbers and sender ids), and its rate limit (null: none)."""
+    gets new numbers and sender ids), its rate limit (null: none), and its prefixes (it
+    buys another area code; null: every number). Its id stays, and with it its consents."""
 
     model_config = ConfigDict(extra="forbid")
 
     callers: list[StrictStr] | None = Field(default=None, max_length=100)
     rate_limit: StrictInt | None = Field(default=None, ge=1, le=MAX_RATE_LIMIT)
+    prefixes: list[StrictStr] | None = Field(default=None, max_length=1000)
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, prefixes: list[str] | None) -> list[str] | None:
+        return _checked_prefixes(prefixes, "send null")
 
     @field_validator("callers")
     @classmethod
@@ -170,7 +184,9 @@ async def change_operator(
     services = request.app.state.services
     sent = body.model_fields_set
     if not sent:
-        raise ApiError(400, "invalid_request", "send callers, rate_limit or both to change")
+        raise ApiError(
+            400, "invalid_request", "send callers, rate_limit, prefixes or several to change"
+        )
     changes: dict[str, object] = {name: getattr(body, name) for name in sent}
     try:
         record = await services.operators.change(operator_id[:64], changes)
@@ -178,9 +194,17 @@ async def change_operator(
         raise _caller_taken(exc) from None
     except AccountBusy:
         raise _busy(operator_id) from None
+    except AdminPrefixes:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "an administrator reaches every number; prefixes limit operators and carriers only",
+        ) from None
     if record is None:
         raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
-    services.auth.forget(operator_id)  # its new rate limit from this worker's next request
+    # Its new rate limit and prefixes from this worker's next request; other workers' once
+    # their key cache's entry is older than its 2 s.
+    services.auth.forget(operator_id)
     await services.audit.record(
         "operator.updated",
         admin.id,
@@ -188,6 +212,23 @@ async def change_operator(
         **{name: _audited(value) for name, value in changes.items()},
     )
     return _account(record)
+
+
+@router.post("/v1/operators/{operator_id}/key")
+async def replace_key(operator_id: str, request: Request, admin: AdminKey) -> dict[str, object]:
+    """A new API key for an active account, in this answer and nowhere else; the old key is
+    refused from now on. For a key that leaked: the account, its consents and its
+    history stay as they are, where revoking would end them."""
+    services = request.app.state.services
+    try:
+        api_key = len(operator_id) <= 64 and await services.operators.replace_key(operator_id)
+    except AccountBusy:
+        raise _busy(operator_id) from None
+    if not api_key:
+        raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
+    services.auth.forget(operator_id)
+    await services.audit.record("operator.key_replaced", admin.id, operator=operator_id)
+    return {"operator_id": operator_id, "api_key": api_key}
 
 
 def _busy(operator_id: str) -> ApiError:

@@ -103,6 +103,10 @@ ANSWERS: dict[tuple[str, str], tuple[str, str, Schema]] = {
         _obj("operator_id", "api_key", operator_id=_S, api_key=_S, role=_S),
     ),
     ("delete", "/v1/operators/{operator_id}"): ("200", "application/json", {"type": "object"}),
+    ("post", "/v1/operators/{operator_id}/key"): (
+        "200", "application/json",
+        _obj("operator_id", "api_key", operator_id=_S, api_key=_S),
+    ),
     ("get", "/v1/operators"): (
         "200", "application/json",
         _obj("operators", operators={"type": "array", "items": {"type": "object"}}),
@@ -226,6 +230,8 @@ def _errors(method: str, path: str, tags: list[str]) -> list[str]:
         found.append("409")  # a caller another active account declared
     if path == "/v1/operators/{operator_id}" and method in ("patch", "delete"):
         found.append("409")  # a caller taken (patch), another change under way
+    if path == "/v1/operators/{operator_id}/key":
+        found.append("409")  # another change under way
     return sorted(set(found))
 
 

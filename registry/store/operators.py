@@ -90,6 +90,10 @@ return ''
 )
 
 
+class AdminPrefixes(ValueError):
+    """Prefixes asked for an admin-role account, which reaches every number."""
+
+
 class AccountBusy(RuntimeError):
     """Another change to the account is under way: its callers are read, claimed and
     written in steps, so two at once could leave the record and the index apart."""
@@ -169,18 +173,7 @@ class OperatorStore:
         return operator, api_key
 
     async def get(self, operator_id: str) -> Operator | None:
-        fields = await self.redis.hgetall(keys.operator(operator_id))
-        if not fields or b"revoked_at" in fields:
-            return None
-        prefixes = fields.get(b"prefixes", b"").decode()
-        rate = fields.get(b"rate_limit", b"").decode()
-        return Operator(
-            operator_id,
-            fields[b"name"].decode(),
-            fields[b"role"].decode(),
-            tuple(p for p in prefixes.split(",") if p),
-            int(rate) if rate else None,
-        )
+        return _active(operator_id, await self.redis.hgetall(keys.operator(operator_id)))
 
     async def record(self, operator_id: str) -> dict[str, Any] | None:
         """An account as kept, revoked ones included for the retention: its stored fields
@@ -202,8 +195,34 @@ class OperatorStore:
         return sorted(found, key=lambda r: (r["created_at"], r["operator_id"]))
 
     async def by_key(self, api_key: str) -> Operator | None:
-        operator_id = await self.redis.get(keys.api_key(key_hash(api_key)))
-        return await self.get(operator_id.decode()) if operator_id else None
+        digest = key_hash(api_key)
+        operator_id = await self.redis.get(keys.api_key(digest))
+        if operator_id is None:
+            return None
+        fields = await self.redis.hgetall(keys.operator(operator_id.decode()))
+        # The account's key now: a replaced key whose index entry a crash left behind (see
+        # replace_key) opens nothing.
+        if fields.get(b"key_hash") != digest.encode():
+            return None
+        return _active(operator_id.decode(), fields)
+
+    async def replace_key(self, operator_id: str) -> str | None:
+        """A new key for an active account, and its old key refused from now on (by other
+        workers once their cache's ttl has passed). The account keeps its id, so its
+        consents, callers, receipts and complaints stay its own. None when there is no
+        active account."""
+        async with self._changing(operator_id):
+            fields = await self.redis.hgetall(keys.operator(operator_id))
+            if not fields or b"revoked_at" in fields:
+                return None
+            api_key = new_api_key()
+            digest = key_hash(api_key)
+            # New entry, then the account's hash, then the old entry: cut off anywhere, the
+            # old key works until the hash changes and never after (by_key compares).
+            await self.redis.set(keys.api_key(digest), operator_id)
+            await self.redis.hset(keys.operator(operator_id), "key_hash", digest)
+            await self.redis.delete(keys.api_key(fields[b"key_hash"].decode()))
+            return api_key
 
     async def revoke(self, operator_id: str) -> bool:
         """Revoke an account; its record stays DNC_RETENTION_DAYS so past scrubs keep a sender."""
@@ -264,6 +283,10 @@ class OperatorStore:
         if "rate_limit" in changes:
             rate = changes["rate_limit"]
             update["rate_limit"] = "" if rate is None else str(rate)
+        if "prefixes" in changes:
+            if changes["prefixes"] and fields[b"role"] == b"admin":
+                raise AdminPrefixes(operator_id)
+            update["prefixes"] = ",".join(changes["prefixes"] or [])
         if update:
             await self.redis.hset(key, mapping=update)
         return await self.record(operator_id)
@@ -284,6 +307,21 @@ class OperatorStore:
         api_key = new_api_key()
         created = await self.redis.set(keys.ADMIN_KEY_HASH, key_hash(api_key), nx=True)
         return api_key if created else None
+
+
+def _active(operator_id: str, fields: dict[bytes, bytes]) -> Operator | None:
+    """The account these stored fields describe, None when none or revoked."""
+    if not fields or b"revoked_at" in fields:
+        return None
+    prefixes = fields.get(b"prefixes", b"").decode()
+    rate = fields.get(b"rate_limit", b"").decode()
+    return Operator(
+        operator_id,
+        fields[b"name"].decode(),
+        fields[b"role"].decode(),
+        tuple(p for p in prefixes.split(",") if p),
+        int(rate) if rate else None,
+    )
 
 
 def _record(operator_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
