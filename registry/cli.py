@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import stat
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,17 +49,50 @@ def redis_url(settings: Settings, durable: bool = True, *, reading: str = "") ->
         yield settings.redis_url
         return
     data = settings.data_dir
-    running = embedded.running_url(data)
-    if running:
-        yield running
-        return
-    if reading and not any((data / name).exists() for name in ("appendonly.aof", "appendonlydir")):
-        raise Failure(_no_registry(data, reading))
-    embedded.usable_data_dir(data)
-    with embedded.RedisProcess(data, durable=durable) as server:
-        if reading and _empty(server.url):
+    if not data.is_dir():
+        if reading:
             raise Failure(_no_registry(data, reading))
-        yield server.url
+        embedded.usable_data_dir(data)
+    lock = embedded.DataDirLock(data)
+    if not lock.acquire():  # `dnc serve` (or another command) runs its Redis: use that one
+        yield _owners_url(data)
+        return
+    try:
+        running = embedded.running_url(data)  # a Redis whose owner holds no lock: use it
+        if running:
+            yield running
+            return
+        if reading and not any(
+            (data / name).exists() for name in ("appendonly.aof", "appendonlydir")
+        ):
+            raise Failure(_no_registry(data, reading))
+        with embedded.RedisProcess(data, durable=durable) as server:
+            if reading and _empty(server.url):
+                raise Failure(_no_registry(data, reading))
+            yield server.url
+    finally:
+        lock.release()
+
+
+# How long a command waits for the Redis of the process that holds DNC_DATA_DIR: one being
+# started or started again (its append-only file loading) answers within this.
+OWNER_WAIT_SECONDS = 15.0
+
+
+def _owners_url(data: Path) -> str:
+    """The Redis of the `dnc serve` (or other command) that holds `data`, once it answers.
+    Never a Redis of our own on the same data: the owner's would lose its socket, and
+    what we wrote would be in neither's future."""
+    deadline = time.monotonic() + OWNER_WAIT_SECONDS
+    while (url := embedded.running_url(data)) is None:
+        if time.monotonic() > deadline:
+            raise Failure(
+                f"a dnc serve (or another dnc command) runs the Redis of {data}, and it has "
+                f"not answered for {OWNER_WAIT_SECONDS:.0f} s; try again once it does (its "
+                "log: redis.log there), or set DNC_REDIS_URL"
+            )
+        time.sleep(0.5)
+    return url
 
 
 def _no_registry(data: Path, alternative: str) -> str:

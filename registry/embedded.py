@@ -9,6 +9,7 @@ for the tests and benchmarks that run the registry on `redis+cluster://`.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -27,6 +28,8 @@ _PR_SET_PDEATHSIG = 1
 _MAX_SOCKET_PATH = 100
 # Where a running embedded Redis says how to reach it, for `dnc load` beside `dnc serve`.
 URL_FILE = "redis.url"
+# Held (flock) by the process that runs a data directory's embedded Redis, while it does.
+LOCK_FILE = "redis.lock"
 # Buckets hold up to 2^16 members; keep them intset-encoded (2 bytes a member) at any size.
 SERVER_SETTINGS = ["--set-max-intset-entries", "65536"]
 
@@ -244,13 +247,42 @@ class RedisProcess:
         self.stop()
 
 
+class DataDirLock:
+    """Who runs a data directory's embedded Redis: one process at a time, `dnc serve` or a
+    `dnc load`/`export`/`scrub` started without it. A PING cannot tell: a Redis that is
+    stopped or stalled (a paused container, a swap storm) does not answer, and a second
+    one started on the same append-only file would take its socket and its data's future
+    away from it. The kernel drops the lock with its holder, however that ends."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take it, or False at once when another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def running_url(data_dir: Path) -> str | None:
     """The URL of an embedded Redis already serving `data_dir`, if one answers."""
     try:
         url = (data_dir / URL_FILE).read_text().strip()
     except OSError:
         return None
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    # A bounded wait: a stopped Redis accepts a connection and never answers.
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     try:
         return url if client.ping() else None
     except redis.RedisError:

@@ -49,14 +49,31 @@ def run(settings: Settings) -> int:
         print(f"dnc: warning: {warning}", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)  # Ctrl-C: Python's own, and _stop_asked
-    if settings.redis_url is None and embedded.running_url(settings.data_dir):
-        raise Failure(f"another dnc serve already uses {settings.data_dir}")
+    if settings.redis_url is not None:
+        return _run(settings)
+    embedded.usable_data_dir(settings.data_dir)
+    lock = embedded.DataDirLock(settings.data_dir)
+    if not lock.acquire():
+        raise Failure(
+            f"another dnc serve, or a dnc load, export or scrub started without one, uses "
+            f"{settings.data_dir}; stop it first, or set DNC_DATA_DIR to another directory"
+        )
+    try:
+        # A Redis on it whose owner holds no lock (an older dnc): never a second one.
+        if embedded.running_url(settings.data_dir):
+            raise Failure(f"another dnc serve already uses {settings.data_dir}")
+        return _run(settings)
+    finally:
+        lock.release()
+
+
+def _run(settings: Settings) -> int:
+    """`run` once DNC_DATA_DIR, if it serves one, is this process's alone."""
     listener = _listen(settings.host, settings.port)
     server: embedded.RedisProcess | None = None
     stopping, redis_gone = threading.Event(), threading.Event()
     try:
         if settings.redis_url is None:
-            embedded.usable_data_dir(settings.data_dir)
             server = embedded.RedisProcess(settings.data_dir)
             os.environ["DNC_REDIS_URL"] = server.start()
             settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])

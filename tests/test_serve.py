@@ -421,6 +421,33 @@ def test_load_is_seen_by_a_running_server_without_restart(
         assert statuses(server, operator, n, 1) == ["blocked"]
 
 
+def test_nothing_starts_a_second_redis_on_a_served_data_dir_whose_redis_stalls(
+    serve: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """A stopped Redis (a paused container, a swap storm) does not answer a PING; a
+    command that took that for "no dnc serve here" started its own Redis on the same
+    append-only file, took the server's socket and loaded into a Redis the API never saw."""
+    data = (tmp_path / "data").resolve()
+    server = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
+    [pid] = redis_pids(data)
+    one = tmp_path / "one.txt"
+    one.write_text("+12125551777\n")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        load = dnc("load", str(one), DNC_DATA_DIR=str(data))
+        assert load.returncode == 1, load.stderr
+        assert "runs the Redis of" in load.stderr and "Traceback" not in load.stderr
+        other = dnc("serve", DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()))
+        assert other.returncode == 1 and "another dnc serve" in other.stderr, other.stderr
+        assert redis_pids(data) == [pid] and (data / "redis.sock").exists()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    load = dnc("load", str(one), DNC_DATA_DIR=str(data))
+    assert load.returncode == 0, load.stderr
+    assert statuses(server, ADMIN_KEY, "+12125551777", 3) == ["blocked"] * 3
+    assert redis_pids(data) == [pid]
+
+
 @pytest.mark.parametrize(
     ("trusted", "second"),
     [(None, 200), ("none", 429), ("10.0.0.0/8", 429), ("127.0.0.0/8", 200)],
