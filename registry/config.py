@@ -89,6 +89,25 @@ def _int(
     return value
 
 
+MAX_GRACE_DAYS = 366
+MAX_RETENTION_DAYS = 3653  # ten years
+# Workers a CPU at most: each holds a Bloom filter of the registry and a Redis pool, and
+# past this they only take memory (a thousand ran a machine out of it).
+WORKERS_PER_CPU = 4
+
+
+def _workers(env: Mapping[str, str]) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    most = WORKERS_PER_CPU * cpus
+    workers = _int(env, "DNC_WORKERS", 1, minimum=1)
+    if workers > most:
+        raise ConfigError(
+            f"DNC_WORKERS must be at most {most} ({WORKERS_PER_CPU} for each of the {cpus} "
+            f"CPUs this process may use), got {workers}"
+        )
+    return workers
+
+
 def check_notifier(spec: str) -> str:
     """DNC_NOTIFIER if it names a notifier (registry/notifier.py), else a ConfigError."""
     kind, _, target = spec.partition(":")
@@ -162,14 +181,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(env.get("DNC_DATA_DIR") or "dnc-data"),
         host=env.get("DNC_HOST") or "127.0.0.1",
         port=_int(env, "DNC_PORT", 8000, minimum=1, maximum=65535),
-        workers=_int(env, "DNC_WORKERS", 1, minimum=1),
+        workers=_workers(env),
         admin_key=_admin_key(env.get("DNC_ADMIN_KEY") or None),
         default_region=_region(env.get("DNC_DEFAULT_REGION") or "US"),
-        grace_days=_int(env, "DNC_GRACE_DAYS", 31),
-        retention_days=_int(env, "DNC_RETENTION_DAYS", 153, minimum=1),
+        # Bounded so that every date they make is a date: a century's retention put the
+        # oldest change kept before 1970, which Redis refuses as a stream id (a 500 on
+        # every registration), and a huge grace an effective_at in the year 273792727.
+        grace_days=_int(env, "DNC_GRACE_DAYS", 31, maximum=MAX_GRACE_DAYS),
+        retention_days=_int(env, "DNC_RETENTION_DAYS", 153, minimum=1, maximum=MAX_RETENTION_DAYS),
         notifier=check_notifier(env.get("DNC_NOTIFIER") or "log"),
         status_checks_per_minute=_int(env, "DNC_STATUS_RATE_LIMIT", 30, minimum=1),
-        code_ttl_seconds=_int(env, "DNC_CODE_TTL", 600, minimum=1),
+        code_ttl_seconds=_int(env, "DNC_CODE_TTL", 600, minimum=1, maximum=86_400),
         codes_per_number_per_hour=_int(env, "DNC_CODE_NUMBER_LIMIT", 5, minimum=1),
         codes_per_number_per_day=_int(env, "DNC_CODE_NUMBER_DAILY_LIMIT", 10, minimum=1),
         codes_per_client_per_hour=_int(env, "DNC_CODE_CLIENT_LIMIT", 20, minimum=1),

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 
+from conftest import ADMIN, ready_client
+
 from registry import serve
-from registry.config import ConfigError, check_notifier, load_settings
+from registry.config import ConfigError, Settings, check_notifier, load_settings
 from registry.embedded import free_port, redis_server_binary
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -107,3 +110,38 @@ def test_dnc_serve_warns_of_settings_that_break_a_rule_in_production() -> None:
     assert len(found) == 2
     assert "DNC_NOTIFIER=log" in found[0] and "DNC_RETENTION_DAYS=30" in found[1]
     assert serve.warnings(load_settings({"DNC_RETENTION_DAYS": "153"})) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("DNC_RETENTION_DAYS", "3654", "at most 3653"),
+        ("DNC_RETENTION_DAYS", "30000", "at most 3653"),
+        ("DNC_GRACE_DAYS", "99999999999", "at most 366"),
+        ("DNC_CODE_TTL", "86401", "at most 86400"),
+        ("DNC_WORKERS", "1000", "CPUs this process may use"),
+    ],
+)
+def test_a_setting_past_what_can_work_stops_start_up(name: str, value: str, words: str) -> None:
+    """A century's retention put the oldest kept change before 1970, which Redis refuses
+    as a stream id: every registration was a 500. A thousand workers ran out of memory."""
+    with pytest.raises(ConfigError, match=words):
+        load_settings({name: value})
+
+
+def test_the_longest_retention_and_grace_allowed_work(settings: Settings) -> None:
+    longest = load_settings({"DNC_RETENTION_DAYS": "3653", "DNC_GRACE_DAYS": "366"})
+    client = ready_client(
+        settings.with_(retention_days=longest.retention_days, grace_days=longest.grace_days)
+    )
+    try:
+        carrier = client.post("/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN)
+        key = {"Authorization": f"Bearer {carrier.json()['api_key']}"}
+        answer = client.put("/v1/registrations/+12125551234", headers=key)
+        assert answer.status_code == 201, answer.text
+        effective = datetime.fromisoformat(answer.json()["effective_at"])
+        assert effective - datetime.now(UTC) > timedelta(days=365)
+        changes = client.get("/v1/changes?since=0", headers=ADMIN)
+        assert changes.status_code == 200 and changes.json()["changes"]
+    finally:
+        client.__exit__(None, None, None)
