@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from conftest import ADMIN, ready_client
 
 from registry import serve
