@@ -25,7 +25,8 @@ import numpy as np
 
 from loader import blocks
 from registry import numbers as nums
-from registry.tables import column_index, header_is_data, no_column
+from registry.rows import RowTooWide
+from registry.tables import column_index, header_is_data, no_column, other_separator
 
 FORMATS = ("auto", "e164", "ftc", "csv")
 # The US National DNC Registry's flat file: area code, comma, seven-digit number.
@@ -294,15 +295,17 @@ def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> I
     nor listed as rejects. Rows before it may be loaded (a batch at a time); the error names
     its line."""
     rows = csv.reader((text for _, text in lines), strict=True)
-    start, header_seen = 1, False
+    start, header, data_rows = 1, None, 0
     try:
         for row in rows:
             line, start = start, rows.line_num + 1
             if _blank(row):
                 continue
-            if not header_seen:
-                header_seen = True
+            if header is None:
+                header = row
                 continue
+            data_rows += 1
+            _check_row(path, line, header, row, data_rows)
             field = row[column].strip() if column < len(row) else ""
             yield _record(line, field, field)
     except csv.Error as exc:
@@ -312,6 +315,20 @@ def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> I
             "batch at a time): fix the file and load it again (what is loaded already is "
             "counted, not loaded twice)"
         ) from None
+
+
+def _check_row(path: Path, line: int, header: list[str], row: list[str], index: int) -> None:
+    """A CSV read as the scrub endpoint and `dnc scrub` read it: a first row and header of
+    one cell holding `;` or tabs are another separator, and a value past the header's
+    columns is refused (a title line over an FTC list reads as a header of one column,
+    and every number as its area code alone)."""
+    if index == 1 and (separated := other_separator(header, row)):
+        raise LoadError(f"{path}: {separated}")
+    if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+        hint = ""
+        if len(header) == 1 and _FTC_LINE.fullmatch(",".join(row)):
+            hint = " (a title line over an FTC list? remove it, or load with --format ftc)"
+        raise LoadError(f"{path}, line {line}: {RowTooWide(index, len(row), len(header))}{hint}")
 
 
 def _blank(row: list[str]) -> bool:

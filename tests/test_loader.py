@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -490,6 +491,32 @@ def test_a_csv_whose_first_row_is_a_number_is_refused_before_anything_loads(
     with pytest.raises(LoadError, match="the first row is data, not a header"):
         run_load(redis_client, numbers, fmt="csv")
     assert registered(redis_client) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("phone,x\n+12125551400\n+12125551401,a,b\n", "data row 2 has 3 cells"),
+        ("phone;name\n+12125551400;a\n", "separated by semicolons"),
+        ("phone\tname\n+12125551400\ta\n", "separated by tabs"),
+        ("Title\n212,5553103\n212,5553104\n", "a title line over an FTC list?"),
+    ],
+    ids=["wider-row", "semicolons", "tabs", "title-over-ftc"],
+)
+def test_a_csv_is_read_as_strictly_as_a_scrub_reads_it(
+    redis_client: redis.Redis, tmp_path: Path, content: str, words: str
+) -> None:
+    """Read loosely, these loaded nothing or dropped values, and still exited 0."""
+    with pytest.raises(LoadError, match=re.escape(words)):
+        run_load(redis_client, write(tmp_path / "list.csv", content))
+    assert registered(redis_client) == []
+
+
+def test_empty_cells_past_the_header_are_no_values(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    result = run_load(redis_client, write(tmp_path / "a.csv", "phone\n+12125551400,,\n"))
+    assert result.loaded == 1
 
 
 def test_column_with_a_format_that_has_none_is_refused(
