@@ -364,7 +364,26 @@ def _scrub(settings: Settings, args: argparse.Namespace) -> int:
     if fmt == client.CSV and args.column is None:
         _say_first_column(path)
     print(summary.line(), file=sys.stderr)
+    if summary.counts["total"] and summary.counts["invalid"] == summary.counts["total"]:
+        _say_why_nothing_was_valid(path)
     return 0
+
+
+def _say_why_nothing_was_valid(path: Path) -> None:
+    """Every row invalid is a list read wrong more often than a list of junk: say how."""
+    from loader import formats
+
+    hint = "check --format, --column and --region"
+    try:
+        with path.open("rb") as file:
+            if formats.detect(formats.first_line(file) or "") == "ftc":
+                hint = (
+                    "it reads as an FTC flat file (212,5551234), which dnc load takes but a "
+                    "scrub does not: give one number a line, such as (212) 555-1234"
+                )
+    except OSError:
+        pass
+    print(f"dnc: warning: no row was a valid number; {hint}", file=sys.stderr)
 
 
 def _say_first_column(path: Path) -> None:
@@ -433,7 +452,23 @@ def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="dnc", description="The do-not-call registry.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve the API (and the embedded Redis)")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the API (and the embedded Redis)",
+        description=(
+            "Serve the HTTP API until Ctrl-C or SIGTERM, on the Redis of DNC_REDIS_URL or, "
+            "without it, on an embedded redis-server with its data in DNC_DATA_DIR."
+        ),
+        epilog=(
+            "It takes no options: DNC_* environment variables configure it (README, "
+            "Configuration): DNC_HOST, DNC_PORT, DNC_WORKERS, DNC_DATA_DIR, DNC_REDIS_URL, "
+            "DNC_ADMIN_KEY, DNC_DEFAULT_REGION, DNC_NOTIFIER, DNC_PUBLIC_URL, "
+            "DNC_TRUSTED_PROXIES, DNC_GRACE_DAYS, DNC_RETENTION_DAYS, DNC_WAIT_REPLICAS, "
+            "DNC_WAIT_REPLICAS_MS and the rate limits DNC_STATUS_RATE_LIMIT, DNC_CODE_TTL, "
+            "DNC_CODE_NUMBER_LIMIT, DNC_CODE_NUMBER_DAILY_LIMIT, DNC_CODE_CLIENT_LIMIT, "
+            "DNC_COMPLAINT_RATE_LIMIT."
+        ),
+    )
     serve.set_defaults(run=_serve, usage_of=serve)
 
     load = commands.add_parser("load", help="bulk-import registrations into Redis")

@@ -634,6 +634,22 @@ def test_a_semicolon_separated_csv_is_bad_input_in_both_modes(
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_list_of_no_valid_number_gets_a_hint_in_both_modes(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    ftc = tmp_path / "ftc.txt"
+    ftc.write_text("212,5551234\n212,5551235\n")
+    result = MODES[mode](registry, str(ftc))
+    assert result.returncode == 0, result.stderr
+    assert "no row was a valid number" in result.stderr
+    assert "reads as an FTC flat file" in result.stderr
+    junk = tmp_path / "junk.txt"
+    junk.write_text("hello\nworld\n")
+    result = MODES[mode](registry, str(junk))
+    assert "no row was a valid number; check --format, --column and --region" in result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_csv_of_numbers_alone_is_bad_input_in_both_modes(
     registry: Registry, tmp_path: Path, mode: str
 ) -> None:

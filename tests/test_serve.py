@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis
 
+from registry import config
 from registry.embedded import free_port
 
 pytestmark = pytest.mark.slow
@@ -655,3 +656,11 @@ def test_an_upload_the_client_gives_up_is_no_500_and_no_traceback(
         time.sleep(0.2)
     assert 'status="500"' not in metrics
     assert "Traceback" not in server.output and "the client left" in server.output
+
+
+def test_serve_help_names_every_variable_that_configures_it() -> None:
+    helped = dnc("serve", "--help")
+    assert helped.returncode == 0
+    text = " ".join(helped.stdout.split())
+    read = set(re.findall(r'"(DNC_[A-Z_]+)"', Path(config.__file__).read_text()))
+    assert read and {name for name in read if name not in text} == set()
