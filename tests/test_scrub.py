@@ -286,6 +286,23 @@ def test_numbers_outside_the_operators_prefixes_are_invalid_not_subscribed(
     assert rows[1:] == [[A, A, "blocked"], [B, "", "invalid"], [FREE, FREE, "callable"]]
 
 
+def test_a_json_body_may_start_with_a_byte_order_mark(
+    client: TestClient, carrier: dict[str, str], operator: dict[str, str]
+) -> None:
+    """As a text or CSV body may (Windows tools write one); RFC 8259 lets a reader ignore it."""
+    register(client, carrier, A)
+    json_type = {"content-type": "application/json"}
+    body = b"\xef\xbb\xbf" + f'{{"numbers": ["{A}", "{FREE}"]}}'.encode()
+    answer = client.post(SCRUB, content=body, headers={**operator, **json_type})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["blocked"] == [A]
+    # And on the other endpoints that take JSON.
+    prefs = b"\xef\xbb\xbf" + b'{"channels": ["sms"]}'
+    put = client.put(f"/v1/registrations/{FREE}", content=prefs, headers={**carrier, **json_type})
+    assert put.status_code == 201, put.text
+    assert put.json()["channels"] == ["sms"]
+
+
 def test_body_that_is_not_json_is_400_invalid_json(
     client: TestClient, operator: dict[str, str]
 ) -> None:

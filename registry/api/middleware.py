@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api import errors, forms, pages, params, scrub
-from registry.api.scrub import read_body
+from registry.api.scrub import BOM, read_body
 from registry.metrics import Metrics
 from registry.store.replication import Replication
 
@@ -234,6 +234,7 @@ class SmallBodies:
             return
         except ClientDisconnect:
             return
+        body = body.removeprefix(BOM)  # ignored, as RFC 8259 allows and the scrub does
         try:
             params.single_keys(body)
         except errors.ApiError as exc:

@@ -90,6 +90,11 @@ def _too_many(rows: int, limit: int) -> ApiError:
     )
 
 
+# A UTF-8 byte order mark, which Windows tools write at the start of a file: RFC 8259 lets a
+# JSON reader ignore it, and the text and CSV bodies do.
+BOM = b"\xef\xbb\xbf"
+
+
 # What a JSON scrub's body may say besides its numbers: the query's parameters, which the
 # body may carry instead (a region read from nowhere would turn a national number into
 # another country's, and a registered one callable).
@@ -100,7 +105,7 @@ def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int], d
     """The inputs as text, the indices of items that are neither strings nor integers,
     and the BODY_OPTIONS the body names, as query-parameter text."""
     try:
-        document = orjson.loads(body)
+        document = orjson.loads(body.removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("numbers"), list):
