@@ -26,7 +26,7 @@ import numpy as np
 from loader import blocks
 from registry import numbers as nums
 from registry.rows import RowTooWide
-from registry.tables import column_index, header_is_data, no_column, other_separator
+from registry.tables import column_index, header_is_data, no_column, other_separator, unreadable
 
 FORMATS = ("auto", "e164", "ftc", "csv")
 # The US National DNC Registry's flat file: area code, comma, seven-digit number.
@@ -310,10 +310,9 @@ def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> I
             yield _record(line, field, field)
     except csv.Error as exc:
         raise LoadError(
-            f"{path}, line {start}: not readable as CSV: {exc} (a quote opened and not "
-            "closed?); none of its numbers from there on are loaded (those before may be, a "
-            "batch at a time): fix the file and load it again (what is loaded already is "
-            "counted, not loaded twice)"
+            f"{path}, line {start}: not readable as CSV: {unreadable(exc)}; none of its "
+            "numbers from there on are loaded (those before may be, a batch at a time): fix "
+            "the file and load it again (what is loaded already is counted, not loaded twice)"
         ) from None
 
 

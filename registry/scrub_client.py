@@ -242,8 +242,7 @@ def read_list(path: Path, fmt: str, column: str | None, region: str) -> ListFile
         table = [row for row in rows_read if row]
     except csv.Error as exc:
         raise BadInput(
-            f"{path}: not readable as CSV at line {rows_read.line_num}: {exc} "
-            "(a quote opened and not closed?)"
+            f"{path}: not readable as CSV at line {rows_read.line_num}: {tables.unreadable(exc)}"
         ) from None
     if not table:
         raise BadInput(f"{path}: the CSV file has no header row")

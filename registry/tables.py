@@ -5,6 +5,8 @@ rows of the detailed full list, written alike by the API and `dnc export`."""
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 
 from registry import numbers as nums
@@ -37,6 +39,16 @@ def other_separator(header: list[str], first_row: list[str] | None) -> str | Non
                 "(Excel: CSV UTF-8, comma delimited)"
             )
     return None
+
+
+def unreadable(exc: csv.Error) -> str:
+    """Why a strict CSV reader stopped, with what most likely caused it."""
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a cell is over {csv.field_size_limit()} characters (a quote opened and never "
+            "closed runs on through the rows after it; no cell of a phone list is that long)"
+        )
+    return f"{exc} (a quote opened and not closed?)"
 
 
 def header_is_data(header: list[str], index: int, region: str) -> str | None:

@@ -685,6 +685,16 @@ def test_a_csv_whose_first_row_is_a_number_is_refused_not_a_row_short(
     assert table(fine) == [["phone 1", "id 2024", "number", "status"], [A, "7", A, "blocked"]]
 
 
+def test_a_csv_cell_past_the_readers_limit_is_named_as_such(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    body = f"phone,note\n{A},{'x' * 140_000}\n".encode()
+    error = assert_error(
+        client.post(SCRUB, content=body, headers={**operator, **CSV}), 400, "invalid_csv"
+    )
+    assert "a cell is over 131072 characters" in error["message"]
+
+
 def test_csv_only_callable(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

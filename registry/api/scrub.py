@@ -283,7 +283,7 @@ def parse_csv(
         raise ApiError(
             400,
             "invalid_csv",
-            f"the CSV body cannot be read: {exc} (a quote opened and not closed?)",
+            f"the CSV body cannot be read: {tables.unreadable(exc)}",
             {"line": rows_read.line_num},
         ) from None
     if len(rows) > limit:
