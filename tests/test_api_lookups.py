@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import assert_error, ready_client
+from conftest import ADMIN, assert_error, ready_client
 from fastapi.testclient import TestClient
 
 from registry.config import Settings
@@ -146,6 +146,29 @@ def test_an_invalid_number_is_invalid_with_its_reason_and_no_number(
         "status": "invalid",
         "reason": reason,
     }
+
+
+def test_a_number_written_with_slashes_is_one_path_segment_on_every_route(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    """`030/12345678` is how Germans write a number, and phonenumbers reads it; sent as
+    %2F (as the portal sends it), the slash stays in its segment, not a 404."""
+    assert client.put("/v1/registrations/212%2F555-1234", headers=carrier).status_code == 201
+    assert look_up(client, operator, "212%2F555%2F1234") == {
+        "number": "+12125551234",
+        "status": "blocked",
+        "reason": "registered",
+    }
+    german = look_up(client, operator, "030%2f12345678", region="DE")
+    assert german["number"] == "+493012345678"
+    status = client.get("/v1/registrations/(212)%2F555-1234")
+    assert status.status_code == 200 and status.json()["registered"] is True
+    held = client.get("/v1/numbers/212%2F5551234/consents", headers=ADMIN)
+    assert held.status_code == 200, held.text
+    removed = client.delete("/v1/registrations/212%2F555%2F1234", headers=carrier)
+    assert removed.status_code == 200 and removed.json()["number"] == "+12125551234"
+    # A slash the path itself has still divides it.
+    assert client.get("/v1/numbers/212/5551234", headers=operator).status_code == 404
 
 
 @pytest.mark.parametrize("channel", ["fax", "VOICE", "voice,sms", "both"])

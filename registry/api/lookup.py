@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import orjson
 from fastapi import FastAPI
@@ -60,8 +61,12 @@ class LookupRoute:
         self._starts: dict[int, Message] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
-            scope = _without_trailing_slash(scope)
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or b""
+            if b"%2" in raw and (b"%2F" in raw or b"%2f" in raw) and not scope.get("root_path"):
+                scope = _slash_kept_in_its_segment(scope, raw)
+            if scope["path"].endswith("/") and scope["path"] != "/":
+                scope = _without_trailing_slash(scope)
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
@@ -188,6 +193,17 @@ class LookupRoute:
         await response(scope, receive, counted)
         if cls is Exception:
             raise exc
+
+
+def _slash_kept_in_its_segment(scope: Scope, raw: bytes) -> Scope:
+    """A `/` sent as %2F stays inside its path segment: `/v1/numbers/030%2F12345678` is the
+    number `030/12345678` (as Germans write one), not a path one segment too long.
+
+    The server decodes it to a `/` like any other, so it becomes U+FF0F, the full-width
+    solidus: punctuation to phonenumbers as `/` is, so the number reads the same."""
+    segments = raw.decode("ascii", "replace").split("/")
+    path = "/".join(unquote(segment).replace("/", "\uff0f") for segment in segments)
+    return {**scope, "path": path}
 
 
 def _without_trailing_slash(scope: Scope) -> Scope:
