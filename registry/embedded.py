@@ -28,8 +28,6 @@ _PR_SET_PDEATHSIG = 1
 _MAX_SOCKET_PATH = 100
 # Where a running embedded Redis says how to reach it, for `dnc load` beside `dnc serve`.
 URL_FILE = "redis.url"
-# Held (flock) by the process that runs a data directory's embedded Redis, while it does.
-LOCK_FILE = "redis.lock"
 # Buckets hold up to 2^16 members; keep them intset-encoded (2 bytes a member) at any size.
 SERVER_SETTINGS = ["--set-max-intset-entries", "65536"]
 
@@ -252,15 +250,18 @@ class DataDirLock:
     `dnc load`/`export`/`scrub` started without it. A PING cannot tell: a Redis that is
     stopped or stalled (a paused container, a swap storm) does not answer, and a second
     one started on the same append-only file would take its socket and its data's future
-    away from it. The kernel drops the lock with its holder, however that ends."""
+    away from it. The kernel drops the lock with its holder, however that ends.
+
+    The lock is an flock on the directory itself: no file of its own, so a command that
+    only reads leaves the directory as it found it."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_FILE
+        self.path = data_dir
         self._fd: int | None = None
 
     def acquire(self) -> bool:
         """Take it, or False at once when another process holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -227,11 +227,14 @@ def read_list(path: Path, fmt: str, column: str | None, region: str) -> ListFile
     as `dnc load` finds it (see _column_name)."""
 
     try:
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 text (byte {exc.start}); send UTF-8") from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if (problem := tables.nul_byte(raw)) is not None:  # as the API refuses the body
+        raise BadInput(f"{path}: {problem.replace('the body holds', 'holds')}; not a text list")
     if fmt == PLAIN:
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         inputs = [line.strip() for line in lines if line.strip()]

@@ -41,6 +41,16 @@ def other_separator(header: list[str], first_row: list[str] | None) -> str | Non
     return None
 
 
+def nul_byte(body: bytes) -> str | None:
+    """Where a text body holds a NUL byte, if it does: no list of numbers has one (a binary
+    file sent as text), and its echo in the answer could not come back as sent."""
+    at = body.find(b"\0")
+    if at < 0:
+        return None
+    line = body.count(b"\n", 0, at) + 1
+    return f"the body holds a NUL byte, on line {line}"
+
+
 def unreadable(exc: csv.Error) -> str:
     """Why a strict CSV reader stopped, with what most likely caused it."""
     if "field larger than field limit" in str(exc):

@@ -676,3 +676,18 @@ def test_a_csv_scrubbed_without_column_says_which_column_was_read(
     )
     named = MODES[mode](registry, str(listing), "--column", "phone")
     assert named.returncode == 0 and "first column" not in named.stderr
+
+
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_nul_byte_deep_in_a_list_is_refused_in_both_modes(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    """Past the binary sniff at the start: the API refuses the body, and the local scrub
+    refused nothing and echoed the byte, so the two modes wrote different files."""
+    plain = tmp_path / "nul.txt"
+    plain.write_bytes(("\n".join([FULL] * 3000) + f"\n{FREE}\x00x\n{FREE}\n").encode())
+    result = MODES[mode](registry, str(plain))
+    assert_one_line_error(result, 2)
+    assert "NUL byte, on line 3001" in result.stderr

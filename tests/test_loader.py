@@ -807,8 +807,9 @@ def test_a_load_stopped_partway_leaves_no_rejects_file(tmp_path: Path) -> None:
 def test_cli_load_interrupted_says_what_is_kept(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    # National formats: the slower path, so the load is still running when the signal comes.
-    lines = (f"(212) {n // 10_000 + 200:03d}-{n % 10_000:04d}\n" for n in range(3_000_000))
+    # National formats: the slower path, so the load is still running when the signal comes,
+    # even where a loaded runner delivers it late (3 million lines once finished first).
+    lines = (f"(212) {n // 10_000 + 200:03d}-{n % 10_000:04d}\n" for n in range(6_000_000))
     path = write(tmp_path / "big.txt", "junk\n" + "".join(lines))
     env = {**os.environ, "DNC_REDIS_URL": redis_url}
     process = subprocess.Popen(

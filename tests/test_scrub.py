@@ -286,6 +286,16 @@ def test_numbers_outside_the_operators_prefixes_are_invalid_not_subscribed(
     assert rows[1:] == [[A, A, "blocked"], [B, "", "invalid"], [FREE, FREE, "callable"]]
 
 
+@pytest.mark.parametrize("kind", ["text/plain", "text/csv"])
+def test_a_text_body_with_a_nul_byte_is_a_400(
+    client: TestClient, operator: dict[str, str], kind: str
+) -> None:
+    body = f"phone\n{A}\n{FREE}\x00\n".encode()
+    answer = client.post(SCRUB, content=body, headers={**operator, "content-type": kind})
+    error = assert_error(answer, 400, "invalid_encoding")
+    assert "NUL byte, on line 3" in error["message"]
+
+
 def test_a_json_body_may_start_with_a_byte_order_mark(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

@@ -438,6 +438,8 @@ async def scrub(request: Request, operator: OperatorKey) -> Any:
             query = _query(request, operator, options)
         question = asked(query, kind, None, None)
         return await _scrub_json(request, operator, inputs, not_numbers, query, question)
+    if (problem := tables.nul_byte(body)) is not None:
+        raise ApiError(400, "invalid_encoding", f"{problem}; send a text list")
     source: PlainLines | CsvTable
     column = request.query_params.get("column") if kind == "text/csv" else None
     if kind == "text/plain":
