@@ -678,8 +678,6 @@ def test_a_csv_scrubbed_without_column_says_which_column_was_read(
     assert named.returncode == 0 and "first column" not in named.stderr
 
 
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_a_nul_byte_deep_in_a_list_is_refused_in_both_modes(
     registry: Registry, tmp_path: Path, mode: str
