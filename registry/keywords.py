@@ -263,7 +263,7 @@ _TEXTS = {
         # the grace before one that has not checked yet is liable (DNC_GRACE_DAYS).
         REGISTERED: "You are on the do-not-call registry now: telemarketers see it at once "
         "and must stop calls and marketing texts to this number within a month. Consents "
-        "you gave before no longer count. Reply START to leave, HELP for help.",
+        "telemarketers hold from you end now. Reply START to leave, HELP for help.",
         "allowing": "Your do-not-call preferences are saved: marketing is blocked except "
         "for {allowed}. Reply STOP to block everything, START to leave, HELP for help.",
         DEREGISTERED: "This number is not on the do-not-call registry: telemarketing calls "
@@ -274,7 +274,7 @@ _TEXTS = {
     },
     CHINESE: {
         REGISTERED: "您已加入拒收名单，即时生效：营销方查询即可看到，"
-        "须在一个月内停止向本号码拨打营销电话和发送商业短信；此前给出的同意一并失效。"
+        "须在一个月内停止向本号码拨打营销电话和发送商业短信；营销方此前登记的您的同意一并终止。"
         "回复START退出，回复帮助查看说明。",
         "allowing": "您的拒收设置已保存：除{allowed}外，拒收全部营销信息。"
         "回复TD拒收全部，回复START退出，回复帮助查看说明。",

@@ -561,6 +561,15 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
         ({"number": A, "evidence": {"method": "opt-out"}}, 400, "consent_not_explicit"),
         ({"number": A, "evidence": {"method": "DEFAULT", "reference": "r"}}, 400,
          "consent_not_explicit"),
+        # Word by word, not the whole method only.
+        ({"number": A, "evidence": {"method": "IMPLIED CONSENT"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "inferred from purchase"}}, 400,
+         "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "no consent"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "none"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "purchased list"}}, 400, "consent_not_explicit"),
+        ({"number": A, "evidence": {"method": "legitimate interest"}}, 400,
+         "consent_not_explicit"),
     ],
 )  # fmt: skip
 def test_bad_bodies_are_4xx_and_record_nothing(

@@ -10,7 +10,9 @@ DNC_RETENTION_DAYS after the consent ends (registry/store/consents.py).
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -81,10 +83,20 @@ EARLIEST_GIVEN_AT = 631152000
 # Methods that say the subscriber did not actively agree (PIPL art. 14: consent is an
 # informed, voluntary and explicit act; silence, inactivity or a box ticked in advance
 # is none), compared lower case with everything but letters dropped.
+# Each word of the method is compared, and each two words run together ("opt out", "no
+# consent"), so "IMPLIED CONSENT" and "inferred from purchase" are refused as "implied" is.
 NOT_EXPLICIT = frozenset(
     {"implied", "implicit", "inferred", "assumed", "presumed", "default", "optout", "silence",
-     "pretickedbox", "preticked", "prechecked", "precheckedbox", "inactivity", "noreply"}
+     "pretickedbox", "preticked", "prechecked", "precheckedbox", "inactivity", "noreply",
+     "noconsent", "none", "unknown", "purchased", "bought", "rented", "scraped",
+     "legitimateinterest", "deemed"}
 )  # fmt: skip
+
+
+def _not_explicit(method: str) -> bool:
+    words = re.findall(r"[a-z]+", method.lower())
+    said = {*words, *(a + b for a, b in itertools.pairwise(words)), "".join(words)}
+    return not said.isdisjoint(NOT_EXPLICIT)
 
 
 class Evidence(NamedTuple):
@@ -134,7 +146,7 @@ def _expected_fields(evidence: dict[str, Any]) -> float | None:
         if name in evidence and not (isinstance(evidence[name], str) and evidence[name].strip()):
             raise ApiError(400, "invalid_evidence", f"evidence.{name} must be non-empty text")
     method = evidence.get("method")
-    if method is not None and "".join(filter(str.isalpha, method.lower())) in NOT_EXPLICIT:
+    if method is not None and _not_explicit(method):
         raise ApiError(
             400,
             "consent_not_explicit",
