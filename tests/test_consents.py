@@ -112,8 +112,9 @@ def test_an_expired_consent_no_longer_counts_and_its_record_outlives_it(
     client: TestClient, world: None, operator: Headers, redis_client: Any
 ) -> None:
     expires = iso_in(5)  # whole seconds: 4 to 5 s, room for the recording and the look-up
-    body = consent(client, operator, A, expires_at=expires)
-    assert look_up(client, operator, A) == ("callable", "consent")
+    consent(client, operator, B)  # one with no end date: the scopes hash is kept for good
+    body = consent(client, operator, A, expires_at=expires, channels=["sms"])
+    assert look_up(client, operator, A, channel="sms") == ("callable", "consent")
     end = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
     time.sleep(max(0.0, end - time.time()) + 0.05)
     assert look_up(client, operator, A) == ("blocked", "registered")
@@ -132,13 +133,18 @@ def test_an_expired_consent_no_longer_counts_and_its_record_outlives_it(
     assert record["consent_id"] == body["consent_id"] and record["number"] == A[1:]
     assert record["expires_at"] == str(int(end))
     assert '"method":"web_form"' in record["evidence"]
-    # The index look-ups read keeps an ended entry no longer than the record, and drops
-    # it at the next write; with a consent without an end date it has no TTL.
-    index = keys.consents(record["operator"])
-    assert RETENTION - 5 <= redis_client.ttl(index) <= RETENTION
-    consent(client, operator, B)
-    assert redis_client.zscore(index, A[1:]) is None and redis_client.ttl(index) == -1
+    # An administrator finds it from the number while its record is kept (the holders
+    # hash lives the retention past the last expires_at, not until it).
+    listed = client.get(f"/v1/numbers/{A}/consents", headers=ADMIN).json()["consents"]
+    assert [c["consent_id"] for c in listed] == [body["consent_id"]]
+    holders = keys.consent_holders(int(A[1:]))
+    assert RETENTION - 10 <= redis_client.ttl(holders) <= RETENTION + 10
+    # The index look-ups read drops an ended entry at the next write, and its scope with
+    # it: the scopes hash of an operator with a consent without an end date has no TTL.
+    index, scopes = keys.consents(record["operator"]), keys.consent_scopes(record["operator"])
+    assert redis_client.hget(scopes, A[1:]) is not None
     assert client.delete(f"/v1/consents/{B}", headers=operator).status_code == 200
+    assert redis_client.zscore(index, A[1:]) is None and redis_client.hget(scopes, A[1:]) is None
     assert not redis_client.exists(index)
 
 
@@ -220,6 +226,18 @@ def test_revoking_an_operator_ends_its_consents_and_keeps_their_evidence_the_ret
     assert record["withdrawn_by"].startswith("operator_revoked:")
     assert '"reference":"form-42"' in record["evidence"]
     assert redis_client.zcard(keys.consents(operator_id)) == 0
+    # The trail names it, as every other withdrawal: how an administrator finds the
+    # record (and its evidence) once the number's list of consents no longer shows it.
+    entries = [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in redis_client.xrange(keys.AUDIT)
+    ]
+    [withdrawn] = [e for e in entries if e.get("consent_id") == body["consent_id"]][1:]
+    assert withdrawn["action"] == "consent.withdrawn" and withdrawn["number"] == A
+    assert withdrawn["operator"] == operator_id
+    assert withdrawn["withdrawn_by"].startswith("operator_revoked:")
+    revoked = [e for e in entries if e["action"] == "operator.revoked"]
+    assert revoked[-1]["consents_ended"] == "1"
 
 
 def test_withdrawing_needs_a_consent_of_ones_own(
@@ -305,7 +323,12 @@ def test_an_opt_out_text_ends_every_consent_recorded_before_it(
 
 
 def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
-    client: TestClient, world: None, operator: Headers, new_key: NewKey, carrier: Headers
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    new_key: NewKey,
+    carrier: Headers,
+    redis_client: Any,
 ) -> None:
     """An operator whose consent a STOP ended cannot bring it back by recording the old
     evidence again: the subscriber's refusal is the later word (MIIT draft art. 16)."""
@@ -321,6 +344,17 @@ def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
         assert error["details"]["opted_out_at"] >= given
         assert look_up(client, operator, C, channel="sms") == ("blocked", "registered")
     assert_error(client.get(f"/v1/consents/{C}", headers=operator), 404, "consent_not_found")
+    # The opt-out's time is kept the retention, each on its own: an old one goes at the
+    # next opt-out of the operator's, not only once the operator's opt-outs stop coming.
+    held = keys.consents_opted_out(operator_id(client, operator))
+    assert redis_client.zscore(held, C[1:]) is not None
+    assert RETENTION - 60 < redis_client.ttl(held) <= RETENTION
+    long_ago = (time.time() - RETENTION - 60) * 1000
+    redis_client.zadd(held, {"12125550009": long_ago})
+    consent(client, operator, A)
+    assert stop(client, carrier, A, "STOP") == "registered"
+    assert redis_client.zscore(held, "12125550009") is None
+    assert redis_client.zscore(held, A[1:]) is not None
     # Given after it (the clock's next second): it counts.
     consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
     assert look_up(client, operator, C, channel="sms") == ("callable", "consent")
@@ -405,17 +439,19 @@ def test_consents_recorded_before_their_holders_were_kept_are_entered_at_start(
     assert look_up(client, ADMIN, A) == ("blocked", "registered")
 
 
-def test_holders_expire_with_the_last_consent_that_can_be_live(
+def test_holders_expire_the_retention_after_the_last_consent_that_can_be_live(
     client: TestClient, world: None, operator: Headers, new_key: NewKey, redis_client: Any
 ) -> None:
+    """Past its expires_at a consent's record is kept the retention, and an administrator
+    finds it from the number through this hash: kept as long."""
     other = new_key()
     consent(client, operator, A, expires_at=iso_in(3600))
     consent(client, other, A, expires_at=iso_in(7200))
     ttl = redis_client.ttl(keys.consent_holders(12125550001))
-    assert 7100 < ttl <= 7200
+    assert RETENTION + 7100 < ttl <= RETENTION + 7200
     assert client.delete(f"/v1/consents/{A}", headers=other).status_code == 200
     ttl = redis_client.ttl(keys.consent_holders(12125550001))
-    assert 3500 < ttl <= 3600
+    assert RETENTION + 3500 < ttl <= RETENTION + 3600
     assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
     assert not redis_client.exists(keys.consent_holders(12125550001))
 

@@ -258,9 +258,21 @@ async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -
     services.auth.forget(operator_id)
     # Its consents end with it: their evidence is then kept the retention, not forever.
     consents = ConsentStore(services.redis, services.settings.retention_days)
-    ended = await consents.end_all(operator_id, f"operator_revoked:{admin.id}")
+    withdrawn_by = f"operator_revoked:{admin.id}"
+    ended = await consents.end_all(operator_id, withdrawn_by)
+    # Each one, as every other withdrawal is: the trail is how an administrator finds a
+    # consent's record (and its evidence) once the number's index no longer lists it.
+    for number, consent_id in ended:
+        await services.audit.record(
+            "consent.withdrawn",
+            admin.id,
+            consent_id=consent_id,
+            number=f"+{number}",
+            operator=operator_id,
+            withdrawn_by=withdrawn_by,
+        )
     await services.audit.record(
-        "operator.revoked", admin.id, operator=operator_id, consents_ended=ended
+        "operator.revoked", admin.id, operator=operator_id, consents_ended=len(ended)
     )
     return {"operator_id": operator_id, "revoked": True}
 

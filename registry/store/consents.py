@@ -42,6 +42,12 @@ end
 -- Drop ended entries from the index; keep it, and the scopes beside it, as long as
 -- its last end date needs.
 local function tidy(index, scopes, now, retention)
+  -- Their scopes too: an operator holding a consent with no end date keeps the scopes
+  -- hash for good, and an expired number in it would be kept past the retention.
+  local ended = redis.call('ZRANGEBYSCORE', index, '-inf', now)
+  for i = 1, #ended, 1000 do
+    redis.call('HDEL', scopes, unpack(ended, i, math.min(i + 999, #ended)))
+  end
   redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
   local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
   if #top == 0 then
@@ -69,7 +75,7 @@ RECORD_SCRIPT = (
     _COMMON
     + """
 if ARGV[10] ~= '' then
-  local opted_out = redis.call('HGET', KEYS[6], ARGV[1])
+  local opted_out = redis.call('ZSCORE', KEYS[6], ARGV[1])
   if opted_out and tonumber(opted_out) >= tonumber(ARGV[10]) then return {opted_out} end
 end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
@@ -117,8 +123,11 @@ redis.call('DEL', KEYS[2])
 redis.call('HDEL', KEYS[4], ARGV[1])
 tidy(KEYS[1], KEYS[4], ARGV[3], tonumber(ARGV[4]))
 if KEYS[5] then
-  -- An opt-out's: kept with the ending, so a recording that follows sees it at once.
-  redis.call('HSET', KEYS[5], ARGV[1], ARGV[6])
+  -- An opt-out's: kept with the ending, so a recording that follows sees it at once;
+  -- each for the retention, not as long as the operator's opt-outs keep coming.
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
+  local oldest = tonumber(ARGV[6]) - tonumber(ARGV[4]) * 1000
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. string.format('%d', oldest))
   redis.call('EXPIRE', KEYS[5], ARGV[4])
 end
 return 1
@@ -126,8 +135,9 @@ return 1
 )
 
 # KEYS: the number's consent holders. ARGV: operator, its consent's expires_at ('inf'
-# for none; '' to take the operator out). The hash lives while a consent in it can be
-# live: no TTL while one has no end date, else until the last expires_at.
+# for none; '' to take the operator out), retention seconds. The hash lives while a
+# consent in it can be live or its record is kept past its expires_at: no TTL while one
+# has no end date, else the retention past the last expires_at.
 HOLDERS_SCRIPT = """
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -139,7 +149,7 @@ for _, until_ in ipairs(redis.call('HVALS', KEYS[1])) do
   if until_ == 'inf' then redis.call('PERSIST', KEYS[1]) return 1 end
   last = math.max(last, tonumber(until_))
 end
-if last > 0 then redis.call('EXPIREAT', KEYS[1], last) end
+if last > 0 then redis.call('EXPIREAT', KEYS[1], last + tonumber(ARGV[3])) end
 return 1
 """
 
@@ -280,7 +290,8 @@ class ConsentStore:
                 "" if opted_out_ms is None else opted_out_ms,
             )
             if done >= 0:
-                await self._unhold(operator_id, number)
+                if done:  # one past its expires_at stays listed while its record is kept
+                    await self._unhold(operator_id, number)
                 return (consent_id, now) if done else None
 
     async def end_for_opt_out(self, number: int, who: str) -> list[tuple[str, str]]:
@@ -319,7 +330,14 @@ class ConsentStore:
         return count
 
     async def _hold(self, operator_id: str, number: int, until: str) -> None:
-        await self.redis.eval(HOLDERS_SCRIPT, 1, keys.consent_holders(number), operator_id, until)
+        await self.redis.eval(
+            HOLDERS_SCRIPT,
+            1,
+            keys.consent_holders(number),
+            operator_id,
+            until,
+            self.retention_seconds,
+        )
 
     async def _unhold(self, operator_id: str, number: int) -> None:
         """Take the operator out of the number's holders, unless a consent recorded
@@ -329,17 +347,18 @@ class ConsentStore:
         if live(score, time.time()):
             await self._hold(operator_id, number, "inf" if math.isinf(score) else str(int(score)))
 
-    async def end_all(self, operator_id: str, who: str) -> int:
+    async def end_all(self, operator_id: str, who: str) -> list[tuple[int, str]]:
         """Withdraw every live consent of an operator being revoked, so each record (and
         its evidence) is kept DNC_RETENTION_DAYS from now and then goes, like any ended
-        consent. Returns how many were live."""
+        consent. Returns (number, consent id) of each that was live."""
         numbers = await self.redis.zrange(
             keys.consents(operator_id), f"({math.floor(time.time())}", "+inf", byscore=True
         )
-        ended = 0
+        ended = []
         for raw in numbers:
-            if await self.withdraw(operator_id, int(raw), who) is not None:
-                ended += 1
+            withdrawn = await self.withdraw(operator_id, int(raw), who)
+            if withdrawn is not None:
+                ended.append((int(raw), withdrawn[0]))
         return ended
 
     async def current(self, operator_id: str, number: int) -> dict[str, Any] | None:

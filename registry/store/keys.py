@@ -180,9 +180,11 @@ def consent_holders(number: int) -> str:
 
 
 def consents_opted_out(operator_id: str) -> str:
-    """Hash number digits -> when (unix ms) the subscriber's opt-out ended the operator's
-    live consent from it: evidence given before then cannot bring that consent back."""
-    return f"dnc:coo:{{{operator_id}}}"
+    """Sorted set of number digits, scored by when (unix ms) the subscriber's opt-out ended
+    the operator's live consent from it: evidence given before then cannot bring that
+    consent back. Each kept DNC_RETENTION_DAYS. (`dnc:coo:` was a hash whose entries lived
+    as long as opt-outs kept coming; the new name leaves those to expire.)"""
+    return f"dnc:cooz:{{{operator_id}}}"
 
 
 def consent(operator_id: str, consent_id: str) -> str:
