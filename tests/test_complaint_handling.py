@@ -90,6 +90,7 @@ def test_a_resolution_closes_the_complaint_and_answers_the_complainant(
 ) -> None:
     complaint_id, other = complain(client), complain(client)
     ttl = redis_client.ttl(keys.complaint(complaint_id))
+    redis_client.expire(keys.complaint(complaint_id), 3 * 86400)  # received 150 days ago
     answer = resolve(
         client, complaint_id, outcome="sender_suspended", reply="  The sender's line is cut.  "
     )
@@ -103,7 +104,8 @@ def test_a_resolution_closes_the_complaint_and_answers_the_complainant(
     assert status["status"] == "resolved" and status["outcome"] == "sender_suspended"
     assert status["reply"] == "The sender's line is cut."
     assert status["resolved_at"] == record["resolved_at"]
-    # Out of the queue, still kept as long as it would have been: the expiry is the receipt's.
+    # Out of the queue, and kept the retention from its resolution (a record that ends
+    # then), not the three days its receipt had left.
     assert [c["complaint_id"] for c in queue(client)["complaints"]] == [other]
     assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 1
     assert ttl - 5 <= redis_client.ttl(keys.complaint(complaint_id)) <= ttl
@@ -301,6 +303,27 @@ def test_an_operator_is_told_of_the_complaints_about_its_callers(
         later
     ]
     assert acme_id.startswith("op_")
+
+
+def test_an_operator_with_prefixes_is_not_shown_numbers_outside_them(
+    client: TestClient, settled: None
+) -> None:
+    """Anyone may file a complaint naming any number and the account's caller: the
+    account sees only the numbers under its prefixes, as in every other answer."""
+    body = {"name": "Acme", "role": "operator", "callers": ["ACMEBANK"], "prefixes": ["+1212"]}
+    answer = client.post("/v1/operators", json=body, headers=ADMIN)
+    acme = {"Authorization": f"Bearer {answer.json()['api_key']}"}
+    inside = complain(client, caller="ACMEBANK")
+    filed = {
+        "number": "+16465550001",
+        "caller": "ACMEBANK",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "channel": "sms",
+    }
+    outside = client.post("/v1/complaints", json=filed).json()["complaint_id"]
+    listed = {c["complaint_id"]: c for c in told(client, acme)["complaints"]}
+    assert listed[inside]["number"] == NUMBER
+    assert listed[outside]["number"] is None and listed[outside]["caller"] == "ACMEBANK"
 
 
 def test_a_complaint_stays_with_the_operator_whose_caller_it_named(

@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from registry import complaints, rules
+from registry import numbers as nums
 from registry.api import params
 from registry.api.auth import AdminKey, OperatorKey
 from registry.api.errors import ApiError
@@ -331,8 +333,13 @@ async def caller_complaints(
             400, "invalid_cursor", "since must be a `next` this endpoint gave, or left out"
         )
     found, cursor, more = await _store(request).of_operator(operator.id, since, limit)
-    return {
-        "complaints": [{name: record.get(name) for name in OPERATOR_FIELDS} for record in found],
-        "next": cursor,
-        "more": more,
-    }
+    listed = [{name: record.get(name) for name in OPERATOR_FIELDS} for record in found]
+    if operator.prefixes:
+        # Anyone may file a complaint naming any number: one outside the account's
+        # prefixes is not shown to it (null), as no other answer shows it one.
+        called = [str(entry["number"] or "+0") for entry in listed]
+        digits = np.array([int(n[1:]) if n[1:].isdigit() else 0 for n in called], dtype=np.int64)
+        for entry, inside in zip(listed, nums.in_prefixes(digits, operator.prefixes), strict=True):
+            if not inside:
+                entry["number"] = None
+    return {"complaints": listed, "next": cursor, "more": more}

@@ -68,11 +68,13 @@ end
 return 1
 """
 
-# KEYS: a complaint's record. ARGV: the record as read, the record resolved. Written only
-# if nobody changed it since it was read; its expiry stays the receipt's.
+# KEYS: a complaint's record. ARGV: the record as read, the record resolved, the retention
+# in seconds. Written only if nobody changed it since it was read, and kept the retention
+# from now: how a complaint was dealt with is a record that ends then (resolved on day 150
+# of its 153, it would otherwise go three days later).
 RESOLVE_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
@@ -268,7 +270,9 @@ class ComplaintStore:
                 return record, False
             record |= {"status": RESOLVED, "resolved_at": _iso(now), "outcome": outcome}
             record |= {"reply": reply, "resolved_by": by}
-            if await self.redis.eval(RESOLVE_SCRIPT, 1, key, raw, orjson.dumps(record)):
+            resolved = orjson.dumps(record)
+            retention = self.retention_days * 86400
+            if await self.redis.eval(RESOLVE_SCRIPT, 1, key, raw, resolved, retention):
                 await self._dequeue(record)
                 return record, True
         raise RuntimeError(f"complaint {complaint_id} kept changing while being resolved")
