@@ -212,6 +212,9 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     # The same wall-clock time read as UTC would be five hours ahead: in the future.
     future = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
     assert future.status_code == 400
+    assert shown(future) == (  # for the person at the form, not the API's field names
+        "The time is not right: enter the date and time it happened, no later than now."
+    )
 
     missing = web.post("/forms/complaints", data={**fields, "caller": "", "utc_offset": "+05:30"})
     assert missing.status_code == 400 and "Caller" in shown(missing)

@@ -126,7 +126,12 @@ ENGLISH = Words(
     too_many_from_you=lambda wait: (
         f"Too many requests from your connection. Please {wait} and try again."
     ),
-    known={"invalid_region": "The region must be a two-letter country code, such as US, IN or CN."},
+    known={
+        "invalid_region": "The region must be a two-letter country code, such as US, IN or CN.",
+        "invalid_time": (
+            "The time is not right: enter the date and time it happened, no later than now."
+        ),
+    },
     unavailable="",
     other=sentence,
     wait_little="wait a little",

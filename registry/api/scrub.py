@@ -71,7 +71,10 @@ def _text(body: bytes) -> str:
         return body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise ApiError(
-            400, "invalid_encoding", f"the body is not UTF-8 (byte {exc.start}); send UTF-8 text"
+            400,
+            "invalid_encoding",
+            f"the body is not UTF-8 (byte {exc.start}); send UTF-8 text (Excel: save as "
+            "CSV UTF-8, comma delimited)",
         ) from None
 
 
@@ -315,9 +318,7 @@ def parse_csv(
     if column not in header:  # ` phone ` is `phone`, as `dnc load` and `dnc scrub` read it
         column, cells = column.strip(), [cell.strip() for cell in header]
     if column not in cells:
-        raise ApiError(
-            400, "unknown_column", f"no column {column!r} in the header", {"columns": header}
-        )
+        raise ApiError(400, "unknown_column", tables.no_column(header, column), {"columns": header})
     if cells.count(column) > 1:
         # Which of them holds the numbers is a guess; a wrong guess washes the wrong column.
         raise ApiError(

@@ -116,7 +116,7 @@ window.DNC = (function () {
         invalid_length: "it has the wrong number of digits",
         invalid_for_region:
           "no phone number like it exists in the region it was read in (without a region " +
-          "given, the registry's own); write it with + and the country code, or choose its region",
+          "given, the registry's own)",
         not_subscribed: "it is outside the prefixes your account subscribes to",
       },
       waitLittle: "wait a little",
@@ -142,7 +142,8 @@ window.DNC = (function () {
       invalidCaller:
         "We could not read the caller. Enter the phone number that called or wrote to you, " +
         "a short code (3 to 8 digits), or the sender name shown in the message.",
-      invalidTime: (m) => "The time is not right: " + m + ".",
+      invalidTime: () =>
+        "The time is not right: enter the date and time it happened, no later than now.",
       textTooLong: (m) => "What was said is too long: " + m + ".",
       tooManyCodes: (wait, leaving) =>
         "Too many codes have been asked for this number (not necessarily by you). " +
@@ -182,8 +183,7 @@ window.DNC = (function () {
         too_short: "位数太少",
         too_long: "位数太多",
         invalid_length: "位数不对",
-        invalid_for_region:
-          "所选地区（未选时为本登记处默认地区）没有这样的号码；请带 + 和国家代码填写，或选择号码所属地区",
+        invalid_for_region: "所选地区（未选时为本登记处默认地区）没有这样的号码",
         not_subscribed: "不在您账户订阅的号段内",
       },
       waitLittle: "稍等片刻",
@@ -252,6 +252,9 @@ window.DNC = (function () {
     }
     const status = problem.status;
     switch (problem.code) {
+      case "input":
+        // Caught in the page before any request: already a sentence in the page's words.
+        return problem.message;
       case "network":
         return say.network;
       case "invalid_number":

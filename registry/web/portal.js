@@ -68,6 +68,19 @@
     window.sessionStorage.removeItem(KEY);
     keyForm.reset();
     showKeyState();
+    // On a shared computer the next person must not find this account's numbers on screen.
+    ["lookup-result", "scrub-result", "changes-result"].forEach(function (id) {
+      byId(id).hidden = true;
+    });
+    byId("lookup-result").replaceChildren();
+    byId("scrub-preview").querySelector("thead").replaceChildren();
+    byId("scrub-preview").querySelector("tbody").replaceChildren();
+    byId("changes-table").querySelector("tbody").replaceChildren();
+    if (downloadUrl) {
+      URL.revokeObjectURL(downloadUrl);
+      downloadUrl = null;
+    }
+    byId("scrub-download").removeAttribute("href");
   });
   showKeyState();
 
@@ -113,11 +126,14 @@
     const line = api.paragraph(verdict, ": " + (data.number || number) + " is " + why + ".");
     if (data.status === "invalid") {
       line.lastChild.textContent = ": " + number + " is not a valid number: " + why + ".";
+      if (data.reason === "invalid_for_region") {
+        line.lastChild.textContent += " Write it with + and the country code, or choose its region.";
+      }
     }
     line.className = "outcome status-" + data.status;
     result.dataset.status = data.status;
+    result.hidden = false; // before it is filled, so that its live region is read
     result.replaceChildren(line);
-    result.hidden = false;
   });
 
   let downloadUrl = null;
@@ -219,12 +235,24 @@
       column: kind === "text/csv" ? value(scrubForm, "column") : "",
       only: byId("scrub-only").checked ? "callable" : "",
     });
-    const answer = await api.call("POST", path, {
-      body: body,
-      contentType: kind + "; charset=utf-8",
-      key: key,
-      asBlob: true,
-    });
+    let answer;
+    try {
+      answer = await api.call("POST", path, {
+        body: body,
+        contentType: kind + "; charset=utf-8",
+        key: key,
+        asBlob: true,
+      });
+    } catch (problem) {
+      // A file saved again since it was chosen (fixed after a refusal) cannot be sent, and
+      // the browser says only "failed to fetch": not the network's fault.
+      if (file && problem instanceof api.Problem && problem.code === "network" &&
+          !(await readable(file))) {
+        throw new api.Problem(0, "input",
+          "The file changed since you chose it. Choose it again, then scrub.");
+      }
+      throw problem;
+    }
     const csv = new Blob([answer.data], { type: "text/csv" });
     const receiptId = answer.headers.get("X-Scrub-Receipt") || "";
     if (downloadUrl) {
@@ -256,6 +284,16 @@
     result.dataset.receipt = receipt.receipt_id;
   });
 
+  /** Whether the browser can still read a chosen file (not changed or moved since). */
+  async function readable(file) {
+    try {
+      await file.slice(0, 1).arrayBuffer();
+      return true;
+    } catch (err) {
+      return false;
+    }
+  }
+
   const changesForm = byId("changes-form");
   handle(changesForm, "changes-error", async function () {
     const result = byId("changes-result");
@@ -280,10 +318,10 @@
       tr.append(number, op, at);
       tbody.appendChild(tr);
     });
+    result.hidden = false; // before its summary is written, so that it is read out
     byId("changes-since").value = data.next || "";
     byId("changes-summary").textContent =
       (data.changes.length === 1 ? "1 change" : data.changes.length + " changes") +
       ". The cursor for the next page is filled in above: " + (data.next || "(none)") + ".";
-    result.hidden = false;
   });
 })();

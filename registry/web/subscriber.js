@@ -24,7 +24,12 @@
       stillAccepted: (what) => "Offers you still accept: " + what + ".",
       allBlocked: "Every kind of telemarketing is blocked.",
       registeredOn: ["Registered on ", "."],
-      liableFrom: ["Telemarketers who still call or write after ", " can be reported below and held to account."],
+      // What the registration blocks: calls, texts or both.
+      liableFrom: (what) => [
+        "Telemarketers who still " +
+          { voice: "call", sms: "write", both: "call or write" }[what] + " after ",
+        " can be reported below and held to account.",
+      ],
       removed: (number) => number + " is not on the register now.",
       mayCallAgain: "Telemarketers may call it again once their lists are updated.",
       inForceFrom: ["Fully in force from ", "."],
@@ -58,7 +63,11 @@
       stillAccepted: (what) => "仍接收的营销类别：" + what + "。",
       allBlocked: "已拒绝所有类别的营销。",
       registeredOn: ["登记时间：", "。"],
-      liableFrom: ["", " 之后仍来电或发短信的营销方，可在下方举报并追究责任。"],
+      liableFrom: (what) => [
+        "",
+        " 之后仍" + { voice: "来电", sms: "发短信", both: "来电或发短信" }[what] +
+          "的营销方，可在下方举报并追究责任。",
+      ],
       removed: (number) => number + " 已不在登记名单中。",
       mayCallAgain: "营销方更新名单后，可能会再次联系该号码。",
       inForceFrom: ["", " 起全面生效。"],
@@ -295,7 +304,9 @@
         parts.push(around(say.registeredOn, data.registered_at));
       }
       if (data.effective_at) {
-        parts.push(around(say.liableFrom, data.effective_at));
+        const channels = data.channels || [];
+        const what = channels.length === 1 ? channels[0] : "both";
+        parts.push(around(say.liableFrom(what), data.effective_at));
       }
       parts[0].className = "outcome outcome-registered";
       return parts;
