@@ -481,6 +481,8 @@ def test_the_chinese_page_registers_checks_and_reports_in_chinese(
     page.fill("status-number", "+8613800138000")
     page.submit("status-form")
     assert page.shown("status-result").startswith("+8613800138000 已登记。")
+    # Shown, then filled and focused: a screen reader reads the answer out.
+    assert chromium.execute_script("return document.activeElement.id") == "status-result"
 
     page.fill("complain-number", "+8613800138000")
     page.fill("complain-caller", "【某某银行】")

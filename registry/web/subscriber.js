@@ -355,8 +355,7 @@
         parts.push(api.paragraph(say.notRegistered(data.number)));
         parts[0].className = "outcome";
       }
-      result.replaceChildren.apply(result, parts);
-      result.hidden = false;
+      showResult(result, parts);
     } catch (problem) {
       api.showError(error, problem);
     } finally {
