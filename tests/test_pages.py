@@ -549,6 +549,23 @@ def test_the_portal_scrubs_a_pasted_list_and_a_file(
     portal.wait(lambda: portal.element("count-total").text == "1", "the pasted list's counts")
     assert portal.element("count-blocked").text == "1"
 
+    # A quoted cell holding a line break is one cell of one row in the preview too.
+    noted = tmp_path / "noted.csv"
+    noted.write_text('phone,note\n+12125550006,"first line\nsecond, line"\n+12125550004,plain\n')
+    portal.fill("scrub-text", "")
+    portal.element("scrub-file").send_keys(str(noted))
+    portal.fill("scrub-column", "phone")
+    portal.submit("scrub-form")
+    portal.wait(lambda: portal.element("count-total").text == "2", "the noted file's counts")
+    shown_rows = chromium.execute_script(
+        "return [...document.querySelectorAll('#scrub-preview tbody tr')]"
+        ".map(tr => [...tr.cells].map(td => td.textContent))"
+    )
+    assert shown_rows == [
+        ["+12125550006", "first line\nsecond, line", "+12125550006", "callable"],
+        ["+12125550004", "plain", "+12125550004", "callable"],
+    ]
+
     # A dial list of many columns on a phone: its preview scrolls in its box, not the page.
     wide = tmp_path / "wide.csv"
     columns = [f"column_with_a_long_name_{i}" for i in range(12)]

@@ -138,15 +138,21 @@
 
   let downloadUrl = null;
 
-  /** Split one CSV line into cells (quotes as the scrub writes them). */
-  function cells(line) {
-    const out = [];
+  /**
+   * The first `most` rows of CSV text, each a list of cells (quotes as the scrub writes
+   * them: a quoted cell may hold commas, doubled quotes and line breaks). `cut`: the text
+   * stops mid-file, so its last row may be partial and is left out.
+   */
+  function csvRows(text, most, cut) {
+    const rows = [];
+    let row = [];
     let cell = "";
     let quoted = false;
-    for (let i = 0; i < line.length; i += 1) {
-      const ch = line[i];
+    let i = 0;
+    for (; i < text.length && rows.length < most; i += 1) {
+      const ch = text[i];
       if (quoted) {
-        if (ch === '"' && line[i + 1] === '"') {
+        if (ch === '"' && text[i + 1] === '"') {
           cell += '"';
           i += 1;
         } else if (ch === '"') {
@@ -157,44 +163,47 @@
       } else if (ch === '"') {
         quoted = true;
       } else if (ch === ",") {
-        out.push(cell);
+        row.push(cell);
+        cell = "";
+      } else if (ch === "\n") {
+        row.push(cell.replace(/\r$/, ""));
+        rows.push(row);
+        row = [];
         cell = "";
       } else {
         cell += ch;
       }
     }
-    out.push(cell);
-    return out;
+    if (i >= text.length && !cut && (cell !== "" || row.length) && rows.length < most) {
+      row.push(cell);
+      rows.push(row);
+    }
+    return rows;
   }
 
   async function preview(blob) {
-    const head = await blob.slice(0, 64 * 1024).text();
-    let lines = head.split("\n");
-    if (blob.size > 64 * 1024) {
-      lines = lines.slice(0, -1); // the last line may be cut
-    }
-    lines = lines.filter(function (line) {
-      return line !== "";
-    });
+    const limit = 64 * 1024;
+    const head = await blob.slice(0, limit).text();
+    const rows = csvRows(head, 1 + PREVIEW_ROWS, blob.size > limit);
     const table = byId("scrub-preview");
     const thead = table.querySelector("thead");
     const tbody = table.querySelector("tbody");
     thead.replaceChildren();
     tbody.replaceChildren();
-    if (lines.length === 0) {
+    if (rows.length === 0) {
       return;
     }
     const top = document.createElement("tr");
-    cells(lines[0]).forEach(function (name) {
+    rows[0].forEach(function (name) {
       const th = document.createElement("th");
       th.scope = "col";
       th.textContent = name;
       top.appendChild(th);
     });
     thead.appendChild(top);
-    lines.slice(1, 1 + PREVIEW_ROWS).forEach(function (line) {
+    rows.slice(1).forEach(function (cellsOfRow) {
       const tr = document.createElement("tr");
-      cells(line).forEach(function (text) {
+      cellsOfRow.forEach(function (text) {
         const td = document.createElement("td");
         td.textContent = text;
         tr.appendChild(td);
