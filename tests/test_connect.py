@@ -164,12 +164,16 @@ def test_a_sentinel_url_that_reaches_no_sentinel_is_a_503_and_one_line(
             assert_error(answer, 503, "redis_unavailable")
             assert client.get("/readyz").status_code == 503
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DNC_")}
-        result = subprocess.run(
-            [sys.executable, "-m", "registry.cli", "export", "--since", "0"],
-            env={**environment, "DNC_REDIS_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert_cli_error(result, 1, words)
-        assert len(result.stderr) < 300, result.stderr  # not redis-py's repr of every client
+        listing = tmp_path / "list.txt"
+        listing.write_text("+12125551234\n")
+        for command in (["export", "--since", "0"], ["load", str(listing)]):
+            result = subprocess.run(
+                [sys.executable, "-m", "registry.cli", *command],
+                env={**environment, "DNC_REDIS_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert_cli_error(result, 1, words)
+            assert len(result.stderr) < 300, result.stderr  # not redis-py's repr of every client
+            assert "None:None" not in result.stderr  # a Sentinel's master has no host of its own

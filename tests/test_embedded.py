@@ -76,6 +76,28 @@ def test_tuning_names_the_redis_that_does_not_answer(occupant: RedisProcess) -> 
         client.close()
 
 
+def test_tuning_where_config_is_forbidden_warns_and_anything_else_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """A managed service renames CONFIG away: the registry runs, with a warning. A
+    database index out of range is no such refusal: it is said as it is."""
+    with RedisProcess(
+        tmp_path / "managed", durable=False, extra=["--rename-command", "CONFIG", ""]
+    ) as managed:
+        client = redis.Redis.from_url(managed.url)
+        try:
+            assert setup.tune(client) is False
+        finally:
+            client.close()
+    with RedisProcess(tmp_path / "plain", durable=False, tcp=True) as plain:
+        client = redis.Redis(port=plain.port, db=99)
+        try:
+            with pytest.raises(redis.ResponseError, match="DB index is out of range"):
+                setup.tune(client)
+        finally:
+            client.close()
+
+
 def test_the_data_it_keeps_is_readable_by_its_user_alone(tmp_path: Path) -> None:
     """The append-only file holds every registered number, complaint and consent's
     evidence: personal information, not for every account on the machine."""

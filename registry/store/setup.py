@@ -24,6 +24,11 @@ def _servers(client: Any) -> list[Any]:
     return [client]
 
 
+# How a server says CONFIG is not for this client: renamed away or unknown on a managed
+# service, refused by an ACL, or a setting protected there.
+_FORBIDDEN_WORDS = ("command", "config", "perm", "denied", "not allowed", "protected")
+
+
 def tune(client: Any) -> bool:
     """Raise set-max-intset-entries; False where CONFIG is forbidden (managed services)."""
     try:
@@ -37,9 +42,14 @@ def tune(client: Any) -> bool:
                 # Which one: a Cluster node that does not answer is one of several.
                 kwargs = server.connection_pool.connection_kwargs
                 where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+                if where == "None:None":  # a Sentinel's master: the message names the Sentinels
+                    raise
                 raise type(exc)(f"{where}: {exc}") from exc
         return True
     except redis.ResponseError as exc:
+        text = str(exc).lower()
+        if not any(word in text for word in _FORBIDDEN_WORDS):
+            raise  # not a refusal of CONFIG (a database index out of range, say): say that
         log.warning(
             "cannot CONFIG SET set-max-intset-entries %d (%s): large buckets will use "
             "about 20x the memory; set it in the server's configuration",
