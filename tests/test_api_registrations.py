@@ -707,6 +707,7 @@ def test_export_is_limited_to_the_operators_prefixes(
     assert_error(answer, 403, "prefix_not_subscribed")
     wider = client.get("/v1/export", params={"prefix": "+1"}, headers=key)
     assert_error(wider, 403, "prefix_not_subscribed")
+    assert export(client, key, prefix="＋１２１２５５５１２３４") == ["+12125551234"]  # full width
 
 
 @pytest.mark.parametrize("prefix", ["+0", "abc", "+12a", "+1234567890123456"])

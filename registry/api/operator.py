@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -106,7 +107,8 @@ def _prefixes(operator: Operator, prefix: str | None) -> tuple[str, ...]:
     if prefix is None or prefix == "":
         return operator.prefixes
     # An unescaped '+' in a query string arrives as a space: `?prefix=+1212` means +1212.
-    prefix = "+" + prefix.strip().removeprefix("+")
+    # Full-width too (＋１２１２), as numbers are read.
+    prefix = "+" + unicodedata.normalize("NFKC", prefix).strip().removeprefix("+")
     try:
         value, _ = nums.prefix_range(prefix)
     except ValueError as exc:

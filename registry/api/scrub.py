@@ -134,7 +134,12 @@ def parse_json_numbers(body: bytes, limit: int) -> tuple[list[str], list[int], d
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ApiError(400, f"invalid_{name}", f"{name} must be a string or a number")
+            raise ApiError(
+                400,
+                f"invalid_{name}",
+                f"{name} must be a string or a whole number, as in the query "
+                f"(got {orjson.dumps(value).decode()[:32]})",
+            )
         options[name] = str(value)
     items = document["numbers"]
     if len(items) > limit:

@@ -230,7 +230,10 @@ def prefix_range(prefix: str) -> tuple[int, int]:
     """
     digits = prefix.removeprefix("+")
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 15 or digits[0] == "0":
-        raise ValueError(f"prefix {prefix!r} is not '+' followed by 1 to 15 digits")
+        raise ValueError(
+            f"prefix {prefix!r} is not '+' followed by 1 to 15 digits, the first not 0 "
+            "(no country code starts with 0)"
+        )
     value = int(digits)
     return value, len(digits)
 
