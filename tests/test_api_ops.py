@@ -182,6 +182,10 @@ def test_the_openapi_document_describes_answers_errors_and_keys(client: TestClie
 
     document = client.get("/openapi.json").json()
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    # Answers a review found sent but not documented.
+    paths = document["paths"]
+    assert "409" in paths["/v1/consents"]["post"]["responses"]  # consent_predates_opt_out
+    assert "404" in paths["/v1/operators/{operator_id}/key"]["post"]["responses"]
     error = document["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["required"] == ["code", "message", "details"]
     described = set()

@@ -55,6 +55,7 @@ NOT_FOUND = {
     ("delete", "/v1/consents/{number}"),
     ("get", "/v1/operators/{operator_id}"),
     ("patch", "/v1/operators/{operator_id}"),
+    ("post", "/v1/operators/{operator_id}/key"),
     ("get", "/v1/operators/{operator_id}/consents/{consent_id}"),
     ("get", "/v1/complaints/{complaint_id}"),
     ("get", "/v1/complaints/{complaint_id}/status"),
@@ -232,6 +233,8 @@ def _errors(method: str, path: str, tags: list[str]) -> list[str]:
         found.append("409")  # a caller taken (patch), another change under way
     if path == "/v1/operators/{operator_id}/key":
         found.append("409")  # another change under way
+    if (method, path) == ("post", "/v1/consents"):
+        found.append("409")  # evidence given before an opt-out that ended the consent
     return sorted(set(found))
 
 

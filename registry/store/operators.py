@@ -331,7 +331,8 @@ def _record(operator_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
         "operator_id": operator_id,
         "name": text.get("name", ""),
         "role": text.get("role", ""),
-        "prefixes": [p for p in text.get("prefixes", "").split(",") if p],
+        # null: every number, as POST and PATCH take it (an empty list is refused there).
+        "prefixes": [p for p in text.get("prefixes", "").split(",") if p] or None,
         "callers": [c for c in text.get("callers", "").split(",") if c],
         "rate_limit": int(rate) if rate else None,
         "created_at": int(text.get("created_at") or 0),
