@@ -132,6 +132,25 @@ def test_the_chinese_page_has_every_form_field_and_id_of_the_english_one() -> No
     assert english.count("<form") == english.count('name="lang" value="en"') + 2
 
 
+def test_the_chinese_portal_has_every_field_and_id_of_the_english_one(web: TestClient) -> None:
+    """The portal's script fills the same ids on both; its query fields, categories and
+    links come in the page's language."""
+    assert _shape("portal.zh.html") == _shape("portal.html")
+    assert _shape("query-fields.zh.html") == _shape("query-fields.html")
+    chinese = web.get("/portal", headers={"accept-language": "zh-CN"})
+    assert '<html lang="zh-Hans">' in chinese.text and "运营方门户" in chinese.text
+    assert chinese.headers["content-language"] == "zh-Hans"
+    assert chinese.headers["vary"] == "Accept-Language"
+    assert "3. 教育" in chinese.text and "电话和短信" in chinese.text and "{{" not in chinese.text
+    assert 'href="/portal?lang=en"' in chinese.text and 'href="/?lang=zh"' in chinese.text
+    english = web.get("/portal?lang=en", headers={"accept-language": "zh-CN"})
+    assert '<html lang="en">' in english.text and "Operator portal" in english.text
+    assert "Calls and text messages" in english.text and 'href="/portal?lang=zh"' in english.text
+    assert '<html lang="en">' in web.get("/portal").text
+    # The Chinese subscriber page sends telemarketers to the Chinese portal.
+    assert 'href="/portal?lang=zh"' in web.get("/?lang=zh").text
+
+
 def test_without_javascript_a_chinese_subscriber_registers_and_checks_in_chinese(
     web: TestClient, outbox: Path
 ) -> None:

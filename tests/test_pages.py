@@ -600,6 +600,39 @@ def test_the_portal_scrubs_a_pasted_list_and_a_file(
     assert [line for line in portal.console() if "ERR_UPLOAD_FILE_CHANGED" not in line] == []
 
 
+def test_the_chinese_portal_looks_up_scrubs_and_lists_changes_in_chinese(
+    chromium: Any, server: Server
+) -> None:
+    server.register("+8613800138000")
+    portal = Page(chromium, server, "/portal?lang=zh")
+    body = portal.element("main").text
+    assert "查询单个号码" in body
+    # Only what is English on purpose: API, CSV, SHA-256, the example region and format names.
+    assert set(re.findall(r"[A-Za-z]{3,}", body)) <= {"API", "CSV", "csv", "SHA"}
+    portal.submit("lookup-form")
+    assert portal.shown("lookup-error") == "请填写要查询的电话号码。"
+    portal.fill("lookup-number", "138 0013 8000")
+    portal.submit("lookup-form")
+    assert portal.shown("lookup-error") == "请先在上方粘贴您的 API 密钥，然后重试。"
+    key = server.key("operator")
+    portal.fill("key-input", key)
+    portal.submit("key-form")
+    assert portal.shown("key-state") == f"本标签页正在使用尾号为 {key[-4:]} 的密钥。"
+    portal.fill("lookup-region", "cn")
+    portal.submit("lookup-form")
+    assert portal.shown("lookup-result") == "已拒收：+8613800138000 在拒收名单中：不得拨打或发送。"
+
+    portal.fill("scrub-text", "+8613800138000\n+8613800138001\n")
+    portal.submit("scrub-form")
+    portal.wait(lambda: portal.element("count-total").text == "2", "the receipt's counts")
+    assert portal.element("count-blocked").text == "1"
+    portal.submit("changes-form")
+    summary = portal.shown("changes-summary")
+    assert re.match(r"\d+ 条变更。下一页的游标已填在上方：", summary), summary  # others' too
+    assert "加入" in portal.element("changes-table").text
+    assert portal.console() == []
+
+
 def test_the_portal_asks_for_a_key_and_explains_a_wrong_one(chromium: Any, server: Server) -> None:
     portal = Page(chromium, server, "/portal")
     portal.fill("lookup-number", "+12125551234")

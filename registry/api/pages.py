@@ -124,9 +124,11 @@ def _utc_offsets(lang: str) -> str:
     )
 
 
-def _query_fields(prefix: str) -> str:
-    """A form's channel, category and region fields (query-fields.html), ids under `prefix`."""
-    return page_text("query-fields.html").replace("{{prefix}}", prefix)
+def _query_fields(prefix: str, lang: str) -> str:
+    """A form's channel, category and region fields (query-fields.html, or .zh.html), ids
+    under `prefix`."""
+    name = "query-fields.zh.html" if lang == "zh" else "query-fields.html"
+    return page_text(name).replace("{{prefix}}", prefix)
 
 
 def page_text(name: str) -> str:
@@ -138,7 +140,7 @@ def _read(name: str) -> bytes:
     text = page_text(name)
     if name.endswith(".html"):
         lang = "zh" if name.endswith(".zh.html") else "en"
-        text = re.sub(r"\{\{query_fields:([a-z]+)\}\}\n", lambda m: _query_fields(m[1]), text)
+        text = re.sub(r"\{\{query_fields:([a-z]+)\}\}\n", lambda m: _query_fields(m[1], lang), text)
         text = text.replace("{{category_checkboxes}}", _category_checkboxes(lang))
         text = text.replace("{{category_options}}", _category_options(lang))
         text = text.replace("{{utc_offsets}}", _utc_offsets(lang))
@@ -150,10 +152,13 @@ def _answer(name: str, body: bytes) -> Response:
     return Response(body, media_type=kind, headers=SECURITY_HEADERS)
 
 
-_PAGES = {name: _read(name) for name in ("index.html", "index.zh.html", "portal.html")}
+_PAGES = {
+    name: _read(name) for name in ("index.html", "index.zh.html", "portal.html", "portal.zh.html")
+}
 _ASSETS = {name: _read(name) for name in ASSETS}
-# The subscriber page in each of language.LANGUAGES.
+# The subscriber page and the operator portal in each of language.LANGUAGES.
 _SUBSCRIBER_PAGES = {"en": "index.html", "zh": "index.zh.html"}
+_PORTAL_PAGES = {"en": "portal.html", "zh": "portal.zh.html"}
 
 
 @router.get("/", include_in_schema=False)
@@ -176,9 +181,15 @@ _REGION = b"{{default_region}}"
 
 
 @router.get("/portal", include_in_schema=False)
-async def operator_portal() -> Response:
-    """Look-ups, scrubs and change lists for an operator holding an API key."""
-    return _answer("portal.html", _PAGES["portal.html"])
+async def operator_portal(request: Request) -> Response:
+    """Look-ups, scrubs and change lists for an operator holding an API key, in the
+    language `?lang=` or else the browser asks for, as the subscriber page."""
+    lang = language.chosen(request.query_params.get("lang"), request.headers)
+    name = _PORTAL_PAGES[lang]
+    answer = _answer(name, _PAGES[name])
+    answer.headers["Content-Language"] = language.TAGS[lang]
+    answer.headers["Vary"] = "Accept-Language"
+    return answer
 
 
 @router.get("/favicon.ico", include_in_schema=False)

@@ -9,13 +9,62 @@
   const api = window.DNC;
   const KEY = "dnc-portal-key";
   const PREVIEW_ROWS = 10;
-  const REASONS = {
-    not_registered: "not on the register",
-    channel_not_blocked: "registered, but the subscriber does not block this channel",
-    category_allowed: "registered, but the subscriber accepts offers of this category",
-    consent: "registered, but you hold the subscriber's consent",
-    registered: "on the register: do not call or write",
+  /** Every sentence this page's script shows, in the page's language (api.lang). */
+  const SAY = {
+    en: {
+      reasons: {
+        not_registered: "not on the register",
+        channel_not_blocked: "registered, but the subscriber does not block this channel",
+        category_allowed: "registered, but the subscriber accepts offers of this category",
+        consent: "registered, but you hold the subscriber's consent",
+        registered: "on the register: do not call or write",
+      },
+      statuses: { callable: "Callable", blocked: "Blocked", invalid: "Invalid" },
+      verdict: (number, why) => ": " + number + " is " + why + ".",
+      notValid: (number, why) => ": " + number + " is not a valid number: " + why + ".",
+      regionAdvice: " Write it with + and the country code, or choose its region.",
+      keyInUse: (last4) => "A key ending in " + last4 + " is in use in this tab.",
+      noKey: "No key in use.",
+      pasteKeyFirst: "Paste your API key above first, then try again.",
+      pasteKey: "Paste the API key you were given.",
+      enterNumber: "Enter the phone number to look up.",
+      enterList: "Paste some numbers or choose a file to scrub.",
+      fileChanged: "The file changed since you chose it. Choose it again, then scrub.",
+      noReceipt: "The scrub answered without a receipt; its counts are unknown.",
+      added: "added",
+      removed: "removed",
+      changes: (n, next) =>
+        (n === 1 ? "1 change" : n + " changes") +
+        ". The cursor for the next page is filled in above: " + (next || "(none)") + ".",
+    },
+    zh: {
+      reasons: {
+        not_registered: "不在拒收名单中",
+        channel_not_blocked: "已登记，但用户未拒收这种方式",
+        category_allowed: "已登记，但用户接收此类别的营销",
+        consent: "已登记，但您持有该用户的同意",
+        registered: "在拒收名单中：不得拨打或发送",
+      },
+      statuses: { callable: "可拨打", blocked: "已拒收", invalid: "无效" },
+      verdict: (number, why) => "：" + number + " " + why + "。",
+      notValid: (number, why) => "：" + number + " 不是有效号码：" + why + "。",
+      regionAdvice: "请带 + 和国家代码填写，或选择号码所属地区。",
+      keyInUse: (last4) => "本标签页正在使用尾号为 " + last4 + " 的密钥。",
+      noKey: "未使用密钥。",
+      pasteKeyFirst: "请先在上方粘贴您的 API 密钥，然后重试。",
+      pasteKey: "请粘贴发给您的 API 密钥。",
+      enterNumber: "请填写要查询的电话号码。",
+      enterList: "请粘贴号码或选择要清洗的文件。",
+      fileChanged: "选择文件后文件已被修改。请重新选择文件，再清洗。",
+      noReceipt: "清洗结果没有回执，无法得知各项数目。",
+      added: "加入",
+      removed: "移出",
+      changes: (n, next) =>
+        n + " 条变更。下一页的游标已填在上方：" + (next || "（无）") + "。",
+    },
   };
+  const say = SAY[api.lang];
+  const REASONS = say.reasons;
 
   function byId(id) {
     return document.getElementById(id);
@@ -36,16 +85,14 @@
 
   function showKeyState() {
     const key = storedKey();
-    byId("key-state").textContent = key
-      ? "A key ending in " + key.slice(-4) + " is in use in this tab."
-      : "No key in use.";
+    byId("key-state").textContent = key ? say.keyInUse(key.slice(-4)) : say.noKey;
   }
 
   /** The key for a request, or a problem shown in that form telling the operator to paste it. */
   function requireKey() {
     const key = storedKey();
     if (!key) {
-      throw new api.Problem(0, "no_key", "Paste your API key above first, then try again.");
+      throw new api.Problem(0, "input", say.pasteKeyFirst);
     }
     return key;
   }
@@ -57,7 +104,7 @@
     api.clear(error);
     const key = value(keyForm, "key");
     if (!key) {
-      api.showError(error, new api.Problem(0, "no_key", "Paste the API key you were given."));
+      api.showError(error, new api.Problem(0, "input", say.pasteKey));
       return;
     }
     window.sessionStorage.setItem(KEY, key);
@@ -107,7 +154,7 @@
     result.hidden = true;
     const number = value(lookupForm, "number");
     if (!number) {
-      throw new api.Problem(0, "input", "Enter the phone number to look up.");
+      throw new api.Problem(0, "input", say.enterNumber);
     }
     const key = requireKey();
     const answer = await api.call(
@@ -121,13 +168,13 @@
     );
     const data = answer.data;
     const verdict = document.createElement("strong");
-    verdict.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
+    verdict.textContent = say.statuses[data.status] || data.status;
     const why = REASONS[data.reason] || api.INVALID_REASONS[data.reason] || data.reason;
-    const line = api.paragraph(verdict, ": " + (data.number || number) + " is " + why + ".");
+    const line = api.paragraph(verdict, say.verdict(data.number || number, why));
     if (data.status === "invalid") {
-      line.lastChild.textContent = ": " + number + " is not a valid number: " + why + ".";
+      line.lastChild.textContent = say.notValid(number, why);
       if (data.reason === "invalid_for_region") {
-        line.lastChild.textContent += " Write it with + and the country code, or choose its region.";
+        line.lastChild.textContent += say.regionAdvice;
       }
     }
     line.className = "outcome status-" + data.status;
@@ -234,7 +281,7 @@
       body = text;
       kind = format === "text/csv" ? "text/csv" : "text/plain";
     } else {
-      throw new api.Problem(0, "input", "Paste some numbers or choose a file to scrub.");
+      throw new api.Problem(0, "input", say.enterList);
     }
     const key = requireKey();
     const path = "/v1/scrub" + api.query({
@@ -257,8 +304,7 @@
       // the browser says only "failed to fetch": not the network's fault.
       if (file && problem instanceof api.Problem && problem.code === "network" &&
           !(await readable(file))) {
-        throw new api.Problem(0, "input",
-          "The file changed since you chose it. Choose it again, then scrub.");
+        throw new api.Problem(0, "input", say.fileChanged);
       }
       throw problem;
     }
@@ -280,7 +326,7 @@
     });
     result.hidden = false;
     if (!receiptId) {
-      throw new api.Problem(0, "no_receipt", "The scrub answered without a receipt; its counts are unknown.");
+      throw new api.Problem(0, "input", say.noReceipt);
     }
     const receipt = (await api.call("GET", "/v1/scrubs/" + api.segment(receiptId), { key: key })).data;
     ["total", "callable", "blocked", "invalid"].forEach(function (name) {
@@ -321,7 +367,7 @@
       const number = document.createElement("td");
       number.textContent = change.number;
       const op = document.createElement("td");
-      op.textContent = change.op === "add" ? "added" : "removed";
+      op.textContent = change.op === "add" ? say.added : say.removed;
       const at = document.createElement("td");
       at.appendChild(api.time(change.at));
       tr.append(number, op, at);
@@ -329,8 +375,6 @@
     });
     result.hidden = false; // before its summary is written, so that it is read out
     byId("changes-since").value = data.next || "";
-    byId("changes-summary").textContent =
-      (data.changes.length === 1 ? "1 change" : data.changes.length + " changes") +
-      ". The cursor for the next page is filled in above: " + (data.next || "(none)") + ".";
+    byId("changes-summary").textContent = say.changes(data.changes.length, data.next);
   });
 })();
