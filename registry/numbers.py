@@ -115,14 +115,21 @@ def normalize(text: str, region: str) -> tuple[int, str | None]:
     return value, _FAST_REASONS[verdict]
 
 
-# A look-up repeated (a client polling the same number) skips phonenumbers.
-@functools.lru_cache(maxsize=4096)
 def normalize_exact(text: str, region: str) -> tuple[int, str | None]:
     """`normalize` by phonenumbers itself: the reference every fast path is held to."""
     if not text or text.isspace():
         return 0, EMPTY
     if len(text) > _MAX_INPUT_CHARS:
+        # Before the cache: anyone may send a 128 KiB "number", and 4,096 of them kept as
+        # its keys would hold half a gigabyte in each worker.
         return 0, TOO_LONG
+    return _parsed(text, region)
+
+
+# A look-up repeated (a client polling the same number) skips phonenumbers. Only inputs
+# of at most _MAX_INPUT_CHARS reach it.
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str, region: str) -> tuple[int, str | None]:
     try:
         parsed = phonenumbers.parse(text, region)
     except NumberParseException as exc:

@@ -320,3 +320,14 @@ def test_in_prefixes_holds_numbers_longer_than_fifteen_digits() -> None:
     assert nums.in_prefixes(numbers, ["+49"]).tolist() == [1, 0, 0, 1]
     assert nums.in_prefixes(numbers, ["+4991477698049"]).tolist() == [1, 0, 0, 0]
     assert nums.in_prefixes(numbers, ["+62001803", "+81"]).tolist() == [0, 1, 1, 0]
+
+
+def test_long_inputs_are_answered_without_being_kept() -> None:
+    """Anyone may send a 128 KiB "number" (a status check, a complaint): kept as keys of
+    the parse cache, 4,096 of them would hold half a gigabyte in each worker."""
+    before = nums._parsed.cache_info().currsize
+    for i in range(50):
+        assert nums.normalize(f"{i}" + "9" * 100_000, "US") == (0, nums.TOO_LONG)
+        assert nums.normalize(" " * 100_000 + str(i), "US") == (0, nums.TOO_LONG)
+    assert nums.normalize(" " * 100_000, "US") == (0, nums.EMPTY)
+    assert nums._parsed.cache_info().currsize == before
