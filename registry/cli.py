@@ -54,19 +54,29 @@ def redis_url(settings: Settings, durable: bool = True, *, reading: str = "") ->
             raise Failure(_no_registry(data, reading))
         embedded.usable_data_dir(data)
     lock = embedded.DataDirLock(data)
-    if not lock.acquire():  # `dnc serve` (or another command) runs its Redis: use that one
-        yield _owners_url(data)
-        return
-    try:
-        running = embedded.running_url(data)  # a Redis whose owner holds no lock: use it
-        if running:
-            yield running
+    deadline = time.monotonic() + OWNER_WAIT_SECONDS
+    while not lock.acquire():
+        # Held: `dnc serve` runs its Redis (which it shares: use it), or another command
+        # runs one of its own (which it stops when done: wait for the lock). Never a
+        # Redis of our own on the same data: the owner's would lose its socket, and what
+        # we wrote would be in neither's future.
+        if (shared := embedded.running_url(data)) is not None:
+            yield shared
             return
+        if time.monotonic() > deadline:
+            raise Failure(
+                f"a dnc serve or another dnc command holds {data}, and no Redis of it "
+                f"answered within {OWNER_WAIT_SECONDS:.0f} s; try again once it does or "
+                "has finished (the Redis' log: redis.log there), or set DNC_REDIS_URL"
+            )
+        time.sleep(0.5)
+    try:
         if reading and not any(
             (data / name).exists() for name in ("appendonly.aof", "appendonlydir")
         ):
             raise Failure(_no_registry(data, reading))
-        with embedded.RedisProcess(data, durable=durable) as server:
+        # Ours alone: not advertised, and holding the lock as long as it lives.
+        with embedded.RedisProcess(data, durable=durable, lock=lock, advertise=False) as server:
             if reading and _empty(server.url):
                 raise Failure(_no_registry(data, reading))
             yield server.url
@@ -74,25 +84,9 @@ def redis_url(settings: Settings, durable: bool = True, *, reading: str = "") ->
         lock.release()
 
 
-# How long a command waits for the Redis of the process that holds DNC_DATA_DIR: one being
-# started or started again (its append-only file loading) answers within this.
-OWNER_WAIT_SECONDS = 15.0
-
-
-def _owners_url(data: Path) -> str:
-    """The Redis of the `dnc serve` (or other command) that holds `data`, once it answers.
-    Never a Redis of our own on the same data: the owner's would lose its socket, and
-    what we wrote would be in neither's future."""
-    deadline = time.monotonic() + OWNER_WAIT_SECONDS
-    while (url := embedded.running_url(data)) is None:
-        if time.monotonic() > deadline:
-            raise Failure(
-                f"a dnc serve (or another dnc command) runs the Redis of {data}, and it has "
-                f"not answered for {OWNER_WAIT_SECONDS:.0f} s; try again once it does (its "
-                "log: redis.log there), or set DNC_REDIS_URL"
-            )
-        time.sleep(0.5)
-    return url
+# How long a command waits for the data directory's owner: `dnc serve` starting its Redis
+# (its start-up allows 20 s), or another command to finish with its own.
+OWNER_WAIT_SECONDS = 30.0
 
 
 def _no_registry(data: Path, alternative: str) -> str:

@@ -123,7 +123,15 @@ class RedisProcess:
         port: int = 0,
         choose_port: Callable[[], int] = free_port,
         extra: list[str] | None = None,
+        lock: DataDirLock | None = None,
+        advertise: bool = True,
     ) -> None:
+        """`lock`: the data directory's, held by the caller, which the server holds too
+        (its open file passed on), so it stays held while the server lives, whatever
+        becomes of the caller. `advertise`: write its URL in the directory (URL_FILE) for
+        other commands to use; only `dnc serve`'s is shared."""
+        self.lock = lock
+        self.advertise = advertise
         self.data_dir = data_dir.resolve()
         self.durable = durable
         self.tcp = tcp or port != 0
@@ -181,11 +189,13 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop Redis after the API
             preexec_fn=_private_child,  # files for this user only; `dnc serve` killed: Redis stops
+            pass_fds=() if self.lock is None else (self.lock.fd,),
         )
         self._wait_ready(timeout)
-        url_file = self.data_dir / URL_FILE
-        url_file.write_text(self.url + "\n")
-        url_file.chmod(0o600)
+        if self.advertise:
+            url_file = self.data_dir / URL_FILE
+            url_file.write_text(self.url + "\n")
+            url_file.chmod(0o600)
         return self.url
 
     def _wait_ready(self, timeout: float) -> None:
@@ -223,7 +233,8 @@ class RedisProcess:
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        (self.data_dir / URL_FILE).unlink(missing_ok=True)
+        if self.advertise:
+            (self.data_dir / URL_FILE).unlink(missing_ok=True)
         self.process.send_signal(signal.SIGTERM)  # redis-server fsyncs the AOF and exits
         try:
             self.process.wait(timeout)
@@ -259,6 +270,12 @@ class DataDirLock:
         self.path = data_dir
         self._fd: int | None = None
 
+    @property
+    def fd(self) -> int:
+        """The open directory that holds the lock (for RedisProcess to pass on)."""
+        assert self._fd is not None, "the lock is not held"
+        return self._fd
+
     def acquire(self) -> bool:
         """Take it, or False at once when another process holds it."""
         fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -277,15 +294,20 @@ class DataDirLock:
 
 
 def running_url(data_dir: Path) -> str | None:
-    """The URL of an embedded Redis already serving `data_dir`, if one answers."""
+    """The URL of an embedded Redis already serving `data_dir`, if one answers there and
+    its files are that directory's: a URL left by a server killed meanwhile may be
+    another Redis' port by now, and writing into that would load another registry."""
     try:
         url = (data_dir / URL_FILE).read_text().strip()
     except OSError:
         return None
     # A bounded wait: a stopped Redis accepts a connection and never answers.
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=1, socket_timeout=2, decode_responses=True
+    )
     try:
-        return url if client.ping() else None
+        found = client.config_get("dir").get("dir")
+        return url if found == str(data_dir.resolve()) else None
     except redis.RedisError:
         return None
     finally:

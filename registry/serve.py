@@ -62,19 +62,20 @@ def run(settings: Settings) -> int:
         # A Redis on it whose owner holds no lock (an older dnc): never a second one.
         if embedded.running_url(settings.data_dir):
             raise Failure(f"another dnc serve already uses {settings.data_dir}")
-        return _run(settings)
+        return _run(settings, lock)
     finally:
         lock.release()
 
 
-def _run(settings: Settings) -> int:
-    """`run` once DNC_DATA_DIR, if it serves one, is this process's alone."""
+def _run(settings: Settings, lock: embedded.DataDirLock | None = None) -> int:
+    """`run` once DNC_DATA_DIR, if it serves one, is this process's alone (`lock`, which
+    its Redis holds too while it lives)."""
     listener = _listen(settings.host, settings.port)
     server: embedded.RedisProcess | None = None
     stopping, redis_gone = threading.Event(), threading.Event()
     try:
         if settings.redis_url is None:
-            server = embedded.RedisProcess(settings.data_dir)
+            server = embedded.RedisProcess(settings.data_dir, lock=lock)
             os.environ["DNC_REDIS_URL"] = server.start()
             settings = settings.with_(redis_url=os.environ["DNC_REDIS_URL"])
             print(f"embedded redis-server: {server.url} (data in {server.data_dir})", flush=True)

@@ -427,7 +427,8 @@ def test_nothing_starts_a_second_redis_on_a_served_data_dir_whose_redis_stalls(
 ) -> None:
     """A stopped Redis (a paused container, a swap storm) does not answer a PING; a
     command that took that for "no dnc serve here" started its own Redis on the same
-    append-only file, took the server's socket and loaded into a Redis the API never saw."""
+    append-only file, took the server's socket and loaded into a Redis the API never saw.
+    The Redis holds the directory's lock too: its `dnc serve` killed, it still does."""
     data = (tmp_path / "data").resolve()
     server = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
     [pid] = redis_pids(data)
@@ -437,16 +438,54 @@ def test_nothing_starts_a_second_redis_on_a_served_data_dir_whose_redis_stalls(
     try:
         load = dnc("load", str(one), DNC_DATA_DIR=str(data))
         assert load.returncode == 1, load.stderr
-        assert "runs the Redis of" in load.stderr and "Traceback" not in load.stderr
+        assert "no Redis of it answered within 30 s" in load.stderr
+        assert "Traceback" not in load.stderr
         other = dnc("serve", DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()))
         assert other.returncode == 1 and "another dnc serve" in other.stderr, other.stderr
         assert redis_pids(data) == [pid] and (data / "redis.sock").exists()
+        server.kill()  # its Redis, stopped, cannot act on being orphaned yet
+        again = dnc("serve", DNC_DATA_DIR=str(data), DNC_PORT=str(free_port()))
+        assert again.returncode == 1 and "another dnc serve" in again.stderr, again.stderr
+        assert redis_pids(data) == [pid]
     finally:
         os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while redis_pids(data):  # orphaned, it stops (and lets the lock go)
+        assert time.monotonic() < deadline, "the orphaned redis-server did not stop"
+        time.sleep(0.1)
     load = dnc("load", str(one), DNC_DATA_DIR=str(data))
     assert load.returncode == 0, load.stderr
-    assert statuses(server, ADMIN_KEY, "+12125551777", 3) == ["blocked"] * 3
-    assert redis_pids(data) == [pid]
+    restarted = serve(DNC_DATA_DIR=str(data), DNC_ADMIN_KEY=ADMIN_KEY)
+    assert statuses(restarted, ADMIN_KEY, "+12125551777", 3) == ["blocked"] * 3
+
+
+def test_a_command_waits_for_another_that_runs_its_own_redis_then_runs_its_own(
+    tmp_path: Path,
+) -> None:
+    """Without `dnc serve`, a command runs a Redis of its own and stops it when done: a
+    second one using it meanwhile lost it mid-way. It waits for the lock instead."""
+    data = (tmp_path / "data").resolve()
+    many = tmp_path / "many.txt"
+    # National formats, the slower path: the load is still running when the export starts.
+    many.write_text(
+        "".join(f"(212) {n // 10_000:03d}-{n % 10_000:04d}\n" for n in range(2_000_000, 3_500_000))
+    )
+    first = subprocess.Popen(
+        [*DNC, "load", str(many)],
+        env=dnc_env(DNC_DATA_DIR=str(data)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not redis_pids(data):  # the first holds the directory and runs its Redis
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    export = dnc("export", "--prefix", "+1212", DNC_DATA_DIR=str(data))
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert export.returncode == 0, export.stderr
+    assert len(export.stdout.splitlines()) == 1_500_000  # after the load, all of it
 
 
 @pytest.mark.parametrize(
