@@ -355,6 +355,12 @@ def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
     assert stop(client, carrier, A, "STOP") == "registered"
     assert redis_client.zscore(held, "12125550009") is None
     assert redis_client.zscore(held, A[1:]) is not None
+    # One the release before kept (a hash, dnc:coo:) still counts until it expires.
+    before = keys.consents_opted_out_before(operator_id(client, operator))
+    redis_client.hset(before, B[1:], str(int(time.time() * 1000)))
+    evidence = {"method": "sms", "given_at": iso_in(-3600), "text": "yes"}
+    answer = client.post("/v1/consents", json={"number": B, "evidence": evidence}, headers=operator)
+    assert_error(answer, 409, "consent_predates_opt_out")
     # Given after it (the clock's next second): it counts.
     consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
     assert look_up(client, operator, C, channel="sms") == ("callable", "consent")

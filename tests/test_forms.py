@@ -197,6 +197,15 @@ def test_the_complaint_forms_longest_text_is_taken(web: TestClient, text: str) -
     assert report.status_code == 201, shown(report)
 
 
+def test_the_status_form_reads_a_number_written_with_slashes(web: TestClient) -> None:
+    carrier = web.post("/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN)
+    key = {"Authorization": f"Bearer {carrier.json()['api_key']}"}
+    assert web.put("/v1/registrations/+493012345678", headers=key).status_code == 201
+    answer = web.post("/forms/status", data={"number": "030/12345678", "region": "DE"})
+    assert answer.status_code == 200, shown(answer)
+    assert shown(answer).startswith("+493012345678 is registered.")
+
+
 def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestClient) -> None:
     carrier = web.post("/v1/operators", json={"name": "c", "role": "carrier"}, headers=ADMIN)
     key = {"Authorization": f"Bearer {carrier.json()['api_key']}"}

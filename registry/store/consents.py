@@ -65,9 +65,10 @@ end
 """
 
 # KEYS: index, current id, new record, current record (the new one's key if none), scopes,
-# the opt-outs' times. ARGV: number, current id ('' if none), new id, now, expires_at (''
-# if none), evidence JSON, retention seconds, operator, scope ('' for every channel and
-# category), when the evidence was given (unix ms; '' if not said).
+# the opt-outs' times, and as the release before kept them. ARGV: number, current id (''
+# if none), new id, now, expires_at ('' if none), evidence JSON, retention seconds,
+# operator, scope ('' for every channel and category), when the evidence was given (unix
+# ms; '' if not said).
 # 1 recorded, 0 the current id changed meanwhile (read it again), or {the opt-out's ms}
 # when an opt-out ended the operator's consent at or after the evidence was given: the
 # opt-out is the later word, and nothing is written.
@@ -75,7 +76,9 @@ RECORD_SCRIPT = (
     _COMMON
     + """
 if ARGV[10] ~= '' then
+  -- Or in the hash of the release before (dnc:coo:, same slot) while it is kept.
   local opted_out = redis.call('ZSCORE', KEYS[6], ARGV[1])
+  if not opted_out then opted_out = redis.call('HGET', KEYS[7], ARGV[1]) end
   if opted_out and tonumber(opted_out) >= tonumber(ARGV[10]) then return {opted_out} end
 end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
@@ -226,13 +229,14 @@ class ConsentStore:
             current_id = current.decode() if current else ""
             done = await self.redis.eval(
                 RECORD_SCRIPT,
-                6,
+                7,
                 keys.consents(operator_id),
                 current_key,
                 new_key,
                 keys.consent(operator_id, current_id) if current_id else new_key,
                 keys.consent_scopes(operator_id),
                 keys.consents_opted_out(operator_id),
+                keys.consents_opted_out_before(operator_id),
                 digits,
                 current_id,
                 consent_id,

@@ -187,6 +187,12 @@ def consents_opted_out(operator_id: str) -> str:
     return f"dnc:cooz:{{{operator_id}}}"
 
 
+def consents_opted_out_before(operator_id: str) -> str:
+    """consents_opted_out as the release before kept it: a hash of number digits -> ms,
+    read until it expires (DNC_RETENTION_DAYS after its last write), never written."""
+    return f"dnc:coo:{{{operator_id}}}"
+
+
 def consent(operator_id: str, consent_id: str) -> str:
     """One consent's record and evidence; kept DNC_RETENTION_DAYS after it ends."""
     return f"dnc:c:{{{operator_id}}}:{consent_id}"
