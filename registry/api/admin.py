@@ -201,7 +201,7 @@ async def change_operator(
             "an administrator reaches every number; prefixes limit operators and carriers only",
         ) from None
     if record is None:
-        raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
+        raise _no_operator(operator_id)
     # Its new rate limit and prefixes from this worker's next request; other workers' once
     # their key cache's entry is older than its 2 s.
     services.auth.forget(operator_id)
@@ -225,10 +225,14 @@ async def replace_key(operator_id: str, request: Request, admin: AdminKey) -> di
     except AccountBusy:
         raise _busy(operator_id) from None
     if not api_key:
-        raise ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
+        raise _no_operator(operator_id)
     services.auth.forget(operator_id)
     await services.audit.record("operator.key_replaced", admin.id, operator=operator_id)
     return {"operator_id": operator_id, "api_key": api_key}
+
+
+def _no_operator(operator_id: str) -> ApiError:
+    return ApiError(404, "operator_not_found", f"no active operator {operator_id[:64]!r}")
 
 
 def _busy(operator_id: str) -> ApiError:
@@ -254,7 +258,7 @@ async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -
     except AccountBusy:
         raise _busy(operator_id) from None
     if not revoked:
-        raise ApiError(404, "operator_not_found", f"no active operator {operator_id!r}")
+        raise _no_operator(operator_id)
     services.auth.forget(operator_id)
     # Its consents end with it: their evidence is then kept the retention, not forever.
     consents = ConsentStore(services.redis, services.settings.retention_days)
