@@ -108,15 +108,22 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
 def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from registry.api.admin import NewOperator
+    from registry.api.admin import PREFIX, NewOperator
     from registry.store.audit import AuditLog
     from registry.store.operators import CallerTaken, OperatorStore
 
-    if not args.name.strip():
+    name: str | None = args.name
+    if name is None and args.prefix and not PREFIX.fullmatch(args.prefix[-1]):
+        # `--prefix +1212 +1646 Acme`: the flag takes every word after it, the name too
+        name = args.prefix.pop()
+    if name is None:
+        args.usage_of.error("the following arguments are required: NAME")
+        return 2  # error() exits
+    if not name.strip():
         raise UsageError("the operator needs a name")
     try:  # the rules of POST /v1/operators, from the model that states them
         new = NewOperator(
-            name=args.name,
+            name=name,
             role=args.role,
             prefixes=args.prefix or None,  # none given: every number
             rate_limit=args.rate_limit,
@@ -499,8 +506,15 @@ def parser() -> argparse.ArgumentParser:
 
     operators = commands.add_parser("operators", help="operator accounts")
     op_commands = operators.add_subparsers(dest="op_command", required=True, metavar="COMMAND")
-    create = op_commands.add_parser("create", help="create an account and print its key once")
-    create.add_argument("name")
+    create = op_commands.add_parser(
+        "create",
+        help="create an account and print its key once",
+        # NAME may also come after --prefix's list (see _operators_create): optional to
+        # argparse, required to the command
+        usage="%(prog)s [-h] NAME [--role {operator,carrier,admin}] [--prefix PREFIX ...] "
+        "[--rate-limit RATE_LIMIT] [--caller CALLER]",
+    )
+    create.add_argument("name", nargs="?", metavar="NAME")
     create.add_argument("--role", choices=ROLES, default="operator")
     # Both `--prefix +1212 +1312` (the contract's `--prefix +1212 ...`) and the flag repeated.
     create.add_argument(

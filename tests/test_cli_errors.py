@@ -246,14 +246,35 @@ def test_operators_create_takes_several_prefixes_after_one_flag_or_the_flag_repe
     """The contract writes `--prefix +1212 ...`: both readings of it work."""
     client = redis.Redis.from_url(redis_url)
     try:
-        for args in (["--prefix", "+1212", "+1312"], ["--prefix", "+1212", "--prefix", "+1312"]):
+        for args in (
+            ["Acme", "--prefix", "+1212", "+1312"],
+            ["Acme", "--prefix", "+1212", "--prefix", "+1312"],
+            ["--prefix", "+1212", "+1312", "Acme"],  # the name after the list is still the name
+            ["--role", "operator", "--prefix", "+1212", "--prefix", "+1312", "Acme"],
+        ):
             client.flushall()
-            result = dnc("operators", "create", "Acme", *args, DNC_REDIS_URL=redis_url)
+            result = dnc("operators", "create", *args, DNC_REDIS_URL=redis_url)
             assert result.returncode == 0, result.stderr
             [operator_id] = [o.decode() for o in client.smembers(keys.OPERATORS)]
             record = client.hgetall(keys.operator(operator_id))
+            assert record[b"name"] == b"Acme", (args, record)
             assert b"+1212" in record[b"prefixes"] and b"+1312" in record[b"prefixes"], record
+            assert b"Acme" not in record[b"prefixes"]
         client.flushall()
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("args", [["--prefix", "+1212"], ["--prefix", "+1212", "+1312"], []])
+def test_operators_create_without_a_name_is_a_usage_error(redis_url: str, args: list[str]) -> None:
+    result = dnc("operators", "create", *args, DNC_REDIS_URL=redis_url)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: dnc operators create [-h] NAME "), result.stderr
+    assert result.stderr.strip().endswith("required: NAME"), result.stderr
+    assert result.stdout == ""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.dbsize() == 0
     finally:
         client.close()
 
