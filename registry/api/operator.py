@@ -113,14 +113,20 @@ def _prefixes(operator: Operator, prefix: str | None) -> tuple[str, ...]:
         value, _ = nums.prefix_range(prefix)
     except ValueError as exc:
         raise ApiError(400, "invalid_prefix", str(exc)) from None
-    if operator.prefixes and not any(prefix.startswith(p) for p in operator.prefixes):
-        raise ApiError(
-            403,
-            "prefix_not_subscribed",
-            f"{prefix} is outside your subscribed prefixes",
-            {"prefixes": list(operator.prefixes)},
-        )
-    return (f"+{value}",)
+    prefix = f"+{value}"
+    if not operator.prefixes or any(prefix.startswith(p) for p in operator.prefixes):
+        return (prefix,)
+    # Wider than the account's own (`+1` for one holding +1212 and +1646): the list
+    # within them, as the contract says the export is.
+    under = tuple(p for p in operator.prefixes if p.startswith(prefix))
+    if under:
+        return under
+    raise ApiError(
+        403,
+        "prefix_not_subscribed",
+        f"{prefix} is outside your subscribed prefixes",
+        {"prefixes": list(operator.prefixes)},
+    )
 
 
 @router.get("/v1/changes")
