@@ -167,6 +167,24 @@ def test_a_national_number_is_read_against_the_region(
     assert error["details"]["reason"]
 
 
+def test_the_region_may_be_in_the_body(
+    client: TestClient, carrier: Headers, operator: Headers
+) -> None:
+    """The contract reads national numbers against "the request's region field"."""
+    path = "/v1/registrations/020%207946%200956"
+    answer = client.put(path, json={"region": "GB", "channels": ["voice"]}, headers=carrier)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["number"] == "+442079460956"
+    assert answer.json()["channels"] == ["voice"]
+    assert status_of(client, operator, "+442079460956") == "blocked"
+    agreed = client.put(f"{path}?region=gb", json={"region": "GB"}, headers=carrier)
+    assert agreed.status_code == 200, agreed.text
+    differ = client.put(f"{path}?region=US", json={"region": "GB"}, headers=carrier)
+    assert "differ" in assert_error(differ, 400, "invalid_region")["message"]
+    unknown = client.put(path, json={"region": "XX"}, headers=carrier)
+    assert_error(unknown, 400, "invalid_region")
+
+
 def test_an_unknown_region_is_a_400(client: TestClient, carrier: Headers) -> None:
     answer = client.put("/v1/registrations/010%201234%205678?region=XX", headers=carrier)
     assert_error(answer, 400, "invalid_region")

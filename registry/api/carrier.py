@@ -28,6 +28,9 @@ class RegistrationBody(BaseModel):
     # Strict: pydantic would otherwise read `true` as category 1 and "3" as 3.
     allow_categories: list[StrictInt] | None = Field(default=None, max_length=8)
     source: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
+    # The region the path's number is read against, as `?region=` (the request's
+    # region field, contract section 2); either place, or both when they agree.
+    region: str | None = Field(default=None, max_length=16)
 
 
 def registration_answer(
@@ -55,8 +58,17 @@ async def put_registration(
 ) -> JSON:
     """Register a number (201) or change its preferences (200, `registered_at` kept)."""
     services = request.app.state.services
-    value = params.number(number, params.region(region, services.settings.default_region))
     body = body or RegistrationBody()
+    if body.region is not None:
+        if region is not None and region.strip().upper() != body.region.strip().upper():
+            raise ApiError(
+                400,
+                "invalid_region",
+                f"region {region!r} in the query and {body.region!r} in the body differ; "
+                "give it once",
+            )
+        region = body.region
+    value = params.number(number, params.region(region, services.settings.default_region))
     try:
         prefs = rules.parse_preferences(body.channels, body.allow_categories)
     except rules.PreferenceError as exc:
