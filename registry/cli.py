@@ -243,7 +243,6 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
             ) from None
         finally:
             client.close()
-    print(f"loaded {result.loaded}, already present {result.present}, invalid {result.invalid}")
     for rejects in result.rejects:
         print(f"invalid lines written to {rejects}", file=sys.stderr)
     if result.invalid and not (result.loaded or result.present):
@@ -251,6 +250,15 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
             "dnc: warning: no line was a valid number; check --format, --column and --region",
             file=sys.stderr,
         )
+    if not (result.invalid or result.loaded or result.present):
+        print(
+            "dnc: warning: no number was read; with --format auto a first line that is not "
+            "a number is a CSV header: give --format e164 for a list of one number a line",
+            file=sys.stderr,
+        )
+    sys.stderr.flush()
+    # Last, on stdout and in a terminal alike: the contract says the load ends with it.
+    print(f"loaded {result.loaded}, already present {result.present}, invalid {result.invalid}")
     return 0
 
 
@@ -312,8 +320,8 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         finally:
             client.close()
-    if cursor is not None:  # after a full list: where to follow the changes from
-        print(f"next cursor: {cursor}", file=sys.stderr)
+    if cursor is not None:  # where to follow the changes from, alone on its line:
+        print(cursor, file=sys.stderr)  # `--since "$(dnc export 2>&1 >list.txt)"`
     return 0
 
 

@@ -668,6 +668,26 @@ def test_cli_load_prints_the_counts(redis_url: str, tmp_path: Path) -> None:
     assert answer.stdout == "loaded 1, already present 1, invalid 1\n"
     assert "list.txt.rejects.csv" in answer.stderr
     assert "Traceback" not in answer.stderr
+    # The contract: the load "ends with the line" of counts, in a terminal's merged output too.
+    for content in ("+12125551234\nbad\n", "bad\n"):  # the second warns: no line was valid
+        write(path, content)
+        merged = subprocess.run(
+            [str(DNC), "load", str(path), "--format", "e164"],
+            env={**os.environ, "DNC_REDIS_URL": redis_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert merged.returncode == 0, merged.stdout
+        lines = merged.stdout.splitlines()
+        assert lines[-1].startswith("loaded "), lines
+        assert any("rejects.csv" in line for line in lines[:-1]), lines
+    # A lone line that is no number, read as a CSV header: nothing read, and it says so.
+    alone = dnc(redis_url, "load", str(write(path, "bad\n")))
+    assert alone.returncode == 0 and alone.stdout == "loaded 0, already present 0, invalid 0\n"
+    assert "no number was read" in alone.stderr and "--format e164" in alone.stderr
 
 
 @pytest.mark.slow
@@ -724,8 +744,9 @@ def test_cli_export_to_a_file_and_the_change_list(redis_url: str, tmp_path: Path
     assert answer.returncode == 0, answer.stderr
     assert out.read_text() == "+12125551234\n+14155552671\n"
     # The full list says where to follow the changes from: after it, nothing yet.
-    assert answer.stderr.startswith("next cursor: ")
-    after_full = answer.stderr.removeprefix("next cursor: ").strip()
+    # The contract's "next cursor on stderr": the cursor alone, so it can be fed back.
+    after_full = answer.stderr.strip()
+    assert re.fullmatch(r"\d+-\d+", after_full), answer.stderr
     assert dnc(redis_url, "export", "--since", after_full).stdout == ""
     write(tmp_path / "more.txt", "+13125550100\n")
     assert dnc(redis_url, "load", str(tmp_path / "more.txt")).returncode == 0
@@ -735,8 +756,8 @@ def test_cli_export_to_a_file_and_the_change_list(redis_url: str, tmp_path: Path
     answer = dnc(redis_url, "export", "--prefix", "+1212", "--since", "0")
     assert answer.returncode == 0, answer.stderr
     assert change_lines(answer.stdout) == [("+12125551234", "add")]
-    assert answer.stderr.startswith("next cursor: ")
-    cursor = answer.stderr.removeprefix("next cursor: ").strip()
+    cursor = answer.stderr.strip()
+    assert re.fullmatch(r"\d+-\d+(\.\d+)?", cursor), answer.stderr
 
     answer = dnc(redis_url, "export", "--since", cursor)
     assert (answer.returncode, answer.stdout) == (0, "")
