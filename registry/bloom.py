@@ -16,11 +16,10 @@ import asyncio
 import logging
 
 import numpy as np
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registry import cores
 from registry.store import changes, dump, keys
-from registry.store.registrations import RegistrationStore
+from registry.store.registrations import RegistrationStore, RegistryLost
 
 log = logging.getLogger("dnc.bloom")
 
@@ -107,10 +106,6 @@ class BloomFilter:
         return self.count > self.capacity
 
 
-class RegistryLost(RedisConnectionError):
-    """Redis answers, but without the registry it held: a 503, as a Redis that is down."""
-
-
 class RegisteredFilter:
     """A process's Bloom filter of the registry, kept up with the change stream.
 
@@ -158,11 +153,18 @@ class RegisteredFilter:
         registry is (another marker, followed as any replaced data): an empty registry
         made here in its place would call every registered number callable."""
         self.lost = True
-        log.error(
-            "the registry's data is gone from Redis (epoch %s no longer there): answering "
-            "503 until it is restored; restart the API if the registry was emptied on purpose",
-            self.epoch,
-        )
+        if self.epoch is None:  # a worker started on it: never saw the registry
+            log.error(
+                "Redis holds no registry (no epoch): answering 503 until its data is "
+                "restored; restart the API (dnc serve) if the registry was emptied on purpose"
+            )
+        else:
+            log.error(
+                "the registry's data is gone from Redis (epoch %s no longer there): "
+                "answering 503 until it is restored; restart the API if the registry was "
+                "emptied on purpose",
+                self.epoch,
+            )
         return RegistryLost(
             "the registry's data is gone from Redis; restore it, or restart the API if the "
             "registry was emptied on purpose"
@@ -175,9 +177,10 @@ class RegisteredFilter:
         # the sets were read is applied from the stream. A snapshot is logged after its
         # members landed, so those up to the last id read here are in the sets read
         # (a worker started just after a big load would otherwise read it all twice).
-        # Only a filter that never saw a registry may make one: one that did, finding none,
-        # stands on data that is gone (catch_up).
-        epoch = await self.store.epoch(create=self.epoch is None)
+        # No filter makes a registry: `dnc serve` made it before its workers started, so
+        # none here means the data is gone, even for a worker started since (uvicorn
+        # replaces one that died), which would otherwise make an empty one in its place.
+        epoch = await self.store.epoch(create=False)
         if epoch is None:
             raise self.lost_error()
         lineage = await self.store.lineage()

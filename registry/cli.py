@@ -202,6 +202,7 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
     with redis_url(settings) as url:
         client = sync_client(url)
         setup.tune(client)
+        setup.ensure_registry(client)  # a first load, before any dnc serve
         try:
             result = load_files(
                 client,

@@ -84,6 +84,9 @@ def _run(settings: Settings, lock: embedded.DataDirLock | None = None) -> int:
         assert settings.redis_url is not None
         client = sync_client(settings.redis_url)
         setup.tune(client)
+        # Here, once, before any worker: a worker started later (one uvicorn replaced)
+        # never makes a registry, so one Redis lost stays a 503 rather than an empty list.
+        setup.ensure_registry(client)
         if settings.admin_key is None:
             key = asyncio.run(_create_admin_key(settings.redis_url, settings.retention_days))
             if key:

@@ -23,6 +23,7 @@ import redis
 from embedded_cluster import EmbeddedCluster
 
 from registry.embedded import RedisProcess
+from registry.store import setup
 from registry.store.connect import sync_client
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
@@ -86,16 +87,29 @@ def topology() -> str:
 
 @pytest.fixture
 def redis_url(topology: str, request: pytest.FixtureRequest) -> str:
-    """The session's Redis (one server or the Cluster), emptied for this test."""
+    """The session's Redis (one server or the Cluster), emptied for this test, holding a
+    new registry's marker as `dnc serve` leaves it before its workers start."""
     if topology == "cluster":
         cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
         cluster.flush()
-        return cluster.url
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    client = redis.Redis.from_url(server.url)
-    client.flushall()
-    client.close()
-    return server.url
+        url = cluster.url
+    else:
+        server: RedisProcess = request.getfixturevalue("redis_server")
+        client = redis.Redis.from_url(server.url)
+        client.flushall()
+        client.close()
+        url = server.url
+    new_registry(url)
+    return url
+
+
+def new_registry(url: str) -> None:
+    """The registry's marker, as `dnc serve` and `dnc load` make it on an empty Redis."""
+    client = sync_client(url)
+    try:
+        setup.ensure_registry(client)
+    finally:
+        client.close()
 
 
 @pytest.fixture
@@ -124,7 +138,10 @@ def in_one_window(burst: Callable[[], Any], seconds: float = 0.8) -> Any:
 
 
 def ready_client(settings: Settings) -> TestClient:
-    """A TestClient whose app has started and built its Bloom filter (call __enter__)."""
+    """A TestClient whose app has started and built its Bloom filter (call __enter__), on
+    a Redis that holds a registry, as `dnc serve` makes sure before its workers start."""
+    assert settings.redis_url is not None
+    new_registry(settings.redis_url)
     client = TestClient(create_app(settings))
     client.__enter__()
     deadline = time.monotonic() + 10

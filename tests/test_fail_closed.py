@@ -37,12 +37,12 @@ REGISTERED = "+12125551234"
 NOT_REGISTERED = "+12125550000"
 
 
-def assert_unavailable(answer: Response) -> None:
-    """A 503 with the contract's error shape and the code redis_unavailable."""
+def assert_unavailable(answer: Response, code: str = "redis_unavailable") -> None:
+    """A 503 with the contract's error shape and the code redis_unavailable (or `code`)."""
     assert answer.status_code == 503, answer.text
     body = answer.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == "redis_unavailable"
+    assert body["error"]["code"] == code
     assert body["error"]["message"]
     assert "callable" not in answer.text
 
@@ -596,10 +596,14 @@ def test_a_hung_cluster_node_is_a_503_within_seconds_for_look_ups(
         process.send_signal(signal.SIGCONT)
 
 
-def test_a_redis_that_lost_the_registry_is_503_not_an_empty_registry(private: Registry) -> None:
+def test_a_redis_that_lost_the_registry_is_503_not_an_empty_registry(
+    private: Registry, tmp_path: Path
+) -> None:
     """Redis restarted without its files, flushed, or another, empty one at the URL: the
     worker saw the registry's marker and finds none. It used to make a new one and answer
-    every registered number callable."""
+    every registered number callable; then a worker started meanwhile (uvicorn replacing
+    one that died) still made one, and every worker followed it; and writes were taken
+    (201) that the restored data then lost."""
     client = redis.Redis.from_url(private.server.url)
     try:
         marker = client.get(keys.EPOCH)
@@ -607,22 +611,45 @@ def test_a_redis_that_lost_the_registry_is_503_not_an_empty_registry(private: Re
         client.flushall()
         for number in (REGISTERED, NOT_REGISTERED):
             lookup = private.client.get(f"/v1/numbers/{number}", headers=private.operator)
-            assert_unavailable(lookup)
+            assert_unavailable(lookup, "registry_lost")
         route = private.client.app
         assert isinstance(route, LookupRoute)
         route.enabled = False  # FastAPI's documented route, as behind a root_path
         try:
             lookup = private.client.get(f"/v1/numbers/{REGISTERED}", headers=private.operator)
-            assert_unavailable(lookup)
+            assert_unavailable(lookup, "registry_lost")
         finally:
             route.enabled = True
         scrub = private.client.post(
             "/v1/scrub", json={"numbers": [REGISTERED]}, headers=private.operator
         )
-        assert_unavailable(scrub)
+        assert_unavailable(scrub, "registry_lost")
         ready = private.client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["error"]["code"] == "registry_lost"
+        # Neither the public check ("not registered") nor a write that would vanish.
+        assert_unavailable(private.client.get(f"/v1/registrations/{REGISTERED}"), "registry_lost")
+        new = private.client.put("/v1/registrations/+12125556666", headers=private.carrier)
+        assert_unavailable(new, "registry_lost")
+        # A worker started now, as uvicorn replaces one that died: no registry of its own.
+        settings = Settings(
+            redis_url=private.server.url, admin_key=ADMIN_KEY, data_dir=tmp_path / "data2"
+        )
+        with TestClient(create_app(settings)) as late:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                answer = late.get("/readyz")
+                assert answer.json()["error"]["code"] in ("loading", "registry_lost"), answer.text
+                time.sleep(0.05)
+            assert late.get("/readyz").json()["error"]["code"] == "registry_lost"
+            lookup = late.get(f"/v1/numbers/{REGISTERED}", headers=private.operator)
+            assert lookup.status_code == 503, lookup.text
+            assert "callable" not in lookup.text
         assert client.get(keys.EPOCH) is None  # no new registry made in its place
+        assert_unavailable(
+            private.client.get(f"/v1/numbers/{REGISTERED}", headers=private.operator),
+            "registry_lost",
+        )
+        assert client.keys("dnc:s:*") == [] and not client.exists(keys.CHANGES)  # no write
         # Its data back (the marker with it): answered again, from the next catch-up on.
         client.set(keys.EPOCH, marker)
         deadline = time.monotonic() + 10

@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 import pytest
 import redis
-from conftest import ADMIN, ADMIN_KEY, assert_error, in_one_window
+from conftest import ADMIN, ADMIN_KEY, assert_error, in_one_window, new_registry
 from fastapi.testclient import TestClient
 
 from loader.load import load_files
@@ -46,6 +46,8 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 def started(settings: Settings, fast: bool) -> TestClient:
     """A running app whose Bloom filter is built; `fast`: the look-up route in front."""
+    assert settings.redis_url is not None
+    new_registry(settings.redis_url)  # as dnc serve makes it before its workers
     client = TestClient(create_app(settings, fast_lookups=fast), raise_server_exceptions=False)
     client.__enter__()
     deadline = time.monotonic() + 10
@@ -536,6 +538,7 @@ def test_a_filter_not_built_yet_sends_every_look_up_to_redis(settings: Settings)
 async def _not_built(url: str) -> None:
     store = RegistrationStore(async_client(url), 153)
     try:
+        await store.epoch(create=True)
         await store.register(12125550001, Preferences(channels=1), "test", 1)
         lookups = Lookups(RegisteredFilter(store))
         assert not lookups.registered.ready
@@ -648,6 +651,7 @@ def test_the_raw_connection_logs_in_and_picks_its_database(tmp_path: Path) -> No
 async def _registered_is_found(url: str) -> None:
     store = RegistrationStore(async_client(url), 153)
     try:
+        await store.epoch(create=True)
         await store.register(12125550001, Preferences(), "test", 1)
         registered = RegisteredFilter(store)
         await registered.build()

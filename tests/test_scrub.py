@@ -19,7 +19,7 @@ import orjson
 import pytest
 import redis
 import uvicorn
-from conftest import ADMIN, ready_client, start_redis
+from conftest import ADMIN, new_registry, ready_client, start_redis
 from fastapi.testclient import TestClient
 
 from registry.api import create_app
@@ -897,6 +897,8 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 @contextlib.contextmanager
 def live_server(settings: Settings) -> Iterator[str]:
     """The app behind a real uvicorn on a loopback port, so a response can be cut off."""
+    assert settings.redis_url is not None
+    new_registry(settings.redis_url)  # as dnc serve makes it before its workers
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, http="h11", log_level="critical"

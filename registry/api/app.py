@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from registry import embedded, fastnumbers
 from registry.api import (
@@ -212,8 +212,12 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
         forms,
         consents_api,
     ]
+    # What reads or writes the registry is a 503 while this worker finds it gone from
+    # Redis; health, metrics and the pages are not (the forms reach the API's routes).
+    guarded = {admin, carrier, subscriber, operator, scrub, complaints, consents_api}
     for module in routers:
-        app.include_router(module.router)
+        dependencies = [Depends(_registry_present)] if module in guarded else []
+        app.include_router(module.router, dependencies=dependencies)
     # The last added runs first: responses are counted under the method the client sent.
     if services.replication is not None:
         app.add_middleware(middleware.Replicated, replication=services.replication)
@@ -223,6 +227,15 @@ def create_app(settings: Settings | None = None, fast_lookups: bool = True) -> L
     app.add_middleware(middleware.HeadAsGet)
     app.add_middleware(middleware.CountResponses, metrics=services.metrics)
     return LookupRoute(app, services, enabled=fast_lookups)
+
+
+async def _registry_present(request: Request) -> None:
+    """A worker that found the registry gone (a Redis restarted without its files,
+    flushed, or an empty one at the URL) answers nothing from it, and takes no write it
+    would lose when the data is restored: the public status check would call every
+    registered number unregistered, and a registration would vanish."""
+    if request.app.state.services.bloom.lost:
+        raise errors.registry_lost()
 
 
 def create_app_from_env() -> LookupRoute:

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from registry.api.responses import JSON
+from registry.store.registrations import RegistryLost
 
 log = logging.getLogger("dnc.api")
 # What nginx logs for a request whose client closed the connection before the answer.
@@ -164,6 +165,16 @@ def unavailable() -> ApiError:
     )
 
 
+def registry_lost() -> ApiError:
+    return ApiError(
+        503,
+        "registry_lost",
+        "Redis answers without the registry it held; restore its data, or restart the API "
+        "if the registry was emptied on purpose",
+        headers={"Retry-After": "1"},
+    )
+
+
 _HTTP_CODES = {
     # FastAPI's own 400, for a body it cannot decode (not UTF-8, nested too deep).
     400: ("invalid_json", "the body is not JSON that can be read; send UTF-8 JSON"),
@@ -244,6 +255,11 @@ def install(app: FastAPI, not_found_page: Callable[[], Response] | None = None) 
             log.warning("redis unavailable: %s", exc)
             err = unavailable()
             return error_response(err.status, err.code, err.message, headers=err.headers)
+
+    @app.exception_handler(RegistryLost)  # before RedisConnectionError, its base
+    async def lost(_: Request, exc: Exception) -> JSON:
+        err = registry_lost()
+        return error_response(err.status, err.code, err.message, headers=err.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, _: ClientDisconnect) -> Response:

@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from registry import numbers as nums
 from registry import rules
-from registry.api import params
+from registry.api import errors, params
 from registry.api.auth import require
 from registry.api.errors import AnswerCutOff
 
@@ -100,6 +100,8 @@ class LookupRoute:
 
     async def _look_up(self, scope: Scope, number: str) -> bytes:
         """The answer's body, or an exception for the app's handlers; as operator.lookup."""
+        if self.services.bloom.lost:  # before the key, which went with the registry
+            raise errors.registry_lost()
         raw = scope["query_string"]
         # Before the key, as the app's SingleParameters middleware checks it.
         query = params.query(raw) if raw else None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from registry.api.errors import error_response
+from registry.api.errors import error_response, registry_lost
 from registry.api.responses import JSON
 from registry.store import connect, keys
 
@@ -34,12 +34,8 @@ async def readyz(request: Request) -> JSON:
     except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
         return error_response(503, "redis_unavailable", "the registry store does not answer")
     if services.bloom.lost:
-        return error_response(
-            503,
-            "registry_lost",
-            "Redis answers without the registry it held; restore its data, or restart the "
-            "API if the registry was emptied on purpose",
-        )
+        err = registry_lost()
+        return error_response(err.status, err.code, err.message, headers=err.headers)
     if not services.bloom.ready:
         return error_response(503, "loading", "the Bloom filter is still being built")
     return JSON({"status": "ready", "registry_version": services.bloom.version})

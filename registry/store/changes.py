@@ -39,15 +39,25 @@ from registry.store import dump, keys
 
 ADD, REMOVE = "add", "remove"
 
-# KEYS: changes, version, head, buckets[, detailed]. ARGV: minid, then bucket ids to
-# index, '--', entry fields. With a fifth key the buckets also enter that index: buckets
-# where numbers registered one by one keep details.
-LOG_SCRIPT = """
+# The error LOG_SCRIPT answers when the registry's marker (keys.EPOCH) is gone.
+NO_REGISTRY = "NOREGISTRY"
+
+# KEYS: changes, version, head, epoch, buckets[, detailed]. ARGV: minid, then bucket ids
+# to index, '--', entry fields. With a sixth key the buckets also enter that index:
+# buckets where numbers registered one by one keep details. Nothing is logged, and so
+# nothing written after it, on a Redis without the registry's marker: one that lost the
+# registry (restarted without its files, flushed) would take the write and lose it again
+# when the data is restored, and meanwhile answer the other registered numbers callable.
+LOG_SCRIPT = (
+    "if redis.call('EXISTS', KEYS[4]) == 0 then\n"
+    f"  return redis.error_reply('{NO_REGISTRY} this Redis holds no registry (data lost)')\n"
+    "end\n"
+    + """
 local sep = 0
 for i = 2, #ARGV do
   if ARGV[i] == '--' then sep = i break end
-  redis.call('SADD', KEYS[4], ARGV[i])
-  if KEYS[5] then redis.call('SADD', KEYS[5], ARGV[i]) end
+  redis.call('SADD', KEYS[5], ARGV[i])
+  if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[i]) end
 end
 local fields = {}
 for i = sep + 1, #ARGV do fields[#fields + 1] = ARGV[i] end
@@ -56,6 +66,7 @@ local version = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[3], id)
 return {id, version}
 """
+)
 
 
 # KEYS: changes. ARGV: minid, bucket, the batch's entry id. The batch's members are
@@ -83,10 +94,11 @@ def log_args(
     bucket thereby enters the index of buckets with a details hash."""
     indexes = [keys.BUCKETS, keys.DETAILED] if detailed else [keys.BUCKETS]
     return [
-        3 + len(indexes),
+        4 + len(indexes),
         keys.CHANGES,
         keys.VERSION,
         keys.HEAD,
+        keys.EPOCH,
         *indexes,
         min_id(retention_days),
         *buckets,

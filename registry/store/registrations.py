@@ -16,10 +16,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from registry.store import changes, dump, keys, resp
 from registry.store.codes import ALL_CHANNELS, Preferences
+
+
+class RegistryLost(RedisConnectionError):
+    """Redis answers, but without the registry it held: a 503, as a Redis that is down."""
+
+
+def no_registry(exc: ResponseError) -> bool:
+    """LOG_SCRIPT's refusal: the registry's marker is gone from Redis."""
+    return str(exc).startswith(changes.NO_REGISTRY)
+
 
 # KEYS: set, details. ARGV: member, now, "channels|allowed|source".
 REGISTER_SCRIPT = """
@@ -165,7 +176,9 @@ class RegistrationStore:
 
     async def epoch(self, create: bool = True) -> str | None:
         """The registry's epoch token, created on first use (unless not `create`: None
-        when there is none); a new one means new data."""
+        when there is none); a new one means new data. Only a deliberate start makes one
+        (`dnc serve`, `dnc load`): never a worker, which would make an empty registry in
+        the place of one Redis lost."""
         if create:
             await self.redis.set(keys.EPOCH, secrets.token_hex(8), nx=True)
         value = await self.redis.get(keys.EPOCH)
@@ -277,7 +290,15 @@ class RegistrationStore:
             changes.single_fields(op, number),
             detailed=op == changes.ADD,
         )
-        _, version = await self.redis.eval(changes.LOG_SCRIPT, *args)
+        try:
+            _, version = await self.redis.eval(changes.LOG_SCRIPT, *args)
+        except ResponseError as exc:
+            if no_registry(exc):
+                raise RegistryLost(
+                    "the registry's data is gone from Redis; nothing is written until it is "
+                    "restored"
+                ) from None
+            raise
         return int(version)
 
     async def register(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+
+from registry.store import keys
 
 log = logging.getLogger("dnc.store")
 
@@ -57,3 +60,11 @@ def tune(client: Any) -> bool:
             exc,
         )
         return False
+
+
+def ensure_registry(client: Any) -> bool:
+    """The registry's marker (keys.EPOCH) on a Redis that holds none: True when this made
+    it, a new registry. Only deliberate starts call it (`dnc serve` before its workers,
+    `dnc load`); a worker never does: on a Redis that lost the registry it would make an
+    empty one in its place and answer every registered number callable."""
+    return bool(client.set(keys.EPOCH, secrets.token_hex(8), nx=True))
