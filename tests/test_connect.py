@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error
@@ -127,6 +128,9 @@ def test_the_api_answers_a_torn_connection_503_not_500(
         ("redis://127.0.0.1:6379/abc", "database 'abc'"),
         ("redis+sentinel://127.0.0.1:99999/dnc", "Sentinel '127.0.0.1:99999'"),
         ("redis+sentinel://127.0.0.1:26379/dnc?db=1", "takes no query"),
+        ("redis+cluster://127.0.0.1:7000/0", "takes no path or query"),
+        ("redis+cluster://127.0.0.1:7000?password=x", "takes no path or query"),
+        ("redis+cluster://:secret@127.0.0.1", "cluster node '127.0.0.1'"),
     ],
 )
 def test_a_url_the_registry_cannot_use_is_named_with_the_reason(url: str, words: str) -> None:
@@ -134,6 +138,20 @@ def test_a_url_the_registry_cannot_use_is_named_with_the_reason(url: str, words:
         async_client(url)
     with pytest.raises(RedisURLError, match=words):
         sync_client(url)
+
+
+@pytest.mark.single_node
+def test_a_cluster_url_carries_credentials_and_tls() -> None:
+    """They hold for every node; before, `:secret@` was read as part of a host name."""
+    client: Any = async_client("redis+cluster://dnc:s%40cret@10.0.0.1:7000,10.0.0.2:7001")
+    assert client.connection_kwargs["username"] == "dnc"
+    assert client.connection_kwargs["password"] == "s@cret"
+    assert [n.port for n in client.startup_nodes] == [7000, 7001]
+    assert "ssl" not in client.connection_kwargs or not client.connection_kwargs["ssl"]
+    tls: Any = async_client("rediss+cluster://:pw@10.0.0.1:7000")
+    assert tls.connection_kwargs["password"] == "pw"
+    assert tls.connection_kwargs["username"] is None
+    assert tls.connection_kwargs["connection_class"].__name__ == "SSLConnection"
 
 
 def test_a_sentinel_url_names_the_service_database_and_credentials() -> None:

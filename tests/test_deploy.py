@@ -30,7 +30,10 @@ def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
         .replace("unixsocket /run/dnc/redis.sock", f"unixsocket {tmp_path}/redis.sock")
         + f"\nport {port}\nsupervised no\n"
     )
-    server = subprocess.Popen([redis_server_binary(), str(conf)])
+    # With the unit's UMask, as systemd starts it: the append-only file is the registry,
+    # complaints, consent evidence and key hashes; no other local user may read it.
+    umask = int(unit_setting("dnc-redis.service", "UMask"), 8)
+    server = subprocess.Popen([redis_server_binary(), str(conf)], umask=umask)
     client = redis.Redis(port=port, socket_connect_timeout=1, socket_timeout=5)
     try:
         deadline = time.monotonic() + 30
@@ -52,10 +55,32 @@ def test_deploy_config_is_durable_and_never_evicts(tmp_path: Path) -> None:
         assert (tmp_path / "redis.sock").stat().st_mode & 0o777 == 0o700
         client.sadd("s", *range(-32768, -32768 + 5000))
         assert client.object("encoding", "s") == b"intset"
+        written = [p for p in tmp_path.iterdir() if p.name.startswith("appendonly")]
+        assert written and all(p.stat().st_mode & 0o077 == 0 for p in written), written
     finally:
         client.close()
         server.terminate()
         server.wait(10)
+
+
+def unit_setting(unit: str, name: str) -> str:
+    [value] = [
+        line.split("=", 1)[1]
+        for line in (DEPLOY / unit).read_text().splitlines()
+        if line.startswith(f"{name}=")
+    ]
+    return value
+
+
+def test_the_units_fail_closed_and_stop_on_a_configuration_error() -> None:
+    """The API outlives a Redis restart (answering 503 meanwhile) rather than restarting
+    with it: a Redis restarted without its data is then a 503 registry_lost, where a
+    restarted API would take the empty Redis for a new registry. A configuration error
+    (exit 2) is not restarted in a loop."""
+    assert unit_setting("dnc-registry.service", "Wants") == "dnc-redis.service"
+    assert "Requires=" not in (DEPLOY / "dnc-registry.service").read_text()
+    assert unit_setting("dnc-registry.service", "RestartPreventExitStatus") == "2"
+    assert unit_setting("dnc-registry.service", "UMask") == "0077"
 
 
 def template() -> dict[str, str]:

@@ -24,7 +24,10 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+# redis+cluster://[[user]:password@]host:port[,host:port...]: the nodes to start from;
+# rediss+cluster:// over TLS. The credentials hold for every node.
 CLUSTER_SCHEME = "redis+cluster://"
+TLS_CLUSTER_SCHEME = "rediss+cluster://"
 # redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]: the master
 # that these Sentinels name, followed through failovers.
 SENTINEL_SCHEME = "redis+sentinel://"
@@ -62,8 +65,26 @@ def _nodes(hosts: str, what: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def _cluster_nodes(url: str) -> list[tuple[str, int]]:
-    return _nodes(url[len(CLUSTER_SCHEME) :].split("/")[0], "cluster node")
+def clustered(url: str) -> bool:
+    return url.startswith((CLUSTER_SCHEME, TLS_CLUSTER_SCHEME))
+
+
+def _cluster_parts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The start-up nodes and the connection options of a redis+cluster:// URL."""
+    tls = url.startswith(TLS_CLUSTER_SCHEME)
+    rest = url[len(TLS_CLUSTER_SCHEME if tls else CLUSTER_SCHEME) :]
+    if "?" in rest or "#" in rest or rest.rstrip("/").count("/"):
+        raise RedisURLError(
+            "DNC_REDIS_URL: a redis+cluster URL takes no path or query (a Cluster has one "
+            "database): redis+cluster://[[user]:password@]host:port[,host:port...]"
+        )
+    userinfo, at, hosts = rest.rstrip("/").rpartition("@")
+    options: dict[str, Any] = {"ssl": True} if tls else {}
+    if at:
+        username, _, password = userinfo.partition(":")
+        options["username"] = unquote(username) or None
+        options["password"] = unquote(password) or None
+    return _nodes(hosts, "cluster node"), options
 
 
 def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
@@ -96,7 +117,7 @@ def _check(url: str) -> None:
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise RedisURLError(
             f"DNC_REDIS_URL scheme {parts.scheme!r} is not redis, rediss, unix, redis+sentinel "
-            "or redis+cluster"
+            "or redis+cluster (rediss+cluster)"
         )
     try:
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
@@ -178,12 +199,13 @@ def _sentinel_client(url: str, manager: type, redis_class: type) -> Any:
 
 
 def sync_client(url: str) -> redis.Redis | RedisCluster:
-    if url.startswith(CLUSTER_SCHEME):
-        nodes = [ClusterNode(h, p) for h, p in _cluster_nodes(url)]
+    if clustered(url):
+        found, options = _cluster_parts(url)
         return RedisCluster(
-            startup_nodes=nodes,
+            startup_nodes=[ClusterNode(h, p) for h, p in found],
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
+            **options,
         )  # type: ignore[abstract]
     if url.startswith(SENTINEL_SCHEME):
         return _sentinel_client(url, _Sentinel, _SentinelRedis)  # type: ignore[no-any-return]
@@ -249,14 +271,15 @@ class _AsyncCluster(AsyncRedisCluster):
 
 
 def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
-    if url.startswith(CLUSTER_SCHEME):
-        nodes = [AsyncClusterNode(h, p) for h, p in _cluster_nodes(url)]
+    if clustered(url):
+        found, options = _cluster_parts(url)
         return _AsyncCluster(
-            startup_nodes=nodes,
+            startup_nodes=[AsyncClusterNode(h, p) for h, p in found],
             max_connections=CLUSTER_POOL_SIZE,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), CLUSTER_RETRIES),
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
+            **options,
         )
     if url.startswith(SENTINEL_SCHEME):
         return _sentinel_client(url, _AsyncSentinel, _AsyncSentinelRedis)  # type: ignore[no-any-return]
