@@ -58,3 +58,13 @@ def check_answer(answer: bytes, registered: np.ndarray) -> dict[str, Any]:
     counts = {name: status.count(name.encode()) for name in ("callable", "blocked", "invalid")}
     exact = len(status) == len(registered) and bool(np.array_equal(blocked, registered))
     return {"counts": counts, "matches_truth": exact and counts["invalid"] == 0}
+
+
+def every_run(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """check_answer of several runs as one: right only when every run was, with the counts
+    of the first wrong run (or of the last run when none was wrong)."""
+    wrong = [check for check in checks if not check["matches_truth"]]
+    return {
+        "counts": (wrong[0] if wrong else checks[-1])["counts"],
+        "matches_truth": not wrong,
+    }

@@ -451,7 +451,7 @@ def _lookups(r: dict[str, Any]) -> list[str]:
                 label,
                 f"{peak['median_rate']:,.0f}",
                 ", ".join(f"{run['rate']:,.0f}" for run in peak["runs"]),
-                str(sum(run["errors"] for run in peak["runs"])),
+                f"{_errors(peak)} / {_errors(half)}",
                 "not measured" if cpu is None else f"{cpu:.1f} us",
                 f"{half['target_rate']:,.0f}",
                 f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f} ms (p99 runs {p99_runs})",
@@ -467,7 +467,7 @@ def _lookups(r: dict[str, Any]) -> list[str]:
                 "app",
                 "req/s (peak)",
                 "runs",
-                "errors",
+                "errors (peak / fixed rate)",
                 "server CPU a request",
                 "fixed rate",
                 "p50 / p99 at that rate",
@@ -482,7 +482,9 @@ def _lookups(r: dict[str, Any]) -> list[str]:
         f"{method['latency']}, for both apps, the median of the runs; p99 counted from the "
         "moment each request was "
         "written, and from its scheduled time (which adds the generator's own timer lateness "
-        "and any wait for a free connection). The generator, wrk, Redis and the server share "
+        "and any wait for a free connection). Errors: answers other than 200 (and wrk's "
+        "connection errors and timeouts), summed over the peak runs and over the fixed-rate "
+        "runs. The generator, wrk, Redis and the server share "
         "this machine's cores. Server CPU a request: the user and system time of the server's "
         "processes during the peak runs (from /proc) over the requests answered, the median of "
         "the runs. At the peak one worker is busy all the time, so an app's requests a second "
@@ -490,6 +492,11 @@ def _lookups(r: dict[str, Any]) -> list[str]:
         f"{_budget(lookups)} of CPU a request.",
         "",
     ]
+
+
+def _errors(figures: dict[str, Any]) -> str:
+    """Non-2xx answers, timeouts and connection errors over all the runs."""
+    return f"{sum(run['errors'] for run in figures['runs']):,}"
 
 
 def _budget(lookups: dict[str, Any]) -> str:
