@@ -4,8 +4,9 @@
 
 Generates (or reuses) the seeded world, starts a plain redis-server with its
 default configuration, and measures through the real `dnc` command and API:
-the loader, Redis memory, worker start, bulk scrubs, single look-ups, and, on a
-second plain redis-server, the naive reference. Each figure is the median of
+the loader, Redis memory, worker start, bulk scrubs, single look-ups, what a
+number registered one by one costs (for SCALE.md), and, on a second plain
+redis-server, the naive reference. Each figure is the median of
 `--runs` runs. Writes benchmarks/RESULTS.md (and the raw figures to
 benchmarks/out/results.json; `--report-only` renders RESULTS.md again from them).
 """
@@ -30,7 +31,17 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks import bench_numbers, ceiling, cluster, loadgen, naive, report, servers, world
+from benchmarks import (
+    bench_numbers,
+    ceiling,
+    cluster,
+    details,
+    loadgen,
+    naive,
+    report,
+    servers,
+    world,
+)
 from benchmarks.client import check_answer, create_operator, every_run, scrub_text
 from registry.store import keys
 
@@ -108,7 +119,8 @@ def machine() -> dict[str, Any]:
 def worktree(porcelain: str) -> str:
     """What `git status --porcelain` lists beside the commit, in words: changed tracked
     files and untracked ones apart, by name, so a reader knows what ran beside the commit."""
-    tracked, untracked = [], []
+    tracked: list[str] = []
+    untracked: list[str] = []
     for line in porcelain.splitlines():
         if line.strip():
             path = line[3:].split(" -> ")[-1]
@@ -174,16 +186,34 @@ def _text(value: bytes | str) -> str:
 
 def bench_load(opts: Options, w: world.World, redis_server: servers.PlainRedis) -> dict[str, Any]:
     client = redis_server.client()
-    runs, line, mem = [], "", {}
+    runs, line, mem, cpu = [], "", {}, []
     for run in range(opts.runs):
         client.flushall()
         baseline = int(client.info("memory")["used_memory"])
+        before = redis_cpu(client)
         seconds, line = dnc_load(redis_server.url, w.registry_ftc)
+        cpu.append(redis_cpu(client) - before)
         runs.append(seconds)
-        step(f"dnc load run {run + 1}: {seconds:.1f} s ({line})")
+        step(f"dnc load run {run + 1}: {seconds:.1f} s, Redis CPU {cpu[-1]:.2f} s ({line})")
         mem = memory(client, baseline)
     client.close()
-    return {"runs": runs, "median": median(runs), "output": line, "memory": mem}
+    return {
+        "runs": runs,
+        "median": median(runs),
+        "redis_cpu": median(cpu),
+        "output": line,
+        "memory": mem,
+    }
+
+
+def worker_starts(opts: Options, redis_url: str) -> list[float]:
+    """Seconds from `dnc serve`'s start to its first 200 from /readyz, `opts.runs` times."""
+    starts = []
+    for _ in range(opts.runs):
+        with servers.dnc_serve(redis_url, 1) as api:
+            starts.append(api.ready_seconds)
+            step(f"dnc serve ready in {api.ready_seconds:.2f} s")
+    return starts
 
 
 # Goal 1: bulk scrubs through the API.
@@ -220,6 +250,7 @@ def bench_scrubs(
             "runs": runs,
             "median": median(runs),
             "redis_cpu": median(cpu),
+            "answer_bytes": len(answer),
             **every_run(checks),
         }
     return results
@@ -426,15 +457,20 @@ def run(opts: Options, command: str) -> dict[str, Any]:
             "PORT" if a == str(redis_server.port) else a.replace(str(redis_server.directory), "DIR")
             for a in redis_server.args[1:]
         ]
-        step(f"redis-server {redis_server.url}; goal 4: dnc load x{opts.runs}")
+        # Python's start, imports and everything else a worker does whatever the registry's
+        # size: what is left of goal 6's figure grows with the registry (SCALE.md).
+        step(f"redis-server {redis_server.url}; goal 6: worker start on an empty registry")
+        empty = worker_starts(opts, redis_server.url)
+        step(f"goal 4: dnc load x{opts.runs}")
         results["load"] = bench_load(opts, w, redis_server)
         step("goal 6: worker start")
-        starts = []
-        for _ in range(opts.runs):
-            with servers.dnc_serve(redis_server.url, 1) as api:
-                starts.append(api.ready_seconds)
-                step(f"dnc serve ready in {api.ready_seconds:.2f} s")
-        results["start"] = {"runs": starts, "median": median(starts)}
+        starts = worker_starts(opts, redis_server.url)
+        results["start"] = {
+            "runs": starts,
+            "median": median(starts),
+            "empty_runs": empty,
+            "empty_median": median(empty),
+        }
         with servers.dnc_serve(redis_server.url, 1) as api:
             key = create_operator(api.url)
             step("goal 1: scrubs")
@@ -451,6 +487,10 @@ def run(opts: Options, command: str) -> dict[str, Any]:
         else:
             step("goal 5: single look-ups")
             results["lookups"] = bench_lookups(opts, w, redis_server.url)
+        step("SCALE.md: numbers registered one by one (last: it leaves details behind)")
+        client = redis_server.client()
+        results["one_by_one"] = details.measure(redis_server.url, client, w.registry)
+        client.close()
     step("goal 7: cluster")
     results["cluster"] = cluster.bench(opts.runs, w)
     step("the naive reference")

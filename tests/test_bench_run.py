@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import redis
 
-from benchmarks import run
+from benchmarks import details, run
 from benchmarks.client import check_answer, every_run
+from registry.store import keys
 
 REGISTERED = np.array([True, False, False])
 RIGHT = b"number,status\n+12125550001,blocked\n+12125550002,callable\n+12125550003,callable\n"
@@ -57,3 +59,25 @@ def test_the_work_tree_is_described_as_it_is() -> None:
     )
     many = "".join(f" M f{i}.py\n" for i in range(7))
     assert run.worktree(many).endswith("(f0.py, f1.py, f2.py, f3.py, f4.py and 2 more)")
+
+
+def test_numbers_registered_one_by_one_are_measured_through_the_store(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    # Three buckets: the two fullest are registered again one by one, the third is not.
+    registry = np.array(
+        [
+            keys.number_of(bucket, member)
+            for bucket, count in ((190_000, 40), (190_001, 30), (190_002, 5))
+            for member in range(count)
+        ],
+        dtype=np.int64,
+    )
+    figures = details.measure(redis_url, client, registry)
+    assert figures["registrations"] == 70 and figures["buckets"] == 2
+    assert client.hlen(keys.details(190_000)) == 40 and client.hlen(keys.details(190_001)) == 30
+    assert not client.exists(keys.details(190_002))
+    assert figures["stream_entries"] == 70 and figures["stream_bytes"] > 0
+    assert figures["details_bytes"] > 70 * 10  # the entry holds a time, masks and the source
+    assert figures["details_encoding"] in ("ziplist", "listpack")
+    assert figures["compact_limit"] >= 70
+    client.close()
