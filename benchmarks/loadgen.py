@@ -7,10 +7,10 @@ generator written here (wrk cannot hold a rate): requests are scheduled at
 fixed intervals, sent on keep-alive HTTP/1.1 connections, and a request's
 latency runs from its *scheduled* time to the last byte of its answer, so a
 stalled server is not hidden by the generator waiting for it (coordinated
-omission). The figure reported is the latency from the moment the request is
-written, with the from-schedule p99 beside it: on loopback the generator's own
-timer granularity (about a millisecond) would otherwise be counted as the
-server's.
+omission). The latency from the moment each request is written is measured
+too and shown beside it; it leaves out the generator's timer granularity
+(about a millisecond on loopback) but also any wait for a free connection, so
+goal 5's p99 is judged from the schedule (benchmarks/report.py).
 """
 
 from __future__ import annotations

@@ -196,7 +196,9 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
     lookups = r.get("lookups")
     if lookups:
         f["lookup_share"] = lookups["api"]["median_rate"] / lookups["bare"]["median_rate"]
-        f["lookup_p99"] = lookups["api_half"]["p99_ms"]
+        # Judged from each request's scheduled time, the stricter p99: a request that waited
+        # for a free connection waited all the same (coordinated omission).
+        f["lookup_p99"] = lookups["api_half"]["p99_scheduled_ms"]
     return f
 
 
@@ -237,7 +239,8 @@ def _summary(r: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 "5 single look-ups",
-                f"{r['lookups']['api']['median_rate']:,.0f} req/s, p99 {f['lookup_p99']:.1f} ms",
+                f"{r['lookups']['api']['median_rate']:,.0f} req/s, "
+                f"p99 {f['lookup_p99']:.1f} ms from schedule",
                 f"{f['lookup_share']:.0%} of bare ASGI",
                 f">= {LOOKUP_SHARE:.0%}, p99 <= {LOOKUP_P99_MS:g} ms",
                 met(f["lookup_share"] >= LOOKUP_SHARE and f["lookup_p99"] <= LOOKUP_P99_MS),
@@ -445,6 +448,7 @@ def _lookups(r: dict[str, Any]) -> list[str]:
     for name, label in (("api", "`GET /v1/numbers/{n}`"), ("bare", "bare ASGI app")):
         peak, half = lookups[name], lookups[name + "_half"]
         p99_runs = ", ".join(f"{run['p99_ms']:.1f}" for run in half["runs"])
+        scheduled_runs = ", ".join(f"{run['p99_scheduled_ms']:.1f}" for run in half["runs"])
         cpu = peak.get("median_cpu_us")
         rows.append(
             [
@@ -455,7 +459,7 @@ def _lookups(r: dict[str, Any]) -> list[str]:
                 "not measured" if cpu is None else f"{cpu:.1f} us",
                 f"{half['target_rate']:,.0f}",
                 f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f} ms (p99 runs {p99_runs})",
-                f"{half['p99_scheduled_ms']:.2f} ms",
+                f"{half['p99_scheduled_ms']:.2f} ms (runs {scheduled_runs})",
             ]
         )
     method = lookups["method"]
@@ -470,8 +474,8 @@ def _lookups(r: dict[str, Any]) -> list[str]:
                 "errors (peak / fixed rate)",
                 "server CPU a request",
                 "fixed rate",
-                "p50 / p99 at that rate",
-                "p99 from schedule",
+                "p50 / p99 at that rate, from writing",
+                "p99 from schedule (judged)",
             ],
             rows,
         ),
@@ -479,10 +483,13 @@ def _lookups(r: dict[str, Any]) -> list[str]:
         f"`dnc serve` with {method['workers']} worker(s) and against `benchmarks/bare.py` on "
         "uvicorn with the same settings (workers, event loop and HTTP implementation: uvicorn's "
         "defaults, uvloop and httptools). Latency: half the look-ups' peak rate, by "
-        f"{method['latency']}, for both apps, the median of the runs; p99 counted from the "
-        "moment each request was "
-        "written, and from its scheduled time (which adds the generator's own timer lateness "
-        "and any wait for a free connection). Errors: answers other than 200 (and wrk's "
+        f"{method['latency']}, for both apps, the median of the runs; latency counted from "
+        "the moment each request was written, and from its scheduled time, which adds the "
+        "generator's own timer lateness (its timers tick in milliseconds) and any wait for a "
+        f"free connection. The goal's p99 (<= {LOOKUP_P99_MS:g} ms) is judged on the p99 from "
+        "the schedule, the stricter one: a request that waited for a connection while the "
+        "server was busy waited all the same, and timing it from when it was written would "
+        "hide that wait (coordinated omission). Errors: answers other than 200 (and wrk's "
         "connection errors and timeouts), summed over the peak runs and over the fixed-rate "
         "runs. The generator, wrk, Redis and the server share "
         "this machine's cores. Server CPU a request: the user and system time of the server's "
