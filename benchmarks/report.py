@@ -2,113 +2,30 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-# The goals of issue 3, as numbers.
-SCRUB_VS_NAIVE = 50
-SCRUB_VS_CEILING = 2
-NATIONAL_VS_NAIVE = 20
-BYTES_PER_NUMBER = 2.1
-LOAD_VS_NAIVE = 50
-LOOKUP_SHARE = 0.70
-LOOKUP_P99_MS = 10.0
-START_SECONDS = 5.0
-NAIVE_SET_BYTES = 56
-NORMALIZE_VS_PER_ITEM = 20
-
-
-def floor_bytes(registered: int, space: int) -> float:
-    """Information-theoretic bytes a number: log2 C(space, registered) / registered / 8."""
-    log2_choose = (
-        math.lgamma(space + 1) - math.lgamma(registered + 1) - math.lgamma(space - registered + 1)
-    ) / math.log(2)
-    return log2_choose / registered / 8
-
-
-# Why a goal fell short and what would close it: from profiles of `dnc serve` and
-# `dnc load` on the full world (in-process timings of each step, cProfile, INFO cpu).
-# Update these when the code they describe changes; they are printed only for unmet goals.
-SHORTFALLS = {
-    "1": "The scrub reads the body's bytes straight into the normalizer (no string a line), "
-    "asks the Bloom filter, confirms the ~100,000 maybes with one `SMISMEMBER` a bucket "
-    "packed by numpy and sent on one raw connection (`HMGET` only in the buckets that hold "
-    "preferences), and builds the 35 MB answer as numpy byte matrices; a list already in "
-    "E.164 lends the answer its own lines as the numbers' digits. Server-side timeline of "
-    "the 1M E.164 scrub, about 0.22 s: the body arrives in 10 ms, splitting lines 27 ms, "
-    "normalizing 57 ms, Bloom 27 ms, confirming 37 ms (Redis CPU 19 ms of it), deciding "
-    "4 ms, then encoding (35 ms) and sending the answer (48 ms in all) to an httpx client "
-    "on the same two cores. What would take more off: judge rows while the body is still "
-    "arriving and send the first answer chunk before the last rows are confirmed. Between "
-    "runs the Redis ceiling moves (480-610 ms on this shared machine) and so does the "
-    "scrub.",
-    "3": "The bucket sets and their index take about 2.0 B a number (intsets at 2 B a member "
-    "plus a few dozen bytes a key); the change stream holds a bulk load as one snapshot "
-    "entry a bucket. What is over the goal is key and allocator overhead: fewer, larger "
-    "buckets (a 17-bit member no longer fits an int16 intset) would not help, so the next "
-    "step would be packing buckets as strings of gaps, which Redis sets cannot hold.",
-    "4": "`dnc load` reads the file in 4 MiB numpy blocks on one thread and judges every "
-    "line from its bytes (two threads for the digit walk) while the other thread writes: "
-    "bucket sizes, membership asked only of buckets that hold something, the change-stream "
-    "entry, then `SADD`, each packed with numpy and pipelined a group of buckets at a time. "
-    "Redis spends about 1 s of CPU on a 10M first load, 0.4 s of it inserting into "
-    "intsets and most of the rest reading the members' RESP. What would take more off: "
-    "writing a first load's buckets as finished intsets (`RESTORE` of a payload built "
-    "with numpy) instead of member by member, and more than one writer process.",
-    "5": "Look-ups are answered by a pure-ASGI route in front of FastAPI "
-    "(`registry/api/lookup.py`) and share their Redis round trips (`registry/freshness.py`: "
-    "every look-up that arrives while a round is in flight joins the next one, about 10 a "
-    "round at the peak; the round probes the Bloom filter for its whole batch at once; a "
-    "Bloom negative then needs only an unchanged epoch and version, a Bloom hit is confirmed "
-    "in the same round). That took the route from 5% to about 57% of the bare app. "
-    "The table's server CPU a request says where the rest goes; at 70% the look-up may cost "
-    "the worker about 11 us more than the bare app's answer. Measured on 2026-11-30 (session "
-    "11) at scale 0.1 under the same wrk load, with scratch copies of the route cut short at "
-    "each step (not committed), server CPU a request, the bare app beside each, two runs "
-    "each: bare app 26.5 us (budget at 70%: 37.9 us); the bare app's body answered by `dnc "
-    "serve`'s own ASGI callable, before any of the route's work, 30.4 us (the worker's "
-    "larger heap and its background work: the change follower, retention and metrics); the "
-    "route answering a fixed body after its path checks 30.8 us; with the key check and "
-    "parameters 34.8 us; with normalizing the number 39.4 us; with a future resolved a loop "
-    "turn later in place of the round 39.6 us; as built 47.6 us. So a look-up that reads "
-    "nothing at all, neither Redis nor the filter, already costs more than the budget: no "
-    "cheaper way of reading the registry can close the gap by itself. Each step costs two to "
-    "five times under load what it costs in a tight loop in process (0.9, 0.8, 2.1, 2.8 and "
-    "4.7 us for the same steps), most likely because the kernel's and the server's work "
-    "between requests evict the route's code and data from the caches (this machine exposes "
-    "no hardware counters to confirm it). "
-    "Tried and measured, none reaching 70%: the route's modules (look-up route, freshness, "
-    "normalizing, parameters, rules) compiled to C extensions with mypyc, 47.8 against 47.6 "
-    "us as built, and in process the normalizing step 2.25 against 2.1 us: the time is in the "
-    "interpreter's C objects, the event loop and the kernel, not in bytecode; the getpid "
-    "system call that `asyncio.get_running_loop` makes on Python 3.11 taken out of each "
-    "look-up (no change); Bloom negatives answered in the request's own step with no round, "
-    "the upper bound of a lease scheme that would make writers wait for every live worker "
-    "(52% against 57%: a round's answers go out in a burst, and a burst costs the worker "
-    "less a request in kernel time than answers spread one by one); the same with the "
-    "negatives answered together once a loop turn, and with the hits' rounds paced to one "
-    "every 1 or 2 ms (both within a point of as built). Earlier sessions: normalizing a loop "
-    "turn's look-ups together (57%), waiting a loop turn to double a round (one point), one "
-    "shared future for a round's negatives, gc.freeze() after start (kept, no measurable "
-    "gain), pinning the worker to one core (61% against 57%, for both apps), huge pages for "
-    "the filter. What would close it is all of the route's steps shrinking by half together, "
-    "the HTTP side included, which the goal's own terms (the same uvicorn server) leave to "
-    "uvicorn; we know of no way to do that in Python, and mypyc, the nearest thing to "
-    "compiled code that keeps the source in Python, showed none.",
-}
+from benchmarks import shortfalls
+from benchmarks.figures import (
+    BYTES_PER_NUMBER,
+    LOAD_VS_NAIVE,
+    LOOKUP_P99_MS,
+    LOOKUP_SHARE,
+    MEMBER_BYTES,
+    NATIONAL_VS_NAIVE,
+    NORMALIZE_VS_PER_ITEM,
+    SCRUB_VS_CEILING,
+    SCRUB_VS_NAIVE,
+    START_SECONDS,
+    count,
+    derive,
+    seconds,
+    spread,
+)
 
 
 def met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
-
-
-def seconds(value: float) -> str:
-    return f"{value * 1e3:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def spread(runs: list[float]) -> str:
-    return ", ".join(seconds(r) for r in runs)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -175,35 +92,8 @@ def _quote(arg: str) -> str:
     return '""' if arg == "" else arg
 
 
-def _figures(r: dict[str, Any]) -> dict[str, Any]:
-    """The derived figures every table uses."""
-    n_registry, n_scrub = r["world"]["registry"], r["world"]["scrub"]
-    naive = r["naive"]
-    f: dict[str, Any] = {}
-    for name in ("e164", "national"):
-        scrub = r["scrub"][name]["median"]
-        naive_total = naive["scrub"][name]["per_number"] * n_scrub
-        f[name] = {"scrub": scrub, "naive": naive_total, "vs_naive": naive_total / scrub}
-    f["vs_ceiling"] = r["ceiling"]["median"] / f["e164"]["scrub"]
-    mem = r["load"]["memory"]
-    f["everything"] = mem["used_memory"] / n_registry
-    f["sets_index"] = (mem["sets"] + mem["index"]) / n_registry
-    f["stream"] = mem["stream"] / n_registry
-    f["naive_set"] = naive["memory_used"] / n_registry
-    f["floor"] = floor_bytes(n_registry, r["world"]["space"])
-    f["naive_load"] = naive["load_per_line"] * n_registry
-    f["load_ratio"] = f["naive_load"] / r["load"]["median"]
-    lookups = r.get("lookups")
-    if lookups:
-        f["lookup_share"] = lookups["api"]["median_rate"] / lookups["bare"]["median_rate"]
-        # Judged from each request's scheduled time, the stricter p99: a request that waited
-        # for a free connection waited all the same (coordinated omission).
-        f["lookup_p99"] = lookups["api_half"]["p99_scheduled_ms"]
-    return f
-
-
 def _summary(r: dict[str, Any]) -> list[str]:
-    f = _figures(r)
+    f = derive(r)
     rows = [
         [
             "1 bulk scrub, E.164",
@@ -321,7 +211,7 @@ def _normalization(r: dict[str, Any]) -> list[str]:
 
 
 def _scrubs(r: dict[str, Any]) -> list[str]:
-    f = _figures(r)
+    f = derive(r)
     n = r["world"]["scrub"]
     naive = r["naive"]
     rows = []
@@ -337,7 +227,7 @@ def _scrubs(r: dict[str, Any]) -> list[str]:
                 f"{f[name]['vs_naive']:.1f}x",
                 f"{seconds(r['ceiling']['median'])}" if name == "e164" else "",
                 f"{f['vs_ceiling']:.2f}x" if name == "e164" else "",
-                "yes" if s["matches_truth"] else f"**no**: {s['counts']}",
+                _answer(s),
             ]
         )
     lines = [
@@ -366,12 +256,17 @@ def _scrubs(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _answer(figures: dict[str, Any]) -> str:
+    """Every run's answer against the world's truth: "yes", or the wrong run's counts."""
+    return "yes" if figures["matches_truth"] else f"**no**: {figures['counts']}"
+
+
 def _cpu(figures: dict[str, Any]) -> str:
     return seconds(figures["redis_cpu"]) if "redis_cpu" in figures else "not recorded"
 
 
 def _memory(r: dict[str, Any]) -> list[str]:
-    f = _figures(r)
+    f = derive(r)
     mem = r["load"]["memory"]
     n = r["world"]["registry"]
     rows = [
@@ -388,7 +283,7 @@ def _memory(r: dict[str, Any]) -> list[str]:
         ["information-theoretic floor", round(f["floor"] * n), f["floor"]],
     ]
     table = [[label, f"{b / 2**20:,.1f} MiB", f"{per:.2f}"] for label, b, per in rows]
-    encodings = ", ".join(f"{count:,} {enc}" for enc, count in mem["encodings"].items())
+    encodings = ", ".join(f"{keys:,} {enc}" for enc, keys in mem["encodings"].items())
     return [
         "## Goal 3: memory",
         "",
@@ -397,9 +292,10 @@ def _memory(r: dict[str, Any]) -> list[str]:
         f"{f['everything'] / f['floor']:.1f}x the floor "
         f"({f['floor']:.2f} B: log2 C({r['world']['space']:,}, {n:,}) bits over {n:,} numbers) "
         f"and {f['naive_set'] / f['everything']:.0f}x smaller than the naive set. Why not the "
-        "floor: an intset stores each member as a plain 16-bit integer (2 B) where the floor "
-        "codes only the gaps between numbers (about 5 bits at this density); each bucket key "
-        "adds a few dozen bytes of key, object and allocator overhead. The change stream, "
+        f"floor: an intset stores each member as a plain 16-bit integer ({MEMBER_BYTES} B) "
+        "where the floor codes only the gaps between numbers (about "
+        f"{f['floor'] * 8:.1f} bits at this density); each bucket key adds key, object and "
+        f"allocator overhead, {f['key_overhead']:.0f} B a key here. The change stream, "
         "which Bloom filters and change-list readers follow, is counted too: a bulk load's "
         "batches are swapped for snapshot entries (a bucket id each) once their numbers are in "
         f"the sets, so it takes {f['stream']:.3f} B a number instead of holding every loaded "
@@ -410,7 +306,7 @@ def _memory(r: dict[str, Any]) -> list[str]:
 
 
 def _loader(r: dict[str, Any]) -> list[str]:
-    f = _figures(r)
+    f = derive(r)
     load, fresh, naive = r["load"], r["freshness"], r["naive"]
     n = r["world"]["registry"]
     rows = [
@@ -479,7 +375,8 @@ def _lookups(r: dict[str, Any]) -> list[str]:
             ],
             rows,
         ),
-        f"Peak: {method['peak']} (numbers from the scrub list, about 10% registered), against "
+        f"Peak: {method['peak']} (numbers from the scrub list, {_registered(r)} registered), "
+        "against "
         f"`dnc serve` with {method['workers']} worker(s) and against `benchmarks/bare.py` on "
         "uvicorn with the same settings (workers, event loop and HTTP implementation: uvicorn's "
         "defaults, uvloop and httptools). Latency: half the look-ups' peak rate, by "
@@ -495,7 +392,7 @@ def _lookups(r: dict[str, Any]) -> list[str]:
         "this machine's cores. Server CPU a request: the user and system time of the server's "
         "processes during the peak runs (from /proc) over the requests answered, the median of "
         "the runs. At the peak one worker is busy all the time, so an app's requests a second "
-        "follow from it: 70% of the bare app's rate leaves the look-up "
+        f"follow from it: {LOOKUP_SHARE:.0%} of the bare app's rate leaves the look-up "
         f"{_budget(lookups)} of CPU a request.",
         "",
     ]
@@ -504,6 +401,15 @@ def _lookups(r: dict[str, Any]) -> list[str]:
 def _errors(figures: dict[str, Any]) -> str:
     """Non-2xx answers, timeouts and connection errors over all the runs."""
     return f"{sum(run['errors'] for run in figures['runs']):,}"
+
+
+def _registered(r: dict[str, Any]) -> str:
+    """How many of the look-ups' numbers are registered: counted by the run, or the share
+    of the whole scrub list for results from before it counted them."""
+    method = r["lookups"]["method"]
+    if "registered" in method:
+        return f"{method['registered']:,} of them"
+    return f"about {r['world']['registered_in_scrub'] / r['world']['scrub']:.0%}"
 
 
 def _budget(lookups: dict[str, Any]) -> str:
@@ -520,7 +426,14 @@ def _start(r: dict[str, Any]) -> list[str]:
         f"start to the first `200` from `GET /readyz` (Redis answers and the Bloom filter is "
         f"complete): **{seconds(s['median'])}** (runs {spread(s['runs'])}; goal <= "
         f"{START_SECONDS:g} s, {met(s['median'] <= START_SECONDS)}). Python's start and imports "
-        "are included.",
+        "are included: "
+        + (
+            f"against the empty registry the same start took {seconds(s['empty_median'])} (runs "
+            f"{spread(s['empty_runs'])}), so reading and building the Bloom filter of "
+            f"{r['world']['registry']:,} numbers took about {seconds(derive(r)['bloom_build'])}."
+            if "empty_median" in s
+            else "this run did not time a start against the empty registry."
+        ),
         "",
     ]
 
@@ -535,28 +448,34 @@ def _cluster(r: dict[str, Any]) -> list[str]:
         ]
     single = r["scrub"]["e164"]["median"]
     rows = [
-        ["one node", seconds(single), spread(r["scrub"]["e164"]["runs"]), "yes"],
+        [
+            "one node",
+            seconds(single),
+            spread(r["scrub"]["e164"]["runs"]),
+            _answer(r["scrub"]["e164"]),
+        ],
         [
             f"cluster, {c['masters']} masters",
             seconds(c["median"]),
             spread(c["runs"]),
-            "yes" if c["matches_truth"] else f"**no**: {c['counts']}",
+            _answer(c),
         ],
     ]
     return lines + [
-        *_table(["Redis", "1M E.164 scrub", "runs", "answer"], rows),
-        "Three plain redis-servers (default configuration plus `cluster-enabled yes`) on "
+        *_table(["Redis", f"{count(r['world']['scrub'])} E.164 scrub", "runs", "answer"], rows),
+        f"{c['masters']} plain redis-servers (default configuration plus `cluster-enabled yes`) "
+        "on "
         "loopback ports, joined by `redis-cli --cluster create`; loaded with `dnc load` and "
         "scrubbed through `dnc serve` (one worker) on `DNC_REDIS_URL=redis+cluster://...`. "
         f"`dnc load` printed `{c['load_output']}`"
         + (f" in {seconds(c['load_seconds'])} (one run)" if "load_seconds" in c else "")
-        + ". All three masters share this machine's cores with the API.",
+        + f". All {c['masters']} masters share this machine's cores with the API.",
         "",
     ]
 
 
 def _unmet(r: dict[str, Any]) -> list[str]:
-    f = _figures(r)
+    f = derive(r)
     unmet = []
     if (
         min(f["e164"]["vs_naive"] / SCRUB_VS_NAIVE, f["vs_ceiling"] / SCRUB_VS_CEILING) < 1
@@ -575,28 +494,39 @@ def _unmet(r: dict[str, Any]) -> list[str]:
 
 
 def _shortfalls(r: dict[str, Any]) -> list[str]:
-    unmet = [goal for goal in _unmet(r) if goal in SHORTFALLS]
+    unmet = [goal for goal in _unmet(r) if goal in shortfalls.TEXTS]
     if not unmet:
         return []
+    f = derive(r)
     lines = ["## Goals not met: why, and what would close them", ""]
     for goal in unmet:
-        lines += [f"**Goal {goal}.** {SHORTFALLS[goal]}", ""]
+        lines += [f"**Goal {goal}.** {shortfalls.TEXTS[goal](r, f)}", ""]
     return lines
 
 
 def _notes(r: dict[str, Any]) -> list[str]:
+    f = derive(r)
     naive = r["naive"]
+    per_number = naive["scrub"]["e164"]["per_number"]
+    error_rate = naive.get("bloom_error_rate")
+    rate = (
+        (f"at {error_rate:.1%} false positives", f"{error_rate:.1%}")
+        if error_rate is not None
+        else ("at the false-positive rate `benchmarks/naive.py` sets", "that share")
+    )
+    whole = f["e164"]["naive"] + f["national"]["naive"] + f["naive_load"]
     return [
         "## Notes",
         "",
         f"- The naive reference (`benchmarks/naive.py`) runs on a sample of "
-        f"{naive['sample']:,} numbers (or lines) and is reported per number: at tens of "
-        "microseconds a number the whole list would take minutes a run. Its Redis is a second "
+        f"{naive['sample']:,} numbers (or lines) and is reported per number: at "
+        f"{per_number * 1e6:.1f} us a number its two scrubs and its load of the whole lists "
+        f"would take {_minutes(whole)} a run. Its Redis is a second "
         "plain redis-server holding the whole registry as one set of E.164 strings (written in "
         "bulk; that is also the naive memory figure). Its `pybloom-live` filter is sized for "
-        "the whole registry at 0.1% false positives and holds the sample's registered numbers: "
-        "a check costs the same however full the filter is, and a fuller one would only add "
-        "0.1% more `SISMEMBER`s.",
+        f"the whole registry {rate[0]} and holds the sample's registered numbers: a check "
+        "costs the same however full the filter is, and a fuller one would only add "
+        f"{rate[1]} more `SISMEMBER`s.",
         "- Every figure is a wall-clock time on a shared machine: the client, the server, Redis "
         "and the load generators compete for the same cores, which favours neither side of a "
         "ratio but makes absolute numbers smaller than on a dedicated host. Other work may run "
@@ -606,6 +536,10 @@ def _notes(r: dict[str, Any]) -> list[str]:
         "`python -m benchmarks.run --report-only` renders this file from them again.",
         "",
     ]
+
+
+def _minutes(value: float) -> str:
+    return f"{value / 60:.1f} minutes" if value >= 120 else seconds(value)
 
 
 def write(results: dict[str, Any], path: Path) -> None:

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -302,14 +303,16 @@ def bench_lookups(opts: Options, w: world.World, redis_url: str) -> dict[str, An
     with servers.dnc_serve(redis_url, opts.workers) as api:
         key = create_operator(api.url)
         headers = {"Authorization": f"Bearer {key}"}
-        results["api"] = _peak("look-ups", api, paths, headers, opts)
+        results["api"] = _peak("look-ups", api, paths, headers, opts, lookup_rounds)
         rate = results["api"]["median_rate"] / 2
         results["api_half"] = _at_rate("look-ups", api.url, paths, headers, rate, opts)
     with servers.bare_serve(opts.workers) as bare:
         results["bare"] = _peak("bare app", bare, paths, headers, opts)
         results["bare_half"] = _at_rate("bare app", bare.url, paths, headers, rate, opts)
     results["method"] = {
-        "peak": f"wrk -t1 -c{opts.connections} -d{opts.lookup_seconds:g}s, 1,000 numbers in turn",
+        "peak": f"wrk -t1 -c{opts.connections} -d{opts.lookup_seconds:g}s, "
+        f"{len(paths):,} numbers in turn",
+        "registered": int(w.registered[: len(sample)].sum()),
         "latency": "open-loop asyncio generator (benchmarks/loadgen.py), 64 keep-alive "
         f"connections, {opts.lookup_seconds:g} s after 1 s warm-up",
         "workers": opts.workers,
@@ -317,28 +320,53 @@ def bench_lookups(opts: Options, w: world.World, redis_url: str) -> dict[str, An
     return results
 
 
+def lookup_rounds(base_url: str) -> int:
+    """The Redis round trips `dnc serve`'s look-ups have made (each shared by the look-ups
+    that waited for it), summed over its workers from /metrics."""
+    text = httpx.get(base_url + "/metrics", timeout=10).text
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("dnc_lookup_round_trips_total")
+        )
+    )
+
+
 def _peak(
-    name: str, server: servers.HttpServer, paths: list[str], headers: dict[str, str], opts: Options
+    name: str,
+    server: servers.HttpServer,
+    paths: list[str],
+    headers: dict[str, str],
+    opts: Options,
+    rounds: Callable[[str], int] | None = None,
 ) -> dict[str, Any]:
     url = server.url
     loadgen.wrk(url, paths, headers, 2, opts.connections)  # warm-up, not counted
     runs = []
     for run in range(opts.runs):
         before = server.cpu_seconds()
+        rounds_before = rounds(url) if rounds else 0
         result = loadgen.wrk(url, paths, headers, opts.lookup_seconds, opts.connections)
         after = server.cpu_seconds()
+        rounds_made = rounds(url) - rounds_before if rounds else 0
         # The server's CPU time a request: steadier than requests a second on a shared
         # machine, and where the two apps' difference is spent.
         cpu_us = None
         if before is not None and after is not None and result.requests:
             cpu_us = (after - before) / result.requests * 1e6
-        runs.append(asdict(result) | {"rate": result.rate, "cpu_us": cpu_us})
+        per_round = result.requests / rounds_made if rounds_made > 0 else None
+        runs.append(
+            asdict(result) | {"rate": result.rate, "cpu_us": cpu_us, "per_round": per_round}
+        )
         step(f"{name} peak run {run + 1}: {result.rate:,.0f} req/s, {result.errors} errors")
     cpu = [r["cpu_us"] for r in runs if r["cpu_us"] is not None]
+    per_rounds = [r["per_round"] for r in runs if r["per_round"] is not None]
     return {
         "runs": runs,
         "median_rate": median([r["rate"] for r in runs]),
         "median_cpu_us": median(cpu) if cpu else None,
+        "median_per_round": median(per_rounds) if per_rounds else None,
     }
 
 
@@ -424,6 +452,7 @@ def bench_naive(opts: Options, w: world.World) -> dict[str, Any]:
         client.close()
     return {
         "sample": sample,
+        "bloom_error_rate": naive.ERROR_RATE,
         "memory_used": used,
         "load_per_line_runs": load_runs,
         "load_per_line": median(load_runs),

@@ -51,3 +51,60 @@ def test_the_fixed_rate_runs_errors_are_reported(results: dict[str, Any]) -> Non
     results["lookups"]["api"]["runs"][0]["errors"] = 5
     row = row_of(report.render(results), "`GET /v1/numbers/{n}`")
     assert "| 5 / 1,234 |" in row
+
+
+def shortfall(text: str, goal: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"**Goal {goal}.**"))
+
+
+def test_the_texts_quote_this_runs_figures_not_the_full_worlds(results: dict[str, Any]) -> None:
+    text = report.render(results)
+    for stale in (
+        "~100,000",
+        "35 MB",
+        "about 0.22 s",
+        "about 2.0 B",
+        "about 57% of the bare app",
+        "about 11 us",
+        "1M E.164",
+        "about 5 bits",
+        "tens of microseconds",
+        "session",
+    ):
+        assert stale not in text, stale
+    registered = results["world"]["registered_in_scrub"]
+    assert f"the list's {registered:,} registered numbers" in shortfall(text, "1")
+    assert f"({results['scrub']['e164']['answer_bytes'] / 1e6:.0f} MB here)" in text
+    assert "| Redis | 50,000 E.164 scrub |" in text
+
+    lookups = results["lookups"]
+    share = lookups["api"]["median_rate"] / lookups["bare"]["median_rate"]
+    bare = lookups["bare"]["median_cpu_us"]
+    goal_5 = shortfall(text, "5")
+    assert f"the route reached {share:.0%} of the bare app's requests a second" in goal_5
+    assert f"{bare:.1f} us for the bare app's answer" in goal_5
+    assert f"may cost the worker {bare / 0.7:.1f} us" in goal_5
+
+
+def test_goal_5s_earlier_stage_measurements_say_they_are_not_this_run(
+    results: dict[str, Any],
+) -> None:
+    goal_5 = shortfall(report.render(results), "5")
+    mine, earlier = goal_5.split("**An earlier, separate measurement, not this run's figures**")
+    assert "(2026-11-30, scale 0.1," in earlier and "47.6 us" in earlier
+    assert "47.6" not in mine and "57%" not in mine
+
+
+def test_the_memory_text_follows_the_density(results: dict[str, Any]) -> None:
+    text = report.render(results)
+    floor_bits = report.derive(results)["floor"] * 8
+    assert f"about {floor_bits:.1f} bits at this density" in text
+    mem = results["load"]["memory"]
+    n = results["world"]["registry"]
+    overhead = (mem["sets"] + mem["index"] - 2 * n) / mem["set_keys"]
+    assert f"{overhead:.0f} B a key" in text
+
+
+def test_a_million_number_list_is_1m_in_the_headers(results: dict[str, Any]) -> None:
+    results["world"]["scrub"] = 1_000_000
+    assert "| Redis | 1M E.164 scrub |" in report.render(results)
