@@ -1,11 +1,14 @@
-"""benchmarks/RESULTS.md from one run's figures: written whole each time, never edited by hand."""
+"""benchmarks/RESULTS.md from one run's figures: written whole each time, never edited by hand.
+
+SCALE.md is written beside it from the same figures (scale.py).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from benchmarks import shortfalls
+from benchmarks import scale, shortfalls
 from benchmarks.figures import (
     BYTES_PER_NUMBER,
     LOAD_VS_NAIVE,
@@ -47,7 +50,8 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"- **Command**: `{r['command']}` (from the repository root, in `.venv`)",
         f"- **Date**: {r['date']}; total run time {r.get('total_seconds', 0) / 60:.1f} min",
-        f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; "
+        f"- **Machine**: {m['cpu']}, {m['cores']} cores{_cache(m)}, {m['ram_gib']} GiB RAM, "
+        f"{m['os']}; "
         f"load average (1, 5, 15 min) at start {_loads(m['load_average_at_start'])}, "
         f"at the end {_loads(m.get('load_average_at_end', []))}",
         f"- **Software**: Python {m['python']}, {m['redis_server']}, "
@@ -82,6 +86,11 @@ def render(r: dict[str, Any]) -> str:
     out += _shortfalls(r)
     out += _notes(r)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _cache(machine: dict[str, Any]) -> str:
+    cache = machine.get("cache_bytes")
+    return f" ({cache / 2**20:,.0f} MiB last-level cache)" if cache else ""
 
 
 def _loads(values: list[float]) -> str:
@@ -463,13 +472,13 @@ def _cluster(r: dict[str, Any]) -> list[str]:
     ]
     return lines + [
         *_table(["Redis", f"{count(r['world']['scrub'])} E.164 scrub", "runs", "answer"], rows),
-        f"{c['masters']} plain redis-servers (default configuration plus `cluster-enabled yes`) "
-        "on "
+        f"{_word(c['masters']).capitalize()} plain redis-servers (default configuration plus "
+        "`cluster-enabled yes`) on "
         "loopback ports, joined by `redis-cli --cluster create`; loaded with `dnc load` and "
         "scrubbed through `dnc serve` (one worker) on `DNC_REDIS_URL=redis+cluster://...`. "
         f"`dnc load` printed `{c['load_output']}`"
         + (f" in {seconds(c['load_seconds'])} (one run)" if "load_seconds" in c else "")
-        + f". All {c['masters']} masters share this machine's cores with the API.",
+        + f". All {_word(c['masters'])} masters share this machine's cores with the API.",
         "",
     ]
 
@@ -507,7 +516,8 @@ def _shortfalls(r: dict[str, Any]) -> list[str]:
 def _notes(r: dict[str, Any]) -> list[str]:
     f = derive(r)
     naive = r["naive"]
-    per_number = naive["scrub"]["e164"]["per_number"]
+    per_item = [naive["scrub"][name]["per_number"] for name in ("e164", "national")]
+    per_item.append(naive["load_per_line"])
     error_rate = naive.get("bloom_error_rate")
     rate = (
         (f"at {error_rate:.1%} false positives", f"{error_rate:.1%}")
@@ -520,8 +530,9 @@ def _notes(r: dict[str, Any]) -> list[str]:
         "",
         f"- The naive reference (`benchmarks/naive.py`) runs on a sample of "
         f"{naive['sample']:,} numbers (or lines) and is reported per number: at "
-        f"{per_number * 1e6:.1f} us a number its two scrubs and its load of the whole lists "
-        f"would take {_minutes(whole)} a run. Its Redis is a second "
+        f"{min(per_item) * 1e6:.1f}-{max(per_item) * 1e6:.1f} us a number (or line), its two "
+        f"scrubs and its load of the whole lists would take {_minutes(whole)} a run. Its Redis "
+        "is a second "
         "plain redis-server holding the whole registry as one set of E.164 strings (written in "
         "bulk; that is also the naive memory figure). Its `pybloom-live` filter is sized for "
         f"the whole registry {rate[0]} and holds the sample's registered numbers: a check "
@@ -533,9 +544,15 @@ def _notes(r: dict[str, Any]) -> list[str]:
         "beside the benchmark too (the load averages in the header); the figures it disturbs "
         "most are those with the widest spread between runs, the look-ups' p99 first.",
         "- Raw figures of this run: `benchmarks/out/results.json` (not committed); "
-        "`python -m benchmarks.run --report-only` renders this file from them again.",
+        "`python -m benchmarks.run --report-only` renders this file and SCALE.md from them "
+        "again.",
         "",
     ]
+
+
+def _word(n: int) -> str:
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    return words[n] if 0 <= n < len(words) else str(n)
 
 
 def _minutes(value: float) -> str:
@@ -543,4 +560,6 @@ def _minutes(value: float) -> str:
 
 
 def write(results: dict[str, Any], path: Path) -> None:
+    """RESULTS.md at `path`, and SCALE.md beside it from the same run."""
     path.write_text(render(results))
+    path.with_name("SCALE.md").write_text(scale.render(results))

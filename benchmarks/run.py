@@ -7,8 +7,8 @@ default configuration, and measures through the real `dnc` command and API:
 the loader, Redis memory, worker start, bulk scrubs, single look-ups, what a
 number registered one by one costs (for SCALE.md), and, on a second plain
 redis-server, the naive reference. Each figure is the median of
-`--runs` runs. Writes benchmarks/RESULTS.md (and the raw figures to
-benchmarks/out/results.json; `--report-only` renders RESULTS.md again from them).
+`--runs` runs. Writes benchmarks/RESULTS.md and SCALE.md (and the raw figures
+to benchmarks/out/results.json; `--report-only` renders both again from them).
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "cache_bytes": last_level_cache(),
         "ram_gib": round(mem_kb / 2**20, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
@@ -115,6 +116,23 @@ def machine() -> dict[str, Any]:
         "git": git,
         "wrk": loadgen.wrk_path() is not None,
     }
+
+
+def last_level_cache() -> int | None:
+    """Bytes of the CPU's largest cache as sysfs gives it (None where it is not exposed):
+    SCALE.md says whether the run's Bloom filter fitted in it."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if text[-1:] in units and text[:-1].isdigit():
+            sizes.append(int(text[:-1]) * units[text[-1]])
+        elif text.isdigit():
+            sizes.append(int(text))
+    return max(sizes) if sizes else None
 
 
 def worktree(porcelain: str) -> str:

@@ -29,6 +29,7 @@ BITS_PER_NUMBER = 14  # about 0.6% false positives at capacity for K=6 in 64-bit
 # A filter is built for the registry plus this share, then rounded up to a power of two
 # (one mask picks a word): 10-120% room to grow before it is rebuilt larger.
 HEADROOM = 0.1
+MIN_CAPACITY = 1_000_000  # numbers a worker's filter holds at least, however small the registry
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
@@ -62,10 +63,21 @@ def _mix(numbers: np.ndarray) -> np.ndarray:
     return z
 
 
+def words_for(capacity: int) -> int:
+    """64-bit words of a filter for `capacity` numbers: BITS_PER_NUMBER bits each, rounded
+    up to a power of two."""
+    words = max(1024, (max(capacity, 1) * BITS_PER_NUMBER) // 64)
+    return 1 << (words - 1).bit_length()
+
+
+def capacity_for(registered: int, min_capacity: int = MIN_CAPACITY) -> int:
+    """The capacity a worker builds its filter with for a registry of `registered` numbers."""
+    return max(int(registered * (1 + HEADROOM)), min_capacity)
+
+
 class BloomFilter:
     def __init__(self, capacity: int) -> None:
-        words = max(1024, (max(capacity, 1) * BITS_PER_NUMBER) // 64)
-        self.words = np.zeros(1 << (words - 1).bit_length(), dtype=np.uint64)
+        self.words = np.zeros(words_for(capacity), dtype=np.uint64)
         # One word at a time from plain Python (registry/freshness.py): a memoryview's
         # indexing is a fraction of numpy's scalar access.
         self.view = self.words.data
@@ -120,7 +132,7 @@ class RegisteredFilter:
     """
 
     def __init__(
-        self, store: RegistrationStore, page: int = 10_000, min_capacity: int = 1_000_000
+        self, store: RegistrationStore, page: int = 10_000, min_capacity: int = MIN_CAPACITY
     ) -> None:
         self.store = store
         self.page = page
@@ -190,7 +202,7 @@ class RegisteredFilter:
         detailed = await self.store.detailed_buckets()
         arrays = [numbers async for numbers in self.store.all_numbers()]
         total = sum(len(a) for a in arrays)
-        bloom = BloomFilter(capacity=max(int(total * (1 + HEADROOM)), self.min_capacity))
+        bloom = BloomFilter(capacity=capacity_for(total, self.min_capacity))
         for numbers in arrays:
             bloom.add(numbers)
         return bloom, epoch, cursor, detailed, changes.Snapshots(through=last_id), lineage
