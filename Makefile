@@ -36,16 +36,28 @@ bench: $(BIN)/dnc
 
 # Load test of a running `make run` (same DNC_ADMIN_KEY); stops by itself, CSV stats in
 # benchmarks/out/locust_*.csv. Override: make locust LOCUST_USERS=50 LOCUST_RUN_TIME=5m
+# Stats are written beside their place and moved there after the run, unless it never
+# started (exit 3: registry unreachable, wrong key), so that leaves the last run's stats.
+# The shell outlives a Ctrl+C (trap) to move the stats locust wrote as it stopped.
 LOCUST_USERS      ?= 20
 LOCUST_SPAWN_RATE ?= 10
 LOCUST_RUN_TIME   ?= 60s
 LOCUST_HOST       ?= http://$(or $(DNC_HOST),127.0.0.1):$(or $(DNC_PORT),8000)
+LOCUST_CSV        ?= benchmarks/out/locust
 
 locust: $(BIN)/dnc
-	mkdir -p benchmarks/out
+	mkdir -p $(dir $(LOCUST_CSV))
+	trap : INT TERM; \
 	$(BIN)/locust -f benchmarks/locustfile.py --headless --only-summary \
 		--host $(LOCUST_HOST) --users $(LOCUST_USERS) --spawn-rate $(LOCUST_SPAWN_RATE) \
-		--run-time $(LOCUST_RUN_TIME) --csv benchmarks/out/locust
+		--run-time $(LOCUST_RUN_TIME) --csv $(LOCUST_CSV).running; \
+	status=$$?; \
+	for f in $(LOCUST_CSV).running_*.csv; do \
+		[ -e "$$f" ] || continue; \
+		if [ $$status -eq 3 ]; then rm -f "$$f"; \
+		else mv -f "$$f" "$(LOCUST_CSV)$${f#$(LOCUST_CSV).running}"; fi; \
+	done; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,9 +21,12 @@ What each user does:
   its receipt (`X-Scrub-Receipt`) is fetched and checked. Now and then it polls
   the complaints about its callers (`GET /v1/caller-complaints`, from its cursor).
 
-At the start one carrier and one operator account are created with the
-administrator key from `DNC_ADMIN_KEY` (`POST /v1/operators`), and
-`--preload` numbers are registered through the carrier account.
+Before the users start (and before `--run-time` starts counting) one carrier
+and one operator account are created with the administrator key from
+`DNC_ADMIN_KEY` (`POST /v1/operators`), and `--preload` numbers are registered
+through the carrier account. When the registry cannot be reached or refuses the
+key, locust exits at once with status 3 (NOT_STARTED) and says why; `make locust`
+then keeps the previous run's CSV stats.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import os
 import random
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import gevent.pool
 import numpy as np
@@ -42,6 +45,7 @@ import requests
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner
 from requests.adapters import HTTPAdapter
 
 log = logging.getLogger("locustfile")
@@ -156,17 +160,29 @@ def _options(parser: Any) -> None:
     )
 
 
-def _stop(environment: Environment, message: str) -> None:
+# The exit status of a run that could not start: no users ran, no stats were gathered.
+NOT_STARTED = 3
+
+
+def _not_started(message: str) -> NoReturn:
     print(f"benchmarks/locustfile.py: {message}", file=sys.stderr, flush=True)
-    environment.process_exit_code = 2
-    if environment.runner is not None:
-        environment.runner.quit()
+    sys.exit(NOT_STARTED)
 
 
-@events.test_start.add_listener
+@events.init.add_listener
 def _accounts_and_preload(environment: Environment, **_: Any) -> None:
-    """One carrier and one operator account, then the preloaded registrations."""
+    """One carrier and one operator account, then the preloaded registrations.
+
+    On `init`, before locust starts its users and its `--run-time` clock: a registry
+    that cannot be reached or refuses the key ends the process at once (a `test_start`
+    listener cannot: locust would wait out `--run-time` with no users). The master of a
+    distributed run has no users, so no accounts either.
+    """
+    if isinstance(environment.runner, MasterRunner):
+        return
     host = (environment.host or "").rstrip("/")
+    if not host:
+        _not_started("no host to load: pass --host (make locust does)")
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     session = requests.Session()
     session.mount("http://", HTTPAdapter(pool_maxsize=PRELOAD_CONCURRENCY))
@@ -180,15 +196,12 @@ def _accounts_and_preload(environment: Environment, **_: Any) -> None:
                 timeout=10,
             )
         except requests.RequestException as exc:
-            _stop(environment, f"the registry at {host!r} cannot be reached: {exc}")
-            return
+            _not_started(f"the registry at {host!r} cannot be reached: {exc}")
         if answer.status_code != 201:
-            _stop(
-                environment,
+            _not_started(
                 f"creating the {role} account answered {answer.status_code} {answer.text[:200]}; "
-                "is DNC_ADMIN_KEY the registry's administrator key?",
+                "is DNC_ADMIN_KEY the registry's administrator key?"
             )
-            return
         accounts[role] = {"Authorization": f"Bearer {answer.json()['api_key']}"}
 
     def preload(number: int) -> None:
@@ -282,7 +295,7 @@ class _Keyed(HttpUser):
 
     def on_start(self) -> None:
         if self.role not in accounts:
-            raise StopUser()  # test_start failed and said why
+            raise StopUser()  # no account made in this process (see _accounts_and_preload)
         self.client.headers.update(accounts[self.role])
 
 

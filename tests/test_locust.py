@@ -1,16 +1,21 @@
 """benchmarks/locustfile.py runs headless against a real `dnc serve` and stops by itself.
 
-A few users for a few seconds: every user type makes requests and none fails.
+A few users for a few seconds: every user type makes requests and none fails. A run
+that cannot start (a wrong key, no registry) ends at once, and `make locust` then keeps
+the previous run's stats.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -47,7 +52,9 @@ def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
         time.sleep(0.1)
 
 
-def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: Path) -> None:
+@contextmanager
+def dnc_serve(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """A real `dnc serve` with ADMIN_KEY on a free port; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
@@ -67,6 +74,18 @@ def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: 
         )
     try:
         wait_ready(url, server, log)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: Path) -> None:
+    with dnc_serve(redis_url, tmp_path) as url:
         # the Makefile's command, shorter and smaller
         run = subprocess.run(
             [
@@ -96,13 +115,6 @@ def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: 
             text=True,
             timeout=60,
         )
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
     assert run.returncode == 0, run.stderr[-3000:]
 
     stats = tmp_path / "locust_stats.csv"
@@ -135,3 +147,69 @@ def test_locust_refuses_to_start_without_the_admin_key(tmp_path: Path) -> None:
     )
     assert run.returncode != 0
     assert "DNC_ADMIN_KEY" in run.stderr
+
+
+NOT_STARTED = 3  # benchmarks/locustfile.py's exit status when no user could start
+
+
+def test_locust_with_a_wrong_key_stops_at_once_and_says_why(redis_url: str, tmp_path: Path) -> None:
+    with dnc_serve(redis_url, tmp_path) as url:
+        started = time.monotonic()
+        run = subprocess.run(
+            [
+                *LOCUST,
+                "-f",
+                str(ROOT / "benchmarks" / "locustfile.py"),
+                "--headless",
+                "--only-summary",
+                "--host",
+                url,
+                "--run-time",
+                "60s",
+                "--csv",
+                str(tmp_path / "locust"),
+            ],
+            env=clean_env(DNC_ADMIN_KEY="not-the-admin-key"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        elapsed = time.monotonic() - started
+    assert run.returncode == NOT_STARTED, run.stderr[-3000:]
+    assert elapsed < 30, f"waited {elapsed:.0f} s of its 60 s run time"
+    assert "is DNC_ADMIN_KEY the registry's administrator key?" in run.stderr
+    assert "401" in run.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("make") is None or not (_bin / "locust").exists(), reason="needs make and locust"
+)
+def test_make_locust_keeps_the_last_stats_when_the_registry_is_not_there(tmp_path: Path) -> None:
+    stats = tmp_path / "locust_stats.csv"
+    stats.write_text("the previous run's stats\n")
+    started = time.monotonic()
+    run = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(ROOT),
+            "locust",
+            f"BIN={_bin}",
+            "-o",
+            str(_bin / "dnc"),  # not rebuilt here
+            f"LOCUST_HOST=http://127.0.0.1:{free_port()}",
+            "LOCUST_RUN_TIME=60s",
+            f"LOCUST_CSV={tmp_path / 'locust'}",
+        ],
+        env=clean_env(DNC_ADMIN_KEY=ADMIN_KEY),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    elapsed = time.monotonic() - started
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert elapsed < 30, f"waited {elapsed:.0f} s of its 60 s run time"
+    assert "cannot be reached" in run.stderr
+    assert stats.read_text() == "the previous run's stats\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locust_stats.csv"]
