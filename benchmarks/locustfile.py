@@ -14,9 +14,14 @@ What each user does:
 - `Carrier`: registers random valid US numbers (`PUT`), forwards opt-out texts
   (`STOP`, `TD`, `退订`, `START 2,5`, `HELP`) to `POST /v1/sms/inbound`, and
   deregisters some numbers it registered before (`DELETE`).
-- `Operator`: single look-ups, and scrubs of `text/plain` dial lists of 1,000 to
-  100,000 numbers (`--scrub-sizes`) of which about 10% (`--registered-share`)
-  are registered, preloaded at the start or registered by the carriers since.
+- `Operator`: single voice look-ups, and voice scrubs of `text/plain` dial lists
+  of 1,000 to 100,000 numbers (`--scrub-sizes`) of which about 10%
+  (`--registered-share`) are registered numbers that block voice calls,
+  preloaded at the start or registered by the carriers since (sms-only
+  registrations, which a voice scrub calls callable, are left out). A list
+  takes each such number at most once; `--preload` defaults to enough of them
+  for the largest list's share (10,000 for 100,000 rows at 10%), and a list
+  larger than the pool allows holds all of it, a smaller share (logged once).
   Each scrub's streamed CSV is read in full and checked row by row count, then
   its receipt (`X-Scrub-Receipt`) is fetched and checked. Now and then it polls
   the complaints about its callers (`GET /v1/caller-complaints`, from its cursor).
@@ -45,7 +50,7 @@ import requests
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import MasterRunner
+from locust.runners import LocalRunner, MasterRunner
 from requests.adapters import HTTPAdapter
 
 log = logging.getLogger("locustfile")
@@ -93,12 +98,22 @@ def random_number() -> int:
     return int(random_numbers(1)[0])
 
 
+def dial_list(listed: np.ndarray, size: int) -> np.ndarray:
+    """`size` distinct numbers in random order: every one of `listed`, the rest random."""
+    numbers = np.unique(listed)
+    while len(numbers) < size:
+        numbers = np.union1d(numbers, random_numbers(size - len(numbers)))
+    rng.shuffle(numbers)
+    return numbers
+
+
 class Registered:
     """The numbers this load test has registered and not removed: O(1) add, take and pick."""
 
     def __init__(self) -> None:
         self._numbers: list[int] = []
         self._index: dict[int, int] = {}
+        self.removed = 0  # how many were ever taken out
 
     def __len__(self) -> int:
         return len(self._numbers)
@@ -108,30 +123,41 @@ class Registered:
             self._index[number] = len(self._numbers)
             self._numbers.append(number)
 
+    def discard(self, number: int) -> None:
+        i = self._index.pop(number, None)
+        if i is None:
+            return
+        self.removed += 1
+        last = self._numbers.pop()
+        if last != number:
+            self._numbers[i] = last
+            self._index[last] = i
+
     def take(self) -> int | None:
         """Remove and return a random one (the carriers deregister it)."""
         if not self._numbers:
             return None
-        i = random.randrange(len(self._numbers))
-        number, last = self._numbers[i], self._numbers[-1]
-        self._numbers[i] = last
-        self._index[last] = i
-        self._numbers.pop()
-        del self._index[number]
+        number = random.choice(self._numbers)
+        self.discard(number)
         return number
 
     def pick_one(self) -> int | None:
         return random.choice(self._numbers) if self._numbers else None
 
     def pick(self, count: int) -> np.ndarray:
-        """`count` of them, with repeats when there are fewer."""
-        if not self._numbers or count <= 0:
-            return np.empty(0, dtype=np.int64)
-        chosen = rng.integers(0, len(self._numbers), count)
+        """`count` of them, each at most once: all of them when there are fewer."""
+        count = min(max(count, 0), len(self._numbers))
+        chosen = rng.choice(len(self._numbers), size=count, replace=False)
         return np.asarray(self._numbers, dtype=np.int64)[chosen]
 
 
+# Every number this load test registered and has not removed (the subscribers' status
+# checks, the carriers' deregistrations), and those of them whose registration blocks
+# voice calls, which the operators' voice look-ups and scrubs draw on: a voice scrub
+# with no category calls an sms-only registration callable.
 registered = Registered()
+blocking_voice = Registered()
+
 PRELOAD_CONCURRENCY = 16
 accounts: dict[str, dict[str, str]] = {}
 
@@ -154,10 +180,28 @@ def _options(parser: Any) -> None:
     parser.add_argument(
         "--preload",
         type=int,
-        default=1000,
+        default=None,
         env_var="LOCUST_PRELOAD",
-        help="numbers the carrier account registers before the users start",
+        help="numbers the carrier account registers (voice and sms) before the users start; "
+        "default: the largest scrub size x the registered share, so that list's share are "
+        "distinct registered numbers",
     )
+
+
+def scrub_sizes(options: Any) -> list[int]:
+    raw = options.scrub_sizes if options else "1000"
+    return [int(size) for size in str(raw).split(",") if size.strip()]
+
+
+def registered_share(options: Any) -> float:
+    return float(options.registered_share) if options else 0.1
+
+
+def preload_count(options: Any) -> int:
+    """--preload, or enough voice-blocking numbers for the largest list's registered share."""
+    if options and options.preload is not None:
+        return int(options.preload)
+    return round(max(scrub_sizes(options), default=0) * registered_share(options))
 
 
 # The exit status of a run that could not start: no users ran, no stats were gathered.
@@ -205,15 +249,35 @@ def _accounts_and_preload(environment: Environment, **_: Any) -> None:
         accounts[role] = {"Authorization": f"Bearer {answer.json()['api_key']}"}
 
     def preload(number: int) -> None:
+        # No body: every channel, so the number blocks the operators' voice calls.
         put = session.put(
             f"{host}/v1/registrations/+{number}", headers=accounts["carrier"], timeout=30
         )
         if put.status_code in (200, 201):
             registered.add(number)
+            blocking_voice.add(number)
 
-    count = environment.parsed_options.preload if environment.parsed_options else 0
+    count = preload_count(environment.parsed_options)
+    log.info("accounts created; preloading %d registrations before the users start", count)
     gevent.pool.Pool(PRELOAD_CONCURRENCY).map(preload, random_numbers(count).tolist())
-    log.info("accounts created; %d numbers preloaded", len(registered))
+    log.info("%d numbers preloaded", len(registered))
+
+
+_warned_short = False
+
+
+def _short_list(size: int, wanted: int, found: int) -> None:
+    """Say once that lists hold a smaller registered share than asked: too few numbers."""
+    global _warned_short
+    if not _warned_short:
+        _warned_short = True
+        log.warning(
+            "a %d-row list wanted %d registered numbers that block voice calls and has %d: "
+            "raise --preload (LOCUST_PRELOAD) for the asked share",
+            size,
+            wanted,
+            found,
+        )
 
 
 def _judge(answer: Any, ok: bool) -> None:
@@ -309,7 +373,8 @@ class Carrier(_Keyed):
     @task(3)
     def register(self) -> None:
         number = random_number()
-        body = {"channels": ["voice", "sms"]} if random.random() < 0.8 else {"channels": ["sms"]}
+        voice = random.random() < 0.8
+        body = {"channels": ["voice", "sms"] if voice else ["sms"]}
         with self.client.put(
             f"/v1/registrations/+{number}",
             json=body,
@@ -318,6 +383,10 @@ class Carrier(_Keyed):
         ) as answer:
             if answer.status_code in (200, 201):
                 registered.add(number)
+                if voice:
+                    blocking_voice.add(number)
+                else:
+                    blocking_voice.discard(number)
                 answer.success()
             else:
                 answer.failure(f"{answer.status_code} {answer.text[:200]}")
@@ -332,10 +401,18 @@ class Carrier(_Keyed):
             "/v1/sms/inbound", json=body, name="POST /v1/sms/inbound", catch_response=True
         ) as answer:
             action = answer.json().get("action") if answer.status_code == 200 else None
-            if action in ("registered", "preferences_updated"):
+            if action == "registered":  # STOP, or START n on a new number: every channel
+                registered.add(number)
+                blocking_voice.add(number)
+                answer.success()
+            elif action == "preferences_updated":  # START n kept the registration's channels
                 registered.add(number)
                 answer.success()
-            elif action in ("help", "deregistered"):
+            elif action == "deregistered":
+                registered.discard(number)
+                blocking_voice.discard(number)
+                answer.success()
+            elif action == "help":
                 answer.success()
             else:
                 answer.failure(f"{answer.status_code} {answer.text[:200]}")
@@ -345,6 +422,7 @@ class Carrier(_Keyed):
         number = registered.take()
         if number is None:
             return
+        blocking_voice.discard(number)
         with self.client.delete(
             f"/v1/registrations/+{number}",
             name="DELETE /v1/registrations/[number]",
@@ -362,17 +440,14 @@ class Operator(_Keyed):
     role = "operator"
 
     def _share(self) -> float:
-        options = self.environment.parsed_options
-        return float(options.registered_share) if options else 0.1
+        return registered_share(self.environment.parsed_options)
 
     def _sizes(self) -> list[int]:
-        options = self.environment.parsed_options
-        raw = options.scrub_sizes if options else "1000"
-        return [int(size) for size in str(raw).split(",") if size.strip()]
+        return scrub_sizes(self.environment.parsed_options)
 
     @task(5)
     def look_up(self) -> None:
-        known = registered.pick_one() if random.random() < self._share() else None
+        known = blocking_voice.pick_one() if random.random() < self._share() else None
         digits = random_number() if known is None else known
         with self.client.get(
             f"/v1/numbers/+{digits}?channel=voice",
@@ -404,9 +479,12 @@ class Operator(_Keyed):
     @task(1)
     def scrub(self) -> None:
         size = random.choice(self._sizes())
-        listed = registered.pick(round(size * self._share()))
-        numbers = np.concatenate([listed, random_numbers(size - len(listed))])
-        rng.shuffle(numbers)
+        wanted = round(size * self._share())
+        removed = blocking_voice.removed
+        listed = blocking_voice.pick(wanted)
+        if len(listed) < wanted:
+            _short_list(size, wanted, len(listed))
+        numbers = dial_list(listed, size)
         body = "".join(f"+{n}\n" for n in numbers.tolist()).encode()
         receipt_id = None
         with self.client.post(
@@ -428,9 +506,14 @@ class Operator(_Keyed):
             else:
                 answer.success()
         if receipt_id:
-            self._check_receipt(receipt_id, size)
+            # Each listed number blocks voice calls, unless deregistered since it was picked.
+            # Only this process's deregistrations are counted: in a distributed run others
+            # may remove listed numbers too, so the bound is not checked there.
+            local = isinstance(self.environment.runner, LocalRunner)
+            gone = blocking_voice.removed - removed
+            self._check_receipt(receipt_id, size, len(listed) - gone if local else 0)
 
-    def _check_receipt(self, receipt_id: str, size: int) -> None:
+    def _check_receipt(self, receipt_id: str, size: int, blocked_at_least: int) -> None:
         with self.client.get(
             f"/v1/scrubs/{receipt_id}", name="GET /v1/scrubs/[receipt_id]", catch_response=True
         ) as answer:
@@ -441,5 +524,10 @@ class Operator(_Keyed):
                 answer.failure(f"receipt counts {counts} for {size} valid numbers")
             elif counts["callable"] + counts["blocked"] != size:
                 answer.failure(f"receipt counts {counts} do not add up")
+            elif counts["blocked"] < blocked_at_least:
+                answer.failure(
+                    f"{counts['blocked']} blocked in a voice scrub that listed "
+                    f"{blocked_at_least} numbers registered for voice calls"
+                )
             else:
                 answer.success()
