@@ -41,6 +41,7 @@ from benchmarks import (
     naive,
     report,
     servers,
+    start,
     world,
 )
 from benchmarks.client import check_answer, create_operator, every_run, scrub_text
@@ -69,6 +70,10 @@ STANDARD = Options(
 
 def step(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def spread(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f} s" for v in values)
 
 
 def median(values: list[float]) -> float:
@@ -223,16 +228,6 @@ def bench_load(opts: Options, w: world.World, redis_server: servers.PlainRedis) 
         "output": line,
         "memory": mem,
     }
-
-
-def worker_starts(opts: Options, redis_url: str) -> list[float]:
-    """Seconds from `dnc serve`'s start to its first 200 from /readyz, `opts.runs` times."""
-    starts = []
-    for _ in range(opts.runs):
-        with servers.dnc_serve(redis_url, 1) as api:
-            starts.append(api.ready_seconds)
-            step(f"dnc serve ready in {api.ready_seconds:.2f} s")
-    return starts
 
 
 # Goal 1: bulk scrubs through the API.
@@ -504,19 +499,23 @@ def run(opts: Options, command: str) -> dict[str, Any]:
             "PORT" if a == str(redis_server.port) else a.replace(str(redis_server.directory), "DIR")
             for a in redis_server.args[1:]
         ]
-        # Python's start, imports and everything else a worker does whatever the registry's
-        # size: what is left of goal 6's figure grows with the registry (SCALE.md).
         step(f"redis-server {redis_server.url}; goal 6: worker start on an empty registry")
-        empty = worker_starts(opts, redis_server.url)
+        empty = start.worker_starts(redis_server.url, opts.runs)
+        step(f"dnc serve ready in {spread(empty)} on the empty registry")
         step(f"goal 4: dnc load x{opts.runs}")
         results["load"] = bench_load(opts, w, redis_server)
         step("goal 6: worker start")
-        starts = worker_starts(opts, redis_server.url)
+        starts = start.worker_starts(redis_server.url, opts.runs)
+        step(f"dnc serve ready in {spread(starts)}")
+        builds = start.bloom_builds(redis_server.url, opts.runs)
+        step(f"the Bloom filter alone, in process: {spread(builds)}")
         results["start"] = {
             "runs": starts,
             "median": median(starts),
             "empty_runs": empty,
             "empty_median": median(empty),
+            "bloom_build_runs": builds,
+            "bloom_build_median": median(builds),
         }
         with servers.dnc_serve(redis_server.url, 1) as api:
             key = create_operator(api.url)

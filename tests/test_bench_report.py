@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks import report
+from benchmarks.figures import seconds
 
 FIXTURE = Path(__file__).with_name("benchmark_results.json")
 
@@ -108,3 +109,13 @@ def test_the_memory_text_follows_the_density(results: dict[str, Any]) -> None:
 def test_a_million_number_list_is_1m_in_the_headers(results: dict[str, Any]) -> None:
     results["world"]["scrub"] = 1_000_000
     assert "| Redis | 1M E.164 scrub |" in report.render(results)
+
+
+def test_goal_6_says_what_of_the_start_grows_with_the_registry(results: dict[str, Any]) -> None:
+    start = results["start"]
+    text = report.render(results)
+    assert f"against the empty registry the same start took {seconds(start['empty_median'])}" in (
+        text
+    )
+    assert "alone, in process (`RegisteredFilter.build`" in text
+    assert f"took {seconds(start['bloom_build_median'])}" in text
