@@ -238,6 +238,9 @@ def read_list(path: Path, fmt: str, column: str | None, region: str) -> ListFile
     if fmt == PLAIN:
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         inputs = [line.strip() for line in lines if line.strip()]
+        for i, line in enumerate(inputs):  # as the API refuses it
+            if len(line) * 4 > tables.LINE_LIMIT and len(line.encode()) > tables.LINE_LIMIT:
+                raise BadInput(f"{path}: {tables.line_too_long(len(line.encode()), i + 1)}")
         return ListFile(["input"], [[t] for t in inputs], inputs)
     try:
         # Strict, as the API reads a CSV body: an unclosed quote is an error, not lost rows.

@@ -51,6 +51,19 @@ def nul_byte(body: bytes) -> str | None:
     return f"the body holds a NUL byte, on line {line}"
 
 
+# The longest line of a text list, as the longest CSV cell (csv.field_size_limit()): no
+# number is this long, and the line would come back whole in the answer's input column.
+LINE_LIMIT = 131_072
+
+
+def line_too_long(length: int, line: int) -> str:
+    """Why a text list with a line of `length` bytes, the `line`th not blank, is refused."""
+    return (
+        f"a line of {length} bytes (line {line} of those not blank) is over the limit of "
+        f"{LINE_LIMIT}: a text list is one phone number a line"
+    )
+
+
 def unreadable(exc: csv.Error) -> str:
     """Why a strict CSV reader stopped, with what most likely caused it."""
     if "field larger than field limit" in str(exc):

@@ -626,7 +626,8 @@ def test_redis_down_in_local_mode_exits_1_and_writes_nothing(
 # - columns separated by semicolons (Excel where the decimal mark is a comma);
 # - a .csv of numbers alone: read with a header row, its first number was no header;
 # - a NUL byte past the binary sniff at the start: the API refused the body, while the
-#   local scrub echoed the byte, so the two modes wrote different files.
+#   local scrub echoed the byte, so the two modes wrote different files;
+# - a line longer than a CSV cell may be, which both echoed whole.
 REFUSED_LISTS = {
     "semicolons": (
         "crm.csv",
@@ -642,6 +643,11 @@ REFUSED_LISTS = {
         "nul.txt",
         ("\n".join([FULL] * 3000) + f"\n{FREE}\x00x\n{FREE}\n").encode(),
         "NUL byte, on line 3001",
+    ),
+    "long-line": (
+        "long.txt",
+        f"{FULL}\n\n{'9' * 200_000}\n{FREE}\n".encode(),
+        "a line of 200000 bytes (line 2 of those not blank) is over the limit of 131072",
     ),
 }
 

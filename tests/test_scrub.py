@@ -296,6 +296,20 @@ def test_a_text_body_with_a_nul_byte_is_a_400(
     assert "NUL byte, on line 3" in error["message"]
 
 
+@pytest.mark.parametrize("tail", ["", "\u00e9"])  # plain ASCII, and the text path past it
+def test_a_text_line_longer_than_a_csv_cell_is_a_400(
+    client: TestClient, operator: dict[str, str], tail: str
+) -> None:
+    """It came back whole in the answer's input column: a 100 MB line made a 100 MB echo."""
+    headers = {**operator, "content-type": "text/plain"}
+    fair = f"{A}\n{'9' * (131_072 - len(tail.encode()))}{tail}\n".encode()  # at the limit
+    assert client.post(SCRUB, content=fair, headers=headers).status_code == 200
+    long = f"{A}\n\n{'x' * 131_073}{tail}\n{FREE}\n".encode()
+    error = assert_error(client.post(SCRUB, content=long, headers=headers), 400, "invalid_list")
+    assert "line 2 of those not blank" in error["message"]
+    assert error["details"] == {"limit_bytes": 131_072}
+
+
 def test_a_json_body_may_start_with_a_byte_order_mark(
     client: TestClient, carrier: dict[str, str], operator: dict[str, str]
 ) -> None:

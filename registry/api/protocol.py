@@ -1,30 +1,85 @@
-"""uvicorn's HTTP/1.1 protocol (httptools), its own errors in the contract's shape.
+"""uvicorn's HTTP/1.1 protocol (httptools), its own errors in the contract's shape, and
+bounds on what a client may hold a worker with.
 
 A request uvicorn cannot parse (a space in the path, bytes that are not HTTP)
 never reaches the app: uvicorn answers it a plain-text 400 itself. CONTRACT
 section 6 gives every error one JSON shape, so this subclass answers those in it.
-Nothing else changes: every parsed request takes uvicorn's own path, the same
-as the bare app of goal 5 gets.
+
+uvicorn sets no bound on a request's header section, and its parser gathers a long
+header by appending to it piece by piece: one 800 MB header froze a worker for ten
+minutes, and four of 200 MB stopped both workers, before a key was ever checked. Here
+headers past MAX_HEADER_BYTES are a 431, headers not complete MAX_HEADER_SECONDS after
+they began are a 408, and a body that stops arriving for MAX_BODY_IDLE_SECONDS ends
+its connection (the route sees the client gone: a 499). The clocks are one sweep a
+worker every SWEEP_SECONDS over its connections, not a timer a request: a request pays
+a few additions and comparisons as its bytes arrive. Everything a well-formed request
+does then takes uvicorn's own path, as the bare app of goal 5 does.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from registry.api.errors import error_body
 
+# nginx's large_client_header_buffers allow 4 x 8 KiB; browsers send a few KiB.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_SECONDS = 30.0
+MAX_BODY_IDLE_SECONDS = 60.0
+SWEEP_SECONDS = 5.0
+
 
 class Protocol(HttpToolsProtocol):
-    def send_400_response(self, msg: str) -> None:
-        body = orjson.dumps(
-            error_body(
-                "invalid_http",
-                f"the request is not HTTP/1.1 the server can read ({msg.rstrip('.')}); "
-                "percent-encode spaces and other special characters in the path",
+    _swept: set[int] = set()  # ids of the connection sets (workers' servers) swept
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_bytes = 0  # of the request head being read
+        self._received = 0  # every byte of the connection, for the idle-body sweep
+        self._mark: tuple[Any, bool, int] | None = None  # what the last sweep saw
+        self._stalled = 0.0  # seconds without progress, as sweeps saw it
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        connections = self.connections
+        if id(connections) not in Protocol._swept:
+            Protocol._swept.add(id(connections))
+            self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, connections)
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        cycle = self.cycle  # uvicorn makes a new one as each request's head completes
+        if cycle is not None and cycle.more_body:  # a body being read
+            super().data_received(data)
+            return
+        self._header_bytes += len(data)
+        super().data_received(data)
+        if self.cycle is not cycle:
+            self._header_bytes = 0  # the head completed (and what follows it is a body)
+        elif self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            # Checked after the parser had it: one read (up to 256 KiB) is all a head
+            # can cost before this.
+            self._refuse(
+                431,
+                "request_header_fields_too_large",
+                f"the request's headers are over {MAX_HEADER_BYTES // 1024} KiB",
             )
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(
+            400,
+            "invalid_http",
+            f"the request is not HTTP/1.1 the server can read ({msg.rstrip('.')}); "
+            "percent-encode spaces and other special characters in the path",
         )
-        content = [STATUS_LINE[400]]
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        body = orjson.dumps(error_body(code, message))
+        content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content += [
@@ -36,3 +91,39 @@ class Protocol(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(content))
         self.transport.close()
+
+    def _check_progress(self, elapsed: float) -> None:
+        """One sweep's look: a head begun (or a connection that sent nothing yet) and
+        not complete, or a body expected and not arriving, with no progress since the
+        last sweep, has stalled `elapsed` more. A head's progress is its completion: a
+        client trickling one byte at a time gets no more time than one sending none."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        reading_body = cycle is not None and cycle.more_body and not cycle.response_complete
+        reading_head = not reading_body and (self._header_bytes > 0 or self._received == 0)
+        if reading_body and self.flow.read_paused:  # the app is behind, not the client
+            reading_body = False
+        if not (reading_head or reading_body):
+            self._mark, self._stalled = None, 0.0
+            return
+        mark = (cycle, reading_head, 0 if reading_head else self._received)
+        last = self._mark
+        same = last is not None and last[0] is mark[0] and last[1:] == mark[1:]
+        self._mark = mark
+        self._stalled = self._stalled + elapsed if same else 0.0
+        if reading_head and self._stalled >= MAX_HEADER_SECONDS:
+            self._refuse(
+                408,
+                "request_timeout",
+                f"the request's headers did not arrive within {MAX_HEADER_SECONDS:g} s",
+            )
+        elif reading_body and self._stalled >= MAX_BODY_IDLE_SECONDS:
+            self.transport.close()  # the route is told the client left
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    for connection in list(connections):
+        if isinstance(connection, Protocol):
+            connection._check_progress(SWEEP_SECONDS)
+    loop.call_later(SWEEP_SECONDS, _sweep, loop, connections)

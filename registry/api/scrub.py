@@ -213,6 +213,15 @@ class PlainLines:
             self.starts = self.ends - lengths
         if len(self.starts) > limit:
             raise _too_many(len(self.starts), limit)
+        lengths = self.ends - self.starts
+        if len(lengths) and (longest := int(lengths.max())) > tables.LINE_LIMIT:
+            line = int(np.argmax(lengths)) + 1
+            raise ApiError(
+                400,
+                "invalid_list",
+                tables.line_too_long(longest, line),
+                {"limit_bytes": tables.LINE_LIMIT},
+            )
         self.buf = rows.padded(self.raw)
         self.fast = rows.fast_rows(self.buf, self.starts, self.ends, self.raw)
 
