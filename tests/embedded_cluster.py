@@ -59,6 +59,7 @@ class EmbeddedCluster:
         self.node_timeout_ms = node_timeout_ms  # how long until the others call a node failed
         self.nodes: list[RedisProcess] = []
         self.url = ""
+        self.password: str | None = None
 
     def start(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -88,7 +89,25 @@ class EmbeddedCluster:
 
     def clients(self) -> list[redis.Redis]:
         """One plain client per node (close them), for what a cluster client cannot do."""
-        return [redis.Redis(host="127.0.0.1", port=node.port) for node in self.nodes]
+        return [
+            redis.Redis(host="127.0.0.1", port=node.port, password=self.password)
+            for node in self.nodes
+        ]
+
+    def protect(self, password: str) -> str:
+        """Every node asks for `password` from now on (replicas give it to their masters);
+        returns the URL with it."""
+        clients = self.clients()
+        try:
+            for client in clients:
+                client.config_set("masterauth", password)
+                client.config_set("requirepass", password)
+        finally:
+            for client in clients:
+                client.close()
+        self.password = password
+        self.url = self.url.replace("redis+cluster://", f"redis+cluster://:{password}@")
+        return self.url
 
     def _form(self) -> None:
         clients = self.clients()

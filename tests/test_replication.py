@@ -410,6 +410,41 @@ def cluster_api(cluster: EmbeddedCluster, tmp_path: Path, timeout_ms: int) -> Te
     return ready_client(settings)
 
 
+def test_a_cluster_with_a_password_serves_and_waits_through_it(
+    cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """redis+cluster://:PASSWORD@...: the Cluster client and the barrier's own clients of
+    each master use it. Before, the password was read as part of a host name."""
+    url = cluster.protect("s3cret/pw")  # a '/' in it, as a generated one may hold
+    url = url.replace("s3cret/pw", "s3cret%2Fpw")
+    cluster.url = url
+    client = cluster_api(cluster, tmp_path, timeout_ms=10_000)
+    try:
+        carrier = carrier_key(client)
+        answer = client.put(f"/v1/registrations/{NUMBER}", headers=carrier)
+        assert answer.status_code == 201, answer.text
+        direct = sync_client(url)
+        try:
+            replicated_sync(direct, 1, 5000)  # the CLI's barrier, through the password
+            assert direct.sismember(
+                keys.numbers_set(keys.bucket_of(int(NUMBER[1:]))),
+                keys.member_of(int(NUMBER[1:])),
+            )
+        finally:
+            direct.close()
+        listing = tmp_path / "ftc.txt"
+        listing.write_text("212,5550124\n")
+        loaded = dnc("load", str(listing), DNC_REDIS_URL=url, DNC_WAIT_REPLICAS="1")
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.strip().endswith("loaded 1, already present 0, invalid 0")
+        exported = dnc("export", DNC_REDIS_URL=url)
+        assert exported.stdout.split() == [NUMBER, "+12125550124"], exported.stderr
+        with pytest.raises((redis.AuthenticationError, redis.exceptions.RedisClusterException)):
+            sync_client(url.replace(":s3cret%2Fpw@", "")).ping()
+    finally:
+        client.__exit__(None, None, None)
+
+
 def test_on_a_cluster_a_write_waits_for_the_replicas_of_every_master(
     cluster: EmbeddedCluster, tmp_path: Path
 ) -> None:

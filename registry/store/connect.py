@@ -294,6 +294,21 @@ def async_client(url: str) -> aioredis.Redis | AsyncRedisCluster:
     return _AsyncRedis.from_pool(pool)  # the client owns the pool and closes it
 
 
+def node_client(node: AsyncClusterNode, socket_timeout: float) -> aioredis.Redis:
+    """A client of one Cluster node alone, with the Cluster URL's credentials and TLS, whose
+    torn connections are lost connections (a 503) as the Cluster client's are."""
+    options = node.connection_kwargs
+    return _AsyncRedis(
+        host=node.host,
+        port=int(node.port),
+        username=options.get("username"),
+        password=options.get("password"),
+        ssl=issubclass(node.connection_class, aioredis.SSLConnection),
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=socket_timeout,
+    )
+
+
 @contextlib.asynccontextmanager
 async def answered(what: str) -> AsyncIterator[None]:
     """Small commands (a key check, a rate limit, one number) inside: unanswered for

@@ -24,13 +24,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from registry.store.connect import ANSWER_TIMEOUT, CONNECT_TIMEOUT
+from registry.store.connect import ANSWER_TIMEOUT, node_client
 
 # A channel nobody subscribes to: publishing on it only moves the replication offset.
 BARRIER_CHANNEL = "dnc:{dnc}:replication-barrier"
@@ -109,12 +108,7 @@ class Replication:
     def _node(self, node: Any) -> tuple[aioredis.Redis, str]:
         found = self._nodes.get(node.name)
         if found is None:
-            client = aioredis.Redis(
-                host=node.host,
-                port=node.port,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=self.timeout_ms / 1000 + ANSWER_TIMEOUT,
-            )
+            client = node_client(node, socket_timeout=self.timeout_ms / 1000 + ANSWER_TIMEOUT)
             found = self._nodes[node.name] = (client, _barrier_key(self.client, node.name))
         return found
 
@@ -133,16 +127,8 @@ def replicated_sync(client: Any, replicas: int, timeout_ms: int) -> None:
         _check(pipe.execute()[1], replicas, timeout_ms)
         return
     for node in client.get_primaries():
-        plain = redis.Redis(
-            host=node.host,
-            port=node.port,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=timeout_ms / 1000 + ANSWER_TIMEOUT,
-        )
-        try:
-            pipe = plain.pipeline(transaction=False)
-            pipe.eval(BARRIER_SCRIPT, 1, _barrier_key(client, node.name))
-            pipe.execute_command("WAIT", replicas, timeout_ms)
-            _check(pipe.execute()[1], replicas, timeout_ms)
-        finally:
-            plain.close()
+        # The Cluster client's own client of the node: its credentials and TLS.
+        pipe = client.get_redis_connection(node).pipeline(transaction=False)
+        pipe.eval(BARRIER_SCRIPT, 1, _barrier_key(client, node.name))
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+        _check(pipe.execute()[1], replicas, timeout_ms)
