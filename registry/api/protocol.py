@@ -34,8 +34,6 @@ SWEEP_SECONDS = 5.0
 
 
 class Protocol(HttpToolsProtocol):
-    _swept: set[int] = set()  # ids of the connection sets (workers' servers) swept
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0  # of the request head being read
@@ -45,10 +43,10 @@ class Protocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        connections = self.connections
-        if id(connections) not in Protocol._swept:
-            Protocol._swept.add(id(connections))
-            self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, connections)
+        state = self.server_state  # one a server: its connections, swept once
+        if not getattr(state, "dnc_swept", False):
+            state.dnc_swept = True  # type: ignore[attr-defined]
+            self.loop.call_later(SWEEP_SECONDS, _sweep, self.loop, self.connections)
 
     def data_received(self, data: bytes) -> None:
         self._received += len(data)
