@@ -12,6 +12,8 @@ kills) is marked `single_node` and runs once.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -22,11 +24,13 @@ import pytest
 import redis
 from embedded_cluster import EmbeddedCluster
 
-from registry.embedded import RedisProcess
+from registry.embedded import RedisProcess, free_port
 from registry.store import setup
 from registry.store.connect import sync_client
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from registry.api import create_app  # noqa: E402
@@ -135,6 +139,35 @@ def in_one_window(burst: Callable[[], Any], seconds: float = 0.8) -> Any:
         if time.monotonic() - started < seconds:
             return answers
     raise AssertionError(f"three runs each took {seconds} s or more: the machine is stalled")
+
+
+@contextlib.contextmanager
+def live_server(settings: Settings, http: Any = "h11") -> Iterator[str]:
+    """The app behind a real uvicorn on a loopback port (so a response can be cut off, or
+    a connection held); `http` as uvicorn takes it, dnc serve's own Protocol among them.
+    Yields its URL once it is ready."""
+    assert settings.redis_url is not None
+    new_registry(settings.redis_url)  # as dnc serve makes it before its workers
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, http=http, log_level="critical"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the server never became ready"
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 def ready_client(settings: Settings) -> TestClient:

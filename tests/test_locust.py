@@ -85,33 +85,43 @@ def dnc_serve(redis_url: str, tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
+def run_locust(
+    url: str, tmp_path: Path, admin_key: str, *options: list[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """The Makefile's headless command against `url`, its CSV stats in `tmp_path`."""
+    command = [
+        *LOCUST,
+        "-f",
+        str(ROOT / "benchmarks" / "locustfile.py"),
+        "--headless",
+        "--only-summary",
+        "--host",
+        url,
+        "--csv",
+        str(tmp_path / "locust"),
+    ]
+    return subprocess.run(
+        command + [word for option in options for word in option],
+        env=clean_env(DNC_ADMIN_KEY=admin_key),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: Path) -> None:
     with dnc_serve(redis_url, tmp_path) as url:
         # the Makefile's command, shorter and smaller
-        run = subprocess.run(
-            [
-                *LOCUST,
-                "-f",
-                str(ROOT / "benchmarks" / "locustfile.py"),
-                "--headless",
-                "--only-summary",
-                "--host",
-                url,
-                "--users",
-                "6",
-                "--spawn-rate",
-                "6",
-                "--run-time",
-                "10s",  # the complaint checks need a few subscriber turns, slow runner or not
-                "--csv",
-                str(tmp_path / "locust"),
-                "--scrub-sizes",
-                "1000,5000",  # the preload is then 500: the 5,000-row lists' 10%
-            ],
-            env=clean_env(DNC_ADMIN_KEY=ADMIN_KEY),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
+        run = run_locust(
+            url,
+            tmp_path,
+            ADMIN_KEY,
+            ["--users", "6", "--spawn-rate", "6"],
+            # the complaint checks need a few subscriber turns, slow runner or not
+            ["--run-time", "10s"],
+            # the preload is then 500: the 5,000-row lists' 10%
+            ["--scrub-sizes", "1000,5000"],
             timeout=60,
         )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -158,26 +168,7 @@ NOT_STARTED = 3  # benchmarks/locustfile.py's exit status when no user could sta
 def test_locust_with_a_wrong_key_stops_at_once_and_says_why(redis_url: str, tmp_path: Path) -> None:
     with dnc_serve(redis_url, tmp_path) as url:
         started = time.monotonic()
-        run = subprocess.run(
-            [
-                *LOCUST,
-                "-f",
-                str(ROOT / "benchmarks" / "locustfile.py"),
-                "--headless",
-                "--only-summary",
-                "--host",
-                url,
-                "--run-time",
-                "60s",
-                "--csv",
-                str(tmp_path / "locust"),
-            ],
-            env=clean_env(DNC_ADMIN_KEY="not-the-admin-key"),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        run = run_locust(url, tmp_path, "not-the-admin-key", ["--run-time", "60s"], timeout=90)
         elapsed = time.monotonic() - started
     assert run.returncode == NOT_STARTED, run.stderr[-3000:]
     assert elapsed < 30, f"waited {elapsed:.0f} s of its 60 s run time"

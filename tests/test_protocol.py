@@ -8,45 +8,23 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-from conftest import ADMIN, new_registry
+from conftest import ADMIN, live_server
 
-from registry.api import create_app, protocol
+from registry.api import protocol
 from registry.api.protocol import Protocol
 from registry.config import Settings
-from registry.embedded import free_port
 
 
 @contextlib.contextmanager
 def served(settings: Settings) -> Iterator[int]:
     """The app behind a real uvicorn with dnc serve's protocol; yields its port."""
-    assert settings.redis_url is not None
-    new_registry(settings.redis_url)
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, http=Protocol, log_level="critical"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                break
-        assert time.monotonic() < deadline, "the server never became ready"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with live_server(settings, http=Protocol) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def answer_of(sock: socket.socket) -> tuple[bytes, bytes]:

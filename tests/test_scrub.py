@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,15 +15,13 @@ import httpx
 import orjson
 import pytest
 import redis
-import uvicorn
-from conftest import ADMIN, new_registry, ready_client, start_redis
+from conftest import ADMIN, live_server, ready_client, start_redis
 from fastapi.testclient import TestClient
 
-from registry.api import create_app
 from registry.api import scrub as scrub_api
 from registry.api.scrub import BATCH_ROWS
 from registry.config import Settings
-from registry.embedded import RedisProcess, free_port
+from registry.embedded import RedisProcess
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 SCRUB = "/v1/scrub"
@@ -906,33 +901,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     yield private
     for server in private.servers:
         server.stop()
-
-
-@contextlib.contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """The app behind a real uvicorn on a loopback port, so a response can be cut off."""
-    assert settings.redis_url is not None
-    new_registry(settings.redis_url)  # as dnc serve makes it before its workers
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, http="h11", log_level="critical"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        assert time.monotonic() < deadline, "the server never became ready"
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @pytest.mark.single_node  # its own server, killed: see test_fail_closed for the Cluster
