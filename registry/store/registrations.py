@@ -174,11 +174,11 @@ class RegistrationStore:
         self.redis = redis
         self.retention_days = retention_days
 
-    async def epoch(self, create: bool = True) -> str | None:
-        """The registry's epoch token, created on first use (unless not `create`: None
-        when there is none); a new one means new data. Only a deliberate start makes one
-        (`dnc serve`, `dnc load`): never a worker, which would make an empty registry in
-        the place of one Redis lost."""
+    async def epoch(self, create: bool = False) -> str | None:
+        """The registry's epoch token (None when there is none; made first with `create`);
+        a new one means new data. Only a deliberate start makes one (`dnc serve`, `dnc
+        load`: setup.ensure_registry): never a worker, which would make an empty registry
+        in the place of one Redis lost."""
         if create:
             await self.redis.set(keys.EPOCH, secrets.token_hex(8), nx=True)
         value = await self.redis.get(keys.EPOCH)
