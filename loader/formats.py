@@ -165,7 +165,8 @@ def detect(first_line: str, sample: list[str] | None = None) -> str:
     and no numeric one: `+12125551234,Ann` and `Ann,020 7946 0018` are rows of data,
     so they are not taken for a header and silently skipped. A field is numeric when
     it could be a number written any way: it starts with a digit, `+` or `(`
-    (`1-800-FLOWERS` too), or holds seven digits or more (`tel:+1-212-555-1234`).
+    (`1-800-FLOWERS` too, but not an ordinal: `2nd_phone` is a name), or holds seven
+    digits or more (`tel:+1-212-555-1234`).
     """
     if _FTC_LINE.fullmatch(first_line):
         return "ftc"
@@ -173,7 +174,7 @@ def detect(first_line: str, sample: list[str] | None = None) -> str:
         fields = [f.strip() for f in next(csv.reader([first_line]), []) if f.strip()]
     except csv.Error:  # not a row of a table, whatever else it is
         return "e164"
-    numeric = any(f[0] in _NUMBER_STARTS or sum(c.isdigit() for c in f) >= 7 for f in fields)
+    numeric = any(_could_be_a_number(f) for f in fields)
     if fields and not numeric and any(c.isalpha() for f in fields for c in f):
         return "csv"
     rest = (sample or [])[1:]
@@ -185,6 +186,15 @@ def detect(first_line: str, sample: list[str] | None = None) -> str:
 # How a number written any way can start: a digit, the international `+`, an area code in
 # parentheses. (Full-width digits count among a field's seven digits: str.isdigit.)
 _NUMBER_STARTS = frozenset("0123456789+(")
+# A column name that starts with an ordinal (`2nd_phone`, `1st phone`, `3rd-party`),
+# where a number's letters (1-800-FLOWERS) follow a separator.
+_ORDINAL = re.compile(r"\d+(st|nd|rd|th)(\b|_)", re.IGNORECASE)
+
+
+def _could_be_a_number(field: str) -> bool:
+    if sum(c.isdigit() for c in field) >= 7:
+        return True
+    return field[0] in _NUMBER_STARTS and not _ORDINAL.match(field)
 
 
 def not_text(path: Path, sample: bytes, what: str) -> str | None:

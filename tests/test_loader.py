@@ -149,6 +149,11 @@ def test_csv_column_by_name(redis_client: redis.Redis, tmp_path: Path) -> None:
         ("Ann,+12125551234", "e164"),
         ("tel:+1-212-555-1234", "e164"),
         ("１２１２５５５１２３４", "e164"),
+        # Names that start with an ordinal are names, not numbers (1-800-FLOWERS is one).
+        ("phone,2nd_phone", "csv"),
+        ("1st phone,2nd phone", "csv"),
+        ("3rd-party,phone", "csv"),
+        ("1-800-FLOWERS,2nd", "e164"),
     ],
 )
 def test_auto_detection_from_the_first_line(first_line: str, fmt: str) -> None:
