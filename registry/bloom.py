@@ -192,7 +192,7 @@ class RegisteredFilter:
         # No filter makes a registry: `dnc serve` made it before its workers started, so
         # none here means the data is gone, even for a worker started since (uvicorn
         # replaces one that died), which would otherwise make an empty one in its place.
-        epoch = await self.store.epoch(create=False)
+        epoch = await self.store.epoch()
         if epoch is None:
             raise self.lost_error()
         lineage = await self.store.lineage()

@@ -269,7 +269,7 @@ def test_a_flushed_redis_takes_no_registration_and_makes_no_registry(redis_url: 
         with pytest.raises(RegistryLost):
             await late.build()
         assert late.lost and not late.ready
-        assert await store.epoch(create=False) is None  # no registry made in its place
+        assert await store.epoch() is None  # no registry made in its place
         await asyncio.to_thread(new_registry, redis_url)  # the API restarted on purpose
         await store.register(861012345678, Preferences(), "test", NOW)
         fresh = RegisteredFilter(store)

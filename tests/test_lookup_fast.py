@@ -538,7 +538,7 @@ def test_a_filter_not_built_yet_sends_every_look_up_to_redis(settings: Settings)
 async def _not_built(url: str) -> None:
     store = RegistrationStore(async_client(url), 153)
     try:
-        await store.epoch(create=True)
+        await asyncio.to_thread(new_registry, url)  # as dnc serve makes it
         await store.register(12125550001, Preferences(channels=1), "test", 1)
         lookups = Lookups(RegisteredFilter(store))
         assert not lookups.registered.ready
@@ -651,7 +651,7 @@ def test_the_raw_connection_logs_in_and_picks_its_database(tmp_path: Path) -> No
 async def _registered_is_found(url: str) -> None:
     store = RegistrationStore(async_client(url), 153)
     try:
-        await store.epoch(create=True)
+        await asyncio.to_thread(new_registry, url)  # as dnc serve makes it
         await store.register(12125550001, Preferences(), "test", 1)
         registered = RegisteredFilter(store)
         await registered.build()

@@ -43,7 +43,7 @@ async def lookup(
     params.check_prefix(operator, value)
     registration = await services.registrations.get(value)
     bloom = services.bloom
-    if bloom.epoch is not None and await services.registrations.epoch(create=False) is None:
+    if bloom.epoch is not None and await services.registrations.epoch() is None:
         raise bloom.lost_error()
     prefs = registration.preferences if registration else rules.Preferences()
     status, why = rules.decide_one(

@@ -8,7 +8,6 @@ registration time unknown", which keeps the bulk list at 2 bytes a number.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Container, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -174,13 +173,10 @@ class RegistrationStore:
         self.redis = redis
         self.retention_days = retention_days
 
-    async def epoch(self, create: bool = False) -> str | None:
-        """The registry's epoch token (None when there is none; made first with `create`);
-        a new one means new data. Only a deliberate start makes one (`dnc serve`, `dnc
-        load`: setup.ensure_registry): never a worker, which would make an empty registry
-        in the place of one Redis lost."""
-        if create:
-            await self.redis.set(keys.EPOCH, secrets.token_hex(8), nx=True)
+    async def epoch(self) -> str | None:
+        """The registry's epoch token, None when there is none; a new one means new data.
+        Only a deliberate start makes one (`dnc serve`, `dnc load`: setup.ensure_registry),
+        never a worker, which would make an empty registry in the place of one Redis lost."""
         value = await self.redis.get(keys.EPOCH)
         return value.decode() if value is not None else None
 
