@@ -249,17 +249,27 @@ def _accounts_and_preload(environment: Environment, **_: Any) -> None:
         accounts[role] = {"Authorization": f"Bearer {answer.json()['api_key']}"}
 
     def preload(number: int) -> None:
-        # No body: every channel, so the number blocks the operators' voice calls.
-        put = session.put(
-            f"{host}/v1/registrations/+{number}", headers=accounts["carrier"], timeout=30
-        )
-        if put.status_code in (200, 201):
-            registered.add(number)
-            blocking_voice.add(number)
+        # No body: every channel, so the number blocks the operators' voice calls. A PUT
+        # is safe to send again: a loaded machine's 503 or timeout is tried twice more.
+        for _ in range(3):
+            try:
+                put = session.put(
+                    f"{host}/v1/registrations/+{number}", headers=accounts["carrier"], timeout=30
+                )
+            except requests.RequestException as exc:
+                log.warning("preloading +%d: %s", number, exc)
+                continue
+            if put.status_code in (200, 201):
+                registered.add(number)
+                blocking_voice.add(number)
+                return
+            log.warning("preloading +%d answered %d", number, put.status_code)
 
     count = preload_count(environment.parsed_options)
     log.info("accounts created; preloading %d registrations before the users start", count)
-    gevent.pool.Pool(PRELOAD_CONCURRENCY).map(preload, random_numbers(count).tolist())
+    # Distinct: two draws of one number would preload fewer than `count`.
+    distinct = dial_list(np.empty(0, dtype=np.int64), count)
+    gevent.pool.Pool(PRELOAD_CONCURRENCY).map(preload, distinct.tolist())
     log.info("%d numbers preloaded", len(registered))
 
 

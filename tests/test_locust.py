@@ -145,7 +145,9 @@ def test_locust_runs_every_user_type_without_failures(redis_url: str, tmp_path: 
     assert len((tmp_path / "locust_failures.csv").read_text().splitlines()) == 1  # the header
     # Every list held its 10% of distinct numbers registered for voice calls, each blocked
     # by the voice scrub (the receipts' check, a failure otherwise).
-    assert "500 numbers preloaded" in run.stderr
+    assert "500 numbers preloaded" in run.stderr, [
+        line for line in run.stderr.splitlines() if "preload" in line
+    ]
     assert "raise --preload" not in run.stderr
 
 
