@@ -159,6 +159,8 @@ registered = Registered()
 blocking_voice = Registered()
 
 PRELOAD_CONCURRENCY = 16
+# The default preload holds 1/PRELOAD_HEADROOM more than the largest list's share.
+PRELOAD_HEADROOM = 10
 accounts: dict[str, dict[str, str]] = {}
 
 
@@ -183,8 +185,8 @@ def _options(parser: Any) -> None:
         default=None,
         env_var="LOCUST_PRELOAD",
         help="numbers the carrier account registers (voice and sms) before the users start; "
-        "default: the largest scrub size x the registered share, so that list's share are "
-        "distinct registered numbers",
+        "default: the largest scrub size x the registered share, and a tenth more for the "
+        "run's deregistrations, so that list's share are distinct registered numbers",
     )
 
 
@@ -198,10 +200,15 @@ def registered_share(options: Any) -> float:
 
 
 def preload_count(options: Any) -> int:
-    """--preload, or enough voice-blocking numbers for the largest list's registered share."""
+    """--preload, or enough voice-blocking numbers for the largest list's registered share.
+
+    A tenth more than that share: the carriers' deregistrations draw on the preloaded
+    numbers too, and a pool of exactly the share would fall short after the first one.
+    """
     if options and options.preload is not None:
         return int(options.preload)
-    return round(max(scrub_sizes(options), default=0) * registered_share(options))
+    wanted = round(max(scrub_sizes(options), default=0) * registered_share(options))
+    return wanted + -(-wanted // PRELOAD_HEADROOM)
 
 
 # The exit status of a run that could not start: no users ran, no stats were gathered.
