@@ -29,6 +29,7 @@ import pytest
 from conftest import ADMIN, ADMIN_KEY, assert_error, ready_client, start_redis
 from fastapi.testclient import TestClient
 from httpx import Response
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registry.api import create_app
 from registry.config import ConfigError, Settings, load_settings
@@ -242,9 +243,65 @@ def test_concurrent_confirmations_register_once(
     code = outbox.code()
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda i: confirm(workers[i % 2], request_id, code), range(8)))
-    assert sorted(a.status_code for a in answers) == [201] + [410] * 7
+    codes = sorted(a.status_code for a in answers)
+    # One registers; the others were told it was being confirmed (409) or was used (410).
+    assert codes[0] == 201 and set(codes[1:]) <= {409, 410}, codes
+    for answer in answers[1:]:
+        if answer.status_code == 409:
+            assert_error(answer, 409, "request_busy")
+    assert_error(confirm(workers[0], request_id, code), 410, "request_used")
     actions = [e["action"] for e in audit_entries(redis_client)]
     assert actions.count("registration.created") == 1
+
+
+@pytest.mark.parametrize("kind", ["registrations", "deregistrations"])
+def test_a_confirmation_whose_write_failed_can_be_sent_again(
+    api: TestClient, outbox: Outbox, kind: str
+) -> None:
+    """The code is spent only once the registration (or its end) is stored: a Redis that
+    failed under the write (a reset connection, a restart) answers 503, and the same code
+    sent again does what it asked for, not `410 request_used` for a write never made."""
+    carrier = account(api, "carrier")
+    if kind == "deregistrations":
+        assert api.put(f"/v1/registrations/{NUMBER}", headers=carrier).status_code == 201
+    request_id = ask(api, f"/v1/{kind}")
+    code = outbox.code()
+    store = api.app.state.services.registrations  # type: ignore[attr-defined]
+    method = "register" if kind == "registrations" else "deregister"
+    original = getattr(store, method)
+
+    async def fails_once(*args: Any, **kwargs: Any) -> Any:
+        setattr(store, method, original)
+        raise RedisConnectionError("Connection reset by peer")
+
+    setattr(store, method, fails_once)
+    assert_error(confirm(api, request_id, code, kind), 503, "redis_unavailable")
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is (
+        kind == "deregistrations"
+    )
+    again = confirm(api, request_id, code, kind)
+    assert again.status_code in (200, 201), again.text
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is (kind == "registrations")
+    assert_error(confirm(api, request_id, code, kind), 410, "request_used")
+
+
+def test_a_confirmation_cut_off_half_way_holds_the_code_only_a_while(
+    api: TestClient, outbox: Outbox, redis_client: Any
+) -> None:
+    """A worker that died after the right code claimed the request (before it wrote and
+    ended it) leaves a claim that lapses: meanwhile the code is `request_busy`, not spent,
+    and no try is counted; then it registers."""
+    request_id = ask(api)
+    code = outbox.code()
+    claimed = keys.pending_request(request_id)
+    now_ms = int(time.time() * 1000)
+    redis_client.hset(claimed, "claimed", now_ms + 60_000)  # held by a worker now gone
+    for _ in range(6):  # more than the tries a request allows: none is counted
+        assert_error(confirm(api, request_id, wrong(code)), 409, "request_busy")
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is False
+    redis_client.hset(claimed, "claimed", now_ms - 1)  # its CLAIM_SECONDS are over
+    assert confirm(api, request_id, code).status_code == 201
+    assert api.get(f"/v1/registrations/{NUMBER}").json()["registered"] is True
 
 
 def test_an_expired_request_is_410(apps: Callable[..., TestClient], outbox: Outbox) -> None:

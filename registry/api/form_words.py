@@ -247,6 +247,9 @@ CHINESE = Words(
         "request_expired": "验证码已过期。请重新开始，获取新的验证码。",
         "request_void": "错误次数过多，该申请已作废。请重新开始，获取新的验证码。",
         "request_used": "该验证码已使用，申请已完成：可查询号码状态确认。",
+        "request_busy": (
+            "该验证码正在确认中（是否在另一个页面提交过？）。请稍候再提交一次，查看结果。"
+        ),
         "notifier_unavailable": "暂时无法向您的手机发送验证码。请稍后再试。",
         "not_registered": "该号码未登记，无需取消。",
         "not_replicated": (

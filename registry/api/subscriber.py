@@ -199,6 +199,13 @@ async def _confirm(request: Request, request_id: str, kind: str, raw_code: str) 
         )
     if attempt.outcome == "unknown":
         raise ApiError(404, "request_not_found", f"no {kind} request {request_id[:32]!r}; {again}")
+    if attempt.outcome == "busy":
+        raise ApiError(
+            409,
+            "request_busy",
+            f"this {kind} request is being confirmed right now (another tab or a second "
+            "send?); send the code again in a moment to see how it ended",
+        )
     why = {
         "expired": "its code expired",
         "void": "too many wrong codes were tried",
@@ -234,9 +241,12 @@ async def confirm_registration(request_id: str, body: ConfirmBody, request: Requ
     services = request.app.state.services
     confirmed = await _confirm(request, request_id, pending.REGISTRATION, body.code)
     value, prefs = confirmed.number, confirmed.preferences
-    created, registered_at = await services.registrations.register(
-        value, prefs, SOURCE, int(time.time())
-    )
+    # The code is spent only once the registration is stored: a write that failed (a 503)
+    # leaves it good for the next try.
+    async with _store(request).confirming(confirmed):
+        created, registered_at = await services.registrations.register(
+            value, prefs, SOURCE, int(time.time())
+        )
     await services.audit.record(
         "registration.created" if created else "registration.updated",
         ACTOR,
@@ -270,8 +280,11 @@ async def confirm_deregistration(
 ) -> dict[str, object]:
     """End the registration of the number the code went to; a number not registered is 200 too."""
     services = request.app.state.services
-    value = (await _confirm(request, request_id, pending.DEREGISTRATION, body.code)).number
-    if await services.registrations.deregister(value, ACTOR, int(time.time())):
+    confirmed = await _confirm(request, request_id, pending.DEREGISTRATION, body.code)
+    value = confirmed.number
+    async with _store(request).confirming(confirmed):
+        removed = await services.registrations.deregister(value, ACTOR, int(time.time()))
+    if removed:
         await services.audit.record(
             "registration.removed", ACTOR, number=f"+{value}", source=SOURCE
         )

@@ -9,16 +9,23 @@ instead of a bare "not found".
 
 Tries are counted in Redis before the code is compared, one script per try, so
 every worker shares the count and concurrent guesses cannot get past the limit.
-A right code takes the request in one more script that deletes it: whichever
-confirmation deletes it first wins, so a code works once.
+A right code claims the request for CLAIM_SECONDS, and the request ends (`used`) only
+once what it asked for is written: a confirmation whose write failed (Redis down, a
+replica not reached) leaves the request open to the next try with the same code, once
+the claim is let go or has lapsed, instead of answering `used` for a registration that
+was never stored. Whichever confirmation claims it first wins; the others meanwhile are
+told it is `busy`, and `used` once it ended, so a code works once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +38,9 @@ DEREGISTRATION = "deregistration"
 MAX_TRIES = 5
 # How long an outcome (expired, void, used) is remembered after the request itself ends.
 OUTCOME_DAYS = 1
+# How long a right code holds its request while the confirmation writes: past it, a
+# confirmation that died half way (its worker gone) no longer blocks the next try.
+CLAIM_SECONDS = 30
 # secrets.token_urlsafe(16): 22 characters of a 128-bit random value.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
@@ -43,16 +53,19 @@ redis.call('SET', KEYS[2], ARGV[1] .. ':expired', 'EX', ARGV[7])
 return 1
 """
 
-# KEYS: request, outcome. ARGV: kind, max tries.
-# Returns {'open', tries, code hash, number, channels, allowed}, {'ended', outcome} or {'unknown'}.
+# KEYS: request, outcome. ARGV: kind, max tries, now (ms).
+# Returns {'open', tries, code hash, number, channels, allowed}, {'ended', outcome},
+# {'busy'} (a right code is being confirmed: no try is counted) or {'unknown'}.
 TRY_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local ended = redis.call('GET', KEYS[2])
   if ended then return {'ended', ended} end
   return {'unknown'}
 end
-local found = redis.call('HMGET', KEYS[1], 'kind', 'code', 'number', 'channels', 'allowed')
+local found = redis.call('HMGET', KEYS[1], 'kind', 'code', 'number', 'channels', 'allowed',
+                         'claimed')
 if found[1] ~= ARGV[1] then return {'unknown'} end
+if found[6] and tonumber(found[6]) > tonumber(ARGV[3]) then return {'busy'} end
 local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
 if tries > tonumber(ARGV[2]) then
   redis.call('DEL', KEYS[1])
@@ -60,6 +73,24 @@ if tries > tonumber(ARGV[2]) then
   return {'ended', ARGV[1] .. ':void'}
 end
 return {'open', tries, found[2], found[3], found[4], found[5]}
+"""
+
+# KEYS: request. ARGV: now (ms), claimed until (ms). Claims an open request that nobody
+# else holds: 1; else 'busy', or false when it is gone (ended meanwhile).
+CLAIM_SCRIPT = """
+local claimed = redis.call('HGET', KEYS[1], 'claimed')
+if claimed == false and redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if claimed and tonumber(claimed) > tonumber(ARGV[1]) then return 'busy' end
+redis.call('HSET', KEYS[1], 'claimed', ARGV[2])
+return 1
+"""
+
+# KEYS: request. ARGV: claimed until (ms). Lets go of this confirmation's own claim.
+RELEASE_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'claimed') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'claimed')
+end
+return 1
 """
 
 # KEYS: request, outcome. ARGV: kind, outcome. Ends the request if it is still open.
@@ -109,14 +140,17 @@ class PendingRequest:
     kind: str
     number: int
     preferences: Preferences
+    # Set on a confirmed request: the end of its claim (ms), which `confirming` lets go of.
+    claimed_until: int = 0
 
 
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of one confirmation.
 
-    `outcome` is `confirmed` (then `request` is set), `wrong_code`, `unknown`, or
-    why the request ended: `expired`, `void`, `used`.
+    `outcome` is `confirmed` (then `request` is set, claimed: write what it asked for
+    within `RequestStore.confirming`), `wrong_code`, `unknown`, `busy` (another
+    confirmation holds it right now), or why the request ended: `expired`, `void`, `used`.
     """
 
     outcome: str
@@ -167,9 +201,10 @@ class RequestStore:
         return _text(ended).partition(":")[2] if ended else "expired"
 
     async def confirm(self, request_id: str, kind: str, code: str) -> Attempt:
-        """Try `code` against the request; a right code takes the request (once)."""
+        """Try `code` against the request; a right code claims the request (once)."""
         if not _REQUEST_ID.fullmatch(request_id):
             return Attempt("unknown")
+        now = int(time.time() * 1000)
         reply = await self.redis.eval(
             TRY_SCRIPT,
             2,
@@ -177,10 +212,11 @@ class RequestStore:
             keys.request_outcome(request_id),
             kind,
             MAX_TRIES,
+            now,
         )
         state = _text(reply[0])
-        if state == "unknown":
-            return Attempt("unknown")
+        if state in ("unknown", "busy"):
+            return Attempt(state)
         if state == "ended":
             ended_kind, _, outcome = _text(reply[1]).partition(":")
             return Attempt(outcome if ended_kind == kind else "unknown")
@@ -190,8 +226,35 @@ class RequestStore:
             if tries_left <= 0:
                 await self._end(request_id, kind, "void")
             return Attempt("wrong_code", tries_left=tries_left)
-        ended = await self._end(request_id, kind, "used")
-        if ended is not None:  # a concurrent confirmation got there first
-            return Attempt(ended)
+        until = now + CLAIM_SECONDS * 1000
+        request_key = keys.pending_request(request_id)
+        claimed = await self.redis.eval(CLAIM_SCRIPT, 1, request_key, now, until)
+        if claimed is None:  # a concurrent confirmation ended it meanwhile
+            return Attempt(await self._ended(request_id, kind))
+        if claimed != 1:
+            return Attempt("busy")
         prefs = Preferences(int(channels), int(allowed))
-        return Attempt("confirmed", PendingRequest(request_id, kind, int(number), prefs))
+        return Attempt("confirmed", PendingRequest(request_id, kind, int(number), prefs, until))
+
+    async def _ended(self, request_id: str, kind: str) -> str:
+        outcome = await self.redis.get(keys.request_outcome(request_id))
+        if outcome is None:
+            return "expired"
+        ended_kind, _, why = _text(outcome).partition(":")
+        return why if ended_kind == kind else "unknown"
+
+    @contextlib.asynccontextmanager
+    async def confirming(self, request: PendingRequest) -> AsyncIterator[None]:
+        """Write what a confirmed request asked for inside: the request ends (`used`) once
+        the block has run, and is let go of, open to the next try, if it raised."""
+        try:
+            yield
+        except BaseException:
+            # Best effort: a Redis that is down cannot take the claim back, which then
+            # lapses after CLAIM_SECONDS.
+            with contextlib.suppress(Exception):
+                await self.redis.eval(
+                    RELEASE_SCRIPT, 1, keys.pending_request(request.id), request.claimed_until
+                )
+            raise
+        await self._end(request.id, request.kind, "used")

@@ -156,6 +156,8 @@ window.DNC = (function () {
       prefixNotSubscribed: "This number is outside the prefixes your account subscribes to.",
       requestUsed:
         "This code was already used, so the request went through: check the number's status to see it.",
+      requestBusy:
+        "This code is being confirmed right now (in another tab?). Send it again in a moment to see how it ended.",
       expired: "This request has expired or had too many wrong codes. Please start again.",
       badKey:
         "The API key was not accepted. Check that you pasted all of it, " +
@@ -214,6 +216,7 @@ window.DNC = (function () {
       notRegistered: "该号码未登记，无需取消。",
       prefixNotSubscribed: "该号码不在您账户订阅的号段内。",
       requestUsed: "该验证码已使用，申请已完成：可查询号码状态确认。",
+      requestBusy: "该验证码正在确认中（是否在另一个页面提交过？）。请稍候再提交一次，查看结果。",
       expired: "该申请已过期或错误次数过多。请重新开始。",
       badKey: "API 密钥无效。请检查是否完整粘贴，或向登记处管理员申请新密钥。",
       forbidden: (m) => "您的账户无权执行此操作（" + m + "）。",
@@ -288,6 +291,8 @@ window.DNC = (function () {
         return say.prefixNotSubscribed;
       case "request_used":
         return say.requestUsed;
+      case "request_busy":
+        return say.requestBusy;
       case "not_replicated":
         return say.notReplicated;
       default:
