@@ -214,6 +214,25 @@ def test_an_invalid_number_is_a_400_with_the_reason(
 
 
 @pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/registrations", '{"number": "\\ud800"}'),
+        ("/v1/deregistrations", '{"number": "+1212\\udfff5551234"}'),
+        ("/v1/sms/inbound", '{"from": "\\ud800", "to": "55555", "text": "STOP"}'),
+    ],
+)
+def test_a_lone_surrogate_in_a_number_is_a_400(
+    client: TestClient, carrier: Headers, path: str, body: str
+) -> None:
+    """JSON lets a client send half a UTF-16 pair ("\\ud800"), which no UTF-8 answer can
+    echo as it came: the error shows it escaped, instead of failing to encode (a 500)."""
+    headers = {**carrier, "Content-Type": "application/json"}
+    answer = client.post(path, content=body.encode(), headers=headers)
+    error = assert_error(answer, 400, "invalid_number")
+    assert "\\ud" in error["details"]["input"], error
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {"channels": ["fax"]},
