@@ -596,6 +596,24 @@ def test_a_hung_cluster_node_is_a_503_within_seconds_for_look_ups(
         process.send_signal(signal.SIGCONT)
 
 
+def test_status_checks_and_removals_right_after_the_registry_is_lost_are_503(
+    private: Registry,
+) -> None:
+    """Before the worker's follower (once a second) or a look-up has noticed the marker
+    gone: the public status check read the emptied Redis as "not registered", and a
+    carrier's DELETE as 404 not_registered; both are the empty Redis's answers, not the
+    registry's."""
+    client = redis.Redis.from_url(private.server.url)
+    try:
+        client.flushall()
+        check = private.client.get(f"/v1/registrations/{REGISTERED}")
+        assert_unavailable(check, "registry_lost")
+        removal = private.client.delete(f"/v1/registrations/{REGISTERED}", headers=private.carrier)
+        assert_unavailable(removal, "registry_lost")
+    finally:
+        client.close()
+
+
 def test_a_redis_that_lost_the_registry_is_503_not_an_empty_registry(
     private: Registry, tmp_path: Path
 ) -> None:

@@ -26,6 +26,14 @@ class RegistryLost(RedisConnectionError):
     """Redis answers, but without the registry it held: a 503, as a Redis that is down."""
 
 
+def _lost() -> RegistryLost:
+    """What a read that found nothing says when the registry's marker is gone too: an
+    empty Redis answers "not registered" for every number, which is not the registry's."""
+    return RegistryLost(
+        "the registry's data is gone from Redis; nothing is answered until it is restored"
+    )
+
+
 def no_registry(exc: ResponseError) -> bool:
     """LOG_SCRIPT's refusal: the registry's marker is gone from Redis."""
     return str(exc).startswith(changes.NO_REGISTRY)
@@ -330,6 +338,8 @@ class RegistrationStore:
         )
         if removed:
             await self.log(changes.REMOVE, number)
+        elif not await self.redis.exists(keys.EPOCH):
+            raise _lost()
         return bool(removed)
 
     async def ended(self, number: int) -> list[EndedPeriod]:
@@ -359,7 +369,10 @@ class RegistrationStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.sismember(keys.numbers_set(bucket), member)
         pipe.hget(keys.details(bucket), member)
-        registered, raw = await pipe.execute()
+        pipe.exists(keys.EPOCH)
+        registered, raw, present = await pipe.execute()
+        if not registered and not present:
+            raise _lost()
         return parse_details(number, raw) if registered else None
 
     async def confirm(
