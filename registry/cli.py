@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import stat
 import sys
 import time
@@ -126,7 +127,7 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
             name=name,
             role=args.role,
             prefixes=args.prefix or None,  # none given: every number
-            rate_limit=args.rate_limit,
+            rate_limit=_whole_number(args.rate_limit, "--rate-limit"),
             callers=args.caller,
         )
     except ValidationError as exc:
@@ -261,6 +262,16 @@ def _load(settings: Settings, args: argparse.Namespace) -> int:
     # Last, on stdout and in a terminal alike: the contract says the load ends with it.
     print(f"loaded {result.loaded}, already present {result.present}, invalid {result.invalid}")
     return 0
+
+
+def _whole_number(text: str | None, option: str) -> int | None:
+    """An option's integer in digits 0-9, as the API takes it (int() would read other
+    scripts' digits too)."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"-?[0-9]+", text.strip()):
+        raise UsageError(f"{option} {text!r} is not a whole number in digits 0-9")
+    return int(text)
 
 
 def _input_file(name: str) -> Path:
@@ -534,7 +545,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="numbers this account may see, e.g. +1212; several after one flag, or repeat it",
     )
-    create.add_argument("--rate-limit", type=int, default=None, help="requests a second")
+    create.add_argument("--rate-limit", default=None, help="requests a second")
     create.add_argument(
         "--caller",
         action="append",

@@ -5,6 +5,7 @@ Pure functions on plain values and numpy arrays; nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -18,6 +19,8 @@ from registry.store.codes import SCOPE_SHIFT as SCOPE_SHIFT
 from registry.store.codes import SMS as SMS
 from registry.store.codes import VOICE as VOICE
 from registry.store.codes import Preferences as Preferences
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 
 # Scrub statuses as small ints, so a million of them fit in one numpy array.
 CALLABLE, BLOCKED, INVALID = 0, 1, 2
@@ -70,6 +73,10 @@ def parse_channel(name: str | None) -> int:
 def parse_category(raw: str | int | None) -> int | None:
     if raw is None or raw == "":
         return None
+    # int() would read other scripts' digits too (Arabic-Indic, full width); the API and
+    # the command line take the code as written everywhere else: 0-9.
+    if isinstance(raw, str) and not _ASCII_DIGITS.fullmatch(raw.strip()):
+        raise PreferenceError(f"category {raw!r} is not a code from 1 to 8")
     try:
         code = int(raw)
     except (TypeError, ValueError):

@@ -177,7 +177,9 @@ def test_an_unknown_channel_is_a_400(client: TestClient, operator: Headers, chan
     assert_error(answer, 400, "invalid_channel")
 
 
-@pytest.mark.parametrize("category", ["0", "9", "x", "1.5", "-1", "banking"])
+@pytest.mark.parametrize(
+    "category", ["0", "9", "x", "1.5", "-1", "banking", "\u0663", "\uff13", "1_0"]
+)
 def test_an_unknown_category_is_a_400(client: TestClient, operator: Headers, category: str) -> None:
     answer = client.get("/v1/numbers/+12125551234", params={"category": category}, headers=operator)
     assert_error(answer, 400, "invalid_category")

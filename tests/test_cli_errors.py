@@ -174,6 +174,7 @@ def test_export_to_dash_is_stdout(redis_url: str, tmp_path: Path) -> None:
     [
         (["--rate-limit", "0"], ["--rate-limit", "1"]),
         (["--rate-limit", "-5"], ["--rate-limit", "1"]),
+        (["--rate-limit", "\u0661\u0660"], ["'\u0661\u0660'", "0-9"]),  # Arabic-Indic 10
         (["--prefix", "+1212x"], ["'+1212x'"]),
         (["--caller", "3125550100"], ["'3125550100'", "E.164"]),
     ],
