@@ -92,8 +92,11 @@ _SAME_REQUEST = "|".join(
     if word not in ("STOPALL", "CANCEL", "取消")
 )
 # What else may follow an opt-out word: the reply instruction a Chinese marketing text
-# ends with (退订回T), and a phone's signature line; "me" after UNSUBSCRIBE.
-_OPT_OUT_EXTRAS = r"回复?(?:TD|T)(?![A-Z0-9])|\n\s*SENT\s+(?:FROM|WITH|VIA)\s[^\n]*"
+# ends with (退订回T); "me" after UNSUBSCRIBE.
+_OPT_OUT_EXTRAS = r"回复?(?:TD|T)(?![A-Z0-9])"
+# A phone's signature, as the last line of a text ("Sent from my iPhone", "Sent with Yahoo
+# Mail"): not the subscriber's words, whatever the keyword before it.
+_SIGNATURE = re.compile(r"SENT\s+(?:FROM|WITH|VIA)\s.*")
 # CANCEL and 取消 may only repeat themselves: "CANCEL STOP" may mean "undo my STOP".
 _TAIL_WORDS = {
     "CANCEL": _word("CANCEL"),
@@ -157,7 +160,7 @@ def parse(text: str, language: str = ENGLISH) -> Intent:
     `language`: the reply's for a text with no keyword and no Chinese in it (the
     sender's country's, say); a keyword's own language wins.
     """
-    folded = _LEADING_PUNCTUATION.sub("", normalize(text))
+    folded = _LEADING_PUNCTUATION.sub("", _without_signature(normalize(text)))
     folded = _REPLY_VERB.sub("", folded, count=1)
     folded = _SPLIT_KEYWORD.sub(lambda m: re.sub(r"[\s_-]", "", m.group(0)), folded, count=1)
     if len(folded) > MAX_TEXT:
@@ -207,6 +210,12 @@ def _start_with_categories(listed: str, language: str) -> Intent:
 def _language_of_text(folded: str, otherwise: str = ENGLISH) -> str:
     """Unknown texts are answered in Chinese when they are written in Chinese."""
     return CHINESE if any("\u4e00" <= c <= "\u9fff" for c in folded) else otherwise
+
+
+def _without_signature(folded: str) -> str:
+    """`folded` without its last line when that line is a phone's signature."""
+    head, newline, last = folded.rpartition("\n")
+    return head if newline and _SIGNATURE.fullmatch(last.strip()) else folded
 
 
 def _without_trailing_symbols(folded: str) -> str:

@@ -123,6 +123,30 @@ def test_opt_outs_found_by_the_second_audit_are_a_full_block(text: str, keyword:
     assert (intent.kind, intent.keyword) == (OPT_OUT, keyword)
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("START 2,5\nSent from my iPhone", ALLOW),
+        ("START\nSent from my iPhone", OPT_IN),
+        ("UNSTOP\n\nSent with Yahoo Mail", OPT_IN),
+        ("HELP\nSent from my iPhone", HELP),
+        ("帮助\nSent from my iPhone", HELP),
+        ("STOP DND\nSent via Android", OPT_IN),
+        ("START 0\nSent from my iPhone", OPT_OUT),
+    ],
+)
+def test_a_signature_last_line_is_ignored_after_any_keyword(text: str, kind: str) -> None:
+    assert kw.parse(text).kind == kind
+    assert kw.parse(text) == kw.parse(text.split("\n")[0])
+
+
+@pytest.mark.parametrize(
+    "text", ["Sent from my iPhone", "HELP Sent from my iPhone", "START\nSent from my iPhone\n2"]
+)
+def test_a_signature_is_a_last_line_of_its_own(text: str) -> None:
+    assert kw.parse(text).kind == UNKNOWN
+
+
 def test_chinese_marketing_replies_are_answered_in_chinese() -> None:
     for text in ("T", "回T", "取消订阅"):
         assert "拒收" in kw.reply(kw.REGISTERED, kw.parse(text))
