@@ -210,6 +210,31 @@ def test_chinese_help_answers_in_chinese_and_changes_nothing(
     assert status(client, operator, "+8613800138000") == "callable"
 
 
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("START", "deregistered"),
+        ("UNSTOP", "deregistered"),
+        ("START 2,5", "registered"),
+        ("START 0", "registered"),
+        ("START 9", "unknown"),
+    ],
+)
+def test_start_from_a_chinese_number_is_answered_in_chinese(
+    client: TestClient, carrier: Headers, text: str, action: str
+) -> None:
+    """The Chinese replies say 回复START退出: the START that follows gets a Chinese answer,
+    as STOP's English one sends a subscriber from elsewhere to START."""
+    chinese = "+8613800138000"
+    body = sms(client, carrier, text, sender=chinese)
+    assert body["action"] == action
+    assert not any("a" <= c <= "z" for c in body["reply"]), body["reply"]
+    assert any("\u4e00" <= c <= "\u9fff" for c in body["reply"])
+    english = sms(client, carrier, text)
+    assert english["action"] == action
+    assert not any("\u4e00" <= c <= "\u9fff" for c in english["reply"]), english["reply"]
+
+
 def test_the_chinese_reply_points_at_chinese_help(client: TestClient, carrier: Headers) -> None:
     """HELP is answered in English, so the reply to 退订 names 帮助, answered in Chinese."""
     sender = "+8613800138000"
