@@ -280,8 +280,8 @@ _TEXTS = {
         REGISTERED: "You are on the do-not-call registry now: telemarketers see it at once "
         "and must stop calls and marketing texts to this number within a month. Consents "
         "telemarketers hold from you end now. Reply START to leave, HELP for help.",
-        "allowing": "Your do-not-call preferences are saved: marketing is blocked except "
-        "for {allowed}. Reply STOP to block everything, START to leave, HELP for help.",
+        "allowing": "Your do-not-call preferences are saved: {blocked}. Reply STOP to "
+        "block everything, START to leave, HELP for help.",
         DEREGISTERED: "This number is not on the do-not-call registry: telemarketing calls "
         "and texts may resume. Reply STOP to register again.",
         UNKNOWN: "Sorry, we did not understand that. ",
@@ -292,7 +292,7 @@ _TEXTS = {
         REGISTERED: "您已加入拒收名单，即时生效：营销方查询即可看到，"
         "须在一个月内停止向本号码拨打营销电话和发送商业短信；营销方此前登记的您的同意一并终止。"
         "回复START退出，回复帮助查看说明。",
-        "allowing": "您的拒收设置已保存：除{allowed}外，拒收全部营销信息。"
+        "allowing": "您的拒收设置已保存：{blocked}。"
         "回复TD拒收全部，回复START退出，回复帮助查看说明。",
         DEREGISTERED: "本号码已不在拒收名单中，营销电话和短信可能恢复。回复TD重新拒收。",
         UNKNOWN: "抱歉，无法识别您的指令。",
@@ -301,8 +301,24 @@ _TEXTS = {
 }
 
 
+# What a partial block blocks, by the channels it blocks: a number registered for texts
+# only is told its calls are not blocked, not that "marketing" is.
+_BLOCKED = {
+    ENGLISH: {
+        ("voice", "sms"): "marketing calls and texts are blocked except for {allowed}",
+        ("voice",): "marketing calls are blocked except for {allowed}; texts are not blocked",
+        ("sms",): "marketing texts are blocked except for {allowed}; calls are not blocked",
+    },
+    CHINESE: {
+        ("voice", "sms"): "除{allowed}外，拒收营销电话和商业短信",
+        ("voice",): "除{allowed}外，拒收营销电话；商业短信未拒收",
+        ("sms",): "除{allowed}外，拒收商业短信；营销电话未拒收",
+    },
+}
+
 # Where to complain when the registry's address is not configured (DNC_PUBLIC_URL).
 _SITE = {ENGLISH: "the registry's website", CHINESE: "拒收平台网站"}
+BOTH_CHANNELS = ("voice", "sms")
 
 
 def help_text(language: str = ENGLISH, site: str | None = None) -> str:
@@ -313,22 +329,37 @@ def help_text(language: str = ENGLISH, site: str | None = None) -> str:
     return _HELP[language].format(categories=listed, site=where)
 
 
-def reply(action: str, intent: Intent, site: str | None = None) -> str:
+def reply(
+    action: str,
+    intent: Intent,
+    site: str | None = None,
+    *,
+    channels: tuple[str, ...] = BOTH_CHANNELS,
+) -> str:
     """The text to send back for what was done (`action`, one of ACTIONS) about `intent`;
-    `site`, the registry's address, is where the help text sends complaints."""
+    `site`, the registry's address, is where the help text sends complaints; `channels`
+    what the number's registration blocks now ("voice", "sms"), which a partial block's
+    reply names."""
     texts, language = _TEXTS[intent.language], intent.language
-    if action == REGISTERED and intent.kind == ALLOW:
-        return texts["allowing"].format(allowed=_allowed(intent.categories, language))
+    # START n: a registration allowing those categories, new (REGISTERED) or changed.
+    if action == PREFERENCES_UPDATED or (action == REGISTERED and intent.kind == ALLOW):
+        allowed = _allowed(intent.categories, language)
+        blocked = _BLOCKED[language][_channels(channels)].format(allowed=allowed)
+        return texts["allowing"].format(blocked=blocked)
     if action == REGISTERED:
         return texts[REGISTERED]
-    if action == PREFERENCES_UPDATED:  # START n on a registered number: never no categories
-        return texts["allowing"].format(allowed=_allowed(intent.categories, language))
     if action == DEREGISTERED:
         return texts[DEREGISTERED]
     if action == HELP:
         return help_text(language, site)
     lead = texts["bad_category"] if intent.problem == "bad_category" else texts[UNKNOWN]
     return lead + help_text(language, site)
+
+
+def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:
+    """The channels in the order _BLOCKED names them; none (no such registration) as both."""
+    named = tuple(channel for channel in BOTH_CHANNELS if channel in channels)
+    return named or BOTH_CHANNELS
 
 
 def _allowed(categories: tuple[int, ...], language: str) -> str:

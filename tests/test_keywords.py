@@ -304,6 +304,35 @@ def test_the_replies_say_what_to_expect_and_where_to_complain() -> None:
         assert site in kw.reply(kw.UNKNOWN, kw.parse("hello"), site)
 
 
+@pytest.mark.parametrize(
+    ("channels", "english", "chinese"),
+    [
+        (("sms",), "marketing texts are blocked except for", "拒收商业短信；营销电话未拒收"),
+        (("voice",), "marketing calls are blocked except for", "拒收营销电话；商业短信未拒收"),
+        (
+            ("voice", "sms"),
+            "marketing calls and texts are blocked except",
+            "拒收营销电话和商业短信",
+        ),
+        (
+            ("sms", "voice"),
+            "marketing calls and texts are blocked except",
+            "拒收营销电话和商业短信",
+        ),
+    ],
+)
+def test_a_partial_block_reply_names_the_channels_it_blocks(
+    channels: tuple[str, ...], english: str, chinese: str
+) -> None:
+    for action in (kw.REGISTERED, kw.PREFERENCES_UPDATED):
+        text = kw.reply(action, kw.parse("START 3"), channels=channels)
+        assert english in text and "education (3)" in text
+        text = kw.reply(action, kw.parse("START 3", CHINESE), channels=channels)
+        assert chinese in text and "教育（3）" in text
+    texts_only = kw.reply(kw.PREFERENCES_UPDATED, kw.parse("START 3"), channels=("sms",))
+    assert "calls are not blocked" in texts_only
+
+
 def test_traditional_characters_are_the_same_keyword() -> None:
     intent = kw.parse("退訂")
     assert intent == kw.parse("退订")

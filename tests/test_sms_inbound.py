@@ -169,6 +169,42 @@ def test_start_with_categories_keeps_the_blocked_channels(
     assert status(client, operator, channel="voice") == "blocked"
 
 
+@pytest.mark.parametrize(
+    ("channels", "sender", "says", "denies"),
+    [
+        (["sms"], NUMBER, "marketing texts are blocked except for education (3)", "calls"),
+        (["voice"], NUMBER, "marketing calls are blocked except for education (3)", "texts"),
+        (["sms"], "+8613800138000", "除教育（3）外，拒收商业短信", "营销电话"),
+        (["voice"], "+8613800138000", "除教育（3）外，拒收营销电话", "商业短信"),
+    ],
+)
+def test_the_start_n_reply_names_the_channels_still_blocked(
+    client: TestClient,
+    carrier: Headers,
+    operator: Headers,
+    channels: list[str],
+    sender: str,
+    says: str,
+    denies: str,
+) -> None:
+    """A registration for one channel keeps it through START n, and the reply says which:
+    not that "marketing" is blocked while the other channel is not blocked at all."""
+    put = client.put(f"/v1/registrations/{sender}", json={"channels": channels}, headers=carrier)
+    assert put.status_code == 201
+    reply = sms(client, carrier, "START 3", sender=sender)["reply"]
+    other = "voice" if channels == ["sms"] else "sms"
+    assert status(client, operator, sender, channel=other, category=1) == "callable"
+    assert says in reply
+    assert denies in reply.split("Reply")[0].split("回复")[0]  # ...are not blocked
+
+
+def test_a_new_start_n_registration_blocks_and_names_both_channels(
+    client: TestClient, carrier: Headers
+) -> None:
+    reply = sms(client, carrier, "START 3")["reply"]
+    assert "marketing calls and texts are blocked except for education (3)" in reply
+
+
 @pytest.mark.parametrize("text", ["START", "UNSTOP", "STOP DND", "start!", "STOP DND, thank you"])
 def test_start_alone_unstop_and_stop_dnd_deregister(
     client: TestClient, carrier: Headers, operator: Headers, text: str

@@ -149,17 +149,24 @@ async def sms_inbound(
     # readers to send), are answered in Chinese from a Chinese number (+86).
     language = keywords.CHINESE if str(value).startswith("86") else keywords.ENGLISH
     intent = keywords.parse(body.text, language)
-    action = await _act_on_keyword(services, operator.id, value, intent, short_code)
+    action, prefs = await _act_on_keyword(services, operator.id, value, intent, short_code)
+    settings = services.settings
     return {
         "action": action,
-        "reply": keywords.reply(action, intent, services.settings.public_url),
+        "reply": keywords.reply(
+            action,
+            intent,
+            settings.public_url,
+            channels=tuple(prefs.channel_names()),
+        ),
     }
 
 
 async def _act_on_keyword(
     services: Services, actor: str, value: int, intent: keywords.Intent, short_code: str
-) -> str:
-    """Change the registration as the intent asks; the `action` to answer."""
+) -> tuple[str, rules.Preferences]:
+    """Change the registration as the intent asks; the `action` to answer, and the
+    preferences stored (the default ones when nothing was stored)."""
     now, source = int(time.time()), f"{actor}:sms"
     audit = {"number": f"+{value}", "short_code": short_code, "keyword": intent.keyword}
     if intent.kind == keywords.OPT_IN:
@@ -167,9 +174,10 @@ async def _act_on_keyword(
         if removed:
             await services.audit.record("registration.removed", actor, source=source, **audit)
         # Not registered is what the subscriber asked for all the same.
-        return keywords.DEREGISTERED
+        return keywords.DEREGISTERED, rules.Preferences()
     if intent.kind not in (keywords.OPT_OUT, keywords.ALLOW):
-        return keywords.HELP if intent.kind == keywords.HELP else keywords.UNKNOWN
+        action = keywords.HELP if intent.kind == keywords.HELP else keywords.UNKNOWN
+        return action, rules.Preferences()
     before = await services.registrations.get(value)
     # STOP blocks every channel; START n changes only the categories of what is blocked.
     channels = rules.ALL_CHANNELS
@@ -191,5 +199,5 @@ async def _act_on_keyword(
         await end_on_opt_out(services, value, actor, source)
     # The contract's words: STOP and START 0 answer "registered" whatever was there before.
     if created or intent.kind == keywords.OPT_OUT:
-        return keywords.REGISTERED
-    return keywords.PREFERENCES_UPDATED
+        return keywords.REGISTERED, prefs
+    return keywords.PREFERENCES_UPDATED, prefs
