@@ -263,22 +263,22 @@ _HELP = {
     ENGLISH: (
         "Do-not-call registry: reply STOP to block all telemarketing calls and marketing "
         "texts; START 1,2 (codes 1-8) to accept only those categories: {categories}; "
-        "START to leave the registry. Still called or texted a month after joining? "
+        "START to leave the registry. Still called or texted {after} joining? "
         "Complain at {site}. Free of charge."
     ),
     CHINESE: (
         "拒收营销服务：回复TD或退订，拒收全部营销电话和商业短信；回复START 1,2（代码1-8）"
-        "只接收所列类别：{categories}；回复START退出拒收名单。加入一个月后仍收到营销电话或短信，"
+        "只接收所列类别：{categories}；回复START退出拒收名单。加入{after}仍收到营销电话或短信，"
         "可在{site}投诉。本服务免费。"
     ),
 }
 
 _TEXTS = {
     ENGLISH: {
-        # In force at once for every telemarketer that checks the registry; the month is
+        # In force at once for every telemarketer that checks the registry; {within} is
         # the grace before one that has not checked yet is liable (DNC_GRACE_DAYS).
         REGISTERED: "You are on the do-not-call registry now: telemarketers see it at once "
-        "and must stop calls and marketing texts to this number within a month. Consents "
+        "and must stop calls and marketing texts to this number {within}. Consents "
         "telemarketers hold from you end now. Reply START to leave, HELP for help.",
         "allowing": "Your do-not-call preferences are saved: {blocked}. Reply STOP to "
         "block everything, START to leave, HELP for help.",
@@ -290,7 +290,7 @@ _TEXTS = {
     },
     CHINESE: {
         REGISTERED: "您已加入拒收名单，即时生效：营销方查询即可看到，"
-        "须在一个月内停止向本号码拨打营销电话和发送商业短信；营销方此前登记的您的同意一并终止。"
+        "须{within}停止向本号码拨打营销电话和发送商业短信；营销方此前登记的您的同意一并终止。"
         "回复START退出，回复帮助查看说明。",
         "allowing": "您的拒收设置已保存：{blocked}。"
         "回复TD拒收全部，回复START退出，回复帮助查看说明。",
@@ -318,15 +318,20 @@ _BLOCKED = {
 
 # Where to complain when the registry's address is not configured (DNC_PUBLIC_URL).
 _SITE = {ENGLISH: "the registry's website", CHINESE: "拒收平台网站"}
+# DNC_GRACE_DAYS's default: what the registration's effective_at is, and the replies say.
+GRACE_DAYS = 31
 BOTH_CHANNELS = ("voice", "sms")
 
 
-def help_text(language: str = ENGLISH, site: str | None = None) -> str:
+def help_text(
+    language: str = ENGLISH, site: str | None = None, grace_days: int = GRACE_DAYS
+) -> str:
     names = _CATEGORY_NAMES[language]
     separator = "、" if language == CHINESE else ", "
     listed = separator.join(f"{code} {name}" for code, name in names.items())
     where = _SITE[language] if site is None else site
-    return _HELP[language].format(categories=listed, site=where)
+    after = _grace(grace_days, language)[1]
+    return _HELP[language].format(categories=listed, site=where, after=after)
 
 
 def reply(
@@ -334,12 +339,13 @@ def reply(
     intent: Intent,
     site: str | None = None,
     *,
+    grace_days: int = GRACE_DAYS,
     channels: tuple[str, ...] = BOTH_CHANNELS,
 ) -> str:
     """The text to send back for what was done (`action`, one of ACTIONS) about `intent`;
-    `site`, the registry's address, is where the help text sends complaints; `channels`
-    what the number's registration blocks now ("voice", "sms"), which a partial block's
-    reply names."""
+    `site`, the registry's address, is where the help text sends complaints; `grace_days`
+    the time telemarketers have to stop (DNC_GRACE_DAYS); `channels` what the number's
+    registration blocks now ("voice", "sms"), which a partial block's reply names."""
     texts, language = _TEXTS[intent.language], intent.language
     # START n: a registration allowing those categories, new (REGISTERED) or changed.
     if action == PREFERENCES_UPDATED or (action == REGISTERED and intent.kind == ALLOW):
@@ -347,19 +353,36 @@ def reply(
         blocked = _BLOCKED[language][_channels(channels)].format(allowed=allowed)
         return texts["allowing"].format(blocked=blocked)
     if action == REGISTERED:
-        return texts[REGISTERED]
+        return texts[REGISTERED].format(within=_grace(grace_days, language)[0])
     if action == DEREGISTERED:
         return texts[DEREGISTERED]
     if action == HELP:
-        return help_text(language, site)
+        return help_text(language, site, grace_days)
     lead = texts["bad_category"] if intent.problem == "bad_category" else texts[UNKNOWN]
-    return lead + help_text(language, site)
+    return lead + help_text(language, site, grace_days)
 
 
 def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:
     """The channels in the order _BLOCKED names them; none (no such registration) as both."""
     named = tuple(channel for channel in BOTH_CHANNELS if channel in channels)
     return named or BOTH_CHANNELS
+
+
+def _grace(days: int, language: str) -> tuple[str, str]:
+    """The grace period in the replies' words: how soon telemarketers must stop ("within
+    a month"), and how long after joining a call is a breach ("a month after")."""
+    if language == CHINESE:
+        if days in (30, 31):
+            return "在一个月内", "一个月后"
+        return ("立即", "后") if days == 0 else (f"在{days}天内", f"{days}天后")
+    if days in (30, 31):
+        return "within a month", "a month after"
+    if days == 0:
+        return "now", "after"
+    return (
+        f"within {days} day{'s' if days != 1 else ''}",
+        f"{days} day{'s' if days != 1 else ''} after",
+    )
 
 
 def _allowed(categories: tuple[int, ...], language: str) -> str:

@@ -305,6 +305,32 @@ def test_the_replies_say_what_to_expect_and_where_to_complain() -> None:
 
 
 @pytest.mark.parametrize(
+    ("days", "within", "after"),
+    [
+        (31, ("within a month", "在一个月内"), ("a month after joining", "加入一个月后")),
+        (30, ("within a month", "在一个月内"), ("a month after joining", "加入一个月后")),
+        (7, ("within 7 days", "在7天内"), ("7 days after joining", "加入7天后")),
+        (1, ("within 1 day", "在1天内"), ("1 day after joining", "加入1天后")),
+        (90, ("within 90 days", "在90天内"), ("90 days after joining", "加入90天后")),
+        (0, ("must stop calls and marketing texts to this number now", "须立即停止"),
+         ("texted after joining", "加入后仍收到")),
+    ],
+)  # fmt: skip
+def test_the_replies_state_the_grace_in_days_unless_it_is_a_month(
+    days: int, within: tuple[str, str], after: tuple[str, str]
+) -> None:
+    for language, stop, help_word in ((ENGLISH, "STOP", "HELP"), (CHINESE, "退订", "帮助")):
+        index = 0 if language == ENGLISH else 1
+        registered = kw.reply(kw.REGISTERED, kw.parse(stop), grace_days=days)
+        assert within[index] in registered, registered
+        assert after[index] in kw.reply(kw.HELP, kw.parse(help_word), grace_days=days)
+        assert after[index] in kw.reply(kw.UNKNOWN, kw.parse("hello", language), grace_days=days)
+        assert after[index] in kw.help_text(language, grace_days=days)
+        if days not in (30, 31):
+            assert "month" not in registered and "一个月" not in registered
+
+
+@pytest.mark.parametrize(
     ("channels", "english", "chinese"),
     [
         (("sms",), "marketing texts are blocked except for", "拒收商业短信；营销电话未拒收"),

@@ -6,6 +6,7 @@ look-up of the number shows what the keyword did.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -314,6 +315,38 @@ def test_a_chinese_number_gets_its_unknown_reply_in_chinese(
     assert "STOP" in sms(client, carrier, "hi")["reply"]
     assert sms(client, carrier, "T", sender=chinese)["action"] == "registered"
     assert sms(client, carrier, "STOP", sender=chinese)["reply"].startswith("You are on")
+
+
+@pytest.mark.parametrize(
+    ("grace_days", "english", "chinese", "after"),
+    [
+        (7, "within 7 days", "在7天内", "7 days after joining"),
+        (1, "within 1 day", "在1天内", "1 day after joining"),
+        (31, "within a month", "在一个月内", "a month after joining"),
+    ],
+)
+def test_the_replies_state_the_grace_the_registry_gives(
+    spare: Any,
+    carrier: Headers,
+    grace_days: int,
+    english: str,
+    chinese: str,
+    after: str,
+) -> None:
+    """The grace in the replies is DNC_GRACE_DAYS, as the registration's effective_at."""
+    api = spare(grace_days=grace_days)
+    body = sms(api, carrier, "STOP")
+    record = api.get(f"/v1/registrations/{NUMBER}").json()
+    given = datetime.fromisoformat(record["effective_at"]) - datetime.fromisoformat(
+        record["registered_at"]
+    )
+    assert given.days == grace_days
+    assert english in body["reply"]
+    assert chinese in sms(api, carrier, "退订", sender="+8613800138000")["reply"]
+    assert after in sms(api, carrier, "HELP")["reply"]
+    assert after in sms(api, carrier, "hello")["reply"]
+    if grace_days != 31:
+        assert "month" not in body["reply"] + sms(api, carrier, "HELP")["reply"]
 
 
 def test_two_opt_out_words_register_and_cancel_stop_does_not(

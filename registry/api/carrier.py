@@ -157,6 +157,7 @@ async def sms_inbound(
             action,
             intent,
             settings.public_url,
+            grace_days=settings.grace_days,
             channels=tuple(prefs.channel_names()),
         ),
     }
