@@ -812,3 +812,86 @@ def test_a_form_sent_twice_while_waiting_sends_one_code(chromium: Any, server: S
     assert "Blocked: calls." in result  # and so the liable are those who call, not write
     assert "Telemarketers who still call after" in result
     assert page.console() == []
+
+
+def test_the_field_in_error_is_marked_invalid_and_described_by_its_error(
+    chromium: Any, server: Server
+) -> None:
+    """One alert box per form says what is wrong; the field it is about carries
+    aria-invalid and names the box in aria-describedby (its hint kept), until it is fixed."""
+    page = Page(chromium, server, "/")
+
+    def aria(element_id: str) -> tuple[str | None, str | None]:
+        field = page.element(element_id)
+        return field.get_attribute("aria-invalid"), field.get_attribute("aria-describedby")
+
+    def ticks() -> list[tuple[str | None, str | None]]:
+        from selenium.webdriver.common.by import By
+
+        boxes = chromium.find_elements(By.CSS_SELECTOR, '#register-form input[name="channels"]')
+        return [
+            (b.get_attribute("aria-invalid"), b.get_attribute("aria-describedby")) for b in boxes
+        ]
+
+    # Caught in the page: no number.
+    page.submit("register-form")
+    assert "Enter the phone number." in page.shown("register-error")
+    assert aria("register-number") == ("true", "register-number-hint register-error")
+    assert aria("register-region") == (None, "register-region-hint")
+    # Refused by the API: a number that is no number; the mark stays, not doubled.
+    page.fill("register-number", "12345")
+    page.submit("register-form")
+    assert "That phone number is not valid" in page.shown("register-error")
+    assert aria("register-number") == ("true", "register-number-hint register-error")
+    # The region the API refuses is the field marked, and the number no longer is.
+    page.fill("register-number", "+12125551234")
+    page.fill("register-region", "ZZ")
+    page.submit("register-form")
+    assert "That region is not one we know" in page.shown("register-error")
+    assert aria("register-region") == ("true", "register-region-hint register-error")
+    assert aria("register-number") == (None, "register-number-hint")
+    # No channel ticked: the boxes are marked.
+    page.fill("register-region", "")
+    for box in ('input[name="channels"][value="voice"]', 'input[name="channels"][value="sms"]'):
+        chromium.execute_script(f"document.querySelector('#register-form {box}').click()")
+    page.submit("register-form")
+    assert "Tick calls, text messages or both" in page.shown("register-error")
+    assert ticks() == [("true", "register-error")] * 2
+    assert aria("register-region") == (None, "register-region-hint")
+    # Fixed and sent: nothing is marked any more.
+    page.tick('input[name="channels"][value="sms"]')
+    page.submit("register-form")
+    page.shown("register-sent")
+    assert ticks() == [(None, None)] * 2
+    assert aria("register-number") == (None, "register-number-hint")
+
+    # The code step's field, caught in the page and refused by the API.
+    page.fill("register-code", "abc")
+    page.submit("register-confirm")
+    assert "six digits" in page.shown("register-confirm-error")
+    assert aria("register-code") == ("true", "register-confirm-error")
+    right = server.code_for("+12125551234")
+    page.fill("register-code", "000000" if right != "000000" else "111111")
+    page.submit("register-confirm")
+    assert "That code is not right" in page.shown("register-confirm-error")
+    assert aria("register-code") == ("true", "register-confirm-error")
+    page.fill("register-code", right)
+    page.submit("register-confirm")
+    page.shown("register-result")
+    assert aria("register-code") == (None, None)
+
+    # Another form's field: the complaint's caller, and the status check's number.
+    page.fill("complain-number", "+12125551234")
+    page.submit("complain-form")
+    assert "Enter the number that called or wrote to you." in page.shown("complain-error")
+    assert aria("complain-caller") == ("true", "complain-caller-hint complain-error")
+    assert aria("complain-number") == (None, None)
+    page.fill("status-number", "+1 212")
+    page.submit("status-form")
+    page.shown("status-error")
+    assert aria("status-number") == ("true", "status-error")
+    page.fill("status-number", "+12125551234")
+    page.submit("status-form")
+    page.shown("status-result")
+    assert aria("status-number") == (None, None)
+    assert page.console() == []

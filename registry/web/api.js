@@ -325,8 +325,73 @@ window.DNC = (function () {
     return say.other(problem.message);
   }
 
-  /** Put an error in the form's alert region; the code is kept for support calls. */
+  /**
+   * The form field an API error is about, by the field's name: the one the error box's
+   * form marks invalid. A mistake caught in the page names its field in details.field.
+   */
+  const FIELD_OF = {
+    invalid_number: "number",
+    empty_number: "number",
+    invalid_region: "region",
+    wrong_code: "code",
+    invalid_code: "code",
+    invalid_caller: "caller",
+    invalid_time: "occurred_at",
+    text_too_long: "text",
+    invalid_preferences: "channels",
+  };
+  // The fields each error box marked, to unmark when the box is cleared or refilled.
+  const marked = new WeakMap();
+
+  function fieldsInError(box, problem) {
+    const form = box.closest("form");
+    const name = problem instanceof Problem && (problem.details.field || FIELD_OF[problem.code]);
+    if (!form || !name) {
+      return [];
+    }
+    return Array.prototype.filter.call(form.elements, function (field) {
+      return field.name === name && field.type !== "hidden";
+    });
+  }
+
+  function describedBy(field) {
+    return (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+  }
+
+  /** aria-invalid on the fields in error, and the error box among their descriptions. */
+  function mark(box, fields) {
+    fields.forEach(function (field) {
+      field.setAttribute("aria-invalid", "true");
+      const ids = describedBy(field);
+      if (ids.indexOf(box.id) < 0) {
+        field.setAttribute("aria-describedby", ids.concat([box.id]).join(" "));
+      }
+    });
+    marked.set(box, fields);
+  }
+
+  function unmark(box) {
+    (marked.get(box) || []).forEach(function (field) {
+      field.removeAttribute("aria-invalid");
+      const ids = describedBy(field).filter(function (id) {
+        return id !== box.id;
+      });
+      if (ids.length) {
+        field.setAttribute("aria-describedby", ids.join(" "));
+      } else {
+        field.removeAttribute("aria-describedby");
+      }
+    });
+    marked.delete(box);
+  }
+
+  /**
+   * Put an error in the form's alert region; the code is kept for support calls. The field
+   * it is about (see FIELD_OF) is marked aria-invalid and described by the region.
+   */
   function showError(box, problem) {
+    unmark(box);
+    mark(box, fieldsInError(box, problem));
     // Shown before it is filled: a live region that appears already full is often not read.
     box.hidden = false;
     box.replaceChildren();
@@ -343,6 +408,7 @@ window.DNC = (function () {
   }
 
   function clear(box) {
+    unmark(box);
     box.replaceChildren();
     box.hidden = true;
   }

@@ -105,9 +105,9 @@
       });
   }
 
-  /** A mistake caught before sending, shown like an API error. */
-  function localProblem(message) {
-    return new api.Problem(0, "input", message);
+  /** A mistake caught before sending, shown like an API error; `field` names the field. */
+  function localProblem(message, field) {
+    return new api.Problem(0, "input", message, { field: field });
   }
 
   function categoryNames() {
@@ -217,7 +217,7 @@
       // input method (NFKC folds them to ASCII).
       const code = value(confirm, "code").normalize("NFKC").replace(/[\s-]+/g, "");
       if (!/^[0-9]{6}$/.test(code)) {
-        api.showError(confirmError, localProblem(say.codeDigits));
+        api.showError(confirmError, localProblem(say.codeDigits, "code"));
         return;
       }
       api.busy(confirm, true);
@@ -266,7 +266,7 @@
   function numberAndRegion(form) {
     const body = { number: value(form, "number") };
     if (!body.number) {
-      throw localProblem(say.enterNumber);
+      throw localProblem(say.enterNumber, "number");
     }
     const region = value(form, "region").toUpperCase();
     if (region) {
@@ -282,7 +282,7 @@
       const body = numberAndRegion(form);
       body.channels = ticked(form, "channels");
       if (body.channels.length === 0) {
-        throw localProblem(say.tickChannel);
+        throw localProblem(say.tickChannel, "channels");
       }
       body.allow_categories = ticked(form, "allow_categories").map(Number);
       return body;
@@ -386,13 +386,13 @@
     const occurred = new Date(value(complainForm, "occurred_at"));
     try {
       if (!body.number) {
-        throw localProblem(say.enterYourNumber);
+        throw localProblem(say.enterYourNumber, "number");
       }
       if (!body.caller) {
-        throw localProblem(say.enterCaller);
+        throw localProblem(say.enterCaller, "caller");
       }
       if (isNaN(occurred.getTime())) {
-        throw localProblem(say.enterTime);
+        throw localProblem(say.enterTime, "occurred_at");
       }
     } catch (problem) {
       api.showError(error, problem);
