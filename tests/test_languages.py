@@ -6,6 +6,7 @@ tests/test_pages.py drives the Chinese page's script in Chromium.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -186,6 +187,19 @@ def test_without_javascript_a_chinese_subscriber_registers_and_checks_in_chinese
     assert "已登记" in shown(browser)
     english = web.post("/forms/status", data={"number": NUMBER})
     assert shown(english).startswith(f"{NUMBER} is registered.")
+
+
+def test_a_national_number_without_a_region_is_said_to_be_read_in_the_default_one(
+    web: TestClient,
+) -> None:
+    """No region was chosen: the answer without JavaScript says which one the number was
+    read in, in the script's words, not "the region chosen"."""
+    chinese = web.post("/forms/status", data={"number": "138 0013 8000", "lang": "zh"})
+    assert chinese.status_code == 400
+    assert "所选地区（未选时为本登记处默认地区）没有这样的号码" in shown(chinese)
+    english = web.post("/forms/status", data={"number": "138 0013 8000"})
+    said = html.unescape(shown(english))
+    assert "in the region it was read in (without a region given, the registry's own)" in said
 
 
 def test_a_chinese_report_is_followed_in_chinese(web: TestClient) -> None:

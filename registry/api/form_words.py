@@ -110,7 +110,10 @@ ENGLISH = Words(
         "too_short": "it has too few digits",
         "too_long": "it has too many digits",
         "invalid_length": "it has the wrong number of digits",
-        "invalid_for_region": "no phone number like it exists in the region it was read in",
+        "invalid_for_region": (
+            "no phone number like it exists in the region it was read in (without a region "
+            "given, the registry's own)"
+        ),
     },
     unreadable_number="it is not a number we can read",
     invalid_number=lambda why: (
@@ -226,7 +229,7 @@ CHINESE = Words(
         "too_short": "位数太少",
         "too_long": "位数太多",
         "invalid_length": "位数不对",
-        "invalid_for_region": "所选地区没有这样的号码",
+        "invalid_for_region": "所选地区（未选时为本登记处默认地区）没有这样的号码",
     },
     unreadable_number="无法识别该号码",
     invalid_number=lambda why: (
