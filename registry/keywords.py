@@ -49,9 +49,6 @@ _OPT_OUT_WORDS = (
 )  # fmt: skip
 _HELP_WORDS = ("HELP", "INFO", "帮助")
 _CHINESE_WORDS = ("TD", "T", "退订", "取消订阅", "取消", "帮助")
-# The Chinese replies tell their readers to send START (回复START退出): the words of both
-# languages, answered in the sender's (a +86 number's, or Chinese in the text).
-_SHARED_WORDS = ("START", "UNSTOP")
 # Longest first, so STOPALL is not read as STOP followed by ALL, nor TD as T.
 _KEYWORD = re.compile(
     r"(STOPALL|STOP|UNSUBSCRIBE|CANCEL|END|QUIT|REVOKE|OPTOUT|TD|UNSTOP|START|HELP|INFO|T"
@@ -160,9 +157,8 @@ def normalize(text: str) -> str:
 def parse(text: str, language: str = ENGLISH) -> Intent:
     """Read one inbound text. Never raises: anything not understood is UNKNOWN.
 
-    `language`: the reply's for a text with no keyword and no Chinese in it, and for
-    START and UNSTOP, which the replies of both languages name (the sender's country's,
-    say); any other keyword's own language wins.
+    `language`: the reply's for a text with no keyword and no Chinese in it (the
+    sender's country's, say); a keyword's own language wins.
     """
     folded = _LEADING_PUNCTUATION.sub("", _without_signature(normalize(text)))
     folded = _REPLY_VERB.sub("", folded, count=1)
@@ -179,10 +175,7 @@ def parse(text: str, language: str = ENGLISH) -> Intent:
     if keyword.isascii() and rest[:1].isascii() and rest[:1].isalpha():
         # STOPPED, ENDING, TDX, THANKS: a longer word, not the keyword, nor its language.
         return Intent(UNKNOWN, _language_of_text(folded, language))
-    if keyword in _SHARED_WORDS:
-        language = _language_of_text(folded, language)
-    else:
-        language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
+    language = CHINESE if keyword in _CHINESE_WORDS else ENGLISH
     intent = Intent(UNKNOWN, language, keyword)
     if keyword == "STOP" and (dnd := _STOP_DND.match(rest)):
         intent, rest = Intent(OPT_IN, language, "STOP DND"), rest[dnd.end() :]

@@ -145,8 +145,7 @@ async def sms_inbound(
             f"to {body.to[:32]!r} is not a short code (3 to 15 digits) or an E.164 number",
         )
     value = params.number(body.sender, params.region(region, services.settings.default_region))
-    # A text with no keyword, and START or UNSTOP (which the Chinese replies tell their
-    # readers to send), are answered in Chinese from a Chinese number (+86).
+    # A text with no keyword is answered in Chinese from a Chinese number (+86).
     language = keywords.CHINESE if str(value).startswith("86") else keywords.ENGLISH
     intent = keywords.parse(body.text, language)
     action, prefs = await _act_on_keyword(services, operator.id, value, intent, short_code)
