@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -18,8 +19,12 @@ from httpx import Response
 
 from loader.export import export_changes, export_full
 from loader.load import load_files
+from registry import rules
 from registry.config import Settings
+from registry.store import changes as change_log
 from registry.store import keys
+from registry.store.connect import async_client
+from registry.store.registrations import RegistrationStore
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -845,3 +850,45 @@ def test_a_json_key_given_twice_is_a_400_not_the_last_one(
         "/v1/sms/inbound", content=inbound, headers={**carrier, "Content-Type": "application/json"}
     )
     assert_error(answer, 400, "repeated_key")
+
+
+def test_a_put_and_a_delete_at_once_leave_the_change_list_ending_in_the_numbers_state(
+    redis_url: str,
+) -> None:
+    """A registration logs its add before storing it, a removal stores before logging:
+    a DELETE held between its two round trips (as the event loop does under load) let a
+    PUT log and store in between, and the change list ended with the removal of a number
+    still registered, which every copy following /v1/changes then dropped. Now the PUT
+    waits for the DELETE to finish."""
+
+    async def scenario() -> tuple[bool, list[Any]]:
+        client = async_client(redis_url)
+        store = RegistrationStore(client, 153)
+        number = 12125550777
+        await store.register(number, rules.Preferences(3, 0), "carrier:x", 1_000)
+        removed, go_on = asyncio.Event(), asyncio.Event()
+        original_log = store.log
+
+        async def slow_log(op: str, value: int) -> int:
+            if op == change_log.REMOVE:
+                removed.set()
+                await go_on.wait()
+            return await original_log(op, value)
+
+        store.log = slow_log  # type: ignore[method-assign]
+        delete = asyncio.create_task(store.deregister(number, "carrier:y", 1_001))
+        await asyncio.wait_for(removed.wait(), 10)
+        put = asyncio.create_task(store.register(number, rules.Preferences(3, 0), "c:x", 1_002))
+        await asyncio.sleep(0.2)
+        assert not put.done()  # it waits for the removal to be logged
+        go_on.set()
+        assert await delete is True
+        await put
+        registered = await store.get(number) is not None
+        entries = await client.xrange(keys.CHANGES)
+        await client.aclose()
+        return registered, [change_log.decode(i, f) for i, f in entries]
+
+    registered, logged = asyncio.run(scenario())
+    assert registered
+    assert [c.op for c in logged][-3:] == [change_log.ADD, change_log.REMOVE, change_log.ADD]

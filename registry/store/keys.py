@@ -79,6 +79,11 @@ def ended(bucket: int, member: int) -> str:
     return ended_prefix(bucket) + str(member)
 
 
+def writing(bucket: int, member: int) -> str:
+    """A number's single writer (RegistrationStore.one_writer), in the bucket's slot."""
+    return f"dnc:w:{{{bucket}}}:{member}"
+
+
 def ended_prefix(bucket: int) -> str:
     """keys.ended without its member: in the bucket's slot, as the bucket's set."""
     return f"dnc:e:{{{bucket}}}:"

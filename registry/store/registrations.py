@@ -8,6 +8,10 @@ registration time unknown", which keeps the bulk list at 2 bytes a number.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
+import time
 from collections.abc import AsyncIterator, Container, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -17,6 +21,7 @@ import numpy as np
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from registry.store import changes, dump, keys, resp
 from registry.store.codes import ALL_CHANNELS, Preferences
@@ -38,6 +43,17 @@ def no_registry(exc: ResponseError) -> bool:
     """LOG_SCRIPT's refusal: the registry's marker is gone from Redis."""
     return str(exc).startswith(changes.NO_REGISTRY)
 
+
+# A write to one number holds its writer key this long at most (a worker that died
+# holding it lets go this way), and the next one waits WRITER_WAIT for it, then is a 503.
+WRITER_MS = 5_000
+WRITER_WAIT = 6.0
+
+# KEYS: writer. ARGV: token. Lets go of the key if this writer still holds it.
+RELEASE_WRITER_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 
 # KEYS: set, details. ARGV: member, now, "channels|allowed|source".
 REGISTER_SCRIPT = """
@@ -305,40 +321,70 @@ class RegistrationStore:
             raise
         return int(version)
 
+    @contextlib.asynccontextmanager
+    async def one_writer(self, number: int) -> AsyncIterator[None]:
+        """One registration or removal of `number` at a time, across every worker.
+
+        Each is two round trips, the set and the change stream (in a Cluster on other
+        nodes, so no one script can do both): an add is logged before it is stored, a
+        removal stored before it is logged. A PUT and a DELETE of one number at the same
+        moment could then interleave as: removed, add logged, added, removal logged; the
+        number registered and the change list ending with its removal, which every copy
+        following /v1/changes would drop. Held, the second waits for the first."""
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        key, token = keys.writing(bucket, member), secrets.token_hex(8)
+        deadline = time.monotonic() + WRITER_WAIT
+        pause = 0.001
+        while not await self.redis.set(key, token, nx=True, px=WRITER_MS):
+            if time.monotonic() > deadline:
+                raise RedisTimeoutError(
+                    f"another write to this number did not finish in {WRITER_WAIT:g} s"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        try:
+            yield
+        finally:
+            # A Redis gone meanwhile cannot take it back: it lapses after WRITER_MS.
+            with contextlib.suppress(Exception):
+                await self.redis.eval(RELEASE_WRITER_SCRIPT, 1, key, token)
+
     async def register(
         self, number: int, prefs: Preferences, source: str, now: int
     ) -> tuple[bool, int | None]:
         """Store a registration: (created, registered_at). Logged before it is stored."""
-        await self.log(changes.ADD, number)
         bucket, member = keys.bucket_of(number), keys.member_of(number)
-        created, at = await self.redis.eval(
-            REGISTER_SCRIPT,
-            2,
-            keys.numbers_set(bucket),
-            keys.details(bucket),
-            member,
-            now,
-            f"{prefs.channels}|{prefs.allow_categories}|{source}",
-        )
+        async with self.one_writer(number):
+            await self.log(changes.ADD, number)
+            created, at = await self.redis.eval(
+                REGISTER_SCRIPT,
+                2,
+                keys.numbers_set(bucket),
+                keys.details(bucket),
+                member,
+                now,
+                f"{prefs.channels}|{prefs.allow_categories}|{source}",
+            )
         return bool(created), (int(at) or None)
 
     async def deregister(self, number: int, who: str, now: int) -> bool:
         """Remove a registration, keeping its record DNC_RETENTION_DAYS; logged after."""
         bucket, member = keys.bucket_of(number), keys.member_of(number)
-        removed = await self.redis.eval(
-            DEREGISTER_SCRIPT,
-            3,
-            keys.numbers_set(bucket),
-            keys.details(bucket),
-            keys.ended(bucket, member),
-            member,
-            now,
-            self.retention_days * 86400,
-            who,
-        )
-        if removed:
-            await self.log(changes.REMOVE, number)
-        elif not await self.redis.exists(keys.EPOCH):
+        async with self.one_writer(number):
+            removed = await self.redis.eval(
+                DEREGISTER_SCRIPT,
+                3,
+                keys.numbers_set(bucket),
+                keys.details(bucket),
+                keys.ended(bucket, member),
+                member,
+                now,
+                self.retention_days * 86400,
+                who,
+            )
+            if removed:
+                await self.log(changes.REMOVE, number)
+        if not removed and not await self.redis.exists(keys.EPOCH):
             raise _lost()
         return bool(removed)
 
