@@ -27,6 +27,10 @@ EVIDENCE = {"method": "web_form", "reference": "form-42", "text": "Yes, you may 
 RETENTION = 153 * 86400
 
 
+def dated(given_at: Any, method: str = "web_form") -> dict[str, Any]:
+    return {"method": method, "text": "yes", "given_at": given_at}
+
+
 def register(client: TestClient, carrier: Headers, number: str, **prefs: Any) -> None:
     answer = client.put(f"/v1/registrations/{number}", json=prefs or None, headers=carrier)
     assert answer.status_code in (200, 201), answer.text
@@ -333,7 +337,12 @@ def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
     """An operator whose consent a STOP ended cannot bring it back by recording the old
     evidence again: the subscriber's refusal is the later word (MIIT draft art. 16)."""
     other = new_key()
-    consent(client, operator, C, evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z"})
+    consent(
+        client,
+        operator,
+        C,
+        evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"},
+    )
     assert stop(client, carrier, C, "TD") == "registered"
     for given in ("2026-01-01T00:00:00Z", iso_in(-60)):
         evidence = {"method": "sms", "given_at": given, "text": "yes"}
@@ -362,14 +371,21 @@ def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
     answer = client.post("/v1/consents", json={"number": B, "evidence": evidence}, headers=operator)
     assert_error(answer, 409, "consent_predates_opt_out")
     # Given after it (the clock's next second): it counts.
-    consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
+    consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1), "text": "yes"})
     assert look_up(client, operator, C, channel="sms") == ("callable", "consent")
     # An operator whose consent it did not end records its evidence as any other: a
     # registration does not void consent given before it and recorded after (the
     # contract's flow: register, record the consent, call).
-    consent(client, other, C, evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z"})
+    consent(
+        client,
+        other,
+        C,
+        evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"},
+    )
     assert look_up(client, other, C, channel="sms") == ("callable", "consent")
-    consent(client, other, A, evidence={"method": "web_form", "given_at": "2025-06-01"})
+    consent(
+        client, other, A, evidence={"method": "web_form", "given_at": "2025-06-01", "text": "yes"}
+    )
     assert look_up(client, other, A) == ("callable", "consent")
 
 
@@ -583,19 +599,19 @@ def test_a_withdrawn_consent_is_blocked_in_the_next_scrub(
         ({"number": A, "evidence": {"id": 2**64}}, 400, "invalid_evidence"),
         ({"number": A, "evidence": {"ids": [-(2**64)]}}, 400, "invalid_evidence"),
         # The fields the README names must say what they are for, where given.
-        ({"number": A, "evidence": {"method": "web_form", "given_at": "2099-01-01T00:00:00Z"}},
+        ({"number": A, "evidence": dated("2099-01-01T00:00:00Z", "web_form")},
          400, "invalid_evidence"),
-        ({"number": A, "evidence": {"method": "web_form", "given_at": "last week"}}, 400,
+        ({"number": A, "evidence": dated("last week", "web_form")}, 400,
          "invalid_evidence"),
-        ({"number": A, "evidence": {"method": "web_form", "given_at": 1764000000}}, 400,
+        ({"number": A, "evidence": dated(1764000000, "web_form")}, 400,
          "invalid_evidence"),
         ({"number": A, "evidence": {"method": None}}, 400, "invalid_evidence"),
         ({"number": A, "evidence": {"method": " "}}, 400, "invalid_evidence"),
         ({"number": A, "evidence": {"reference": 42}}, 400, "invalid_evidence"),
         # Placeholders, not times: no consent to telemarketing predates 1990.
-        ({"number": A, "evidence": {"method": "sms", "given_at": "1800-01-01T00:00:00Z"}},
+        ({"number": A, "evidence": dated("1800-01-01T00:00:00Z", "sms")},
          400, "invalid_evidence"),
-        ({"number": A, "evidence": {"method": "sms", "given_at": "0001-01-01T00:00:00+14:00"}},
+        ({"number": A, "evidence": dated("0001-01-01T00:00:00+14:00", "sms")},
          400, "invalid_evidence"),
         # Consent is the subscriber's explicit act (PIPL art. 14), never silence or a default.
         ({"number": A, "evidence": {"method": "implied"}}, 400, "consent_not_explicit"),
@@ -624,6 +640,56 @@ def test_bad_bodies_are_4xx_and_record_nothing(
 ) -> None:
     assert_error(client.post("/v1/consents", json=body, headers=operator), status, code)
     assert look_up(client, operator, A) == ("blocked", "registered")
+
+
+@pytest.mark.parametrize(
+    ("evidence", "code", "field"),
+    [
+        # Nothing that says how the subscriber consented, or to what.
+        ({"x": ""}, "invalid_evidence", "method"),
+        ({"note": None}, "invalid_evidence", "method"),
+        ({"a": {}}, "invalid_evidence", "method"),
+        ({"form": "signup-7", "ip": "198.51.100.7"}, "invalid_evidence", "method"),
+        ({"text": "Yes, you may call me"}, "invalid_evidence", "method"),
+        ({"method": "web_form"}, "invalid_evidence", "text"),
+        ({"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}, "invalid_evidence", "text"),
+        # Blank is empty: spaces, zero-width and control characters, a filler letter.
+        ({"method": "web_form", "text": "\u200b"}, "invalid_evidence", "text"),
+        ({"method": "web_form", "text": " \u200b\u2060\ufeff\t\u0000"}, "invalid_evidence",
+         "text"),
+        ({"method": "web_form", "reference": "\u3164"}, "invalid_evidence", "reference"),
+        ({"method": "\u200b", "text": "Yes"}, "invalid_evidence", "method"),
+        # Not the subscriber's explicit act: someone else's list, an enrolment the operator
+        # made, records moved over, an earlier purchase's "soft opt-in".
+        ({"method": "auto-enrolled", "text": "Yes"}, "consent_not_explicit", "method"),
+        ({"method": "third party list", "text": "Yes"}, "consent_not_explicit", "method"),
+        ({"method": "third-party", "reference": "r-1"}, "consent_not_explicit", "method"),
+        ({"method": "imported from CRM", "text": "Yes"}, "consent_not_explicit", "method"),
+        ({"method": "soft opt-in", "text": "Yes"}, "consent_not_explicit", "method"),
+        ({"method": "Auto Enrolment", "text": "Yes"}, "consent_not_explicit", "method"),
+        ({"method": "partner lead list", "text": "Yes"}, "consent_not_explicit", "method"),
+        # Hidden from the word match: zero-width characters, full-width letters, Chinese.
+        ({"method": "im\u200bplied", "text": "Yes"}, "consent_not_explicit", "method"),
+        ({"method": "\uff49\uff4d\uff50\uff4c\uff49\uff45\uff44", "text": "Yes"},
+         "consent_not_explicit", "method"),
+        ({"method": "第三方名单", "text": "同意"}, "consent_not_explicit", "method"),
+    ],
+)  # fmt: skip
+def test_evidence_that_proves_no_explicit_consent_is_a_400_naming_the_field(
+    client: TestClient,
+    world: None,
+    operator: Headers,
+    evidence: dict[str, Any],
+    code: str,
+    field: str,
+) -> None:
+    """The evidence is kept to prove an explicit consent (MIIT draft art. 19, PIPL art. 14):
+    it must say how the subscriber gave it and what they agreed to (or where that is)."""
+    answer = client.post("/v1/consents", json={"number": A, "evidence": evidence}, headers=operator)
+    error = assert_error(answer, 400, code)
+    assert error["details"]["field"] == field and f"evidence.{field}" in error["message"]
+    assert look_up(client, operator, A) == ("blocked", "registered")
+    assert_error(client.get(f"/v1/consents/{A}", headers=operator), 404, "consent_not_found")
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
@@ -749,10 +815,12 @@ def test_administrators_read_a_withdrawn_consents_evidence_by_its_id(
 @pytest.mark.parametrize(
     "evidence",
     [
-        {"method": "sms", "given_at": "2026-11-01T10:00:00+08:00"},
-        {"method": "ivr", "given_at": "2026-11-01t10:00:00z"},
-        {"method": "written", "given_at": "2026-11-01"},  # a date, read as UTC
-        {"form": "signup-7", "ip": "198.51.100.7"},  # fields of the operator's own
+        {"method": "sms", "given_at": "2026-11-01T10:00:00+08:00", "text": "YES"},
+        {"method": "ivr", "given_at": "2026-11-01t10:00:00z", "reference": "call-77"},
+        {"method": "written", "given_at": "2026-11-01", "reference": "scan-3"},  # read as UTC
+        {"method": "web_form", "reference": "signup-7", "ip": "198.51.100.7"},  # its own fields
+        {"method": "web_form", "text": "✓"},  # a symbol is something to read
+        {"method": "automobile dealer web form", "text": "Yes"},  # words, not letters
     ],
 )
 def test_evidence_in_the_shapes_operators_keep_is_accepted(
@@ -921,7 +989,7 @@ def test_old_evidence_refused_leaves_the_consent_given_since_alone(
     old = {"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"}
     consent(client, operator, C, evidence=old)
     assert stop(client, carrier, C, "TD") == "registered"
-    consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1)})
+    consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1), "text": "yes"})
     answer = client.post("/v1/consents", json={"number": C, "evidence": old}, headers=operator)
     assert_error(answer, 409, "consent_predates_opt_out")
     assert client.get(f"/v1/consents/{C}", headers=operator).status_code == 200

@@ -242,7 +242,11 @@ def world(pair: Pair, redis_url: str, tmp_path: Path) -> World:
     # Consents: each key's own, registered or not, one withdrawn, one recorded by an admin.
     for key, numbers in CONSENTS.items():
         for number, scope in numbers:
-            consent = {"number": number, "evidence": {"method": "test"}, **scope}
+            consent = {
+                "number": number,
+                "evidence": {"method": "test", "reference": "t-1"},
+                **scope,
+            }
             headers = bearer(ADMIN_KEY if key == "admin" else getattr(world, key))
             assert client.post("/v1/consents", json=consent, headers=headers).status_code == 201
     withdrawn = client.delete("/v1/consents/+12125550004", headers=bearer(world.operator))
@@ -322,7 +326,7 @@ def test_a_look_up_reads_a_consent_another_worker_just_recorded(pair: Pair, worl
         number = f"+1212555{n + 20:04d}"
         register(writer, world.carrier, number)
         assert status(number) == "registered"
-        consent = {"number": number, "evidence": {"method": "test"}}
+        consent = {"number": number, "evidence": {"method": "test", "reference": "t-1"}}
         assert writer.post("/v1/consents", json=consent, headers=operator).status_code == 201
         rounds = lookups.rounds
         assert status(number) == "consent"

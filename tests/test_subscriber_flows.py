@@ -759,7 +759,7 @@ def test_a_code_confirmed_registration_ends_consents_recorded_before_it(
     """The subscriber's refusal is the later word (MIIT draft art. 16): an operator
     needs a consent given after it."""
     operator = account(api, "operator")
-    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z"}
+    evidence = {"method": "web_form", "given_at": "2026-11-01T10:00:00Z", "reference": "f-1"}
     body = {"number": NUMBER, "evidence": evidence}
     assert api.post("/v1/consents", json=body, headers=operator).status_code == 201
     assert confirm(api, ask(api), outbox.code()).status_code == 201
@@ -775,6 +775,7 @@ def test_a_code_confirmed_registration_ends_consents_recorded_before_it(
     # A consent given after the registration counts.
     since = {
         "method": "web_form",
+        "reference": "f-2",
         "given_at": datetime.fromtimestamp(time.time() + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     body = {"number": NUMBER, "evidence": since}

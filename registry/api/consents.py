@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,10 +41,11 @@ MAX_BODY_BYTES = 32 * 1024
 
 
 class ConsentBody(BaseModel):
-    """A consent to record. `evidence` is any non-empty JSON object; expected fields:
-    `method` (how it was given: `web_form`, `sms`, `ivr`, `recorded_call`, `written`),
-    `given_at` (when, ISO-8601), `text` (the wording the subscriber agreed to) and
-    `reference` (where the proof is kept: a form submission id, a recording id).
+    """A consent to record. `evidence` is a JSON object that must hold `method` (how it
+    was given: `web_form`, `sms`, `ivr`, `recorded_call`, `written`) and `text` (the
+    wording the subscriber agreed to) or `reference` (where the proof is kept: a form
+    submission id, a recording id), and may hold `given_at` (when, ISO-8601) and the
+    operator's own fields.
     `channels` and `categories` limit it to what the subscriber agreed to (default:
     every channel, every category)."""
 
@@ -70,7 +72,7 @@ def _body(raw: bytes) -> ConsentBody:
             400,
             "invalid_request",
             f"{first['where']}: {first['problem']}; send "
-            '{"number": "+12125551234", "evidence": {"method": "web_form", ...}}',
+            '{"number": "+12125551234", "evidence": {"method": "web_form", "text": ...}}',
             {"problems": problems},
         ) from None
 
@@ -82,20 +84,54 @@ CLOCK_SKEW_SECONDS = 300
 EARLIEST_GIVEN_AT = 631152000
 # Methods that say the subscriber did not actively agree (PIPL art. 14: consent is an
 # informed, voluntary and explicit act; silence, inactivity or a box ticked in advance
-# is none), compared lower case with everything but letters dropped.
-# Each word of the method is compared, and each two words run together ("opt out", "no
-# consent"), so "IMPLIED CONSENT" and "inferred from purchase" are refused as "implied" is.
+# is none; nor is a list someone else gathered, an enrolment the operator made, records
+# moved over from another system, or the "soft opt-in" of an earlier purchase),
+# compared lower case with everything but letters dropped. Each word of the method is
+# compared, and each two and three words run together ("opt out", "no consent", "soft
+# opt in"), so "IMPLIED CONSENT" and "inferred from purchase" are refused as "implied" is.
 NOT_EXPLICIT = frozenset(
     {"implied", "implicit", "inferred", "assumed", "presumed", "default", "optout", "silence",
      "pretickedbox", "preticked", "prechecked", "precheckedbox", "inactivity", "noreply",
      "noconsent", "none", "unknown", "purchased", "bought", "rented", "scraped",
-     "legitimateinterest", "deemed"}
+     "legitimateinterest", "deemed",
+     "thirdparty", "thirdparties", "partner", "partners", "affiliate", "affiliates",
+     "leadgen", "leadlist", "databroker", "broker", "brokered", "listbroker", "appended",
+     "auto", "automatic", "automatically", "autoenrolled", "autoenrolment",
+     "autoenrollment", "autoenrol", "autoenroll", "autosubscribed", "autooptin",
+     "imported", "import", "migrated", "migration", "transferred",
+     "softoptin", "softopt", "existingcustomer", "previouscustomer", "ebr",
+     "businessrelationship", "preselected"}
 )  # fmt: skip
+# The same in Chinese, matched anywhere in the method: 默认 default, 默示 implied, 推定
+# presumed, 第三方 third party, 导入 imported, 购买 purchased, 自动 automatic.
+NOT_EXPLICIT_CJK = ("默认", "默示", "推定", "第三方", "导入", "购买", "自动")
+# Letters that show nothing (fillers), on top of spaces, controls and format characters.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(value: object) -> bool:
+    """Text with something to read: a letter, digit, mark of punctuation or symbol, not
+    only spaces, zero-width or control characters."""
+    return isinstance(value, str) and any(
+        unicodedata.category(c)[0] in "LNPS" and c not in _INVISIBLE for c in value
+    )
 
 
 def _not_explicit(method: str) -> bool:
-    words = re.findall(r"[a-z]+", method.lower())
-    said = {*words, *(a + b for a, b in itertools.pairwise(words)), "".join(words)}
+    # Width and zero-width characters folded away first: "ｉｍｐｌｉｅｄ" and
+    # "im\u200bplied" are "implied".
+    folded = "".join(
+        c for c in unicodedata.normalize("NFKC", method) if unicodedata.category(c) != "Cf"
+    )
+    if any(word in folded for word in NOT_EXPLICIT_CJK):
+        return True
+    words = re.findall(r"[a-z]+", folded.lower())
+    said = {
+        *words,
+        *(a + b for a, b in itertools.pairwise(words)),
+        *(a + b + c for a, b, c in zip(words, words[1:], words[2:], strict=False)),
+        "".join(words),
+    }
     return not said.isdisjoint(NOT_EXPLICIT)
 
 
@@ -109,10 +145,10 @@ def _evidence(evidence: dict[str, Any]) -> Evidence:
         raise ApiError(
             400,
             "invalid_evidence",
-            "evidence is empty; say how and when the subscriber consented, "
-            'e.g. {"method": "web_form", "given_at": "2026-01-31T12:00:00Z"}',
+            "evidence is empty; say how the subscriber consented and to what, e.g. "
+            '{"method": "web_form", "reference": "form-8812", "given_at": "2026-01-31T12:00:00Z"}',
+            {"field": "evidence"},
         )
-    given_at = _expected_fields(evidence)
     # Kept as proof, so stored exactly as sent or refused: orjson would write NaN and
     # Infinity (which Python's JSON reader lets through) as null, and refuses integers
     # past 64 bits.
@@ -134,25 +170,50 @@ def _evidence(evidence: dict[str, Any]) -> Evidence:
             "keep a reference to large proof (a recording, a scan) instead",
             {"limit_bytes": MAX_EVIDENCE_BYTES},
         )
-    return Evidence(text, given_at)
+    return Evidence(text, _expected_fields(evidence))
+
+
+def _invalid(field: str, problem: str) -> ApiError:
+    return ApiError(400, "invalid_evidence", f"evidence.{field} {problem}", {"field": field})
 
 
 def _expected_fields(evidence: dict[str, Any]) -> float | None:
-    """The fields the README names, where given, must say what they are for: a `method`
-    that is text and an explicit act, a `given_at` that is a time not in the future (a
-    consent given tomorrow proves nothing today) nor before 1990, `text` and `reference`
-    as text. Returns `given_at` in unix seconds, if given."""
+    """What proves an explicit consent (the MIIT draft, art. 19: the evidence is kept to
+    prove it): how it was given (`method`, an explicit act), and what the subscriber
+    agreed to or where that is kept (`text` or `reference`), each with something to
+    read. A `given_at`, where given, is a time not in the future (a consent given
+    tomorrow proves nothing today) nor before 1990. Returns it in unix seconds, if given.
+
+    The contract names no field of the evidence and the README's own example has no
+    `given_at`, so it stays optional; undated evidence cannot undo an opt-out
+    (registry/store/consents.py)."""
     for name in ("method", "text", "reference"):
-        if name in evidence and not (isinstance(evidence[name], str) and evidence[name].strip()):
-            raise ApiError(400, "invalid_evidence", f"evidence.{name} must be non-empty text")
+        if name in evidence and not _visible(evidence[name]):
+            raise _invalid(name, "must be text with something to read, not blank")
     method = evidence.get("method")
-    if method is not None and _not_explicit(method):
+    if method is None:
+        raise _invalid(
+            "method",
+            "is required: how the subscriber consented, e.g. web_form, sms, ivr, "
+            "recorded_call, written",
+        )
+    if _not_explicit(method):
         raise ApiError(
             400,
             "consent_not_explicit",
             f"evidence.method {method[:64]!r} is no explicit consent: only the subscriber's "
             "own act counts (a form they filled in, a text or call in which they agreed, "
-            "a signature), not silence, a default or a box ticked in advance",
+            "a signature), not silence, a default, a box ticked in advance, a list from "
+            "someone else, an enrolment or an import",
+            {"field": "method"},
+        )
+    if "text" not in evidence and "reference" not in evidence:
+        raise ApiError(
+            400,
+            "invalid_evidence",
+            "evidence.text or evidence.reference is required: the wording the subscriber "
+            "agreed to, or where the proof is kept (a form submission id, a recording id)",
+            {"field": "text"},
         )
     if "given_at" not in evidence:
         return None
@@ -164,11 +225,7 @@ def _expected_fields(evidence: dict[str, Any]) -> float | None:
         except ValueError:
             when = None
     if when is None:
-        raise ApiError(
-            400,
-            "invalid_evidence",
-            "evidence.given_at must be an ISO-8601 time, e.g. 2026-01-31T12:00:00Z",
-        )
+        raise _invalid("given_at", "must be an ISO-8601 time, e.g. 2026-01-31T12:00:00Z")
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     try:
@@ -176,13 +233,9 @@ def _expected_fields(evidence: dict[str, Any]) -> float | None:
     except (OverflowError, ValueError):
         given = float("inf")
     if given > datetime.now(UTC).timestamp() + CLOCK_SKEW_SECONDS:
-        raise ApiError(400, "invalid_evidence", f"evidence.given_at {raw[:64]!r} is in the future")
+        raise _invalid("given_at", f"{raw[:64]!r} is in the future")
     if given < EARLIEST_GIVEN_AT:
-        raise ApiError(
-            400,
-            "invalid_evidence",
-            f"evidence.given_at {raw[:64]!r} is before 1990: not a real time",
-        )
+        raise _invalid("given_at", f"{raw[:64]!r} is before 1990: not a real time")
     return given
 
 
