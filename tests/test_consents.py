@@ -51,6 +51,12 @@ def look_up(client: TestClient, key: Headers, number: str, **query: str) -> tupl
     return body["status"], body["reason"]
 
 
+def given_now() -> str:
+    """Now to the millisecond: after a registration made earlier in the same second."""
+    time.sleep(0.002)
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def iso_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -100,7 +106,7 @@ def test_consent_is_the_reason_only_where_the_answer_would_be_blocked(
     consent(client, operator, C)
     register(client, carrier, C)
     assert look_up(client, operator, C) == ("blocked", "registered")
-    consent(client, operator, C)
+    consent(client, operator, C, evidence=dated(iso_in(1)))  # given since
     assert look_up(client, operator, C) == ("callable", "consent")
 
 
@@ -321,8 +327,9 @@ def test_an_opt_out_text_ends_every_consent_recorded_before_it(
     # The record and its evidence stay the retention, as any withdrawn consent's.
     ttl = redis_client.ttl(keys.consent(operator_id(client, operator), first["consent_id"]))
     assert RETENTION - 60 < ttl <= RETENTION
-    # A consent given after the opt-out counts.
-    consent(client, operator, A)
+    # A consent given after the opt-out counts; it says when (undated evidence cannot
+    # show it came after the opt-out that ended this operator's consent).
+    consent(client, operator, A, evidence=dated(iso_in(1)))
     assert look_up(client, operator, A) == ("callable", "consent")
 
 
@@ -373,20 +380,64 @@ def test_a_consent_given_before_the_opt_out_is_refused_though_recorded_after(
     # Given after it (the clock's next second): it counts.
     consent(client, operator, C, evidence={"method": "sms", "given_at": iso_in(1), "text": "yes"})
     assert look_up(client, operator, C, channel="sms") == ("callable", "consent")
-    # An operator whose consent it did not end records its evidence as any other: a
-    # registration does not void consent given before it and recorded after (the
-    # contract's flow: register, record the consent, call).
-    consent(
-        client,
-        other,
-        C,
-        evidence={"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"},
-    )
-    assert look_up(client, other, C, channel="sms") == ("callable", "consent")
-    consent(
-        client, other, A, evidence={"method": "web_form", "given_at": "2025-06-01", "text": "yes"}
-    )
+    # An operator whose consent it did not end cannot record evidence given before it
+    # either: the opt-out ended every consent given before it, recorded or not.
+    for number, given in ((C, "2026-01-01T00:00:00Z"), (A, "2025-06-01")):
+        answer = client.post(
+            "/v1/consents", json={"number": number, "evidence": dated(given)}, headers=other
+        )
+        assert_error(answer, 409, "consent_predates_opt_out")
+        assert look_up(client, other, number, channel="sms") == ("blocked", "registered")
+
+
+def test_an_opt_out_is_not_undone_by_evidence_without_its_given_at(
+    client: TestClient, world: None, operator: Headers, carrier: Headers
+) -> None:
+    """The review's case: the same proof re-posted without its date after a STOP ended
+    the consent it proved. Undated evidence cannot show it came after the opt-out."""
+    evidence = {"method": "web_form", "text": "Yes", "reference": "f-1", "given_at": given_now()}
+    consent(client, operator, C, evidence=evidence)
+    assert stop(client, carrier, C) == "registered"
+    for sent in (evidence, {k: v for k, v in evidence.items() if k != "given_at"}):
+        answer = client.post("/v1/consents", json={"number": C, "evidence": sent}, headers=operator)
+        error = assert_error(answer, 409, "consent_predates_opt_out")
+        assert error["details"]["field"] == "given_at"
+        assert look_up(client, operator, C) == ("blocked", "registered")
+    # Dated after the STOP: it counts.
+    consent(client, operator, C, evidence=evidence | {"given_at": iso_in(1)})
+    assert look_up(client, operator, C) == ("callable", "consent")
+
+
+def test_evidence_given_before_the_numbers_registration_is_refused_for_every_operator(
+    client: TestClient, world: None, operator: Headers, new_key: NewKey, carrier: Headers
+) -> None:
+    """A registration is the subscriber's opt-out: a consent given before it no longer
+    counts, whichever operator records it and whether or not it was recorded before."""
+    for given in ("2020-01-01T00:00:00Z", iso_in(-60)):
+        answer = client.post(
+            "/v1/consents", json={"number": A, "evidence": dated(given)}, headers=operator
+        )
+        error = assert_error(answer, 409, "consent_predates_opt_out")
+        registered = client.get(f"/v1/registrations/{A}").json()["registered_at"]
+        assert error["details"]["opted_out_at"] == registered
+        assert look_up(client, operator, A) == ("blocked", "registered")
+    # Given since the registration, or undated (taken as given now, the contract's flow:
+    # register, record the consent, call): it counts.
+    consent(client, operator, A, evidence=dated(given_now()))
+    assert look_up(client, operator, A) == ("callable", "consent")
+    other = new_key()
+    consent(client, other, A)
     assert look_up(client, other, A) == ("callable", "consent")
+    # An opt-out (a STOP of a number registered already keeps its registered_at) counts
+    # for every operator too, the ones without a consent to end as well.
+    third = new_key()
+    given = given_now()
+    assert stop(client, carrier, A) == "registered"
+    answer = client.post(
+        "/v1/consents", json={"number": A, "evidence": dated(given)}, headers=third
+    )
+    assert_error(answer, 409, "consent_predates_opt_out")
+    assert look_up(client, third, A) == ("blocked", "registered")
 
 
 def test_a_carrier_registration_ends_consents_but_a_start_text_keeps_them(
@@ -958,7 +1009,7 @@ def test_old_evidence_recorded_as_the_opt_out_lands_does_not_outlive_it(
     reaches Redis first, the consent does not outlive the opt-out. Before the record, the
     script that stores it sees the opt-out's time (written by the script that ended the
     consent) and stores nothing; after it, the opt-out ends what it stored."""
-    old = {"method": "sms", "given_at": "2026-01-01T00:00:00Z", "text": "yes"}
+    old = dated(given_now(), "sms")  # after the world's registration, before the STOP
     consent(client, operator, A, evidence=old)
     record = consent_store.ConsentStore.record
 

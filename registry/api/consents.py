@@ -338,14 +338,21 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
             operator.id, value, evidence.text, expires_at, scope, evidence.given_at
         )
     except PredatesOptOut as exc:
-        # The opt-out is the subscriber's later word: it ended this consent already.
+        # The opt-out (a registration is one) is the subscriber's later word: it ended
+        # every consent given before it.
+        when = params.iso(exc.opted_out_at)
+        said = (
+            "this evidence was given before it"
+            if evidence.given_at is not None
+            else "this evidence says not when it was given and the opt-out ended your consent"
+        )
         raise ApiError(
             409,
             "consent_predates_opt_out",
-            f"the subscriber's opt-out at {params.iso(exc.opted_out_at)} ended your consent "
-            "from this number, and this evidence was given before it (evidence.given_at): "
-            "ask again, and record the consent given since",
-            {"opted_out_at": params.iso(exc.opted_out_at)},
+            f"the subscriber opted out of calls at {when} (registered the number, or an "
+            f"opt-out text), and {said} (evidence.given_at): ask again, and record the "
+            f"consent given since with its given_at, after {when}",
+            {"opted_out_at": when, "field": "given_at"},
         ) from None
     covered = scope_fields({"scope": str(scope)})
     await services.audit.record(

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from registry.store import codes, keys
+from registry.store.registrations import parse_details
 
 _COMMON = """
 local function live(score, now)
@@ -70,16 +71,17 @@ end
 # operator, scope ('' for every channel and category), when the evidence was given (unix
 # ms; '' if not said).
 # 1 recorded, 0 the current id changed meanwhile (read it again), or {the opt-out's ms}
-# when an opt-out ended the operator's consent at or after the evidence was given: the
-# opt-out is the later word, and nothing is written.
+# when an opt-out ended the operator's consent at or after the evidence was given, or
+# the evidence says not when: the opt-out is the later word, and nothing is written.
 RECORD_SCRIPT = (
     _COMMON
     + """
-if ARGV[10] ~= '' then
-  -- Or in the hash of the release before (dnc:coo:, same slot) while it is kept.
-  local opted_out = redis.call('ZSCORE', KEYS[6], ARGV[1])
-  if not opted_out then opted_out = redis.call('HGET', KEYS[7], ARGV[1]) end
-  if opted_out and tonumber(opted_out) >= tonumber(ARGV[10]) then return {opted_out} end
+-- Or in the hash of the release before (dnc:coo:, same slot) while it is kept. Undated
+-- evidence cannot show it was given after the opt-out: refused too.
+local opted_out = redis.call('ZSCORE', KEYS[6], ARGV[1])
+if not opted_out then opted_out = redis.call('HGET', KEYS[7], ARGV[1]) end
+if opted_out and (ARGV[10] == '' or tonumber(opted_out) >= tonumber(ARGV[10])) then
+  return {opted_out}
 end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
 local now, retention = tonumber(ARGV[4]), tonumber(ARGV[7])
@@ -162,8 +164,10 @@ FETCH_ALL = 4096
 
 
 class PredatesOptOut(Exception):
-    """The evidence was given before the subscriber's opt-out ended the operator's consent
-    from the number (`opted_out_at`, unix seconds): the opt-out is the later word."""
+    """The evidence was given before the subscriber's opt-out (`opted_out_at`, unix
+    seconds: the number's registration, or an opt-out that ended consents from it), or
+    says not when and the opt-out ended the operator's own consent: the opt-out is the
+    later word."""
 
     def __init__(self, opted_out_at: float) -> None:
         super().__init__(opted_out_at)
@@ -212,13 +216,22 @@ class ConsentStore:
         """Store a consent (replacing a live one from the same number, which ends now),
         for the channels and categories of `scope` (registry.rules.parse_scope).
 
-        PredatesOptOut, and nothing stored, when the subscriber's opt-out ended the
-        operator's consent from the number at or after `given_at` (unix seconds, when the
-        evidence says the consent was given): checked in the script that stores it, so an
-        opt-out that lands at any moment of the recording is either seen there or ends
-        the consent it stored."""
+        PredatesOptOut, and nothing stored, when the subscriber opted out at or after
+        `given_at` (unix seconds, when the evidence says the consent was given): the
+        number's current registration began then, or an opt-out ended every consent
+        from it then (for any operator), or ended this operator's (checked in the
+        script that stores it, so an opt-out that lands at any moment of the recording
+        is either seen there or ends the consent it stored). Evidence without
+        `given_at` is taken as given now, except against an opt-out that ended this
+        operator's own consent: it cannot say it came after that."""
+        started_ms = int(time.time() * 1000)
+        given_ms = None if given_at is None else int(given_at * 1000)
         # Its holder first, so an opt-out that reads the holders finds every consent stored.
         await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
+        before = await self.opted_out_ms(number)
+        if given_ms is not None and before >= given_ms:
+            await self._unhold(operator_id, number)
+            raise PredatesOptOut(before / 1000)
         digits = str(number)
         current_key = keys.current_consent(operator_id, digits)
         consent_id = new_id()
@@ -246,17 +259,37 @@ class ConsentStore:
                 self.retention_seconds,
                 operator_id,
                 "" if scope == codes.EVERYTHING else scope,
-                "" if given_at is None else int(given_at * 1000),
+                "" if given_ms is None else given_ms,
             )
             if isinstance(done, list):
                 await self._unhold(operator_id, number)
                 raise PredatesOptOut(int(done[0]) / 1000)
             if done:
-                # Again after: a withdrawal racing this one may have just taken it out.
-                await self._hold(
-                    operator_id, number, "inf" if expires_at is None else str(expires_at)
-                )
-                return Consent(consent_id, number, now, expires_at)
+                break
+        # Again after: a withdrawal racing this one may have just taken it out.
+        await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
+        # An opt-out that landed meanwhile may have read the holders before this consent
+        # was stored, and ended nothing: it ends it here, as it would have.
+        after = await self.opted_out_ms(number)
+        if after > before and after >= (started_ms if given_ms is None else given_ms):
+            await self.withdraw(operator_id, number, "opt_out:while_recorded", opted_out_ms=after)
+            raise PredatesOptOut(after / 1000)
+        return Consent(consent_id, number, now, expires_at)
+
+    async def opted_out_ms(self, number: int) -> int:
+        """When (unix ms) the subscriber last opted out of calls from everyone: the current
+        registration's start, or the last opt-out that ended consents from the number
+        (kept the retention); 0 for none known (a bulk-loaded registration has no time)."""
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sismember(keys.numbers_set(bucket), member)
+        pipe.hget(keys.details(bucket), member)
+        pipe.get(keys.number_opted_out(number))
+        registered, details, opted_out = await pipe.execute()
+        since = int(opted_out) if opted_out else 0
+        if registered and details:
+            since = max(since, (parse_details(number, details).registered_at or 0) * 1000)
+        return since
 
     async def withdraw(
         self,
@@ -305,6 +338,9 @@ class ConsentStore:
         Each operator whose consent it ended gets the opt-out's time kept
         (`dnc:coo:{op}`): evidence of that consent recorded again cannot undo the opt-out."""
         at_ms = int(time.time() * 1000)
+        # Before the holders are read: a consent being recorded meanwhile either sees it
+        # or is among them (ConsentStore.record).
+        await self.redis.set(keys.number_opted_out(number), at_ms, ex=self.retention_seconds)
         holders = await self.redis.hkeys(keys.consent_holders(number))
         ended = []
         for raw in holders:

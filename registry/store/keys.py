@@ -184,6 +184,13 @@ def consent_holders(number: int) -> str:
     return f"dnc:ch:{{{bucket_of(number)}}}:{member_of(number)}"
 
 
+def number_opted_out(number: int) -> str:
+    """When (unix ms) the subscriber's last opt-out ended the consents from a number, every
+    operator's: evidence given before it no longer counts. Kept DNC_RETENTION_DAYS, in the
+    number's bucket slot."""
+    return f"dnc:cno:{{{bucket_of(number)}}}:{member_of(number)}"
+
+
 def consents_opted_out(operator_id: str) -> str:
     """Sorted set of number digits, scored by when (unix ms) the subscriber's opt-out ended
     the operator's live consent from it: evidence given before then cannot bring that
