@@ -987,14 +987,46 @@ def test_administrators_list_every_operators_current_consent_from_a_number(
     assert listed[first["consent_id"]]["evidence"] == EVIDENCE
     assert listed[first["consent_id"]]["live"] is True
     assert listed[second["consent_id"]]["channels"] == ["sms"]
-    # Withdrawn: no longer current (its record stays readable by id).
+    # Withdrawn: no longer live, and listed while its record is kept.
     assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
     after = client.get(f"/v1/numbers/{A}/consents", headers=ADMIN).json()["consents"]
-    assert [c["consent_id"] for c in after] == [second["consent_id"]]
+    state = {c["consent_id"]: (c["live"], c["ended"]) for c in after}
+    assert state == {first["consent_id"]: (False, "withdrawn"), second["consent_id"]: (True, None)}
     assert client.get(f"/v1/numbers/{FREE}/consents", headers=ADMIN).json()["consents"] == []
     # Operators see only their own, through GET /v1/consents/{number}.
     assert_error(client.get(f"/v1/numbers/{A}/consents", headers=operator), 403, "forbidden")
     assert_error(client.get("/v1/numbers/12/consents", headers=ADMIN), 400, "invalid_number")
+
+
+def test_a_superseded_consent_is_named_by_the_one_that_replaced_it_and_listed(
+    client: TestClient, world: None, operator: Headers, redis_client: Any
+) -> None:
+    """Its record is kept DNC_RETENTION_DAYS after it was superseded; its own audit entry
+    may be trimmed before (a consent without an end lives longer than the trail), so the
+    superseding entry names it and the number's listing shows it."""
+    old = consent(client, operator, A)
+    new = consent(client, operator, A, evidence=EVIDENCE | {"reference": "form-43"})
+    entries = client.get("/v1/audit?limit=1000", headers=ADMIN).json()["entries"]
+    recorded = {e["consent_id"]: e for e in entries if e["action"] == "consent.recorded"}
+    assert recorded[new["consent_id"]]["supersedes"] == old["consent_id"]
+    assert "supersedes" not in recorded[old["consent_id"]]
+    listed = client.get(f"/v1/numbers/{A}/consents", headers=ADMIN).json()["consents"]
+    state = {c["consent_id"]: (c["live"], c["ended"], c["ended_at"] is None) for c in listed}
+    assert state == {
+        old["consent_id"]: (False, "superseded", False),
+        new["consent_id"]: (True, None, True),
+    }
+    assert {c["evidence"]["reference"] for c in listed} == {"form-42", "form-43"}
+    # The index lives as long as the last record it lists; one whose retention passed
+    # is listed no more.
+    kept = keys.consents_kept(12125550001)
+    assert redis_client.ttl(kept) == -1  # the live one has no end date
+    owner = operator_id(client, operator)
+    assert client.delete(f"/v1/consents/{A}", headers=operator).status_code == 200
+    assert RETENTION - 60 < redis_client.ttl(kept) <= RETENTION
+    redis_client.delete(keys.consent(owner, old["consent_id"]))  # as its TTL would
+    listed = client.get(f"/v1/numbers/{A}/consents", headers=ADMIN).json()["consents"]
+    assert [c["consent_id"] for c in listed] == [new["consent_id"]]
 
 
 @pytest.mark.parametrize("opt_out", ["before_the_record", "after_the_record"])

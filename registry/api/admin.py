@@ -351,20 +351,26 @@ def _consent_record(record: dict[str, str]) -> dict[str, object]:
 async def consents_from_number(
     number: str, request: Request, _: AdminKey, region: str | None = None
 ) -> dict[str, object]:
-    """Every operator's current consent from a number, evidence included: what settles
-    "they say I consented" when the subscriber, not the operator, asks (a consent that
-    lasts until withdrawn outlives the audit entry that named its id). Ended ones are in
-    the audit trail and readable by id while kept."""
+    """Every operator's consent from a number whose record is kept, evidence included:
+    live, past its `expires_at`, withdrawn or superseded (`live`, `ended_at`, `ended` and
+    `withdrawn_by` say which). What settles "they say I consented" when the subscriber,
+    not the operator, asks: a consent that lasts until withdrawn outlives the audit entry
+    that named its id, and an ended one is kept DNC_RETENTION_DAYS after it ended."""
     services = request.app.state.services
     value = params.number(number, params.region(region, services.settings.default_region))
     store = ConsentStore(services.redis, services.settings.retention_days)
-    found = []
-    for operator_id in await store.holders(value):
-        record = await store.current(operator_id, value)
+    found: dict[str, dict[str, object]] = {}
+    for operator_id, consent_id in await store.kept(value):
+        record = await store.by_id(operator_id, consent_id)
         if record is not None:
-            found.append(_consent_record(record))
-    found.sort(key=lambda c: (str(c["recorded_at"]), str(c["operator"])))
-    return {"number": f"+{value}", "consents": found}
+            found[consent_id] = _consent_record(record)
+    # Current ones recorded before the number's kept consents were listed.
+    for operator_id in await store.holders(value):
+        current = await store.current(operator_id, value)
+        if current is not None and current["consent_id"] not in found:
+            found[current["consent_id"]] = _consent_record(current)
+    listed = sorted(found.values(), key=lambda c: (str(c["recorded_at"]), str(c["operator"])))
+    return {"number": f"+{value}", "consents": listed}
 
 
 @router.get("/v1/complaints/{complaint_id}")

@@ -360,6 +360,8 @@ async def record_consent(request: Request, operator: OperatorKey) -> JSON:
         operator.id,
         consent_id=consent.consent_id,
         number=f"+{value}",
+        # The one it ended: its record stays DNC_RETENTION_DAYS, found by this id.
+        supersedes=consent.supersedes,
         expires_at=params.iso(expires_at),
         channels=",".join(covered["channels"]),  # type: ignore[arg-type]
         categories=(

@@ -70,9 +70,10 @@ end
 # if none), new id, now, expires_at ('' if none), evidence JSON, retention seconds,
 # operator, scope ('' for every channel and category), when the evidence was given (unix
 # ms; '' if not said).
-# 1 recorded, 0 the current id changed meanwhile (read it again), or {the opt-out's ms}
-# when an opt-out ended the operator's consent at or after the evidence was given, or
-# the evidence says not when: the opt-out is the later word, and nothing is written.
+# 1 recorded, 2 recorded and the live consent it replaced marked superseded, 0 the
+# current id changed meanwhile (read it again), or {the opt-out's ms} when an opt-out
+# ended the operator's consent at or after the evidence was given, or the evidence says
+# not when: the opt-out is the later word, and nothing is written.
 RECORD_SCRIPT = (
     _COMMON
     + """
@@ -85,9 +86,11 @@ if opted_out and (ARGV[10] == '' or tonumber(opted_out) >= tonumber(ARGV[10])) t
 end
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
 local now, retention = tonumber(ARGV[4]), tonumber(ARGV[7])
+local superseded = 0
 if ARGV[2] ~= '' and live(redis.call('ZSCORE', KEYS[1], ARGV[1]), now) then
   redis.call('HSET', KEYS[4], 'ended_at', ARGV[4], 'ended', 'superseded')
   redis.call('EXPIRE', KEYS[4], retention)
+  superseded = 1
 end
 redis.call('HSET', KEYS[3], 'consent_id', ARGV[3], 'number', ARGV[1], 'operator', ARGV[8],
            'recorded_at', ARGV[4], 'evidence', ARGV[6])
@@ -108,7 +111,7 @@ else
   redis.call('ZADD', KEYS[1], '+inf', ARGV[1])
 end
 tidy(KEYS[1], KEYS[5], ARGV[4], retention)
-return 1
+return 1 + superseded
 """
 )
 
@@ -158,6 +161,22 @@ if last > 0 then redis.call('EXPIREAT', KEYS[1], last + tonumber(ARGV[3])) end
 return 1
 """
 
+# KEYS: the number's kept consents. ARGV: `operator consent_id`, until when its record is
+# kept ('+inf' while it has no end), now. Entries past their time go; the set lives as
+# long as its last.
+KEEP_SCRIPT = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #top == 0 then return 0 end
+if top[2] == 'inf' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(top[2])))
+end
+return 1
+"""
+
 # A scrub batch reads the operator's whole live set when it is at most this big (or the
 # batch's size, if larger); past that it asks about the batch's numbers one by one.
 FETCH_ALL = 4096
@@ -180,6 +199,7 @@ class Consent:
     number: int
     recorded_at: int
     expires_at: int | None
+    supersedes: str | None = None  # the live consent from the number it replaced
 
 
 def new_id() -> str:
@@ -236,6 +256,9 @@ class ConsentStore:
         current_key = keys.current_consent(operator_id, digits)
         consent_id = new_id()
         new_key = keys.consent(operator_id, consent_id)
+        # Listed under the number before it is stored, as its holder is.
+        kept_until = math.inf if expires_at is None else expires_at + self.retention_seconds
+        await self._keep(number, operator_id, consent_id, kept_until)
         while True:
             now = int(time.time())
             current = await self.redis.get(current_key)
@@ -263,9 +286,13 @@ class ConsentStore:
             )
             if isinstance(done, list):
                 await self._unhold(operator_id, number)
+                await self.redis.zrem(keys.consents_kept(number), f"{operator_id} {consent_id}")
                 raise PredatesOptOut(int(done[0]) / 1000)
             if done:
                 break
+        supersedes = current_id if done == 2 else None
+        if supersedes:
+            await self._keep(number, operator_id, supersedes, now + self.retention_seconds)
         # Again after: a withdrawal racing this one may have just taken it out.
         await self._hold(operator_id, number, "inf" if expires_at is None else str(expires_at))
         # An opt-out that landed meanwhile may have read the holders before this consent
@@ -274,7 +301,7 @@ class ConsentStore:
         if after > before and after >= (started_ms if given_ms is None else given_ms):
             await self.withdraw(operator_id, number, "opt_out:while_recorded", opted_out_ms=after)
             raise PredatesOptOut(after / 1000)
-        return Consent(consent_id, number, now, expires_at)
+        return Consent(consent_id, number, now, expires_at, supersedes)
 
     async def opted_out_ms(self, number: int) -> int:
         """When (unix ms) the subscriber last opted out of calls from everyone: the current
@@ -329,6 +356,7 @@ class ConsentStore:
             if done >= 0:
                 if done:  # one past its expires_at stays listed while its record is kept
                     await self._unhold(operator_id, number)
+                    await self._keep(number, operator_id, consent_id, now + self.retention_seconds)
                 return (consent_id, now) if done else None
 
     async def end_for_opt_out(self, number: int, who: str) -> list[tuple[str, str]]:
@@ -368,6 +396,25 @@ class ConsentStore:
                 await self._hold(operator_id, int(raw), until)
                 count += 1
         return count
+
+    async def kept(self, number: int) -> list[tuple[str, str]]:
+        """(operator, consent id) of each consent record from `number` still kept, live or
+        ended, as listed since this index was kept; oldest entry first."""
+        found = await self.redis.zrangebyscore(
+            keys.consents_kept(number), f"({math.floor(time.time())}", "+inf"
+        )
+        pairs = (raw.decode().split(" ", 1) for raw in found)
+        return [(operator_id, consent_id) for operator_id, consent_id in pairs]
+
+    async def _keep(self, number: int, operator_id: str, consent_id: str, until: float) -> None:
+        await self.redis.eval(
+            KEEP_SCRIPT,
+            1,
+            keys.consents_kept(number),
+            f"{operator_id} {consent_id}",
+            "+inf" if math.isinf(until) else math.ceil(until),
+            math.floor(time.time()),
+        )
 
     async def _hold(self, operator_id: str, number: int, until: str) -> None:
         await self.redis.eval(

@@ -184,6 +184,13 @@ def consent_holders(number: int) -> str:
     return f"dnc:ch:{{{bucket_of(number)}}}:{member_of(number)}"
 
 
+def consents_kept(number: int) -> str:
+    """Sorted set `operator consent_id` -> until when (unix s, `+inf` while it can be live
+    without an end date) each operator's consent record from a number is kept, ended ones
+    too: how an administrator finds them from the number. In the number's bucket slot."""
+    return f"dnc:ck:{{{bucket_of(number)}}}:{member_of(number)}"
+
+
 def number_opted_out(number: int) -> str:
     """When (unix ms) the subscriber's last opt-out ended the consents from a number, every
     operator's: evidence given before it no longer counts. Kept DNC_RETENTION_DAYS, in the
