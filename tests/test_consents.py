@@ -794,10 +794,64 @@ def test_an_operator_with_prefixes_records_consents_only_under_them(
     )
     assert error["details"]["prefixes"] == ["+1212"]
     assert_error(
-        client.delete("/v1/consents/+14155552671", headers=scoped), 403, "prefix_not_subscribed"
+        client.get("/v1/consents/+14155552671", headers=scoped), 403, "prefix_not_subscribed"
+    )
+    # Withdrawing is always one's own to do: none held there is a 404, not a 403.
+    assert_error(
+        client.delete("/v1/consents/+14155552671", headers=scoped), 404, "consent_not_found"
     )
     consent(client, scoped, A)
     assert look_up(client, scoped, A) == ("callable", "consent")
+
+
+def test_consents_under_a_prefix_given_up_end_and_do_not_come_back_with_it(
+    client: TestClient, carrier: Headers, redis_client: Any
+) -> None:
+    """The review's case: an account drops +1646 and takes it back later."""
+    made = client.post(
+        "/v1/operators",
+        json={"name": "Acme", "role": "operator", "prefixes": ["+1212", "+1646"]},
+        headers=ADMIN,
+    ).json()
+    owner, key = made["operator_id"], {"Authorization": f"Bearer {made['api_key']}"}
+    dropped, kept = "+16465550123", A
+    for number in (dropped, kept):
+        register(client, carrier, number)
+    gone, stays = consent(client, key, dropped), consent(client, key, kept)
+    answer = client.patch(f"/v1/operators/{owner}", json={"prefixes": ["+1212"]}, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    # Ended as on revocation: marked, its evidence kept the retention from now, audited.
+    record = keys.consent(owner, gone["consent_id"])
+    assert redis_client.hget(record, "withdrawn_by") == b"prefix_dropped:admin"
+    assert RETENTION - 60 < redis_client.ttl(record) <= RETENTION
+    entries = client.get("/v1/audit?limit=1000", headers=ADMIN).json()["entries"]
+    ended = [e for e in entries if e["action"] == "consent.withdrawn"]
+    assert [(e["consent_id"], e["operator"]) for e in ended] == [(gone["consent_id"], owner)]
+    assert [e["consents_ended"] for e in entries if e["action"] == "operator.updated"] == ["1"]
+    # The one under the prefix it keeps is untouched.
+    assert redis_client.ttl(keys.consent(owner, stays["consent_id"])) == -1
+    assert look_up(client, key, kept) == ("callable", "consent")
+    # The prefix back: the old consent does not count again.
+    client.patch(f"/v1/operators/{owner}", json={"prefixes": ["+1212", "+1646"]}, headers=ADMIN)
+    assert look_up(client, key, dropped) == ("blocked", "registered")
+    assert_error(client.delete(f"/v1/consents/{dropped}", headers=key), 404, "consent_not_found")
+
+
+def test_an_operator_withdraws_its_consent_under_a_prefix_it_no_longer_has(
+    client: TestClient, world: None, new_key: NewKey, redis_client: Any
+) -> None:
+    """One recorded as the prefix was being dropped (another worker's key cache still had
+    it) is not out of reach: the operator withdraws it."""
+    scoped = new_key(prefixes=["+1212"])
+    owner = operator_id(client, scoped)
+    made = consent(client, scoped, A)
+    redis_client.hset(keys.operator(owner), "prefixes", "+1646")  # changed under it
+    client.app.state.services.auth.forget(owner)
+    assert_error(client.get(f"/v1/numbers/{A}", headers=scoped), 403, "prefix_not_subscribed")
+    answer = client.delete(f"/v1/consents/{A}", headers=scoped)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["consent_id"] == made["consent_id"]
+    assert RETENTION - 60 < redis_client.ttl(keys.consent(owner, made["consent_id"])) <= RETENTION
 
 
 def test_consents_need_an_operator_key(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -29,6 +29,9 @@ from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore, is_complaint_id
 from registry.store.consents import ConsentStore
 from registry.store.operators import AccountBusy, AdminPrefixes, CallerTaken
+
+if TYPE_CHECKING:
+    from registry.api.app import Services
 
 log = logging.getLogger("dnc.api")
 router = APIRouter(tags=["administrators"])
@@ -115,7 +118,8 @@ def _counted_callers(callers: list[str]) -> list[str]:
 class OperatorChange(BaseModel):
     """What an administrator may change of an account: what it calls and texts from (it
     gets new numbers and sender ids), its rate limit (null: none), and its prefixes (it
-    buys another area code; null: every number). Its id stays, and with it its consents."""
+    buys another area code; null: every number). Its id stays, and with it its consents,
+    but those under a prefix it gives up end."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -205,13 +209,38 @@ async def change_operator(
     # Its new rate limit and prefixes from this worker's next request; other workers' once
     # their key cache's entry is older than its 2 s.
     services.auth.forget(operator_id)
+    ended = []
+    if body.prefixes:  # null is every number: nothing dropped
+        ended = await _end_consents_outside(services, operator_id, body.prefixes, admin.id)
     await services.audit.record(
         "operator.updated",
         admin.id,
         operator=operator_id,
         **{name: _audited(value) for name, value in changes.items()},
+        consents_ended=len(ended) if "prefixes" in changes else None,
     )
     return _account(record)
+
+
+async def _end_consents_outside(
+    services: Services, operator_id: str, prefixes: list[str], admin_id: str
+) -> list[tuple[int, str]]:
+    """An account that gave up a prefix can no longer reach its numbers: its consents
+    there end as on revocation (kept DNC_RETENTION_DAYS from now, audited), rather than
+    stay live out of its reach and count again if the prefix comes back."""
+    consents = ConsentStore(services.redis, services.settings.retention_days)
+    withdrawn_by = f"prefix_dropped:{admin_id}"
+    ended = await consents.end_outside(operator_id, prefixes, withdrawn_by)
+    for number, consent_id in ended:
+        await services.audit.record(
+            "consent.withdrawn",
+            admin_id,
+            consent_id=consent_id,
+            number=f"+{number}",
+            operator=operator_id,
+            withdrawn_by=withdrawn_by,
+        )
+    return ended
 
 
 @router.post("/v1/operators/{operator_id}/key")

@@ -408,10 +408,10 @@ async def withdraw_consent(
     number: str, request: Request, operator: OperatorKey, region: str | None = None
 ) -> dict[str, object]:
     """Withdraw the operator's live consent from a number; its record and evidence stay
-    DNC_RETENTION_DAYS."""
+    DNC_RETENTION_DAYS. Under its prefixes or not: an operator can always end its own
+    consent (one recorded under a prefix it has since given up, say)."""
     services = request.app.state.services
     value = params.number(number, params.region(region, services.settings.default_region))
-    params.check_prefix(operator, value)
     ended = await _store(request).withdraw(operator.id, value, operator.id)
     if ended is None:
         raise ApiError(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -438,14 +439,27 @@ class ConsentStore:
         """Withdraw every live consent of an operator being revoked, so each record (and
         its evidence) is kept DNC_RETENTION_DAYS from now and then goes, like any ended
         consent. Returns (number, consent id) of each that was live."""
-        numbers = await self.redis.zrange(
+        return await self.end_outside(operator_id, (), who)
+
+    async def end_outside(
+        self, operator_id: str, prefixes: Sequence[str], who: str
+    ) -> list[tuple[int, str]]:
+        """Withdraw the operator's live consents from numbers outside `prefixes` (all of
+        them when there are none): an operator that gave up a prefix can no longer
+        look its numbers up, so its consents there end as on revocation, rather than stay
+        live, out of its reach, until the prefix comes back. Returns (number, consent id)
+        of each that was live."""
+        found = await self.redis.zrange(
             keys.consents(operator_id), f"({math.floor(time.time())}", "+inf", byscore=True
         )
+        numbers = np.array([int(raw) for raw in found], dtype=np.int64)
+        if prefixes and len(numbers):
+            numbers = numbers[~keys.in_prefixes(numbers, prefixes)]
         ended = []
-        for raw in numbers:
-            withdrawn = await self.withdraw(operator_id, int(raw), who)
+        for number in numbers.tolist():
+            withdrawn = await self.withdraw(operator_id, number, who)
             if withdrawn is not None:
-                ended.append((int(raw), withdrawn[0]))
+                ended.append((number, withdrawn[0]))
         return ended
 
     async def current(self, operator_id: str, number: int) -> dict[str, Any] | None:
