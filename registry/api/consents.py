@@ -177,27 +177,42 @@ def _invalid(field: str, problem: str) -> ApiError:
     return ApiError(400, "invalid_evidence", f"evidence.{field} {problem}", {"field": field})
 
 
-def _expected_fields(evidence: dict[str, Any]) -> float | None:
-    """What proves an explicit consent (the MIIT draft, art. 19: the evidence is kept to
-    prove it): how it was given (`method`, an explicit act), and what the subscriber
-    agreed to or where that is kept (`text` or `reference`), each with something to
-    read. A `given_at`, where given, is a time not in the future (a consent given
-    tomorrow proves nothing today) nor before 1990. Returns it in unix seconds, if given.
+def _has_content(value: object) -> bool:
+    """Something to read anywhere in the evidence: visible text, a number, a yes."""
+    if isinstance(value, dict):
+        return any(_has_content(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_content(v) for v in value)
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, int | float) or _visible(value)
 
-    The contract names no field of the evidence and the README's own example has no
-    `given_at`, so it stays optional; undated evidence cannot undo an opt-out
-    (registry/store/consents.py)."""
+
+def _expected_fields(evidence: dict[str, Any]) -> float | None:
+    """What a consent's evidence must show (the MIIT draft, art. 19: it is kept to prove
+    an explicit consent). The contract names none of its fields, so an operator may keep
+    its proof in its own words ({"type": "recorded_call", "ref": "rec-1"}); but it must
+    hold something to read, not only blanks, nulls and empty objects. The fields the
+    README suggests are checked where sent: `method`, `text` and `reference` must be
+    text with something to read, `method` an explicit act of the subscriber's, and
+    `given_at` a time not in the future (a consent given tomorrow proves nothing
+    today) nor before 1990. Returns `given_at` in unix seconds, if given.
+
+    Undated evidence cannot undo an opt-out (registry/store/consents.py)."""
+    if not _has_content(evidence):
+        raise ApiError(
+            400,
+            "invalid_evidence",
+            "evidence holds nothing to read (only blanks, nulls or empty objects): say how "
+            'the subscriber consented and to what, e.g. {"method": "web_form", '
+            '"reference": "form-8812"}',
+            {"field": "evidence"},
+        )
     for name in ("method", "text", "reference"):
         if name in evidence and not _visible(evidence[name]):
             raise _invalid(name, "must be text with something to read, not blank")
     method = evidence.get("method")
-    if method is None:
-        raise _invalid(
-            "method",
-            "is required: how the subscriber consented, e.g. web_form, sms, ivr, "
-            "recorded_call, written",
-        )
-    if _not_explicit(method):
+    if method is not None and _not_explicit(method):
         raise ApiError(
             400,
             "consent_not_explicit",
@@ -206,14 +221,6 @@ def _expected_fields(evidence: dict[str, Any]) -> float | None:
             "a signature), not silence, a default, a box ticked in advance, a list from "
             "someone else, an enrolment or an import",
             {"field": "method"},
-        )
-    if "text" not in evidence and "reference" not in evidence:
-        raise ApiError(
-            400,
-            "invalid_evidence",
-            "evidence.text or evidence.reference is required: the wording the subscriber "
-            "agreed to, or where the proof is kept (a form submission id, a recording id)",
-            {"field": "text"},
         )
     if "given_at" not in evidence:
         return None
