@@ -309,10 +309,12 @@ def test_an_operator_with_prefixes_is_not_shown_numbers_outside_them(
     client: TestClient, settled: None
 ) -> None:
     """Anyone may file a complaint naming any number and the account's caller: the
-    account sees only the numbers under its prefixes, as in every other answer."""
+    account sees only the numbers under its prefixes, as in every other answer, nor
+    whether one outside them was registered (a look-up it may not make)."""
     body = {"name": "Acme", "role": "operator", "callers": ["ACMEBANK"], "prefixes": ["+1212"]}
     answer = client.post("/v1/operators", json=body, headers=ADMIN)
     acme = {"Authorization": f"Bearer {answer.json()['api_key']}"}
+    assert client.put("/v1/registrations/+16465550001", headers=ADMIN).status_code == 201
     inside = complain(client, caller="ACMEBANK")
     filed = {
         "number": "+16465550001",
@@ -324,6 +326,10 @@ def test_an_operator_with_prefixes_is_not_shown_numbers_outside_them(
     listed = {c["complaint_id"]: c for c in told(client, acme)["complaints"]}
     assert listed[inside]["number"] == NUMBER
     assert listed[outside]["number"] is None and listed[outside]["caller"] == "ACMEBANK"
+    assert listed[outside]["registered_at_time"] is None
+    assert listed[outside]["within_grace"] is None
+    assert isinstance(listed[inside]["registered_at_time"], bool)
+    assert isinstance(listed[inside]["within_grace"], bool)
 
 
 def test_a_complaint_stays_with_the_operator_whose_caller_it_named(

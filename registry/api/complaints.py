@@ -336,10 +336,11 @@ async def caller_complaints(
     listed = [{name: record.get(name) for name in OPERATOR_FIELDS} for record in found]
     if operator.prefixes:
         # Anyone may file a complaint naming any number: one outside the account's
-        # prefixes is not shown to it (null), as no other answer shows it one.
+        # prefixes is not shown to it (null), as no other answer shows it one; nor is
+        # whether it was registered then (a status look-up the account may not make).
         called = [str(entry["number"] or "+0") for entry in listed]
         digits = np.array([int(n[1:]) if n[1:].isdigit() else 0 for n in called], dtype=np.int64)
         for entry, inside in zip(listed, nums.in_prefixes(digits, operator.prefixes), strict=True):
             if not inside:
-                entry["number"] = None
+                entry.update(number=None, registered_at_time=None, within_grace=None)
     return {"complaints": listed, "next": cursor, "more": more}
