@@ -137,9 +137,7 @@ class BulkWriter:
             fresh_sizes.append(size)
         if not fresh:
             return 0
-        batch_ids = self._log(changes.ADD, fresh)
-        calls = [(keys.numbers_set(bucket), members) for bucket, members in fresh]
-        added = sum(resp.run(self.client, b"SADD", calls))
+        added, batch_ids = self._store(fresh)
         # Batches that are at least half of their bucket now live only in the set.
         self._eval(
             changes.COMMIT_SCRIPT,
@@ -152,6 +150,33 @@ class BulkWriter:
             ],
         )
         return added
+
+    def _store(self, group: Group) -> tuple[int, list[str]]:
+        """Log each bucket's batch, then add it to its set; returns the members added and
+        the batches' entry ids.
+
+        Readers of the sets rewind changes.REAPPLY_MS from the stream's last entry, which
+        covers an add that reaches its set within changes.STORE_WINDOW_MS of its entry.
+        The sets take plain SADDs (a script around them would halve the load's speed), so
+        the bound is kept after the fact: a store whose reply came later than that after
+        the log was sent (a stalled loader, a Redis busy elsewhere) may have landed
+        behind such a reader's cursor, and the members it holds are logged again."""
+        sent = time.monotonic()
+        batch_ids = self._log(changes.ADD, group)
+        calls = [(keys.numbers_set(bucket), members) for bucket, members in group]
+        added = sum(resp.run(self.client, b"SADD", calls))
+        if (time.monotonic() - sent) * 1000 > changes.STORE_WINDOW_MS:
+            held = resp.run(self.client, b"SMISMEMBER", calls)
+            again = [
+                (bucket, members[np.array(flags, dtype=bool)])
+                for (bucket, members), flags in zip(group, held, strict=True)
+            ]
+            relogged = iter(self._log(changes.ADD, [(b, m) for b, m in again if len(m)]))
+            batch_ids = [
+                next(relogged) if len(members) else batch_id
+                for (_, members), batch_id in zip(again, batch_ids, strict=True)
+            ]
+        return added, batch_ids
 
     def _sizes(self, buckets: list[int]) -> list[int]:
         pipe = self.client.pipeline(transaction=False)

@@ -40,7 +40,8 @@ def export_full(client: Any, out: Output, prefixes: Sequence[str], detail: bool 
     """Every registered number under `prefixes` (all when none), one E.164 a line, ascending;
     with `detail`, GET /v1/export?detail=true's CSV of each number and its preferences.
 
-    Returns the change-list cursor to follow the list from, taken before it was read.
+    Returns the change-list cursor to follow the list from, taken before it was read
+    (changes.head_cursor_sync: rewound past adds still on their way to the sets).
     """
     prefixes = _checked(prefixes)
     cursor = changes.head_cursor_sync(client)
@@ -83,10 +84,11 @@ def export_changes(
     GET /v1/changes?detail=true), empty for a removal.
 
     A cursor older than the retention is refused as GET /v1/changes refuses it: the
-    changes after it may be trimmed already, and the list would look whole without them."""
+    changes after it may be trimmed already, and the list would look whole without them.
+    So is one past the stream's last entry, which no answer handed out."""
     prefixes = _checked(prefixes)
     try:
-        changes.check_cursor(since, retention_days)
+        changes.check_cursor(since, retention_days, last_id=changes.last_entry_sync(client))
     except changes.CursorError as exc:
         raise ExportError(str(exc)) from None
 

@@ -24,7 +24,6 @@ from registry.store.registrations import RegistrationStore, RegistryLost
 log = logging.getLogger("dnc.bloom")
 
 K = 6  # bits set per number inside its word
-REAPPLY_MS = 60_000  # see RegisteredFilter._build
 BITS_PER_NUMBER = 14  # about 0.6% false positives at capacity for K=6 in 64-bit blocks
 # A filter is built for the registry plus this share, then rounded up to a power of two
 # (one mask picks a word): 10-120% room to grow before it is rebuilt larger.
@@ -184,9 +183,10 @@ class RegisteredFilter:
 
     async def _build(self) -> tuple[BloomFilter, str, str, set[int], changes.Snapshots, str | None]:
         # Cursor first, numbers second: whatever lands in between is re-applied by catch_up.
-        # An add is logged a round trip before its number enters the set, so the cursor
-        # starts REAPPLY_MS back: an add logged before it whose write had not landed when
-        # the sets were read is applied from the stream. A snapshot is logged after its
+        # An add is logged before its number enters the set, at most
+        # changes.STORE_WINDOW_MS before, so the cursor starts changes.REAPPLY_MS back: an
+        # add logged before the last id whose write had not landed when the sets were read
+        # is applied from the stream. A snapshot is logged after its
         # members landed, so those up to the last id read here are in the sets read
         # (a worker started just after a big load would otherwise read it all twice).
         # No filter makes a registry: `dnc serve` made it before its workers started, so
@@ -197,8 +197,7 @@ class RegisteredFilter:
             raise self.lost_error()
         lineage = await self.store.lineage()
         last_id = await self.store.last_change_id()
-        last = changes.stream_order(last_id)[0]
-        cursor = f"{max(0, last - REAPPLY_MS)}-0"
+        cursor = changes.rewound(last_id)
         detailed = await self.store.detailed_buckets()
         arrays = [numbers async for numbers in self.store.all_numbers()]
         total = sum(len(a) for a in arrays)

@@ -17,11 +17,11 @@ from conftest import assert_error, ready_client
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from loader.export import export_changes, export_full
+from loader.export import ExportError, export_changes, export_full
 from loader.load import load_files
 from registry import rules
 from registry.config import Settings
-from registry.store import changes as change_log
+from registry.store import changes as changes_log
 from registry.store import keys
 from registry.store.connect import async_client
 from registry.store.registrations import RegistrationStore
@@ -542,12 +542,41 @@ def test_a_cursor_beyond_a_stream_id_is_a_400_not_a_500(
 
 
 @pytest.mark.parametrize("since", [MAX_ID, MAX_ID + ".5", "18446744073709551615"])
-def test_a_cursor_at_the_very_end_has_nothing_after_it(
+def test_a_cursor_at_the_very_end_was_never_handed_out(
     client: TestClient, carrier: Headers, operator: Headers, since: str
 ) -> None:
     register(client, carrier, "+12125551234")
-    body = changes(client, operator, since=since)
-    assert body == {"changes": [], "next": since}
+    answer = client.get("/v1/changes", params={"since": since}, headers=operator)
+    assert "full list" in assert_error(answer, 410, "cursor_expired")["message"]
+
+
+def test_a_cursor_in_the_future_is_refused_not_an_empty_list_forever(
+    client: TestClient, carrier: Headers, operator: Headers, redis_client: Any, tmp_path: Path
+) -> None:
+    """Following from a cursor past the last change would skip every change logged until
+    the clock reaches it; only the last entry itself, or any before it, was handed out."""
+    register(client, carrier, "+12125551234")
+    last = redis_client.xrevrange(keys.CHANGES, count=1)[0][0].decode()
+    ms, seq = (int(part) for part in last.split("-"))
+    for since in (f"{ms + 86_400_000}-0", f"{ms}-{seq + 1}", f"{ms + 1}", f"{ms}-{seq + 1}.3"):
+        answer = client.get("/v1/changes", params={"since": since}, headers=operator)
+        assert_error(answer, 410, "cursor_expired")
+        with pytest.raises(ExportError, match="full list"):
+            export_changes(redis_client, io.StringIO(), since, [], 153)
+    for since in (last, f"{last}.0", f"{ms - 1}"):
+        answer = client.get("/v1/changes", params={"since": since}, headers=operator)
+        assert answer.status_code == 200, answer.text
+        assert export_changes(redis_client, io.StringIO(), since, [], 153).startswith(last)
+
+
+def test_with_no_change_logged_only_zero_is_a_cursor(
+    client: TestClient, operator: Headers, redis_client: Any
+) -> None:
+    assert client.get("/v1/export", headers=operator).headers["x-changes-cursor"] == "0"
+    assert changes(client, operator, since="0") == {"changes": [], "next": "0"}
+    recent = f"{int(time.time() * 1000) - 1000}-0"
+    answer = client.get("/v1/changes", params={"since": recent}, headers=operator)
+    assert_error(answer, 410, "cursor_expired")
 
 
 def test_a_cursor_whose_sequence_is_the_largest_resumes_at_the_next_millisecond(
@@ -558,7 +587,11 @@ def test_a_cursor_whose_sequence_is_the_largest_resumes_at_the_next_millisecond(
     ms = int(first.split("-")[0])
     before = f"{ms - 1}-18446744073709551615"
     assert ops(changes(client, operator, since=before)) == [("+12125551234", "add")]
-    assert changes(client, operator, since=f"{ms}-18446744073709551615")["changes"] == []
+    while int(time.time() * 1000) <= ms:
+        time.sleep(0.001)
+    register(client, carrier, "+12125551235")
+    after = changes(client, operator, since=f"{ms}-18446744073709551615")
+    assert ops(after) == [("+12125551235", "add")]
 
 
 @pytest.mark.parametrize("since", ["1", "1-0", "0-1", "0-1.5", "1000-0.3"])
@@ -587,6 +620,32 @@ def test_a_limit_out_of_range_is_a_400(client: TestClient, operator: Headers, li
 
 def test_carriers_do_not_read_the_change_list(client: TestClient, carrier: Headers) -> None:
     assert_error(client.get("/v1/changes", headers=carrier), 403, "forbidden")
+
+
+def test_a_registration_stored_too_long_after_its_entry_is_logged_again(
+    client: TestClient,
+    carrier: Headers,
+    operator: Headers,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a bulk load's (tests/test_loader.py): a full list's cursor is rewound
+    changes.REAPPLY_MS, which covers only adds stored within changes.STORE_WINDOW_MS of
+    their entry; a later store is refused, the add logged again, and after too many
+    tries the registration is a 503 with nothing stored."""
+    monkeypatch.setattr(changes_log, "STORE_WINDOW_MS", -(10**13))
+    answer = client.put("/v1/registrations/+12125551234", headers=carrier)
+    assert_error(answer, 503, answer.json()["error"]["code"])
+    assert status_of(client, operator, "+12125551234") == "callable"
+    monkeypatch.setattr(changes_log, "STORE_WINDOW_MS", 20_000)
+    real, left = changes_log.store_deadline, [1]
+    monkeypatch.setattr(
+        changes_log, "store_deadline", lambda entry_id: 1 if left and left.pop() else real(entry_id)
+    )
+    entries = redis_client.xlen(keys.CHANGES)
+    assert register(client, carrier, "+12125551234").status_code == 201
+    assert redis_client.xlen(keys.CHANGES) == entries + 2
+    assert status_of(client, operator, "+12125551234") == "blocked"
 
 
 # -- GET /v1/export -------------------------------------------------------------------------
@@ -628,13 +687,49 @@ def test_the_full_list_says_where_to_follow_the_changes_from(
     full = client.get("/v1/export", headers=operator)
     cursor = full.headers["x-changes-cursor"]
     assert full.text == "+12125551234\n"
-    assert (
-        client.get("/v1/changes", params={"since": cursor}, headers=operator).json()["changes"]
-        == []
-    )
+    # Rewound past adds that may have been on their way to the sets: the list's own
+    # number may come again, nothing else.
+    again = client.get("/v1/changes", params={"since": cursor}, headers=operator)
+    assert again.status_code == 200, again.text
+    assert {c["number"] for c in again.json()["changes"]} <= {"+12125551234"}
     register(client, carrier, "+12125551235")
     after = client.get("/v1/changes", params={"since": cursor}, headers=operator).json()
-    assert [c["number"] for c in after["changes"]] == ["+12125551235"]
+    assert [c["number"] for c in after["changes"]][-1] == "+12125551235"
+    assert {c["number"] for c in after["changes"]} <= {"+12125551234", "+12125551235"}
+
+
+def log_add_unstored(redis_client: Any, number: int) -> None:
+    """What a writer does first: log the add (LOG_SCRIPT), its set not yet changed."""
+    args = changes_log.log_args(
+        153, [keys.bucket_of(number)], changes_log.single_fields(changes_log.ADD, number)
+    )
+    redis_client.eval(changes_log.LOG_SCRIPT, *args)
+
+
+def test_a_full_list_read_while_an_add_is_on_its_way_misses_it_nowhere(
+    client: TestClient, carrier: Headers, operator: Headers, redis_client: Any
+) -> None:
+    """An export that reads the sets after an add was logged and before it was stored has
+    it in neither the list nor, with a cursor at the last entry, the changes after it."""
+    register(client, carrier, "+12125550001")
+    for n, reader in enumerate(["http", "cli"]):
+        number = 12126001234 + n
+        log_add_unstored(redis_client, number)
+        if reader == "http":
+            full = client.get("/v1/export", headers=operator)
+            listed, cursor = set(full.text.split()), full.headers["x-changes-cursor"]
+        else:
+            out = io.StringIO()
+            cursor = export_full(redis_client, out, [])
+            listed = set(out.getvalue().split())
+        redis_client.sadd(keys.numbers_set(keys.bucket_of(number)), keys.member_of(number))
+        assert f"+{number}" not in listed  # the race, played
+        answer = client.get("/v1/changes", params={"since": cursor}, headers=operator)
+        assert answer.status_code == 200, answer.text  # not too old, not in the future
+        assert f"+{number}" in {c["number"] for c in answer.json()["changes"]}
+        out = io.StringIO()
+        export_changes(redis_client, out, cursor, [], 153)
+        assert f"+{number},add," in out.getvalue()
 
 
 def test_export_and_changes_with_detail_carry_each_numbers_preferences(
@@ -870,7 +965,7 @@ def test_a_put_and_a_delete_at_once_leave_the_change_list_ending_in_the_numbers_
         original_log = store.log
 
         async def slow_log(op: str, value: int) -> int:
-            if op == change_log.REMOVE:
+            if op == changes_log.REMOVE:
                 removed.set()
                 await go_on.wait()
             return await original_log(op, value)
@@ -887,8 +982,8 @@ def test_a_put_and_a_delete_at_once_leave_the_change_list_ending_in_the_numbers_
         registered = await store.get(number) is not None
         entries = await client.xrange(keys.CHANGES)
         await client.aclose()
-        return registered, [change_log.decode(i, f) for i, f in entries]
+        return registered, [changes_log.decode(i, f) for i, f in entries]
 
     registered, logged = asyncio.run(scenario())
     assert registered
-    assert [c.op for c in logged][-3:] == [change_log.ADD, change_log.REMOVE, change_log.ADD]
+    assert [c.op for c in logged][-3:] == [changes_log.ADD, changes_log.REMOVE, changes_log.ADD]

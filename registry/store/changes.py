@@ -78,6 +78,45 @@ return id
 """
 
 
+# How late an add may reach its set: a writer stores it within STORE_WINDOW_MS of its log
+# entry's id, by the clock of the Redis holding the set (STORE_ADD refuses a later
+# store, and the writer logs the add again: loader/bulk.py, RegistrationStore.register).
+# So a reader that takes the stream's last id and then reads the sets (a Bloom filter's
+# build, a full list's download) follows the stream from REAPPLY_MS before that id
+# (`rewound`): every add whose write was still in flight has an id after it. The margin
+# over the window covers a Cluster's nodes (the stream's, a bucket's) disagreeing on
+# the time; re-reading the entries in between only repeats adds the reader holds.
+STORE_WINDOW_MS = 20_000
+REAPPLY_MS = 60_000
+
+# A store's guard, in front of a script body that adds to KEYS[1]: ARGV[1] is the latest
+# time (ms, Redis' clock) it may land, the rest the body's. A late store changes nothing
+# and answers LATE: its add was logged too long ago for readers that rewind REAPPLY_MS.
+LATE = "LATE"
+STORE_GUARD = f"""
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[1]) then
+  return redis.error_reply('{LATE} the add was logged too long ago: log it again')
+end
+"""
+
+
+def store_deadline(entry_id: bytes | str) -> int:
+    """The latest time (ms) the add logged as `entry_id` may reach its set."""
+    return stream_order(_text(entry_id))[0] + STORE_WINDOW_MS
+
+
+def is_late(error: BaseException) -> bool:
+    """True for STORE_GUARD's refusal."""
+    return str(error).startswith(LATE)
+
+
+def rewound(last_id: str) -> str:
+    """The cursor a reader of the sets follows the stream from, having read `last_id` as
+    its last entry before reading them ("0-0" when it had none): REAPPLY_MS before it."""
+    return f"{max(0, stream_order(last_id)[0] - REAPPLY_MS)}-0"
+
+
 def min_id(retention_days: int, now: float | None = None) -> str:
     """The oldest stream id to keep: entries older than the retention are trimmed."""
     now = time.time() if now is None else now
@@ -230,6 +269,12 @@ class CursorExpired(CursorError):
     list from it would look whole and miss some. The full list is the way back."""
 
 
+class CursorUnknown(CursorExpired):
+    """A cursor past the stream's last entry: no answer handed it out (it was made up, or
+    came from data since replaced), and changes logged later under ids before it would
+    be skipped. The full list is the way back, as for an expired one."""
+
+
 # A stream id is two unsigned 64-bit integers; Redis refuses anything larger.
 MAX_ID_PART = (1 << 64) - 1
 MAX_ID = f"{MAX_ID_PART}-{MAX_ID_PART}"
@@ -267,15 +312,25 @@ def parse_cursor(cursor: str | None) -> tuple[str, int]:
     return f"{ms}-{seq or 0}", offset
 
 
-def check_cursor(cursor: str | None, retention_days: int, now: float | None = None) -> None:
+def check_cursor(
+    cursor: str | None, retention_days: int, now: float | None = None, last_id: str | None = None
+) -> None:
     """Raise CursorError for a malformed cursor, CursorExpired for one older than the
-    retention; `0` (every change kept) never expires."""
+    retention, CursorUnknown for one past `last_id` (the stream's last entry, "0-0" when it
+    has none; not checked when None); `0` (every change kept) is always good."""
     entry_id, _ = parse_cursor(cursor)
+    if not cursor or entry_id == "0-0":
+        return
     oldest_ms = int(min_id(retention_days, now))
-    if cursor and entry_id != "0-0" and stream_order(entry_id)[0] < oldest_ms:
+    if stream_order(entry_id)[0] < oldest_ms:
         raise CursorExpired(
             f"cursor {cursor!r} is older than the {retention_days} days of changes kept; "
             "download the full list, then follow the changes from its time"
+        )
+    if last_id is not None and stream_order(entry_id) > stream_order(last_id):
+        raise CursorUnknown(
+            f"cursor {cursor[:64]!r} is past the last change logged, so this registry did "
+            "not hand it out; download the full list, then follow the changes from its time"
         )
 
 
@@ -412,19 +467,34 @@ def read_sync(
     return Page(reading.found, reading.cursor, reading.more)
 
 
+async def last_entry(redis: Any) -> str:
+    """The stream's last entry id, "0-0" while it has none."""
+    return _last(await redis.xrevrange(keys.CHANGES, count=1))
+
+
+def last_entry_sync(redis: Any) -> str:
+    """last_entry on a synchronous client."""
+    return _last(redis.xrevrange(keys.CHANGES, count=1))
+
+
+def _last(entries: list[Any]) -> str:
+    return _text(entries[0][0]) if entries else "0-0"
+
+
 async def head_cursor(redis: Any) -> str:
-    """A cursor at the stream's last entry (`0` while it has none): taken before a full
-    list is read, following the changes from it misses nothing the list lacks."""
-    return _head(await redis.xrevrange(keys.CHANGES, count=1))
+    """The cursor to follow a full list from, taken before the list is read (`0` while the
+    stream is empty): `rewound` from the last entry, so the changes from it miss nothing
+    the list lacks, adds still on their way to the sets included."""
+    return _head(rewound(await last_entry(redis)))
 
 
 def head_cursor_sync(redis: Any) -> str:
     """head_cursor on a synchronous client."""
-    return _head(redis.xrevrange(keys.CHANGES, count=1))
+    return _head(rewound(last_entry_sync(redis)))
 
 
-def _head(last: list[Any]) -> str:
-    return _text(last[0][0]) if last else "0"
+def _head(cursor: str) -> str:
+    return "0" if cursor == "0-0" else cursor
 
 
 def iso_time(at_ms: int) -> str:

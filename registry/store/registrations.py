@@ -55,17 +55,37 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-# KEYS: set, details. ARGV: member, now, "channels|allowed|source".
-REGISTER_SCRIPT = """
-local added = redis.call('SADD', KEYS[1], ARGV[1])
-local at = ARGV[2]
+# KEYS: set, details. ARGV: the store's deadline (changes.STORE_GUARD), member, now,
+# "channels|allowed|source".
+REGISTER_SCRIPT = (
+    changes.STORE_GUARD
+    + """
+local added = redis.call('SADD', KEYS[1], ARGV[2])
+local at = ARGV[3]
 if added == 0 then
-  local old = redis.call('HGET', KEYS[2], ARGV[1])
+  local old = redis.call('HGET', KEYS[2], ARGV[2])
   at = old and string.match(old, '^(%d+)') or '0'
 end
-redis.call('HSET', KEYS[2], ARGV[1], at .. '|' .. ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], at .. '|' .. ARGV[4])
 return {added, tonumber(at)}
 """
+)
+
+# Times an add is logged and stored before a writer gives up on a Redis that takes
+# longer than changes.STORE_WINDOW_MS between the two.
+STORE_TRIES = 3
+
+
+class StoreTooSlow(RedisTimeoutError):
+    """Redis stored an add too long after it was logged, STORE_TRIES times over: as a
+    Redis that does not answer in time (a 503), and nothing is in the set."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Redis took over {changes.STORE_WINDOW_MS // 1000} s from logging an add to "
+            f"storing it, {STORE_TRIES} times; try again"
+        )
+
 
 # An ended registration's record: `registered_at|channels|allowed|source|ended_at|who`,
 # appended to the number's list of ended periods, so a number registered and deregistered
@@ -301,8 +321,9 @@ class RegistrationStore:
         """The buckets where numbers registered one by one keep details."""
         return {int(b) for b in await self.redis.smembers(keys.DETAILED)}
 
-    async def log(self, op: str, number: int) -> int:
-        """Append one change to the stream; returns the new registry version."""
+    async def log(self, op: str, number: int) -> tuple[str, int]:
+        """Append one change to the stream; returns its entry id and the new registry
+        version."""
         bucket = keys.bucket_of(number)
         args = changes.log_args(
             self.retention_days,
@@ -311,7 +332,7 @@ class RegistrationStore:
             detailed=op == changes.ADD,
         )
         try:
-            _, version = await self.redis.eval(changes.LOG_SCRIPT, *args)
+            entry_id, version = await self.redis.eval(changes.LOG_SCRIPT, *args)
         except ResponseError as exc:
             if no_registry(exc):
                 raise RegistryLost(
@@ -319,7 +340,7 @@ class RegistrationStore:
                     "restored"
                 ) from None
             raise
-        return int(version)
+        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, int(version)
 
     @contextlib.asynccontextmanager
     async def one_writer(self, number: int) -> AsyncIterator[None]:
@@ -352,20 +373,29 @@ class RegistrationStore:
     async def register(
         self, number: int, prefs: Preferences, source: str, now: int
     ) -> tuple[bool, int | None]:
-        """Store a registration: (created, registered_at). Logged before it is stored."""
+        """Store a registration: (created, registered_at). Logged before it is stored,
+        and stored within changes.STORE_WINDOW_MS of its entry or logged again."""
         bucket, member = keys.bucket_of(number), keys.member_of(number)
         async with self.one_writer(number):
-            await self.log(changes.ADD, number)
-            created, at = await self.redis.eval(
-                REGISTER_SCRIPT,
-                2,
-                keys.numbers_set(bucket),
-                keys.details(bucket),
-                member,
-                now,
-                f"{prefs.channels}|{prefs.allow_categories}|{source}",
-            )
-        return bool(created), (int(at) or None)
+            for _ in range(STORE_TRIES):
+                entry_id, _ = await self.log(changes.ADD, number)
+                try:
+                    created, at = await self.redis.eval(
+                        REGISTER_SCRIPT,
+                        2,
+                        keys.numbers_set(bucket),
+                        keys.details(bucket),
+                        changes.store_deadline(entry_id),
+                        member,
+                        now,
+                        f"{prefs.channels}|{prefs.allow_categories}|{source}",
+                    )
+                except ResponseError as exc:
+                    if changes.is_late(exc):
+                        continue
+                    raise
+                return bool(created), (int(at) or None)
+        raise StoreTooSlow()
 
     async def deregister(self, number: int, who: str, now: int) -> bool:
         """Remove a registration, keeping its record DNC_RETENTION_DAYS; logged after."""
