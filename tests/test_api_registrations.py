@@ -987,3 +987,86 @@ def test_a_put_and_a_delete_at_once_leave_the_change_list_ending_in_the_numbers_
     registered, logged = asyncio.run(scenario())
     assert registered
     assert [c.op for c in logged][-3:] == [changes_log.ADD, changes_log.REMOVE, changes_log.ADD]
+
+
+DAY = 86400
+
+
+def test_preferences_that_changed_still_judge_the_calls_made_under_them(redis_url: str) -> None:
+    """A carrier narrowed a full block to texts, then to calls: a complaint about a call
+    made before a change is judged by the preferences that stood then (they used to be
+    overwritten, and the voice block that stood at the call was gone); a deregistration
+    keeps them, and a registration after it starts afresh."""
+    number, t0 = 12125550142, int(time.time()) - 10 * DAY
+    every, texts, calls = rules.ALL_CHANNELS, rules.SMS, rules.VOICE
+
+    async def run() -> list[list[int | None]]:
+        client = async_client(redis_url)
+        store = RegistrationStore(client, 153)
+
+        async def channels_at(*times: int) -> list[int | None]:
+            found = [await store.in_force(number, when) for when in times]
+            return [None if r is None else r.preferences.channels for r in found]
+
+        await store.register(number, rules.Preferences(every, 0), "c:a", t0)
+        await store.register(number, rules.Preferences(every, 0), "c:b", t0 + DAY // 2)  # same
+        await store.register(number, rules.Preferences(texts, 0), "c:a", t0 + DAY)
+        await store.register(number, rules.Preferences(calls, 1 << 2), "c:a", t0 + 2 * DAY)
+        times = (t0, t0 + DAY - 1, t0 + DAY, t0 + 2 * DAY - 1, t0 + 2 * DAY, t0 + 5 * DAY)
+        registered = await channels_at(*times)
+        registered_at = (await store.in_force(number, t0 + DAY)).registered_at  # type: ignore[union-attr]
+        await store.deregister(number, "c:a", t0 + 3 * DAY)
+        ended = await channels_at(*times[:5], t0 + 3 * DAY)
+        await store.register(number, rules.Preferences(every, 0), "c:a", t0 + 4 * DAY)
+        again = await channels_at(t0 + DAY, t0 + 2 * DAY, t0 + 4 * DAY)
+        await client.aclose()
+        return [registered, ended, again, [registered_at]]
+
+    registered, ended, again, [registered_at] = asyncio.run(run())
+    assert registered == [every, every, texts, texts, calls, calls]
+    assert ended == [every, every, texts, texts, calls, None]
+    assert again == [texts, calls, every]
+    assert registered_at == t0  # a change keeps the registration's start (and its grace)
+
+
+def test_a_period_past_its_retention_no_longer_counts(redis_url: str) -> None:
+    """The list of a number's ended periods lives as long as its newest: an older one past
+    its own 153 days stayed in it, and still judged complaints, until another ended."""
+    number, t0 = 12125550141, int(time.time()) - 200 * DAY
+
+    async def run() -> tuple[int, bool]:
+        client = async_client(redis_url)
+        store = RegistrationStore(client, 153)
+        await store.register(number, rules.Preferences(), "c:a", t0)
+        await store.deregister(number, "c:a", t0 + 10 * DAY)  # ended 190 days ago
+        await store.register(number, rules.Preferences(), "c:a", t0 + 100 * DAY)
+        await store.deregister(number, "c:a", t0 + 140 * DAY)  # ended 60 days ago
+        kept = await store.ended(number)
+        old = await store.in_force(number, t0 + 5 * DAY)
+        await client.aclose()
+        return len(kept), old is None
+
+    assert asyncio.run(run()) == (1, True)
+
+
+def test_a_change_of_preferences_keeps_a_voice_complaint_from_before_it(
+    client: TestClient, carrier: Headers
+) -> None:
+    number = "+12125550143"
+    first = client.put(f"/v1/registrations/{number}", json={}, headers=carrier).json()
+    time.sleep(1.1)  # the change, a second later
+    narrowed = client.put(
+        f"/v1/registrations/{number}", json={"channels": ["sms"]}, headers=carrier
+    )
+    assert narrowed.status_code == 200
+
+    def complaint(occurred_at: str) -> dict[str, Any]:
+        body = {"number": number, "caller": "+13125550100", "occurred_at": occurred_at}
+        answer = client.post("/v1/complaints", json={**body, "channel": "voice"})
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+    # Voice was blocked when the call came; it is not since the change.
+    assert complaint(first["registered_at"])["registered_at_time"] is True
+    later = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert complaint(later)["registered_at_time"] is False

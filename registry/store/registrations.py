@@ -55,38 +55,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-# KEYS: set, details. ARGV: the store's deadline (changes.STORE_GUARD), member, now,
-# "channels|allowed|source".
-REGISTER_SCRIPT = (
-    changes.STORE_GUARD
-    + """
-local added = redis.call('SADD', KEYS[1], ARGV[2])
-local at = ARGV[3]
-if added == 0 then
-  local old = redis.call('HGET', KEYS[2], ARGV[2])
-  at = old and string.match(old, '^(%d+)') or '0'
-end
-redis.call('HSET', KEYS[2], ARGV[2], at .. '|' .. ARGV[4])
-return {added, tonumber(at)}
-"""
-)
-
-# Times an add is logged and stored before a writer gives up on a Redis that takes
-# longer than changes.STORE_WINDOW_MS between the two.
-STORE_TRIES = 3
-
-
-class StoreTooSlow(RedisTimeoutError):
-    """Redis stored an add too long after it was logged, STORE_TRIES times over: as a
-    Redis that does not answer in time (a 503), and nothing is in the set."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            f"Redis took over {changes.STORE_WINDOW_MS // 1000} s from logging an add to "
-            f"storing it, {STORE_TRIES} times; try again"
-        )
-
-
 # An ended registration's record: `registered_at|channels|allowed|source|ended_at|who`,
 # appended to the number's list of ended periods, so a number registered and deregistered
 # twice keeps both periods, each DNC_RETENTION_DAYS after its own end. The list is in
@@ -113,6 +81,53 @@ local function keep_ended(key, record, now, retention)
   redis.call('EXPIRE', key, retention)
 end
 """
+
+# KEYS: set, details, ended. ARGV: the store's deadline (changes.STORE_GUARD), member,
+# now, "channels|allowed|source", retention seconds.
+# A registration whose preferences change keeps the ones it had as an ended period
+# (`who` = `changed:SINCE`, SINCE when they began: the registration's start, or the
+# previous change), so a complaint about a call made before the change is judged by
+# the preferences that stood then.
+REGISTER_SCRIPT = (
+    changes.STORE_GUARD
+    + KEEP_ENDED
+    + """
+local added = redis.call('SADD', KEYS[1], ARGV[2])
+local at = ARGV[3]
+if added == 0 then
+  local old = redis.call('HGET', KEYS[2], ARGV[2]) or '0|3|0|bulk'
+  at = string.match(old, '^(%d+)') or '0'
+  if string.match(old, '^%d+|(%d+|%d+)|') ~= string.match(ARGV[4], '^(%d+|%d+)|') then
+    local since = at
+    if redis.call('TYPE', KEYS[3]).ok == 'list' then
+      local last = redis.call('LINDEX', KEYS[3], -1)
+      local ended, began = string.match(last or '', '|(%d+)|changed:(%d+)$')
+      if ended and tonumber(began) >= tonumber(at) then since = ended end
+    end
+    keep_ended(KEYS[3], old .. '|' .. ARGV[3] .. '|changed:' .. since, tonumber(ARGV[3]),
+               tonumber(ARGV[5]))
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[2], at .. '|' .. ARGV[4])
+return {added, tonumber(at)}
+"""
+)
+
+# Times an add is logged and stored before a writer gives up on a Redis that takes
+# longer than changes.STORE_WINDOW_MS between the two.
+STORE_TRIES = 3
+
+
+class StoreTooSlow(RedisTimeoutError):
+    """Redis stored an add too long after it was logged, STORE_TRIES times over: as a
+    Redis that does not answer in time (a 503), and nothing is in the set."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Redis took over {changes.STORE_WINDOW_MS // 1000} s from logging an add to "
+            f"storing it, {STORE_TRIES} times; try again"
+        )
+
 
 # KEYS: set, details, ended. ARGV: member, now, retention seconds, who.
 # The ended record is written first: a Redis that refuses writes (OOM, NOREPLICAS,
@@ -148,26 +163,32 @@ def parse_details(number: int, raw: bytes | None) -> Registration:
 
 @dataclass(frozen=True)
 class EndedPeriod:
-    """A registration that ended (deregistered), as its record keeps it."""
+    """A registration that ended (deregistered), or the preferences a registration had
+    until they changed (`changed`), as its record keeps it."""
 
     registration: Registration
     ended_at: int
+    # When these preferences began: the registration's start (None: a bulk one's,
+    # unknown, from before anything), or for `changed` the previous change.
+    began_at: int | None
+    changed: bool = False
 
     def covers(self, when: float) -> bool:
-        """Whether the registration stood at `when` (a bulk one's start is unknown: from
-        before anything)."""
-        started = self.registration.registered_at
-        return (started is None or started <= when) and when < self.ended_at
+        """Whether the registration stood at `when` with these preferences."""
+        return (self.began_at is None or self.began_at <= when) and when < self.ended_at
 
 
 def parse_ended(number: int, raw: bytes) -> EndedPeriod:
-    """An ended record: `registered_at|channels|allowed|source|ended_at|who`."""
+    """An ended record: `registered_at|channels|allowed|source|ended_at|who`; `who` is
+    `changed:SINCE` for preferences that a change ended."""
     at, channels, allowed, rest = raw.decode().split("|", 3)
-    source, ended_at, _ = rest.rsplit("|", 2)
+    source, ended_at, who = rest.rsplit("|", 2)
     registration = Registration(
         number, int(at) or None, Preferences(int(channels), int(allowed)), source
     )
-    return EndedPeriod(registration, int(ended_at))
+    if who.startswith("changed:") and who[8:].isdigit():
+        return EndedPeriod(registration, int(ended_at), int(who[8:]) or None, changed=True)
+    return EndedPeriod(registration, int(ended_at), registration.registered_at)
 
 
 def bucket_list(index: Iterable[bytes], prefixes: Sequence[str]) -> list[int]:
@@ -382,13 +403,15 @@ class RegistrationStore:
                 try:
                     created, at = await self.redis.eval(
                         REGISTER_SCRIPT,
-                        2,
+                        3,
                         keys.numbers_set(bucket),
                         keys.details(bucket),
+                        keys.ended(bucket, member),
                         changes.store_deadline(entry_id),
                         member,
                         now,
                         f"{prefs.channels}|{prefs.allow_categories}|{source}",
+                        self.retention_days * 86400,
                     )
                 except ResponseError as exc:
                     if changes.is_late(exc):
@@ -427,17 +450,29 @@ class RegistrationStore:
             if "WRONGTYPE" not in str(exc):
                 raise
             records = [await self.redis.get(key)]  # one period, kept before the list was
-        return [parse_ended(number, record) for record in records if record]
+        # The list lives as long as its newest period: older ones past their own retention
+        # are dropped only when another ends, and must not count meanwhile.
+        kept_since = time.time() - self.retention_days * 86400
+        periods = (parse_ended(number, record) for record in records if record)
+        return [period for period in periods if period.ended_at > kept_since]
 
     async def in_force(self, number: int, when: float) -> Registration | None:
-        """The registration that stood at `when`: the current one if it had begun, else an
-        ended one that covered it; else the current one (begun later), if any."""
+        """The registration that stood at `when`, with the preferences it had then: of the
+        current one (if it had begun) and the kept periods that cover `when`, the one that
+        began last (preferences changed since are kept as periods of their own, which a
+        deregistration's period, from the registration's start, also covers); else the
+        current one (begun later), if any."""
         current = await self.get(number)
+        found: list[tuple[float, bool, Registration]] = []
         if current is not None and (current.registered_at is None or current.registered_at <= when):
-            return current
-        for period in reversed(await self.ended(number)):
+            began = -1.0 if current.registered_at is None else float(current.registered_at)
+            found.append((began, False, current))
+        for period in await self.ended(number):
             if period.covers(when):
-                return period.registration
+                began = -1.0 if period.began_at is None else float(period.began_at)
+                found.append((began, period.changed, period.registration))
+        if found:
+            return max(found, key=lambda f: (f[0], f[1]))[2]
         return current
 
     async def get(self, number: int) -> Registration | None:
