@@ -109,7 +109,7 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
 def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from registry.api.admin import PREFIX, NewOperator
+    from registry.api.admin import PREFIX, NewOperator, created_terms
     from registry.store.audit import AuditLog
     from registry.store.operators import CallerTaken, OperatorStore
 
@@ -146,7 +146,12 @@ def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
                     f"--caller {exc.caller}: declared by another active operator"
                 ) from None
             await AuditLog(client, settings.retention_days).record(
-                "operator.created", ACTOR, operator=operator.id, role=operator.role, name=new.name
+                "operator.created",
+                ACTOR,
+                operator=operator.id,
+                role=operator.role,
+                name=new.name,
+                **created_terms(new),
             )
             if settings.wait_replicas:
                 replication = Replication(client, settings.wait_replicas, settings.wait_replicas_ms)

@@ -213,7 +213,7 @@ def test_two_changes_to_one_account_at_once_do_not_split_its_callers(redis_url: 
             await redis.aclose()
 
     answers, record, index = asyncio.run(race())
-    assert sorted(type(a).__name__ for a in answers) == ["AccountBusy", "dict"]
+    assert sorted(type(a).__name__ for a in answers) == ["AccountBusy", "tuple"]
     assert record is not None
     claimed = sorted(caller.decode() for caller in index)
     assert claimed == record["callers"]  # the index and the record agree

@@ -377,6 +377,43 @@ def test_an_account_gets_new_prefixes_and_keeps_its_id(
     assert client.get(f"/v1/operators/{root}", headers=ADMIN).json()["prefixes"] is None
 
 
+def audit(client: TestClient, action: str) -> list[dict[str, Any]]:
+    entries = client.get("/v1/audit?limit=1000", headers=ADMIN).json()["entries"]
+    return [e for e in entries if e["action"] == action]
+
+
+def test_the_audit_trail_keeps_what_an_account_held_and_gave_up(client: TestClient) -> None:
+    """A subscription that ends is on record where it ends: the account's terms on
+    creation, each change as it was and as it is, and what it held when revoked. Every
+    number is `all`, no callers or no limit `none`: never an empty string for either."""
+    account = create(client, prefixes=["+1212", "+1646"], callers=["+13125550177"], rate_limit=9)
+    path = f"/v1/operators/{account['operator_id']}"
+    (made,) = audit(client, "operator.created")
+    assert (made["prefixes"], made["callers"], made["rate_limit"]) == (
+        "+1212,+1646", "+13125550177", "9",
+    )  # fmt: skip
+    assert client.patch(path, json={"prefixes": ["+1212"]}, headers=ADMIN).status_code == 200
+    assert client.patch(path, json={"prefixes": None, "callers": []}, headers=ADMIN).json()[
+        "prefixes"
+    ] is None  # fmt: skip
+    narrowed, widened = audit(client, "operator.updated")
+    assert (narrowed["prefixes_before"], narrowed["prefixes"]) == ("+1212,+1646", "+1212")
+    assert "callers" not in narrowed and "rate_limit_before" not in narrowed  # not sent
+    assert (widened["prefixes_before"], widened["prefixes"]) == ("+1212", "all")
+    assert (widened["callers_before"], widened["callers"]) == ("+13125550177", "none")
+    assert client.patch(path, json={"prefixes": ["+1718"], "callers": ["ACMEBANK"]},
+                        headers=ADMIN).status_code == 200  # fmt: skip
+    assert client.delete(path, headers=ADMIN).status_code == 200
+    (revoked,) = audit(client, "operator.revoked")
+    assert (revoked["prefixes"], revoked["callers"], revoked["rate_limit"]) == (
+        "+1718", "ACMEBANK", "9",
+    )  # fmt: skip
+    everywhere = create(client, name="Everywhere")  # no prefixes, callers nor limit
+    made = audit(client, "operator.created")[-1]
+    assert made["operator"] == everywhere["operator_id"]
+    assert (made["prefixes"], made["callers"], made["rate_limit"]) == ("all", "none", "none")
+
+
 def test_revoking_leaves_other_accounts_alone(client: TestClient) -> None:
     doomed, kept = create(client), create(client)
     assert client.delete(f"/v1/operators/{doomed['operator_id']}", headers=ADMIN).status_code == 200

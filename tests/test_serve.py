@@ -640,8 +640,9 @@ def test_operators_create_writes_the_audit_entry(
 ) -> None:
     server = serve(DNC_REDIS_URL=redis_url, DNC_ADMIN_KEY=ADMIN_KEY)
     created = dnc(
-        "operators", "create", "Acme Mobile", "--role", "carrier", DNC_REDIS_URL=redis_url
-    )
+        "operators", "create", "Acme Mobile", "--role", "carrier", "--prefix", "+1212",
+        DNC_REDIS_URL=redis_url,
+    )  # fmt: skip
     assert created.returncode == 0, created.stderr
     operator_id = re.search(r"^operator (op_\S+) created", created.stderr, re.MULTILINE)
     assert operator_id, created.stderr
@@ -651,6 +652,8 @@ def test_operators_create_writes_the_audit_entry(
     assert [(e["action"], e["actor"]) for e in entries] == [("operator.created", "cli")]
     assert entries[0]["operator"] == operator_id[1]
     assert (entries[0]["role"], entries[0]["name"]) == ("carrier", "Acme Mobile")
+    # what it subscribes to and sends from, as POST /v1/operators audits it
+    assert (entries[0]["prefixes"], entries[0]["callers"]) == ("+1212", "none")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -28,7 +28,14 @@ from registry.api.responses import JSON
 from registry.store import audit, stats
 from registry.store.complaints import ComplaintStore, is_complaint_id
 from registry.store.consents import ConsentStore
-from registry.store.operators import AccountBusy, AdminPrefixes, CallerTaken
+from registry.store.operators import (
+    TERMS,
+    AccountBusy,
+    AdminPrefixes,
+    CallerTaken,
+    audited,
+    audited_terms,
+)
 
 if TYPE_CHECKING:
     from registry.api.app import Services
@@ -160,7 +167,12 @@ async def create_operator(body: NewOperator, request: Request, admin: AdminKey) 
     except CallerTaken as exc:
         raise _caller_taken(exc) from None
     await services.audit.record(
-        "operator.created", admin.id, operator=operator.id, role=operator.role, name=body.name
+        "operator.created",
+        admin.id,
+        operator=operator.id,
+        role=operator.role,
+        name=body.name,
+        **created_terms(body),
     )
     if services.replication is not None:
         # Before the key goes out, as the middleware would; a 503 here would otherwise
@@ -193,7 +205,7 @@ async def change_operator(
         )
     changes: dict[str, object] = {name: getattr(body, name) for name in sent}
     try:
-        record = await services.operators.change(operator_id[:64], changes)
+        changed = await services.operators.change(operator_id[:64], changes)
     except CallerTaken as exc:
         raise _caller_taken(exc) from None
     except AccountBusy:
@@ -204,19 +216,27 @@ async def change_operator(
             "invalid_request",
             "an administrator reaches every number; prefixes limit operators and carriers only",
         ) from None
-    if record is None:
+    if changed is None:
         raise _no_operator(operator_id)
+    before, record = changed
     # Its new rate limit and prefixes from this worker's next request; other workers' once
     # their key cache's entry is older than its 2 s.
     services.auth.forget(operator_id)
     ended = []
     if body.prefixes:  # null is every number: nothing dropped
         ended = await _end_consents_outside(services, operator_id, body.prefixes, admin.id)
+    # Each field sent, as it was and as it is now: what an account gave up (a prefix, a
+    # caller) is on record as well as what it took on.
+    terms = {}
+    for name in TERMS:
+        if name in changes:
+            terms[f"{name}_before"] = audited(name, before[name])
+            terms[name] = audited(name, record[name])
     await services.audit.record(
         "operator.updated",
         admin.id,
         operator=operator_id,
-        **{name: _audited(value) for name, value in changes.items()},
+        **terms,
         consents_ended=len(ended) if "prefixes" in changes else None,
     )
     return _account(record)
@@ -273,20 +293,21 @@ def _busy(operator_id: str) -> ApiError:
     )
 
 
-def _audited(value: object) -> str:
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def created_terms(body: NewOperator) -> dict[str, str]:
+    """What a new account is subscribed to and sends from, for its `operator.created`."""
+    return audited_terms(
+        {"prefixes": body.prefixes, "callers": body.callers, "rate_limit": body.rate_limit}
+    )
 
 
 @router.delete("/v1/operators/{operator_id}")
 async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -> dict[str, object]:
     services = request.app.state.services
     try:
-        revoked = len(operator_id) <= 64 and await services.operators.revoke(operator_id)
+        revoked = await services.operators.revoke(operator_id) if len(operator_id) <= 64 else None
     except AccountBusy:
         raise _busy(operator_id) from None
-    if not revoked:
+    if revoked is None:
         raise _no_operator(operator_id)
     services.auth.forget(operator_id)
     # Its consents end with it: their evidence is then kept the retention, not forever.
@@ -304,8 +325,13 @@ async def revoke_operator(operator_id: str, request: Request, admin: AdminKey) -
             operator=operator_id,
             withdrawn_by=withdrawn_by,
         )
+    # What it held until now: the subscription and the senders that end here.
     await services.audit.record(
-        "operator.revoked", admin.id, operator=operator_id, consents_ended=len(ended)
+        "operator.revoked",
+        admin.id,
+        operator=operator_id,
+        consents_ended=len(ended),
+        **audited_terms(revoked),
     )
     return {"operator_id": operator_id, "revoked": True}
 

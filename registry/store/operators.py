@@ -224,25 +224,27 @@ class OperatorStore:
             await self.redis.delete(keys.api_key(fields[b"key_hash"].decode()))
             return api_key
 
-    async def revoke(self, operator_id: str) -> bool:
-        """Revoke an account; its record stays DNC_RETENTION_DAYS so past scrubs keep a sender."""
+    async def revoke(self, operator_id: str) -> dict[str, Any] | None:
+        """Revoke an account; its record stays DNC_RETENTION_DAYS so past scrubs keep a
+        sender. The record as it stood before (what the account held until now), None when
+        there is no active account."""
         async with self._changing(operator_id):
             return await self._revoke(operator_id)
 
-    async def _revoke(self, operator_id: str) -> bool:
+    async def _revoke(self, operator_id: str) -> dict[str, Any] | None:
         fields = await self.redis.hgetall(keys.operator(operator_id))
         if not fields:
-            return False
+            return None
         if b"revoked_at" in fields:
             # A revocation cut off before it let go of the callers: they go now.
             await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id)
-            return False
+            return None
         await self.redis.delete(keys.api_key(fields[b"key_hash"].decode()))
         await self.redis.hset(keys.operator(operator_id), "revoked_at", str(int(time.time())))
         await self.redis.expire(keys.operator(operator_id), self.retention_days * 86400)
         await self.redis.srem(keys.OPERATORS, operator_id)
         await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id)
-        return True
+        return _record(operator_id, fields)
 
     @contextlib.asynccontextmanager
     async def _changing(self, operator_id: str) -> AsyncIterator[None]:
@@ -261,14 +263,20 @@ class OperatorStore:
         finally:
             await self.redis.eval(FREE_SCRIPT, 1, key, token)
 
-    async def change(self, operator_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def change(
+        self, operator_id: str, changes: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Change an active account's `callers` (the new list: ones another active
-        operator declared raise CallerTaken, and nothing changes) and `rate_limit`
-        (None: none). Its record after, or None when there is no active account."""
+        operator declared raise CallerTaken, and nothing changes), `rate_limit` (None:
+        none) and `prefixes` (None: every number). Its record before and after (what it
+        held until now is part of the record to keep), or None when there is no active
+        account."""
         async with self._changing(operator_id):
             return await self._change(operator_id, changes)
 
-    async def _change(self, operator_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def _change(
+        self, operator_id: str, changes: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         key = keys.operator(operator_id)
         fields = await self.redis.hgetall(key)
         if not fields or b"revoked_at" in fields:
@@ -289,7 +297,8 @@ class OperatorStore:
             update["prefixes"] = ",".join(changes["prefixes"] or [])
         if update:
             await self.redis.hset(key, mapping=update)
-        return await self.record(operator_id)
+        after = await self.record(operator_id)
+        return (_record(operator_id, fields), after) if after is not None else None
 
     async def owners(self, callers: list[str]) -> list[str | None]:
         """The active operator that declared each caller, if any."""
@@ -307,6 +316,30 @@ class OperatorStore:
         api_key = new_api_key()
         created = await self.redis.set(keys.ADMIN_KEY_HASH, key_hash(api_key), nx=True)
         return api_key if created else None
+
+
+# How the audit trail writes an account's terms: every field a string, and no value that
+# could be read two ways (an empty string was once both "every number" and "none").
+EVERY_NUMBER = "all"
+NOTHING = "none"
+TERMS = ("prefixes", "callers", "rate_limit")
+
+
+def audited(name: str, value: object) -> str:
+    """One of an account's terms as the audit trail writes it: a list comma-separated,
+    prefixes None as `all` (every number), no callers or no rate limit as `none`."""
+    if value is None:
+        return EVERY_NUMBER if name == "prefixes" else NOTHING
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or NOTHING
+    return str(value)
+
+
+def audited_terms(record: dict[str, Any]) -> dict[str, str]:
+    """An account's prefixes, callers and rate limit (a record as `record` gives it) as
+    the audit trail writes them: what it was subscribed to and sent from. Callers are the
+    account's own numbers and sender ids, no subscriber's."""
+    return {name: audited(name, record.get(name)) for name in TERMS}
 
 
 def _active(operator_id: str, fields: dict[bytes, bytes]) -> Operator | None:
