@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -412,6 +413,53 @@ def test_the_audit_trail_keeps_what_an_account_held_and_gave_up(client: TestClie
     made = audit(client, "operator.created")[-1]
     assert made["operator"] == everywhere["operator_id"]
     assert (made["prefixes"], made["callers"], made["rate_limit"]) == ("all", "none", "none")
+
+
+def test_an_accounts_record_keeps_each_period_of_its_terms(
+    client: TestClient, redis_client: Any
+) -> None:
+    """The audit entry of a subscription's start goes DNC_RETENTION_DAYS after it, which
+    may be before the subscription ends: the account's record keeps each period, from
+    when until when, for the retention after its end (the record itself is kept that
+    long after revocation)."""
+    account = create(client, prefixes=["+1212", "+1646"], callers=["+13125550177"])
+    path = f"/v1/operators/{account['operator_id']}"
+    (first,) = client.get(path, headers=ADMIN).json()["terms"]
+    assert first["prefixes"] == ["+1212", "+1646"] and first["callers"] == ["+13125550177"]
+    assert first["until"] is None and first["from"] == client.get(path, headers=ADMIN).json()[
+        "created_at"
+    ]  # fmt: skip
+    assert client.patch(path, json={"rate_limit": None}, headers=ADMIN).status_code == 200
+    assert len(client.get(path, headers=ADMIN).json()["terms"]) == 1  # nothing changed
+    changed = client.patch(path, json={"prefixes": ["+1212"]}, headers=ADMIN).json()
+    ended, current = changed["terms"]
+    assert ended["prefixes"] == ["+1212", "+1646"] and ended["until"] == current["from"]
+    assert current["prefixes"] == ["+1212"] and current["callers"] == ["+13125550177"]
+    assert current["until"] is None
+    assert client.delete(path, headers=ADMIN).status_code == 200
+    kept = client.get(path, headers=ADMIN).json()
+    assert [t["prefixes"] for t in kept["terms"]] == [["+1212", "+1646"], ["+1212"]]
+    assert kept["terms"][-1]["until"] == kept["revoked_at"]
+
+    # A period that ended more than DNC_RETENTION_DAYS ago is not kept (nor shown).
+    other = create(client, prefixes=["+1718"])
+    key, now = keys.operator(other["operator_id"]), int(time.time())
+    old = {"from": now - 400 * 86400, "until": now - 200 * 86400, "prefixes": ["+1917"],
+           "callers": [], "rate_limit": None}  # fmt: skip
+    stored = json.loads(redis_client.hget(key, "terms"))
+    redis_client.hset(key, "terms", json.dumps([old, *stored]))
+    path = f"/v1/operators/{other['operator_id']}"
+    assert [t["prefixes"] for t in client.get(path, headers=ADMIN).json()["terms"]] == [["+1718"]]
+    client.patch(path, json={"prefixes": ["+1347"]}, headers=ADMIN)
+    assert "+1917" not in redis_client.hget(key, "terms").decode()
+    # One from before the terms were kept: its terms now, since a time not known.
+    redis_client.hdel(key, "terms")
+    (legacy,) = client.get(path, headers=ADMIN).json()["terms"]
+    assert (legacy["from"], legacy["until"], legacy["prefixes"]) == (None, None, ["+1347"])
+    changed = client.patch(path, json={"callers": ["ACME"]}, headers=ADMIN).json()
+    assert [(t["from"] is None, t["callers"]) for t in changed["terms"]] == [
+        (True, []), (False, ["ACME"]),
+    ]  # fmt: skip
 
 
 def test_revoking_leaves_other_accounts_alone(client: TestClient) -> None:

@@ -341,6 +341,10 @@ def _account(record: dict[str, Any]) -> dict[str, object]:
         **record,
         "created_at": params.iso(record["created_at"] or None),
         "revoked_at": params.iso(record["revoked_at"]),
+        "terms": [
+            {**term, "from": params.iso(term["from"]), "until": params.iso(term["until"])}
+            for term in record["terms"]
+        ],
     }
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from registry.store import keys
@@ -156,6 +157,8 @@ class OperatorStore:
         name, role = operator.name, operator.role
         api_key = new_api_key()
         digest = key_hash(api_key)
+        now = int(time.time())
+        term = _term(now, prefixes or None, callers, rate_limit)
         await self.redis.hset(
             keys.operator(operator.id),
             mapping={
@@ -164,8 +167,9 @@ class OperatorStore:
                 "prefixes": ",".join(prefixes),
                 "callers": ",".join(callers),
                 "rate_limit": "" if rate_limit is None else str(rate_limit),
-                "created_at": str(int(time.time())),
+                "created_at": str(now),
                 "key_hash": digest,
+                "terms": orjson.dumps([term]),
             },
         )
         await self.redis.set(keys.api_key(digest), operator.id)
@@ -179,7 +183,11 @@ class OperatorStore:
         """An account as kept, revoked ones included for the retention: its stored fields
         (never the key's hash), None when there is none."""
         fields = await self.redis.hgetall(keys.operator(operator_id))
-        return _record(operator_id, fields) if fields else None
+        return _record(operator_id, fields, self._oldest()) if fields else None
+
+    def _oldest(self, now: float | None = None) -> int:
+        """The end before which an account's past terms are no longer kept."""
+        return int((time.time() if now is None else now) - self.retention_days * 86400)
 
     async def active(self) -> list[dict[str, Any]]:
         """Every active account's record, oldest first."""
@@ -188,7 +196,7 @@ class OperatorStore:
         for operator_id in ids:
             pipe.hgetall(keys.operator(operator_id))
         found = [
-            _record(operator_id, fields)
+            _record(operator_id, fields, self._oldest())
             for operator_id, fields in zip(ids, await pipe.execute(), strict=True)
             if fields and b"revoked_at" not in fields
         ]
@@ -240,11 +248,17 @@ class OperatorStore:
             await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id)
             return None
         await self.redis.delete(keys.api_key(fields[b"key_hash"].decode()))
-        await self.redis.hset(keys.operator(operator_id), "revoked_at", str(int(time.time())))
+        now = int(time.time())
+        # Its last terms end with it, and are kept the retention with the record.
+        terms = _ended(_terms(fields), now, self._oldest(now))
+        await self.redis.hset(
+            keys.operator(operator_id),
+            mapping={"revoked_at": str(now), "terms": orjson.dumps(terms)},
+        )
         await self.redis.expire(keys.operator(operator_id), self.retention_days * 86400)
         await self.redis.srem(keys.OPERATORS, operator_id)
         await self.redis.eval(RELEASE_SCRIPT, 1, keys.CALLERS, operator_id)
-        return _record(operator_id, fields)
+        return _record(operator_id, fields, self._oldest(now))
 
     @contextlib.asynccontextmanager
     async def _changing(self, operator_id: str) -> AsyncIterator[None]:
@@ -295,10 +309,20 @@ class OperatorStore:
             if changes["prefixes"] and fields[b"role"] == b"admin":
                 raise AdminPrefixes(operator_id)
             update["prefixes"] = ",".join(changes["prefixes"] or [])
+        before = _record(operator_id, fields, self._oldest())
         if update:
+            now = int(time.time())
+            terms = _terms(fields)
+            current = _term(now, before["prefixes"], before["callers"], before["rate_limit"])
+            current.update({name: changes[name] for name in TERMS if name in changes})
+            if any(terms[-1][name] != current[name] for name in TERMS):
+                # The terms in force end now and the new ones begin: a subscription that
+                # ended stays on the account's record the retention after its end.
+                terms = [*_ended(terms, now, self._oldest(now)), current]
+                update["terms"] = orjson.dumps(terms).decode()
             await self.redis.hset(key, mapping=update)
         after = await self.record(operator_id)
-        return (_record(operator_id, fields), after) if after is not None else None
+        return (before, after) if after is not None else None
 
     async def owners(self, callers: list[str]) -> list[str | None]:
         """The active operator that declared each caller, if any."""
@@ -357,7 +381,42 @@ def _active(operator_id: str, fields: dict[bytes, bytes]) -> Operator | None:
     )
 
 
-def _record(operator_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
+def _term(since: int | None, prefixes: Any, callers: Any, rate_limit: int | None) -> dict[str, Any]:
+    """One period of an account's terms: what it was subscribed to (`prefixes`, None for
+    every number) and sent from, and its rate limit, `from` since `until` (None: still
+    in force)."""
+    prefixes = None if prefixes is None else list(prefixes)
+    return {"from": since, "until": None, "prefixes": prefixes, "callers": list(callers),
+            "rate_limit": rate_limit}  # fmt: skip
+
+
+def _terms(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """The periods of an account's terms as stored, oldest first. An account from before
+    they were kept has one, its terms now, since a time unknown (`from` None)."""
+    if b"terms" in fields:
+        terms: list[dict[str, Any]] = orjson.loads(fields[b"terms"])
+        return terms
+    text = {name.decode(): value.decode() for name, value in fields.items()}
+    rate = text.get("rate_limit", "")
+    term = _term(
+        None,
+        [p for p in text.get("prefixes", "").split(",") if p] or None,
+        [c for c in text.get("callers", "").split(",") if c],
+        int(rate) if rate else None,
+    )
+    if text.get("revoked_at"):
+        term["until"] = int(text["revoked_at"])
+    return [term]
+
+
+def _ended(terms: list[dict[str, Any]], now: int, oldest: int) -> list[dict[str, Any]]:
+    """The periods with the one in force ended `now`, and none that ended before
+    `oldest` (past the retention)."""
+    ended = [{**t, "until": now} if t["until"] is None else t for t in terms]
+    return [t for t in ended if t["until"] >= oldest]
+
+
+def _record(operator_id: str, fields: dict[bytes, bytes], oldest: int) -> dict[str, Any]:
     text = {name.decode(): value.decode() for name, value in fields.items()}
     rate = text.get("rate_limit", "")
     return {
@@ -370,4 +429,6 @@ def _record(operator_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
         "rate_limit": int(rate) if rate else None,
         "created_at": int(text.get("created_at") or 0),
         "revoked_at": int(text["revoked_at"]) if text.get("revoked_at") else None,
+        # Every period of its terms whose end is still kept, the one in force last.
+        "terms": [t for t in _terms(fields) if t["until"] is None or t["until"] >= oldest],
     }
