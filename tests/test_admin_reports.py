@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
 
 from loader.load import load_files
-from registry.store import keys, retention
+from registry.store import days, keys, retention
 from registry.store.connect import async_client
 from registry.store.operators import OperatorStore
 
@@ -119,15 +119,78 @@ def test_the_report_names_the_operator_that_declared_a_caller(client: TestClient
     )  # fmt: skip
     assert_error(again, 409, "caller_taken")
     assert len(client.get("/v1/operators", headers=ADMIN).json()["operators"]) == 1
-    # Revoked, its callers are free again.
+    # Revoked, its callers are free again; the complaints about its calls stay its own.
     assert client.delete(f"/v1/operators/{acme}", headers=ADMIN).status_code == 200
     rows = client.get("/v1/reports/callers", headers=ADMIN).json()["callers"]
-    assert all(r["operator"] is None for r in rows)
+    assert {r["caller"]: r["operator"] for r in rows}["+13125550100"] == acme
     retry = client.post(
         "/v1/operators", json={**body, "name": "Copycat", "callers": ["+13125550100"]},
         headers=ADMIN,
     )  # fmt: skip
     assert retry.status_code == 201
+
+
+def test_a_complaint_keeps_the_account_that_held_the_caller_then(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Senders are identified as they were when the call came: Alpha's caller, complained
+    about, then revoked and declared by Beta, is still Alpha's in the record and the
+    report, and Beta sees none of it (the number called is a subscriber's)."""
+
+    def account(name: str) -> tuple[str, Headers]:
+        body = {"name": name, "role": "operator", "callers": ["+13125550188"]}
+        made = client.post("/v1/operators", json=body, headers=ADMIN).json()
+        return made["operator_id"], {"Authorization": f"Bearer {made['api_key']}"}
+
+    complain(client, "+13125550188")  # before anyone declared it
+    alpha, _ = account("Alpha")
+    body = {"number": "+12125551234", "caller": "+1 312 555 0188", "channel": "voice",
+            "occurred_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    complaint_id = client.post("/v1/complaints", json=body).json()["complaint_id"]
+    complain(client, "+13125550188", "sms")
+    assert client.delete(f"/v1/operators/{alpha}", headers=ADMIN).status_code == 200
+    beta, beta_key = account("Beta")
+    complain(client, "+13125550188")
+    record = client.get(f"/v1/complaints/{complaint_id}", headers=ADMIN).json()
+    assert record["operator"] == alpha
+    queued = client.get("/v1/complaints", headers=ADMIN).json()["complaints"]
+    assert [c["operator"] for c in queued] == [None, alpha, alpha, beta]
+    report = client.get("/v1/reports/callers", headers=ADMIN).json()
+    rows = [(r["caller"], r["operator"], r["complaints"], r["voice"]) for r in report["callers"]]
+    # a row for each account the caller's complaints came under, most complaints first
+    assert sorted(rows, key=lambda r: -r[2]) == rows
+    assert sorted(rows, key=str) == sorted(
+        [("+13125550188", alpha, 2, 1), ("+13125550188", beta, 1, 1),
+         ("+13125550188", None, 1, 1)], key=str,
+    )  # fmt: skip
+    assert report["distinct_callers"] == 1
+    # Beta's own list has only the complaint that came while the caller was Beta's.
+    monkeypatch.setattr("registry.store.complaints.SETTLE_SECONDS", -1.0)  # listed at once
+    beta_list = client.get("/v1/caller-complaints", headers=beta_key).json()["complaints"]
+    assert [c["operator"] for c in beta_list] == [beta]
+
+
+def test_complaints_counted_before_senders_were_kept_go_to_the_caller_now(
+    client: TestClient, redis_client: Any
+) -> None:
+    """Day sets from before a complaint kept its sender hold the caller alone: the report
+    names the account that declares it now (as it always did), in the same row as the
+    complaints counted with that account since."""
+    made = client.post(
+        "/v1/operators",
+        json={"name": "Acme", "role": "operator", "callers": ["+13125550100"]},
+        headers=ADMIN,
+    ).json()["operator_id"]
+    complain(client, "+13125550100")
+    today = days.day(time.time())
+    legacy = [("+13125550100", 2), ("+14155550100", 1), ("ACMEBANK", 3)]
+    for caller, times in legacy:
+        redis_client.zincrby(keys.callers_on("voice", today), times, caller)
+    report = client.get("/v1/reports/callers", headers=ADMIN).json()
+    assert [(r["caller"], r["operator"], r["complaints"]) for r in report["callers"]] == [
+        ("+13125550100", made, 3), ("ACMEBANK", None, 3), ("+14155550100", None, 1),
+    ]  # fmt: skip
+    assert report["distinct_callers"] == 3
 
 
 def test_an_accounts_callers_and_rate_limit_change_and_the_report_follows(

@@ -78,7 +78,7 @@ def test_administrators_work_through_the_open_queue_oldest_first(
     assert all("number" not in c for c in listed["complaints"])
     assert set(listed["complaints"][0]) == {
         "complaint_id", "received_at", "caller", "occurred_at", "channel", "category",
-        "registered_at_time", "within_grace",
+        "registered_at_time", "within_grace", "operator",
     }  # fmt: skip
     assert client.get("/v1/stats", headers=ADMIN).json()["complaints_open"] == 2
     assert client.get("/v1/complaints").status_code == 401

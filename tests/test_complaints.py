@@ -178,8 +178,9 @@ def test_the_record_keeps_what_a_regulator_needs_and_expires(
     record = orjson.loads(redis_client.get(key))
     assert set(record) == {
         "complaint_id", "received_at", "number", "caller", "occurred_at", "channel",
-        "category", "text", "registered_at_time", "within_grace", "status",
+        "category", "text", "registered_at_time", "within_grace", "operator", "status",
     }  # fmt: skip
+    assert record["operator"] is None  # no account declared ACMEBANK
     assert record["status"] == "open"
     assert record["number"] == NUMBER
     assert record["caller"] == "ACMEBANK"  # sender ids count as one whatever their case

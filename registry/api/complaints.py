@@ -179,10 +179,11 @@ async def callers_report(
     _: AdminKey,
     top: Annotated[int, Query(ge=1, le=1000), params.DIGITS] = 10,
 ) -> dict[str, object]:
-    """Complaints counted by caller over the kept days, most complained-about first."""
+    """Complaints counted by caller over the kept days, most complained-about first: a row
+    for each caller and the account that had declared it when the complaints came (null:
+    none had), so a caller that passed from one account to another has a row under each."""
     settings = request.app.state.services.settings
     distinct, callers, withheld = await _store(request).top_callers(top)
-    owners = await request.app.state.services.operators.owners([c.caller for c in callers])
     return {
         "callers": [
             {
@@ -191,9 +192,9 @@ async def callers_report(
                 "voice": c.voice,
                 "sms": c.sms,
                 "liable": c.liable,
-                "operator": owner,
+                "operator": c.operator,
             }
-            for c, owner in zip(callers, owners, strict=True)
+            for c in callers
         ],
         "distinct_callers": distinct,
         # Calls that showed no number: nobody to rank, still a measure of the nuisance.
@@ -217,6 +218,7 @@ QUEUE_FIELDS = (
     "category",
     "registered_at_time",
     "within_grace",
+    "operator",
 )
 
 

@@ -9,6 +9,11 @@ complaint at most one day after its record is gone, without a sweeper and
 without a second copy of anything personal (callers are senders, not subscribers).
 All day keys share the tag {dnc}: one script writes them and one reads a report,
 on a single node and on a Redis Cluster alike.
+
+A complaint is counted under its caller and the account that had declared the caller
+when it came (`caller|op_…`, `caller|` for none): a caller handed to another account
+later does not take its complaints along, and the report names the sender of the calls
+complained about, not whoever holds the number now.
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ import orjson
 
 from registry.store import days, keys, timeline
 
-# A call that showed no caller (registry.complaints.WITHHELD): counted, never ranked.
+# A call that showed no caller (registry.complaints.WITHHELD): counted, never ranked,
+# never anyone's (its member in the day sets is the word alone).
 WITHHELD = "withheld"
+# Between the caller and the account in a day set's member: in no caller, E.164, short
+# code, sender id nor 【signature】 (registry.complaints.caller), nor in an account id.
+SENDER_SEPARATOR = "|"
 
 CHANNELS = ("voice", "sms")
 
@@ -78,10 +87,22 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 
-# KEYS: scratch voice, sms, liable and all, then ARGV[1] voice day keys, as many sms day
-# keys, as many liable day keys. ARGV: how many days, top, the withheld caller. Returns
-# {distinct callers, withheld voice, withheld sms, caller, -total, voice, sms, liable,
-# caller, ...}, most complaints first, ties by caller; the withheld caller is no caller.
+
+def member(caller: str, operator: str | None) -> str:
+    """A complaint's member in the day sets: its caller and the account that had declared
+    it then, if any; the withheld caller alone."""
+    if caller == WITHHELD:
+        return WITHHELD
+    return f"{caller}{SENDER_SEPARATOR}{operator or ''}"
+
+
+# KEYS: scratch voice, sms, liable and all, the callers index, then ARGV[1] voice day
+# keys, as many sms day keys, as many liable day keys. ARGV: how many days, top, the
+# withheld caller. Returns {distinct callers, withheld voice, withheld sms, member,
+# -total, voice, sms, liable, member, ...}, most complaints first, ties by member
+# (caller, then account); the withheld caller is no caller. A member counted before
+# complaints kept their sender (a caller alone) is the caller's and the account's that
+# declares it now, as reports then had it.
 REPORT_SCRIPT = """
 local days = tonumber(ARGV[1])
 local function union(dest, first, last)
@@ -95,16 +116,38 @@ local function union(dest, first, last)
     i = j + 1
   end
 end
-union(KEYS[1], 5, 4 + days)
-union(KEYS[2], 5 + days, 4 + 2 * days)
-union(KEYS[3], 5 + 2 * days, 4 + 3 * days)
--- Negated totals: ascending order is then most complaints first, ties by caller ascending.
+union(KEYS[1], 6, 5 + days)
+union(KEYS[2], 6 + days, 5 + 2 * days)
+union(KEYS[3], 6 + 2 * days, 5 + 3 * days)
+-- Negated totals: ascending order is then most complaints first, ties by member ascending.
 redis.call('ZUNIONSTORE', KEYS[4], 2, KEYS[1], KEYS[2], 'WEIGHTS', -1, -1)
 local withheld_voice = redis.call('ZSCORE', KEYS[1], ARGV[3]) or '0'
 local withheld_sms = redis.call('ZSCORE', KEYS[2], ARGV[3]) or '0'
 redis.call('ZREM', KEYS[4], ARGV[3])
+local callers = {}
+local distinct = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  local bar = string.find(m, '|', 1, true)
+  if not bar then
+    local owner = redis.call('HGET', KEYS[5], m)
+    local sender = m .. '|' .. (owner or '')
+    for k = 1, 4 do
+      local score = redis.call('ZSCORE', KEYS[k], m)
+      if score then
+        redis.call('ZINCRBY', KEYS[k], score, sender)
+        redis.call('ZREM', KEYS[k], m)
+      end
+    end
+    bar = string.len(m) + 1
+  end
+  local caller = string.sub(m, 1, bar - 1)
+  if not callers[caller] then
+    callers[caller] = true
+    distinct = distinct + 1
+  end
+end
 local top = redis.call('ZRANGE', KEYS[4], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
-local out = {redis.call('ZCARD', KEYS[4]), withheld_voice, withheld_sms}
+local out = {distinct, withheld_voice, withheld_sms}
 for i = 1, #top, 2 do
   out[#out + 1] = top[i]
   out[#out + 1] = top[i + 1]
@@ -132,6 +175,7 @@ class Complaint:
 @dataclass(frozen=True)
 class CallerCount:
     caller: str
+    operator: str | None  # the account that had declared the caller when complained about
     complaints: int
     voice: int
     sms: int
@@ -204,6 +248,9 @@ class ComplaintStore:
             "text": complaint.text,
             "registered_at_time": complaint.registered_at_time,
             "within_grace": complaint.within_grace,
+            # The sender: the account that had declared the caller when the complaint came
+            # (None: none had), whoever declares it later.
+            "operator": owner,
             "status": OPEN,
         }
         retention = self.retention_days * 86400
@@ -214,7 +261,7 @@ class ComplaintStore:
         if owner is not None:
             indexes.append(keys.complaints_of(owner))
         try:
-            await self._count(complaint, received, indexes, now, complaint_id, retention)
+            await self._count(complaint, owner, received, indexes, now, complaint_id, retention)
         except BaseException:
             # Not counted nor queued: not kept either, so the complainant's 503 (or a
             # cancelled request) means "send it again", and no record waits unseen.
@@ -226,6 +273,7 @@ class ComplaintStore:
     async def _count(
         self,
         complaint: Complaint,
+        owner: str | None,
         received: str,
         indexes: list[str],
         now: float,
@@ -239,7 +287,7 @@ class ComplaintStore:
             keys.callers_on(complaint.channel, received),
             keys.callers_on(LIABLE, received),
             *indexes,
-            complaint.caller,
+            member(complaint.caller, owner),
             days.expires(received, self.retention_days),
             int(complaint.registered_at_time and not complaint.within_grace),
             timeline.entry(now, complaint_id),
@@ -392,18 +440,19 @@ class ComplaintStore:
     async def top_callers(
         self, top: int, now: float | None = None
     ) -> tuple[int, list[CallerCount], CallerCount]:
-        """(distinct callers, the `top` callers most complained about, the complaints about
-        calls that showed no caller) over the kept days."""
+        """(distinct callers, the `top` (caller, account) pairs most complained about, the
+        complaints about calls that showed no caller) over the kept days."""
         days = self._days(time.time() if now is None else now)
         scratch = f"dnc:{{dnc}}:cmp:report:{secrets.token_hex(6)}"
         day_keys = [keys.callers_on(c, d) for c in (*CHANNELS, LIABLE) for d in days]
         reply = await self.redis.eval(
             REPORT_SCRIPT,
-            4 + len(day_keys),
+            5 + len(day_keys),
             f"{scratch}:voice",
             f"{scratch}:sms",
             f"{scratch}:liable",
             f"{scratch}:all",
+            keys.CALLERS,
             *day_keys,
             len(days),
             top,
@@ -411,10 +460,15 @@ class ComplaintStore:
         )
         distinct, rest = int(reply[0]), reply[3:]
         voice, sms = int(float(reply[1])), int(float(reply[2]))
-        withheld = CallerCount(WITHHELD, voice + sms, voice, sms, 0)
+        withheld = CallerCount(WITHHELD, None, voice + sms, voice, sms, 0)
+        senders = [
+            (rest[i].decode() if isinstance(rest[i], bytes) else rest[i]).split(SENDER_SEPARATOR, 1)
+            for i in range(0, len(rest), 5)
+        ]
         callers = [
             CallerCount(
-                rest[i].decode() if isinstance(rest[i], bytes) else rest[i],
+                senders[i // 5][0],
+                senders[i // 5][1] or None,
                 -int(float(rest[i + 1])),
                 int(float(rest[i + 2])),
                 int(float(rest[i + 3])),
