@@ -39,6 +39,8 @@ _MAX_JUNK_SHARE = 0.3
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 _NO_NUMBERS = np.zeros(0, dtype=np.int64)
 _FORMAT_NAMES = {"e164": "one number a line", "ftc": "an FTC flat file (212,5551234)"}
+# Reasons of the rejects file beside those of registry.numbers (`empty`, `too_short`, ...).
+NUL_BYTE = "nul_byte"  # no list holds one; the library would read `+12125551234\0` as the number
 
 
 class LoadError(Exception):
@@ -267,14 +269,17 @@ def _column_index(path: Path, header: list[str], column: str | None) -> int:
 
 
 def _record(line: int, given: str, text: str) -> Record:
-    """A record to normalize, unless bytes that are not UTF-8 make it not a number."""
+    """A record to normalize, unless a NUL byte or bytes that are not UTF-8 make it none."""
+    if "\0" in given:
+        return _rejected(line, given, NUL_BYTE)
     if not _decodable(given):
-        return _not_a_number(line, given)
+        return _rejected(line, given, nums.NOT_A_NUMBER)
     return Record(line, given, text, None)
 
 
-def _not_a_number(line: int, given: str) -> Record:
-    return Record(line, _printable(given), "", nums.NOT_A_NUMBER)
+def _rejected(line: int, given: str, reason: str) -> Record:
+    """A record invalid before normalizing; a NUL byte in it is the reason given."""
+    return Record(line, _printable(given), "", NUL_BYTE if "\0" in given else reason)
 
 
 def _plain_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
@@ -294,7 +299,7 @@ def _ftc_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
         if comma and "," not in local:
             yield _record(line, stripped, f"+1{area.strip()}{local.strip()}")
         else:
-            yield _not_a_number(line, stripped)
+            yield _rejected(line, stripped, nums.NOT_A_NUMBER)
 
 
 def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> Iterator[Record]:
@@ -315,8 +320,11 @@ def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> I
                 header = row
                 continue
             data_rows += 1
-            _check_row(path, line, header, row, data_rows)
             field = row[column].strip() if column < len(row) else ""
+            if "\0" in ",".join(row):  # in any cell: the row is no row of a list
+                yield _rejected(line, field, NUL_BYTE)
+                continue
+            _check_row(path, line, header, row, data_rows)
             yield _record(line, field, field)
     except csv.Error as exc:
         raise LoadError(
@@ -355,5 +363,7 @@ def _decodable(text: str) -> bool:
 
 
 def _printable(text: str) -> str:
-    """Undecodable bytes as `\\xff` escapes, so the rejects file itself is valid UTF-8."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """Undecodable bytes as `\\xff` escapes, so the rejects file itself is valid UTF-8,
+    and a NUL byte as `\\x00`, which a reader of the rejects file may not survive."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\0", "\\x00")

@@ -260,6 +260,41 @@ def test_rejects_file_lists_each_invalid_line_with_its_reason(
     )
 
 
+# Past the first 8 KiB (where a NUL byte marks a binary file and refuses it whole).
+PADDING = [f"+1212555{i:04d}" for i in range(1000)]
+FTC_PADDING = [f"212,555{i:04d}" for i in range(1000)]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "padding", "lines"),
+    [
+        ("e164", PADDING, ["+12125571000\0", "\0+12125571001", "+1212557\x001002", "\0"]),
+        ("ftc", FTC_PADDING, ["212,5571000\0", "\x00212,5571001", "212,557\x001002", "\0"]),
+        (
+            "csv",
+            ["phone,name", *PADDING],
+            ["+12125571000\0,a", "\0+12125571001", "+12125571002,\0", '+12125571003,"a\nb\0"'],
+        ),
+    ],
+)
+def test_a_line_holding_a_nul_byte_is_a_reject_and_the_rest_loads(
+    redis_client: redis.Redis, tmp_path: Path, fmt: str, padding: list[str], lines: list[str]
+) -> None:
+    """The library reads `+12125571000\\0` as the number; a NUL is no part of a list."""
+    text = "\n".join([*padding, *lines, "+12125579999" if fmt != "ftc" else "212,5579999"])
+    path = write(tmp_path / "in.txt", text + "\n")
+    for detected in (fmt, "auto"):
+        result = run_load(redis_client, path, fmt=detected)
+        assert result.invalid == len(lines)
+        first = len(padding) + 1
+        found = [row.split(",")[-1] for row in rejects(result).splitlines()[1:]]
+        assert found == ["nul_byte"] * len(lines)
+        assert f"\n{first}," in rejects(result) and "\\x00" in rejects(result)
+        assert "\0" not in rejects(result)
+    assert not {f"+1212557100{i}" for i in range(4)} & set(registered(redis_client))
+    assert "+12125579999" in registered(redis_client)
+
+
 def test_ftc_rejects_keep_the_line_as_written(redis_client: redis.Redis, tmp_path: Path) -> None:
     path = write(tmp_path / "ftc.txt", "212,5551234\n212,555123\n999,5551234\n2125551234\n")
     result = run_load(redis_client, path, fmt="ftc")

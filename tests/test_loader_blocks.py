@@ -103,6 +103,18 @@ E164_ODD = [
 ]
 
 
+# Lines holding a NUL byte, which go last: in a file's first 8 KiB one marks it binary.
+NUL_LINES = [
+    b"\x00",
+    b"+12125571000\x00",
+    b"\x00+12125571001",
+    b"212,5571002\x00",
+    b"\x00212,5571003",
+    b"212,557\x001004",
+    b" \x00 ",
+]
+
+
 def ftc_line(rng: random.Random, valid: bool) -> bytes:
     """`ddd,ddddddd`: from area codes that are valid for any exchange 200-999, or any digits."""
     if valid:
@@ -138,7 +150,7 @@ def mixed_file(path: Path, fmt: str, seed: int, lines: int = 1500) -> Path:
             body.append(ftc_line(rng, valid=False) if fmt == "ftc" else e164_line(rng))
         else:
             body.append(rng.choice(odd))
-    body += odd
+    body += odd + NUL_LINES
     endings = [rng.choice((b"\n", b"\n", b"\r\n")) for _ in body]
     content = b"".join(line + end for line, end in zip(body, endings, strict=True))
     if seed % 2:
@@ -233,3 +245,14 @@ def test_odd_lines_come_back_with_their_line_numbers_as_written(tmp_path: Path) 
     numbers, rest, _ = read_all(path, "ftc", size=3)
     assert numbers == [12125551234, 14155552671]
     assert rest == [(3, " 212,5551235\r"), (4, "000,5551234"), (5, "\udcff,1")]
+
+
+@pytest.mark.parametrize("fmt", ["ftc", "e164"])
+def test_a_line_holding_a_nul_byte_is_never_taken_for_a_number(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"\n".join(NUL_LINES) + b"\n")
+    numbers, rest, _ = read_all(path, fmt, size=blocks.BLOCK)
+    assert numbers == []
+    assert len(rest) == len(NUL_LINES)
+    _, rows, _ = per_line(Source(path, fmt), "US")
+    assert [reason for _, _, reason in rows] == ["nul_byte"] * len(NUL_LINES)
