@@ -41,6 +41,7 @@ _NO_NUMBERS = np.zeros(0, dtype=np.int64)
 _FORMAT_NAMES = {"e164": "one number a line", "ftc": "an FTC flat file (212,5551234)"}
 # Reasons of the rejects file beside those of registry.numbers (`empty`, `too_short`, ...).
 NUL_BYTE = "nul_byte"  # no list holds one; the library would read `+12125551234\0` as the number
+NOT_FTC_LINE = "not_ftc_line"  # in an FTC file, a line that is no `areacode,number`
 
 
 class LoadError(Exception):
@@ -290,7 +291,12 @@ def _plain_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
 
 
 def _ftc_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
-    """`212,5551234` is +1 212 555 1234; the library judges the number so built."""
+    """`212,5551234` is +1 212 555 1234; the library judges the number so built.
+
+    A line in E.164 (`+12125551234`, a list appended to the flat file) names its number
+    beyond doubt, and is judged as in a file of one number a line. Any other line that
+    is no `areacode,number` is `not_ftc_line`: `2125551234` may be a number, but not
+    one this format reads."""
     for line, text in lines:
         stripped = text.strip()
         if not stripped:
@@ -298,8 +304,10 @@ def _ftc_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
         area, comma, local = stripped.partition(",")
         if comma and "," not in local:
             yield _record(line, stripped, f"+1{area.strip()}{local.strip()}")
+        elif not comma and stripped.startswith("+"):
+            yield _record(line, stripped, stripped)
         else:
-            yield _rejected(line, stripped, nums.NOT_A_NUMBER)
+            yield _rejected(line, stripped, NOT_FTC_LINE)
 
 
 def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> Iterator[Record]:

@@ -295,6 +295,20 @@ def test_a_line_holding_a_nul_byte_is_a_reject_and_the_rest_loads(
     assert "+12125579999" in registered(redis_client)
 
 
+def test_an_e164_line_in_an_ftc_file_loads_and_other_lines_say_why(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A `+` number is unambiguous in any file; a line that is no `areacode,number`
+    says so rather than `not_a_number` (2125551234 is a number, just not an FTC line)."""
+    path = write(tmp_path / "ftc.txt", "212,5551234\n+14155552671\n2125551235\n+99912345\n")
+    result = run_load(redis_client, path, fmt="ftc")
+    assert counts(result) == (2, 0, 2)
+    assert rejects(result) == (
+        "line,input,reason\n3,2125551235,not_ftc_line\n4,+99912345,invalid_country_code\n"
+    )
+    assert registered(redis_client) == ["+12125551234", "+14155552671"]
+
+
 def test_ftc_rejects_keep_the_line_as_written(redis_client: redis.Redis, tmp_path: Path) -> None:
     path = write(tmp_path / "ftc.txt", "212,5551234\n212,555123\n999,5551234\n2125551234\n")
     result = run_load(redis_client, path, fmt="ftc")
@@ -303,7 +317,7 @@ def test_ftc_rejects_keep_the_line_as_written(redis_client: redis.Redis, tmp_pat
         "line,input,reason\n"
         '2,"212,555123",too_short\n'
         '3,"999,5551234",invalid_for_region\n'
-        "4,2125551234,not_a_number\n"
+        "4,2125551234,not_ftc_line\n"
     )
 
 
