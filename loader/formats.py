@@ -42,6 +42,8 @@ _FORMAT_NAMES = {"e164": "one number a line", "ftc": "an FTC flat file (212,5551
 # Reasons of the rejects file beside those of registry.numbers (`empty`, `too_short`, ...).
 NUL_BYTE = "nul_byte"  # no list holds one; the library would read `+12125551234\0` as the number
 NOT_FTC_LINE = "not_ftc_line"  # in an FTC file, a line that is no `areacode,number`
+TOO_MANY_CELLS = "too_many_cells"  # a CSV row with a value past the header's columns
+TOO_FEW_CELLS = "too_few_cells"  # a CSV row that ends before the phone column
 
 
 class LoadError(Exception):
@@ -253,11 +255,23 @@ def _first_lines(file: BinaryIO, count: int) -> list[str]:
 
 def header_row(path: Path, file: BinaryIO) -> list[str]:
     """The first row that holds something, read from the file's start; `dnc scrub` asks too."""
-    rows = csv.reader(text for _, text in _lines(file))
+    text = ""
+    rows = csv.reader((text := line) for _, line in _lines(file))
     try:
-        return next((row for row in rows if not _blank(row)), [])
+        return next((row for row in rows if not _blank(row, text)), [])
     except csv.Error as exc:
         raise LoadError(f"{path}: the header row is not readable as CSV: {exc}") from None
+
+
+def _blank(row: list[str], text: str) -> bool:
+    """Whether a CSV row read from a line `text` (the last line read for it) is a blank
+    line: empty or nothing but spaces. That is no row (a spreadsheet's trailing line, a
+    gap between blocks). Any other line is one, so a phone cell left empty (`,Ann`, `,`,
+    or `""`, an empty cell written out) is a row to reject as `empty`, as the scrub
+    endpoint answers it `invalid`. A row of one cell of spaces is a blank line only when
+    the line holds no quote: a quoted cell may span lines, a one-cell row without one
+    cannot, so its last line read is the whole row."""
+    return not row or (len(row) == 1 and not row[0].strip() and '"' not in text)
 
 
 def _column_index(path: Path, header: list[str], column: str | None) -> int:
@@ -313,27 +327,40 @@ def _ftc_records(lines: Iterator[tuple[int, str]]) -> Iterator[Record]:
 def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> Iterator[Record]:
     """The phone column of every row after the header; a row's line is the line it starts on.
 
-    Strict, as the API reads a CSV body: a quote opened and never closed would otherwise
-    fold every later row into one rejected cell, and their numbers would be neither loaded
-    nor listed as rejects. Rows before it may be loaded (a batch at a time); the error names
-    its line."""
-    rows = csv.reader((text for _, text in lines), strict=True)
-    start, header, data_rows = 1, None, 0
+    A row that does not fit the header is a reject (_csv_record). What the reader cannot
+    get past stops the load: strict, as the API reads a CSV body, since a quote opened and
+    never closed would otherwise fold every later row into one rejected cell, and their
+    numbers would be neither loaded nor listed as rejects (nor would a reader that skipped
+    the bad line know where its row ends). Rows before it may be loaded (a batch at a
+    time); the error names its line."""
+    text = ""
+    rows = csv.reader(((text := line) for _, line in lines), strict=True)
+    start, header, width, data_rows = 1, [], -1, 0
     try:
         for row in rows:
             line, start = start, rows.line_num + 1
-            if _blank(row):
+            # Most rows: one line, as wide as the header, a phone cell, no NUL byte.
+            if (
+                len(row) == width
+                and (field := row[column].strip())
+                and start - line == 1
+                and data_rows
+                and "\0" not in text
+            ):
+                data_rows += 1
+                yield (
+                    Record(line, field, field, None)
+                    if field.isascii()
+                    else _record(line, field, field)
+                )
                 continue
-            if header is None:
-                header = row
+            if _blank(row, text):
+                continue
+            if width < 0:
+                header, width = row, len(row)
                 continue
             data_rows += 1
-            field = row[column].strip() if column < len(row) else ""
-            if "\0" in ",".join(row):  # in any cell: the row is no row of a list
-                yield _rejected(line, field, NUL_BYTE)
-                continue
-            _check_row(path, line, header, row, data_rows)
-            yield _record(line, field, field)
+            yield _csv_record(path, line, header, row, column, data_rows)
     except csv.Error as exc:
         raise LoadError(
             f"{path}, line {start}: not readable as CSV: {unreadable(exc)}; none of its "
@@ -342,22 +369,32 @@ def _csv_records(path: Path, lines: Iterator[tuple[int, str]], column: int) -> I
         ) from None
 
 
-def _check_row(path: Path, line: int, header: list[str], row: list[str], index: int) -> None:
-    """A CSV read as the scrub endpoint and `dnc scrub` read it: a first row and header of
-    one cell holding `;` or tabs are another separator, and a value past the header's
-    columns is refused (a title line over an FTC list reads as a header of one column,
-    and every number as its area code alone)."""
+def _csv_record(
+    path: Path, line: int, header: list[str], row: list[str], column: int, index: int
+) -> Record:
+    """A data row's phone cell to normalize, or the row rejected: a NUL byte in any cell;
+    a value past the header's columns (`too_many_cells`: which column is whose is a guess);
+    a row that ends before the phone column (`too_few_cells`). A short row that has its
+    phone cell loads, as the scrub endpoint pads it.
+
+    What says the file is read wrong stops the load before the first row: a header and
+    first row of one cell holding `;` or tabs (another separator), and a title line over
+    an FTC list, which reads as a header of one column, and every row as too wide."""
+    field = row[column].strip() if column < len(row) else ""
+    if "\0" in ",".join(row):
+        return _rejected(line, field, NUL_BYTE)
     if index == 1 and (separated := other_separator(header, row)):
         raise LoadError(f"{path}: {separated}")
     if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-        hint = ""
-        if len(header) == 1 and _FTC_LINE.fullmatch(",".join(row)):
-            hint = " (a title line over an FTC list? remove it, or load with --format ftc)"
-        raise LoadError(f"{path}, line {line}: {RowTooWide(index, len(row), len(header))}{hint}")
-
-
-def _blank(row: list[str]) -> bool:
-    return len(row) <= 1 and not "".join(row).strip()
+        if index == 1 and len(header) == 1 and _FTC_LINE.fullmatch(",".join(row)):
+            raise LoadError(
+                f"{path}, line {line}: {RowTooWide(index, len(row), len(header))} (a title "
+                "line over an FTC list? remove it, or load with --format ftc)"
+            )
+        return _rejected(line, field, TOO_MANY_CELLS)
+    if column >= len(row):
+        return _rejected(line, field, TOO_FEW_CELLS)
+    return _record(line, field, field)
 
 
 def _decodable(text: str) -> bool:

@@ -573,12 +573,11 @@ def test_a_csv_whose_first_row_is_a_number_is_refused_before_anything_loads(
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ("phone,x\n+12125551400\n+12125551401,a,b\n", "data row 2 has 3 cells"),
         ("phone;name\n+12125551400;a\n", "separated by semicolons"),
         ("phone\tname\n+12125551400\ta\n", "separated by tabs"),
         ("Title\n212,5553103\n212,5553104\n", "a title line over an FTC list?"),
     ],
-    ids=["wider-row", "semicolons", "tabs", "title-over-ftc"],
+    ids=["semicolons", "tabs", "title-over-ftc"],
 )
 def test_a_csv_is_read_as_strictly_as_a_scrub_reads_it(
     redis_client: redis.Redis, tmp_path: Path, content: str, words: str
@@ -587,6 +586,64 @@ def test_a_csv_is_read_as_strictly_as_a_scrub_reads_it(
     with pytest.raises(LoadError, match=re.escape(words)):
         run_load(redis_client, write(tmp_path / "list.csv", content))
     assert registered(redis_client) == []
+
+
+def test_a_row_with_too_many_or_too_few_cells_is_a_reject_and_the_rest_loads(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """One malformed row once stopped the whole load (exit 2, nothing loaded). A short
+    row that still has the phone cell loads, as the scrub endpoint pads it."""
+    path = write(
+        tmp_path / "in.csv",
+        "name,phone,note\nAnn,+12125551201,a\nBob,+12125551202,b,c\nCid,+12125551203\n"
+        "Dee\nEve,+12125551204,,\n",
+    )
+    result = run_load(redis_client, path, column="phone")
+    assert counts(result) == (3, 0, 2)
+    assert rejects(result) == (
+        "line,input,reason\n3,+12125551202,too_many_cells\n5,,too_few_cells\n"
+    )
+    assert registered(redis_client) == ["+12125551201", "+12125551203", "+12125551204"]
+
+
+def test_cli_load_of_a_csv_with_a_malformed_row_loads_the_rest(
+    redis_url: str, redis_client: Any, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "in.csv", "phone,name\n+12125551201,a\n+12125551202,b,c\n+12125551203\n"
+    )
+    answer = dnc(redis_url, "load", str(path))
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout == "loaded 2, already present 0, invalid 1\n"
+    assert (tmp_path / "in.csv.rejects.csv").read_text() == (
+        "line,input,reason\n3,+12125551202,too_many_cells\n"
+    )
+    assert registered(redis_client) == ["+12125551201", "+12125551203"]
+
+
+def test_an_empty_phone_cell_is_a_reject_and_a_blank_line_no_row(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """`""`, `,Ann` and `,` are rows whose phone cell is empty, as the scrub endpoint
+    answers them `invalid`; a line with nothing but spaces is no row."""
+    path = write(
+        tmp_path / "in.csv",
+        'phone,name\n+12125551211,a\n""\n   \n\n,Ann\n  ,Bob\n,\n"  "\n+12125551212,b\n',
+    )
+    result = run_load(redis_client, path)
+    assert counts(result) == (2, 0, 5)
+    assert rejects(result) == (
+        "line,input,reason\n3,,empty\n6,,empty\n7,,empty\n8,,empty\n9,,empty\n"
+    )
+
+
+def test_a_one_column_csv_rejects_an_empty_cell_and_skips_blank_lines(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "in.csv", 'phone\n+12125551221\n""\n   \n\t\n+12125551222\n')
+    result = run_load(redis_client, path, fmt="csv")
+    assert counts(result) == (2, 0, 1)
+    assert rejects(result) == "line,input,reason\n3,,empty\n"
 
 
 def test_empty_cells_past_the_header_are_no_values(
