@@ -22,7 +22,7 @@ from pydantic import (
 from registry import complaints as complaint_rules
 from registry.api import params
 from registry.api.auth import AdminKey
-from registry.api.consents import scope_fields
+from registry.api.consents import audit_withdrawals, scope_fields
 from registry.api.errors import ApiError, log_failure, not_replicated_error
 from registry.api.responses import JSON
 from registry.store import audit, stats
@@ -251,15 +251,9 @@ async def _end_consents_outside(
     consents = ConsentStore(services.redis, services.settings.retention_days)
     withdrawn_by = f"prefix_dropped:{admin_id}"
     ended = await consents.end_outside(operator_id, prefixes, withdrawn_by)
-    for number, consent_id in ended:
-        await services.audit.record(
-            "consent.withdrawn",
-            admin_id,
-            consent_id=consent_id,
-            number=f"+{number}",
-            operator=operator_id,
-            withdrawn_by=withdrawn_by,
-        )
+    await audit_withdrawals(
+        services, admin_id, withdrawn_by, [(n, operator_id, consent) for n, consent in ended]
+    )
     return ended
 
 

@@ -302,17 +302,27 @@ async def end_on_opt_out(services: Services, value: int, actor: str, source: str
     before the opt-out no longer count, and the operators see `withdrawn_by:
     opt_out:SOURCE` on the record. Each is a `consent.withdrawn` in the audit trail."""
     store = ConsentStore(services.redis, services.settings.retention_days)
-    ended = await store.end_for_opt_out(value, f"opt_out:{source}")
-    for operator_id, consent_id in ended:
+    withdrawn_by = f"opt_out:{source}"
+    ended = await store.end_for_opt_out(value, withdrawn_by)
+    await audit_withdrawals(
+        services, actor, withdrawn_by, [(value, op, consent) for op, consent in ended]
+    )
+    return len(ended)
+
+
+async def audit_withdrawals(
+    services: Services, actor: str, withdrawn_by: str, ended: list[tuple[int, str, str]]
+) -> None:
+    """A `consent.withdrawn` entry for each (number, operator, consent id) ended."""
+    for number, operator_id, consent_id in ended:
         await services.audit.record(
             "consent.withdrawn",
             actor,
             consent_id=consent_id,
-            number=f"+{value}",
+            number=f"+{number}",
             operator=operator_id,
-            withdrawn_by=f"opt_out:{source}",
+            withdrawn_by=withdrawn_by,
         )
-    return len(ended)
 
 
 def _store(request: Request) -> ConsentStore:
