@@ -1151,3 +1151,40 @@ def test_old_evidence_refused_leaves_the_consent_given_since_alone(
     assert_error(answer, 409, "consent_predates_opt_out")
     assert client.get(f"/v1/consents/{C}", headers=operator).status_code == 200
     assert look_up(client, operator, C, channel="sms") == ("callable", "consent")
+
+
+def test_a_refused_consent_leaves_the_numbers_index_expiring_with_what_it_lists(
+    client: TestClient, operator: Headers, carrier: Headers, redis_client: Any
+) -> None:
+    """A consent is listed under its number (no end: kept for good) before the script
+    that stores it runs; when the script refused it, the entry went with a bare ZREM,
+    and the number's index kept no expiry at all instead of the retention of the
+    ended consent it still lists."""
+    evidence = {"method": "web_form", "text": "Yes", "reference": "f-1", "given_at": given_now()}
+    consent(client, operator, C, evidence=evidence)
+    assert stop(client, carrier, C) == "registered"  # ends it: kept the retention from now
+    kept = keys.consents_kept(int(C[1:]))
+    assert RETENTION - 60 < redis_client.ttl(kept) <= RETENTION
+    undated = {k: v for k, v in evidence.items() if k != "given_at"}
+    answer = client.post("/v1/consents", json={"number": C, "evidence": undated}, headers=operator)
+    assert_error(answer, 409, "consent_predates_opt_out")
+    assert RETENTION - 60 < redis_client.ttl(kept) <= RETENTION
+
+
+def test_evidence_behind_a_consent_a_start_text_kept_may_be_recorded_again(
+    client: TestClient, operator: Headers, carrier: Headers
+) -> None:
+    """START n registers a number with categories let through and ends no consent: it is
+    no opt-out, and the evidence behind the consent that stands is not refused as older
+    than one when recorded again (a new end date, another scope)."""
+    evidence = dated(given_now())
+    consent(client, operator, C, evidence=evidence)
+    time.sleep(1.1)  # registered_at is whole seconds
+    assert stop(client, carrier, C, "START 2") == "registered"
+    assert look_up(client, operator, C) == ("callable", "consent")
+    answer = client.post(
+        "/v1/consents",
+        json={"number": C, "evidence": evidence, "expires_at": "2099-01-01T00:00:00Z"},
+        headers=operator,
+    )
+    assert answer.status_code == 201, answer.text

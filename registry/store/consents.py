@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from registry.store import codes, keys
-from registry.store.registrations import parse_details
 
 _COMMON = """
 local function live(score, now)
@@ -163,10 +162,14 @@ return 1
 """
 
 # KEYS: the number's kept consents. ARGV: `operator consent_id`, until when its record is
-# kept ('+inf' while it has no end), now. Entries past their time go; the set lives as
-# long as its last.
+# kept ('+inf' while it has no end; '' to take it out), now. Entries past their time go;
+# the set lives as long as its last.
 KEEP_SCRIPT = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[2] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #top == 0 then return 0 end
@@ -238,9 +241,9 @@ class ConsentStore:
         for the channels and categories of `scope` (registry.rules.parse_scope).
 
         PredatesOptOut, and nothing stored, when the subscriber opted out at or after
-        `given_at` (unix seconds, when the evidence says the consent was given): the
-        number's current registration began then, or an opt-out ended every consent
-        from it then (for any operator), or ended this operator's (checked in the
+        `given_at` (unix seconds, when the evidence says the consent was given): an
+        opt-out (a registration, an opt-out text) ended every consent from it then (for
+        any operator), or ended this operator's (checked in the
         script that stores it, so an opt-out that lands at any moment of the recording
         is either seen there or ends the consent it stored). Evidence without
         `given_at` is taken as given now, except against an opt-out that ended this
@@ -287,7 +290,9 @@ class ConsentStore:
             )
             if isinstance(done, list):
                 await self._unhold(operator_id, number)
-                await self.redis.zrem(keys.consents_kept(number), f"{operator_id} {consent_id}")
+                # Its expiry again from the ones it still lists: this one, kept forever
+                # (no end), had taken it away.
+                await self._keep(number, operator_id, consent_id, None)
                 raise PredatesOptOut(int(done[0]) / 1000)
             if done:
                 break
@@ -305,19 +310,14 @@ class ConsentStore:
         return Consent(consent_id, number, now, expires_at, supersedes)
 
     async def opted_out_ms(self, number: int) -> int:
-        """When (unix ms) the subscriber last opted out of calls from everyone: the current
-        registration's start, or the last opt-out that ended consents from the number
-        (kept the retention); 0 for none known (a bulk-loaded registration has no time)."""
-        bucket, member = keys.bucket_of(number), keys.member_of(number)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sismember(keys.numbers_set(bucket), member)
-        pipe.hget(keys.details(bucket), member)
-        pipe.get(keys.number_opted_out(number))
-        registered, details, opted_out = await pipe.execute()
-        since = int(opted_out) if opted_out else 0
-        if registered and details:
-            since = max(since, (parse_details(number, details).registered_at or 0) * 1000)
-        return since
+        """When (unix ms) the subscriber last opted out of calls from everyone: the last
+        opt-out that ended consents from the number (`end_for_opt_out`: a registration by
+        any way in, an opt-out text; kept the retention); 0 for none known. Not a
+        registration's start as such: a `START n` registers with some categories let
+        through and ends no consent, and evidence behind a consent that stands must not
+        be refused."""
+        opted_out = await self.redis.get(keys.number_opted_out(number))
+        return int(opted_out) if opted_out else 0
 
     async def withdraw(
         self,
@@ -407,13 +407,21 @@ class ConsentStore:
         pairs = (raw.decode().split(" ", 1) for raw in found)
         return [(operator_id, consent_id) for operator_id, consent_id in pairs]
 
-    async def _keep(self, number: int, operator_id: str, consent_id: str, until: float) -> None:
+    async def _keep(
+        self, number: int, operator_id: str, consent_id: str, until: float | None
+    ) -> None:
+        """List the consent under its number until `until` (None: no longer at all), and
+        let the index live as long as the last one it lists."""
+        if until is None:
+            score: str | int = ""
+        else:
+            score = "+inf" if math.isinf(until) else math.ceil(until)
         await self.redis.eval(
             KEEP_SCRIPT,
             1,
             keys.consents_kept(number),
             f"{operator_id} {consent_id}",
-            "+inf" if math.isinf(until) else math.ceil(until),
+            score,
             math.floor(time.time()),
         )
 
