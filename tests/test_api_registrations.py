@@ -1070,3 +1070,34 @@ def test_a_change_of_preferences_keeps_a_voice_complaint_from_before_it(
     assert complaint(first["registered_at"])["registered_at_time"] is True
     later = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert complaint(later)["registered_at_time"] is False
+
+
+def test_a_writers_turn_outlasts_a_slow_add_and_is_renewed_only_by_its_holder(
+    redis_url: str,
+) -> None:
+    """An add may reach its set up to the store window after its log entry: a turn that
+    lapsed sooner would let a removal in between, as without turns. Renewed at each try."""
+    from registry.store import registrations as store_module
+
+    number = 12125550144
+    writer = keys.writing(keys.bucket_of(number), keys.member_of(number))
+
+    async def run() -> tuple[int, int, int]:
+        client = async_client(redis_url)
+        store = RegistrationStore(client, 153)
+        async with store.one_writer(number) as renew:
+            held = await client.pttl(writer)
+            await client.pexpire(writer, 1_000)
+            await renew()
+            renewed = await client.pttl(writer)
+            await client.set(writer, "another writer's", px=1_000)  # it lapsed, taken
+            await renew()
+            theirs = await client.pttl(writer)
+        await client.aclose()
+        return held, renewed, theirs
+
+    held, renewed, theirs = asyncio.run(run())
+    assert store_module.WRITER_MS > changes_log.STORE_WINDOW_MS
+    assert store_module.WRITER_MS - 1_000 < held <= store_module.WRITER_MS
+    assert store_module.WRITER_MS - 1_000 < renewed <= store_module.WRITER_MS
+    assert theirs <= 1_000

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Container, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NamedTuple
@@ -44,15 +44,24 @@ def no_registry(exc: ResponseError) -> bool:
     return str(exc).startswith(changes.NO_REGISTRY)
 
 
-# A write to one number holds its writer key this long at most (a worker that died
-# holding it lets go this way), and the next one waits WRITER_WAIT for it, then is a 503.
-WRITER_MS = 5_000
+# A write to one number holds its writer key this long at most, renewed at each try of
+# an add (a worker that died holding it lets go this way): longer than an add may take
+# from its log entry to its set (changes.STORE_WINDOW_MS, past which the store is
+# refused), so a writer slowed by Redis keeps its turn. The next one waits WRITER_WAIT
+# for it, then is a 503.
+WRITER_MS = changes.STORE_WINDOW_MS + 5_000
 WRITER_WAIT = 6.0
 
 # KEYS: writer. ARGV: token. Lets go of the key if this writer still holds it.
 RELEASE_WRITER_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
+"""
+
+# KEYS: writer. ARGV: token, ms. Holds the key that much longer if this writer holds it.
+RENEW_WRITER_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 
 # An ended registration's record: `registered_at|channels|allowed|source|ended_at|who`,
@@ -364,7 +373,7 @@ class RegistrationStore:
         return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, int(version)
 
     @contextlib.asynccontextmanager
-    async def one_writer(self, number: int) -> AsyncIterator[None]:
+    async def one_writer(self, number: int) -> AsyncIterator[Callable[[], Awaitable[None]]]:
         """One registration or removal of `number` at a time, across every worker.
 
         Each is two round trips, the set and the change stream (in a Cluster on other
@@ -372,7 +381,8 @@ class RegistrationStore:
         removal stored before it is logged. A PUT and a DELETE of one number at the same
         moment could then interleave as: removed, add logged, added, removal logged; the
         number registered and the change list ending with its removal, which every copy
-        following /v1/changes would drop. Held, the second waits for the first."""
+        following /v1/changes would drop. Held, the second waits for the first. Yields
+        what renews the turn for another WRITER_MS (before each try of an add)."""
         bucket, member = keys.bucket_of(number), keys.member_of(number)
         key, token = keys.writing(bucket, member), secrets.token_hex(8)
         deadline = time.monotonic() + WRITER_WAIT
@@ -384,8 +394,12 @@ class RegistrationStore:
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+        async def renew() -> None:
+            await self.redis.eval(RENEW_WRITER_SCRIPT, 1, key, token, WRITER_MS)
+
         try:
-            yield
+            yield renew
         finally:
             # A Redis gone meanwhile cannot take it back: it lapses after WRITER_MS.
             with contextlib.suppress(Exception):
@@ -397,8 +411,10 @@ class RegistrationStore:
         """Store a registration: (created, registered_at). Logged before it is stored,
         and stored within changes.STORE_WINDOW_MS of its entry or logged again."""
         bucket, member = keys.bucket_of(number), keys.member_of(number)
-        async with self.one_writer(number):
-            for _ in range(STORE_TRIES):
+        async with self.one_writer(number) as renew:
+            for attempt in range(STORE_TRIES):
+                if attempt:
+                    await renew()
                 entry_id, _ = await self.log(changes.ADD, number)
                 try:
                     created, at = await self.redis.eval(
