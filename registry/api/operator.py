@@ -18,6 +18,7 @@ from registry.api.errors import ApiError, cut_off_if_redis_fails
 from registry.store import changes, keys, timeline
 from registry.store.consents import ConsentStore
 from registry.store.operators import Operator
+from registry.store.registrations import RegistryLost
 
 router = APIRouter(tags=["operators"])
 
@@ -31,9 +32,9 @@ async def lookup(
     category: str | None = None,
     region: str | None = None,
 ) -> dict[str, object]:
-    """Whether one number may be called; one Redis round trip, no Bloom filter needed,
-    one more for the operator's consents where the answer would be blocked, and one for
-    the registry's marker (a Redis that lost the registry answers nothing: a 503)."""
+    """Whether one number may be called; one Redis round trip, no Bloom filter needed (it
+    reads the registry's marker too: a Redis that lost the registry answers nothing, a
+    503), and one more for the operator's consents where the answer would be blocked."""
     services = request.app.state.services
     channel_bits = params.channel(channel)
     category_code = params.category(category)
@@ -41,10 +42,12 @@ async def lookup(
     if reason is not None:
         return {"number": None, "status": "invalid", "reason": reason}
     params.check_prefix(operator, value)
-    registration = await services.registrations.get(value)
-    bloom = services.bloom
-    if bloom.epoch is not None and await services.registrations.epoch() is None:
-        raise bloom.lost_error()
+    try:  # a number not registered is read with the registry's marker, in one round trip
+        registration = await services.registrations.get(value)
+    except RegistryLost:
+        if services.bloom.epoch is not None:  # every answer a 503 from now on, not only this
+            raise services.bloom.lost_error() from None
+        raise
     prefs = registration.preferences if registration else rules.Preferences()
     status, why = rules.decide_one(
         registration is not None, prefs, False, channel_bits, category_code
