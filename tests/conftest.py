@@ -13,6 +13,9 @@ kills) is marked `single_node` and runs once.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
 import threading
 import time
 import warnings
@@ -234,6 +237,24 @@ def carrier(new_key: Callable[..., dict[str, str]]) -> dict[str, str]:
 @pytest.fixture
 def operator(new_key: Callable[..., dict[str, str]]) -> dict[str, str]:
     return new_key("operator")
+
+
+def stack_dump(process: subprocess.Popen[Any], read: Callable[[], str] | None = None) -> str:
+    """What a child started with PYTHONFAULTHANDLER=1 that will not stop is doing: SIGABRT
+    makes Python print every thread's stack to its stderr, then the child (and its process
+    group, when it leads one) is killed. `read` gives its output when that is not a pipe."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGABRT)
+    try:
+        out, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
+        out, err = process.communicate()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # its workers, if it led their group
+    return read() if read is not None else f"{out or ''}{err or ''}"
 
 
 def assert_error(answer: Any, status: int, code: str) -> dict[str, Any]:

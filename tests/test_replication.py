@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import ADMIN, ADMIN_KEY, assert_cli_error, assert_error, ready_client
+from conftest import (
+    ADMIN,
+    ADMIN_KEY,
+    assert_cli_error,
+    assert_error,
+    ready_client,
+    stack_dump,
+)
 from embedded_cluster import EmbeddedCluster
 from fastapi.testclient import TestClient
 from redis.crc import key_slot
@@ -594,6 +601,7 @@ def test_dnc_serve_says_when_the_admin_key_it_shows_is_not_on_the_replicas(
         "DNC_WAIT_REPLICAS_MS": "300",
         "DNC_PORT": str(free_port()),
         "DNC_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONFAULTHANDLER": "1",  # stack_dump
     }
     pair.freeze()
     serve = subprocess.Popen(
@@ -609,7 +617,10 @@ def test_dnc_serve_says_when_the_admin_key_it_shows_is_not_on_the_replicas(
     finally:
         pair.thaw()
         serve.terminate()
-        serve.wait(timeout=30)
+        try:
+            serve.communicate(timeout=30)  # read to the end: a full pipe would stop it
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"dnc serve did not stop on SIGTERM:\n{stack_dump(serve)}")
 
 
 DNC = [sys.executable, "-m", "registry.cli"]

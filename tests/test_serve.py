@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from conftest import stack_dump
 
 from registry import config
 from registry.embedded import free_port
@@ -38,6 +39,7 @@ http = httpx.Client(timeout=10, headers={"Connection": "close"})
 def dnc_env(**values: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("DNC_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # stack_dump: what one that will not stop is doing
     env.update(values)
     return env
 
@@ -94,8 +96,8 @@ class Serve:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.kill()
-                pytest.fail(f"dnc serve did not stop on signal {sig}:\n{self.output}")
+                stacks = stack_dump(self.process, lambda: self.output)
+                pytest.fail(f"dnc serve did not stop on signal {sig}:\n{stacks}")
         return self.process.returncode
 
     def kill(self) -> None:
@@ -552,9 +554,7 @@ def run_until_it_stops(argv: list[str], env: dict[str, str], hang: str) -> tuple
     try:
         out, err = process.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        pytest.fail(f"dnc serve {hang}:\n{out}{err}")
+        pytest.fail(f"dnc serve {hang}:\n{stack_dump(process)}")
     return process.returncode, out, err
 
 
