@@ -28,6 +28,7 @@ from phonenumbers import PhoneMetadata, ValidationResult
 from registry import digit_automata as da
 from registry import number_metadata as meta
 from registry.digit_automata import Dfa
+from registry.machine_cache import MachineCache, default_directory
 from registry.number_metadata import MAX_FAST_DIGITS, outcome_of
 
 # Machine labels.
@@ -50,19 +51,24 @@ Picker = Callable[[tuple[int, ...]], tuple[int, ...]]
 State = tuple[int, tuple[int, ...]]  # a layout's number and the state of each of its runs
 
 
+# Machines built by earlier processes (registry/machine_cache.py).
+cache = MachineCache(default_directory())
+
+
 @functools.cache
 def national_machine(region: str) -> Dfa:
     """The machine for national input (no '+') read against `region`."""
     metadata = PhoneMetadata.metadata_for_region(region, None)
     if metadata is None or metadata.country_code is None:
         raise ValueError(f"unknown region {region!r}")
-    return _built(metadata.country_code, metadata)
+    code = metadata.country_code
+    return cache.get(f"national-{region}", lambda: _built(code, metadata))
 
 
 @functools.cache
 def international_machine(country_code: int) -> Dfa:
     """The machine for '+' input with this country code (it reads the code's digits too)."""
-    return _built(country_code, None)
+    return cache.get(f"international-{country_code}", lambda: _built(country_code, None))
 
 
 def _built(country_code: int, region: PhoneMetadata | None) -> Dfa:

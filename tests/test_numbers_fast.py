@@ -27,6 +27,7 @@ from registry import digit_automata, fastnumbers, number_metadata, parse_machine
 from registry import numbers as nums
 from registry.api.errors import ApiError
 from registry.api.scrub import PlainLines, parse_plain
+from registry.machine_cache import MachineCache
 
 FORMATS = (
     PhoneNumberFormat.E164,
@@ -381,6 +382,7 @@ def test_metadata_beyond_the_compiled_regex_subset_is_left_to_phonenumbers(
         raise digit_automata.UnsupportedPattern("a future metadata regex")
 
     monkeypatch.setattr(number_metadata, "valid_nsn", unsupported)
+    monkeypatch.setattr(parse_machines, "cache", MachineCache(None))  # kept machines: none
     monkeypatch.setattr(fastnumbers, "_tables", fastnumbers._Tables())
     texts = ["(212) 555-1234", "+44 20 7946 0958", "junk"]
     try:
