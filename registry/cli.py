@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from redis.exceptions import RedisClusterException
 
-from registry import embedded, serve
+from registry import embedded
 from registry.cli_output import Failure, UsageError, output
 from registry.config import ConfigError, Settings, load_settings
 from registry.store import setup
@@ -103,13 +103,15 @@ def _empty(url: str) -> bool:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    from registry import serve  # uvicorn's side, which no other command needs
+
     return serve.run(settings)
 
 
 def _operators_create(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from registry.api.admin import PREFIX, NewOperator, created_terms
+    from registry.accounts import PREFIX, NewOperator, created_terms
     from registry.store.audit import AuditLog
     from registry.store.operators import CallerTaken, OperatorStore
 
@@ -312,7 +314,7 @@ def _region(region: str | None, settings: Settings) -> str:
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from loader.export import ExportError, export_changes, export_full
-    from registry.api.admin import PREFIX
+    from registry.accounts import PREFIX
 
     if args.prefix is not None and not PREFIX.fullmatch(args.prefix):
         # the rule of POST /v1/operators and `dnc operators create --prefix`

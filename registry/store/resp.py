@@ -21,12 +21,11 @@ from registry.store import keys
 
 
 def _table() -> np.ndarray:
-    table = np.zeros((1 << keys.BUCKET_BITS, 12), dtype=np.uint8)
-    for value in range(-keys.MEMBER_OFFSET, keys.MEMBER_OFFSET):
-        text = str(value).encode()
-        encoded = b"$%d\r\n%s\r\n" % (len(text), text)
-        table[value + keys.MEMBER_OFFSET, : len(encoded)] = np.frombuffer(encoded, dtype=np.uint8)
-    return table
+    """Row `member + MEMBER_OFFSET`: the member's bulk string, zero-padded to 12 bytes."""
+    values = range(-keys.MEMBER_OFFSET, keys.MEMBER_OFFSET)
+    cells = (b"$%d\r\n%s\r\n" % (len(text), text) for text in map(b"%d".__mod__, values))
+    rows = b"".join(cell.ljust(12, b"\0") for cell in cells)
+    return np.frombuffer(rows, dtype=np.uint8).reshape(1 << keys.BUCKET_BITS, 12)
 
 
 _MEMBERS = _table()  # RESP bulk strings never hold a zero byte: zero is padding
