@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from conftest import (
@@ -614,6 +615,13 @@ def test_dnc_serve_says_when_the_admin_key_it_shows_is_not_on_the_replicas(
         assert warning.startswith("dnc: warning: the admin key is on the master, but 0 of"), warning
         assert "set DNC_ADMIN_KEY" in warning
         assert serve.stdout.readline().startswith("dnc-registry serving http://")
+        pair.thaw()
+        # Stopped once it serves: a signal in the middle of start-up is test_serve's.
+        deadline = time.monotonic() + 30
+        while not ready(int(env["DNC_PORT"])):
+            assert serve.poll() is None, serve.communicate()
+            assert time.monotonic() < deadline, "dnc serve never became ready"
+            time.sleep(0.1)
     finally:
         pair.thaw()
         serve.terminate()
@@ -621,6 +629,13 @@ def test_dnc_serve_says_when_the_admin_key_it_shows_is_not_on_the_replicas(
             serve.communicate(timeout=30)  # read to the end: a full pipe would stop it
         except subprocess.TimeoutExpired:
             pytest.fail(f"dnc serve did not stop on SIGTERM:\n{stack_dump(serve)}")
+
+
+def ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 DNC = [sys.executable, "-m", "registry.cli"]
