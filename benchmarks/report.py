@@ -435,7 +435,9 @@ def _start(r: dict[str, Any]) -> list[str]:
         f"start to the first `200` from `GET /readyz` (Redis answers and the Bloom filter is "
         f"complete): **{seconds(s['median'])}** (runs {spread(s['runs'])}; goal <= "
         f"{START_SECONDS:g} s, {met(s['median'] <= START_SECONDS)}). Python's start and imports "
-        "are included"
+        "are included; the number machines are read from the cache an earlier start left "
+        "(`registry/machine_cache.py`: a first start on a machine builds them, about half a "
+        "second more)"
         + (
             f"; against the empty registry the same start took {seconds(s['empty_median'])} "
             f"(runs {spread(s['empty_runs'])})"
