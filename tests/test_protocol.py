@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -61,6 +62,53 @@ def test_headers_past_the_bound_are_a_431_at_once(port: int, size: int) -> None:
     assert error_code(body) == "request_header_fields_too_large"
     assert time.monotonic() - started < 5
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+def head_of(size: int, close: bool = True) -> bytes:
+    """A GET /healthz head of exactly `size` bytes, its end included."""
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    if close:
+        start += b"Connection: close\r\n"
+    start += b"X-Junk: "
+    return start + b"A" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def statuses(port: int, *reads: bytes) -> list[int]:
+    """The statuses answered to `reads`, each sent on its own (the server may still read
+    two as one: the answers must be the same either way)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with contextlib.suppress(ConnectionError):
+            for i, read in enumerate(reads):
+                if i:
+                    time.sleep(0.05)
+                sock.sendall(read)
+        head, body = answer_of(sock)
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", head + body)]
+
+
+BOUND = protocol.MAX_HEADER_BYTES
+
+
+@pytest.mark.parametrize("over", [1, 3, 2000, 40_000, 65_000])
+def test_a_head_past_the_bound_in_one_read_is_a_431(port: int, over: int) -> None:
+    """Before, a head that ended in the read that took it past the bound was served: up
+    to one read (64 KiB here, 256 KiB at most) more than the bound said."""
+    assert statuses(port, head_of(BOUND + over)) == [431]
+
+
+def test_the_bound_is_exact_however_the_head_is_read(port: int) -> None:
+    head = head_of(BOUND)
+    assert statuses(port, head) == [200]
+    assert statuses(port, head[:-3], head[-3:-1], head[-1:]) == [200]
+    over = head_of(BOUND + 1)
+    assert statuses(port, over[:-2], over[-2:-1], over[-1:]) == [431]
+    assert statuses(port, over[:-1], over[-1:]) == [431]
+    # A head at the bound whose end straddles two reads, the second carrying the next
+    # request: what follows a head is not the head's.
+    first = head_of(BOUND, close=False)
+    assert statuses(port, first[:-2], first[-2:] + head_of(60_000)) == [200, 200]
+    assert statuses(port, first[:-1], first[-1:] + head_of(BOUND - 10)) == [200, 200]
 
 
 def test_headers_within_the_bound_and_bodies_of_any_size_are_served(port: int) -> None:

@@ -37,6 +37,7 @@ class Protocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0  # of the request head being read
+        self._tail = b""  # the last bytes of the head's last read, while it goes on
         self._received = 0  # every byte of the connection, for the idle-body sweep
         self._mark: tuple[Any, bool, int] | None = None  # what the last sweep saw
         self._stalled = 0.0  # seconds without progress, as sweeps saw it
@@ -54,18 +55,35 @@ class Protocol(HttpToolsProtocol):
         if cycle is not None and cycle.more_body:  # a body being read
             super().data_received(data)
             return
+        before = self._header_bytes
         self._header_bytes += len(data)
+        if self._header_bytes > MAX_HEADER_BYTES and not self._head_ends_in_bound(data, before):
+            if not self.transport.is_closing():
+                self._refuse(
+                    431,
+                    "request_header_fields_too_large",
+                    f"the request's headers are over {MAX_HEADER_BYTES // 1024} KiB",
+                )
+            return
         super().data_received(data)
         if self.cycle is not cycle:
             self._header_bytes = 0  # the head completed (and what follows it is a body)
-        elif self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-            # Checked after the parser had it: one read (up to 256 KiB) is all a head
-            # can cost before this.
-            self._refuse(
-                431,
-                "request_header_fields_too_large",
-                f"the request's headers are over {MAX_HEADER_BYTES // 1024} KiB",
-            )
+        else:
+            # The head goes on: its end may straddle this read and the next (reads of a
+            # byte or two included).
+            self._tail = (self._tail + data)[-3:] if before else data[-3:]
+
+    def _head_ends_in_bound(self, data: bytes, before: int) -> bool:
+        """Whether the head that began `before` bytes ago ends in `data` within the bound.
+
+        Only a read that takes the count past the bound asks: what follows a head's
+        end (a body, the next request) is not the head's. A request pipelined behind
+        another is counted from the first read after the one its head began in: the
+        bound holds for it within that one read (at most 256 KiB).
+        """
+        tail = self._tail if before else b""
+        room = MAX_HEADER_BYTES - before + len(tail)  # where the head's end must be found
+        return (tail + data).find(b"\r\n\r\n", 0, room) >= 0
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(
