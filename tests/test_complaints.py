@@ -18,7 +18,9 @@ from httpx import Response
 from loader.load import load_files
 from registry import complaints
 from registry.config import Settings
+from registry.rules import Preferences
 from registry.store import keys
+from registry.store.registrations import EndedPeriod, Registration
 
 pytestmark = pytest.mark.cluster  # every test on one redis-server and on a Redis Cluster
 Headers = dict[str, str]
@@ -109,6 +111,18 @@ def test_the_liability_rule_on_plain_values() -> None:
     assert rule(True, registered_at, False, registered_at + day, 31) == (False, True)
     assert rule(True, None, True, 0, 31) == (True, False)  # bulk-loaded: no known time
     assert rule(False, None, True, registered_at, 31) == (False, False)
+
+
+def test_a_call_in_the_second_of_a_change_is_judged_after_it() -> None:
+    """Registrations' times are whole seconds (README): within the second a registration
+    began, a call is after its start; within the second it ended, after its end."""
+    second = 1_700_000_000
+    registration = Registration(1, second, Preferences(), "web")
+    assert complaints.liability(True, second, True, second + 0.9, 31).registered_at_time
+    assert not complaints.liability(True, second, True, second - 0.1, 31).registered_at_time
+    ended = EndedPeriod(registration, ended_at=second + 5, began_at=second)
+    assert ended.covers(second) and ended.covers(second + 4.99)
+    assert not ended.covers(second + 5) and not ended.covers(second + 5.6)
 
 
 def test_a_channel_the_registration_does_not_block_is_not_covered(
