@@ -200,7 +200,19 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient) -> None:
         content=b"name=Acme",
         headers={**ADMIN, "Content-Type": "application/json"},
     )
-    assert_error(answer, 400, "invalid_json")
+    error = assert_error(answer, 400, "invalid_json")
+    assert error["message"] == (
+        "the body is not JSON at character 0: Expecting value; send UTF-8 JSON"
+    )
+    broken = client.post(
+        "/v1/operators",
+        content=b'{"name": "Acme",, "role": "operator"}',
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert (
+        "at character 16: Expecting property name"
+        in assert_error(broken, 400, "invalid_json")["message"]
+    )
 
 
 def test_no_body_is_a_400(client: TestClient) -> None:

@@ -223,12 +223,17 @@ def install(app: FastAPI, not_found_page: Callable[[], Response] | None = None) 
             for e in exc.errors()
         ]
         first = problems[0] if problems else {"where": "body", "problem": "is not valid"}
-        # Bytes that are not JSON at all: the same code as the scrub's own parser gives.
-        kinds = {e.get("type") for e in exc.errors()}
-        code = "invalid_json" if "json_invalid" in kinds else "invalid_request"
-        return error_response(
-            400, code, f"{first['where']}: {first['problem']}", {"problems": problems}
-        )
+        message = f"{first['where']}: {first['problem']}"
+        # Bytes that are not JSON at all: the same code as the scrub's own parser gives,
+        # and where the parser stopped (FastAPI's loc is the body and the character).
+        broken = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if broken:
+            where = tuple(broken[0].get("loc", ()))[1:2]
+            why = str((broken[0].get("ctx") or {}).get("error") or "it cannot be read")
+            at = f" at character {where[0]}" if where else ""
+            message = f"the body is not JSON{at}: {why}; send UTF-8 JSON"
+        code = "invalid_json" if broken else "invalid_request"
+        return error_response(400, code, message, {"problems": problems})
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
