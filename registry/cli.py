@@ -23,7 +23,7 @@ from redis.exceptions import RedisClusterException
 from registry import embedded
 from registry.cli_output import Failure, UsageError, output
 from registry.config import ConfigError, Settings, load_settings
-from registry.store import setup
+from registry.store import keys, setup
 from registry.store.connect import RedisURLError, async_client, sync_client
 from registry.store.operators import ROLES
 from registry.store.replication import NotReplicated, Replication, replicated_sync
@@ -47,6 +47,13 @@ def redis_url(settings: Settings, durable: bool = True, *, reading: str = "") ->
     registry has keys (bulk-loaded numbers, their change stream, an admin key).
     """
     if settings.redis_url:
+        if reading and not _has_registry(settings.redis_url):
+            # A wrong host or database number, which an empty registry would pass for.
+            raise Failure(
+                "no registry at DNC_REDIS_URL: that Redis holds no registry's marker "
+                f"({keys.EPOCH}, which `dnc serve` and `dnc load` make); check its host "
+                "and database number"
+            )
         yield settings.redis_url
         return
     data = settings.data_dir
@@ -98,6 +105,14 @@ def _empty(url: str) -> bool:
     client = sync_client(url)
     try:
         return int(client.dbsize()) == 0
+    finally:
+        client.close()
+
+
+def _has_registry(url: str) -> bool:
+    client = sync_client(url)
+    try:
+        return bool(client.exists(keys.EPOCH))
     finally:
         client.close()
 

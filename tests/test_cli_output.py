@@ -174,6 +174,23 @@ def test_reads_in_a_data_dir_without_a_registry_fail_and_create_none(
         assert files_in(data) == before
 
 
+def test_reads_at_a_redis_url_without_a_registry_fail(redis_url: str, tmp_path: Path) -> None:
+    """A wrong host or database number in DNC_REDIS_URL: before, an empty Redis scrubbed
+    every number callable and exported an empty list, with exit 0."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()  # not even the marker a new registry has
+    client.close()
+    listing = tmp_path / "list.txt"
+    listing.write_text("+12125551234\n")
+    for args in (["export"], ["export", "--since", "0"], ["scrub", str(listing)]):
+        result = dnc(*args, DNC_REDIS_URL=redis_url)
+        assert_failure(result, "no registry at DNC_REDIS_URL")
+        assert result.stdout == ""
+    assert dnc("load", str(listing), DNC_REDIS_URL=redis_url).returncode == 0
+    scrub = dnc("scrub", str(listing), DNC_REDIS_URL=redis_url)
+    assert scrub.stdout.splitlines()[1:] == ["+12125551234,+12125551234,blocked"], scrub.stderr
+
+
 def test_reads_of_a_registry_that_load_made(tmp_path: Path) -> None:
     data = tmp_path / "dnc-data"
     listing = tmp_path / "list.txt"
