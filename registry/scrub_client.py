@@ -142,12 +142,20 @@ def scrub_remote(
                 if _media_type(answer) != "text/csv":
                     raise _foreign(base, answer)
                 summary.receipt_id = answer.headers.get("x-scrub-receipt")
+                rows = StatusCount()
                 for chunk in answer.iter_bytes():
                     out.write(chunk)
+                    rows.feed(chunk)
+            summary.counts = rows.counts()
             if summary.receipt_id:
+                # The receipt, when it can be read (a key's rate limit may refuse a second
+                # request so soon), must say what the answer said.
                 receipt = http.get(f"{base}/v1/scrubs/{summary.receipt_id}", headers=headers)
-                if receipt.status_code == 200:
-                    summary.counts = dict(receipt.json()["counts"])
+                if receipt.status_code == 200 and receipt.json()["counts"] != summary.counts:
+                    raise ScrubFailed(
+                        f"the answer's rows ({summary.line()}) are not what its receipt "
+                        f"counts ({receipt.json()['counts']}): scrub the list again"
+                    )
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise BadInput(f"--url {url!r} is not an http(s) URL: {exc}") from None
     except httpx.RemoteProtocolError as exc:
@@ -159,6 +167,41 @@ def scrub_remote(
     except httpx.TransportError as exc:
         raise ScrubFailed(f"cannot reach {base}: {exc}") from None
     return summary
+
+
+class StatusCount:
+    """The rows of a scrub's CSV answer by status, counted as it streams in.
+
+    A row ends at a newline outside quotes (a CSV cell may hold one), and its last cell
+    is its status, never quoted: `callable`, `blocked` or `invalid`, told apart by the
+    second to last letter (`l`, `e`, `i`; the header's `status` has `u`).
+    """
+
+    def __init__(self) -> None:
+        self._tail = b""  # the last two bytes already seen
+        self._quotes = 0  # the parity of the quotes already seen
+        self._found = np.zeros(256, dtype=np.int64)  # row ends by that letter
+
+    def feed(self, chunk: bytes) -> None:
+        data = np.frombuffer(self._tail + chunk, dtype=np.uint8)
+        new = data[len(self._tail) :]
+        quotes = np.cumsum(new == ord('"')) + self._quotes
+        ends = np.flatnonzero((new == ord("\n")) & (quotes % 2 == 0)) + len(self._tail)
+        ends = ends[ends >= 2]
+        self._found += np.bincount(data[ends - 2], minlength=256)
+        if len(new):
+            self._quotes = int(quotes[-1]) % 2
+        self._tail = data[-2:].tobytes()
+
+    def counts(self) -> dict[str, int]:
+        found = self._found
+        callable_, blocked, invalid = (int(found[ord(c)]) for c in "lei")
+        return {
+            "total": callable_ + blocked + invalid,
+            "callable": callable_,
+            "blocked": blocked,
+            "invalid": invalid,
+        }
 
 
 def _read(file: BinaryIO) -> Iterator[bytes]:

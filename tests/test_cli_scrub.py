@@ -21,6 +21,7 @@ import pytest
 from conftest import start_redis
 
 from registry.embedded import RedisProcess, free_port
+from registry.scrub_client import StatusCount
 
 pytestmark = pytest.mark.slow
 
@@ -216,6 +217,46 @@ def test_a_plain_list_gets_input_number_status(
     assert "callable 1, blocked 4, invalid 1" in result.stderr
     if mode == "remote":
         assert "receipt scr_" in result.stderr
+
+
+def test_the_counts_come_from_the_answer_when_the_receipt_cannot_be_read(
+    registry: Registry, csv_list: Path
+) -> None:
+    """A key limited to one request a second has its receipt read refused (429): the
+    counts were all 0 then, exit 0. The answer's own rows count them."""
+    answer = httpx.post(
+        f"{registry.url}/v1/operators",
+        json={"name": "one a second", "role": "operator", "rate_limit": 1},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert answer.status_code == 201, answer.text
+    key = answer.json()["api_key"]
+    result = dnc("scrub", str(csv_list), "--column", "phone", "--url", registry.url, "--key", key)
+    assert result.returncode == 0, result.stderr
+    assert "scrubbed 6: callable 1, blocked 4, invalid 1 (receipt scr_" in result.stderr
+
+
+def test_status_counts_read_rows_as_csv_does() -> None:
+    """StatusCount against the csv module, on answers whose cells hold newlines, commas
+    and quotes, cut into chunks anywhere."""
+    rng = random.Random(7)
+    pieces = ["a", ",", "\n", '""', "blocked\n", ",callable", "\r\n", "x,invalid\n", " "]
+    for _ in range(300):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["name", "note", "number", "status"])
+        statuses = rng.choices(["callable", "blocked", "invalid"], k=rng.randrange(0, 30))
+        for status in statuses:
+            cell = "".join(rng.choices(pieces, k=rng.randrange(0, 6)))
+            writer.writerow([cell, rng.choice(["", 'q"q']), "+12125551234", status])
+        data = out.getvalue().encode()
+        assert [row[-1] for row in csv.reader(io.StringIO(data.decode()))][1:] == statuses
+        count = StatusCount()
+        cuts = sorted(rng.sample(range(len(data) + 1), k=min(len(data) + 1, rng.randrange(0, 8))))
+        for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+            count.feed(data[start:end])
+        expected = {name: statuses.count(name) for name in ("callable", "blocked", "invalid")}
+        assert count.counts() == {"total": len(statuses), **expected}
 
 
 @pytest.mark.parametrize("mode", MODES)
