@@ -286,13 +286,9 @@ def read_list(path: Path, fmt: str, column: str | None, region: str) -> ListFile
                 raise BadInput(f"{path}: {tables.line_too_long(len(line.encode()), i + 1)}")
         return ListFile(["input"], [[t] for t in inputs], inputs)
     try:
-        # Strict, as the API reads a CSV body: an unclosed quote is an error, not lost rows.
-        rows_read = csv.reader(io.StringIO(text, newline=""), strict=True)
-        table = [row for row in rows_read if row]
-    except csv.Error as exc:
-        raise BadInput(
-            f"{path}: not readable as CSV at line {rows_read.line_num}: {tables.unreadable(exc)}"
-        ) from None
+        table = [row for row in tables.strict_rows(text) if row]  # as the API reads a body
+    except tables.UnreadableCSV as exc:
+        raise BadInput(f"{path}: not readable as CSV at line {exc.line}: {exc.reason}") from None
     if not table:
         raise BadInput(f"{path}: the CSV file has no header row")
     header, rows = table[0], table[1:]

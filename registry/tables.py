@@ -6,6 +6,8 @@ rows of the detailed full list, written alike by the API and `dnc export`."""
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -62,6 +64,30 @@ def line_too_long(length: int, line: int) -> str:
         f"a line of {length} bytes (line {line} of those not blank) is over the limit of "
         f"{LINE_LIMIT}: a text list is one phone number a line"
     )
+
+
+class UnreadableCSV(ValueError):
+    """A CSV a strict reader cannot get past: the line its row began on, and why."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line, self.reason = line, reason
+
+
+def strict_rows(text: str) -> Iterator[list[str]]:
+    """The rows of a CSV, read strictly: a quote opened and never closed would otherwise
+    fold every row after it into one cell, and those rows would be lost without a word.
+    What cannot be read is an UnreadableCSV naming the line its row began on (where
+    `dnc load` names it too), not the line the reader gave up at (the last one, for a
+    quote never closed)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise UnreadableCSV(start, unreadable(exc)) from None
 
 
 def unreadable(exc: csv.Error) -> str:

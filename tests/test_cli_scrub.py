@@ -219,6 +219,22 @@ def test_a_plain_list_gets_input_number_status(
         assert "receipt scr_" in result.stderr
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_quote_never_closed_names_the_line_its_row_began_on(
+    registry: Registry, tmp_path: Path, mode: str
+) -> None:
+    """As `dnc load` names it; before, the local scrub named the last line (where the
+    reader gave up) and the remote one none."""
+    path = tmp_path / "leads.csv"
+    path.write_text('phone,name\n+12125550100,Ann\n"+12125550101,Bob\n+12125550102,Cy\n')
+    result = MODES[mode](registry, str(path), "--column", "phone")
+    assert result.returncode == 2, result.stderr
+    assert "line 3" in result.stderr and "line 4" not in result.stderr, result.stderr
+    load = dnc("load", str(path), "--format", "csv", "--column", "phone",
+               DNC_REDIS_URL=registry.redis_url)  # fmt: skip
+    assert load.returncode == 2 and "line 3" in load.stderr, load.stderr
+
+
 def test_the_counts_come_from_the_answer_when_the_receipt_cannot_be_read(
     registry: Registry, csv_list: Path
 ) -> None:

@@ -990,6 +990,9 @@ def test_csv_with_a_quote_never_closed_is_400_not_rows_swallowed(
     answer = client.post(SCRUB, content=body, headers={**operator, **CSV})
     error = assert_error(answer, 400, "invalid_csv")
     assert "quote" in error["message"]
+    # The line its row began on, where `dnc load` names it: not the last, where the
+    # reader gave up.
+    assert "at line 2:" in error["message"] and error["details"]["line"] == 2
     # Quotes inside a cell, and quoted cells with commas, are still read.
     body = f'phone,name\n{A},"Ann, ""the"" 2nd"\n{FREE},O"Neil\n'.encode()
     assert table(client.post(SCRUB, content=body, headers={**operator, **CSV}))[1:] == [

@@ -279,9 +279,7 @@ def parse_csv(
 ) -> tuple[list[str], list[list[str]], int]:
     """Header, rows and the index of the phone column."""
     try:
-        # Strict: a quote opened and never closed would otherwise swallow every row after
-        # it into one cell, and those rows would be missing from the answer.
-        rows_read = csv.reader(io.StringIO(_text(body), newline=""), strict=True)
+        rows_read = tables.strict_rows(_text(body))
         header = next((row for row in rows_read if row), None)
         if header is None:
             raise ApiError(400, "invalid_csv", "the CSV body has no header row")
@@ -296,12 +294,12 @@ def parse_csv(
                 {"columns": len(header), "limit_columns": MAX_COLUMNS},
             )
         rows = [row for row in rows_read if row]
-    except csv.Error as exc:
+    except tables.UnreadableCSV as exc:
         raise ApiError(
             400,
             "invalid_csv",
-            f"the CSV body cannot be read: {tables.unreadable(exc)}",
-            {"line": rows_read.line_num},
+            f"the CSV body cannot be read at line {exc.line}: {exc.reason}",
+            {"line": exc.line},
         ) from None
     if len(rows) > limit:
         raise _too_many(len(rows), limit)
