@@ -79,7 +79,11 @@ def output(name: str | None) -> Iterator[Output]:
     to), is written in place: renaming over it would replace the device node or the
     system's link. A symlink to a file is followed: the file it leads to is replaced
     whole, and the link stays."""
-    if not name or name == "-":
+    if name is not None and not name.strip():
+        # `-o "$OUT"` with OUT unset: a list meant for a file would scroll past on a
+        # terminal or go down a pipe instead. `-` is stdout, and so is no -o at all.
+        raise UsageError("-o is empty: name a file, or '-' (or no -o) for stdout")
+    if name is None or name == "-":
         stdout = Output(sys.stdout.buffer, "stdout")
         yield stdout
         stdout.flush()

@@ -141,6 +141,19 @@ def test_export_into_a_closed_pipe_exits_1_with_one_line(redis_url: str, tmp_pat
     assert stderr.strip().splitlines() == ["dnc: the output was closed before the list ended"]
 
 
+def test_an_empty_output_name_is_a_usage_error(redis_url: str, tmp_path: Path) -> None:
+    """`-o "$OUT"` with OUT unset wrote the list to stdout, as an empty --since or
+    --region would have been read as 0 or the default: refused as they are."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("+12125551234\n")
+    for args in (["export"], ["export", "--since", "0"], ["scrub", str(listing)]):
+        for empty in ("", " "):
+            result = dnc(*args, "-o", empty, DNC_REDIS_URL=redis_url)
+            assert_cli_error(result, 2, "-o is empty")
+            assert result.stdout == ""
+    assert dnc("export", "-o", "-", DNC_REDIS_URL=redis_url).returncode == 0
+
+
 # -- no registry here ------------------------------------------------------------------------
 
 
