@@ -20,7 +20,7 @@ from registry.store import changes, keys, resp
 from registry.store.registrations import KEEP_ENDED
 
 # KEYS: set, details. ARGV: now, retention seconds, who, the bucket's ended-record key
-# prefix, members. Returns the members that were in the set: exactly those must be
+# prefix, its opt-out-time key prefix (keys.opted_out_prefix), members. Returns the members that were in the set: exactly those must be
 # logged as removed. Details exist only for numbers registered one by one (a
 # subscriber's or a carrier's act), so most buckets skip the HDELs; those numbers keep
 # their ended record as a deregistration does (the same key, in the bucket's slot).
@@ -32,7 +32,7 @@ REMOVE_SCRIPT = (
 local removed = {}
 local has_details = redis.call('EXISTS', KEYS[2]) == 1
 local now, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local member = ARGV[i]
   if has_details then
     local old = redis.call('HGET', KEYS[2], member)
@@ -43,6 +43,8 @@ for i = 5, #ARGV do
   end
   if redis.call('SREM', KEYS[1], member) == 1 then
     removed[#removed + 1] = member
+    -- The last opt-out's time, kept while the registration stood: now its retention.
+    redis.call('EXPIRE', ARGV[5] .. member, retention)
   end
 end
 return removed
@@ -188,7 +190,7 @@ class BulkWriter:
         now, retention = int(time.time()), self.retention_days * 86400
         calls = [
             [2, keys.numbers_set(bucket), keys.details(bucket), now, retention, self.actor]
-            + [keys.ended_prefix(bucket), *members.tolist()]
+            + [keys.ended_prefix(bucket), keys.opted_out_prefix(bucket), *members.tolist()]
             for bucket, members in group
         ]
         removed = [

@@ -440,15 +440,25 @@ def test_evidence_given_before_the_numbers_registration_is_refused_for_every_ope
     assert look_up(client, third, A) == ("blocked", "registered")
 
 
-def test_a_carrier_registration_ends_consents_but_a_start_text_keeps_them(
+def test_a_start_text_ends_consents_as_a_carrier_registration_does(
     client: TestClient, world: None, operator: Headers, carrier: Headers
 ) -> None:
+    """Before, START n ended none while a confirmed code or a carrier's PUT with the same
+    categories ended them all: the subscriber was told calls were blocked but for the
+    categories named, and an operator holding an old consent could call about anything."""
     consent(client, operator, A)
-    # START 2: the subscriber lets category 2 through; no refusal of anyone.
+    # START 2: new preferences on a registered number, the subscriber's later word.
     assert stop(client, carrier, A, "START 2") == "preferences_updated"
-    assert look_up(client, operator, A) == ("callable", "consent")
-    register(client, carrier, A)  # the carrier attests a registration (an IVR call, say)
-    assert look_up(client, operator, A) == ("blocked", "registered")
+    assert look_up(client, operator, A, category="1") == ("blocked", "registered")
+    consent(client, operator, A, evidence=dated(given_now()))  # given since: counts
+    assert stop(client, carrier, A, "START 2") == "preferences_updated"  # the same again
+    assert look_up(client, operator, A, category="1") == ("callable", "consent")
+    # A number START n registers: an opt-out too, as a code or a PUT registering it.
+    fresh = "+12125558001"
+    consent(client, operator, fresh)
+    assert stop(client, carrier, fresh, "START 2") == "registered"
+    assert look_up(client, operator, fresh, category="1") == ("blocked", "registered")
+    assert look_up(client, operator, fresh, category="2") == ("callable", "category_allowed")
 
 
 def test_a_carrier_sending_the_same_preferences_again_keeps_consents(
@@ -1171,20 +1181,78 @@ def test_a_refused_consent_leaves_the_numbers_index_expiring_with_what_it_lists(
     assert RETENTION - 60 < redis_client.ttl(kept) <= RETENTION
 
 
-def test_evidence_behind_a_consent_a_start_text_kept_may_be_recorded_again(
+def test_evidence_from_before_a_start_text_is_refused_and_from_after_counts(
     client: TestClient, operator: Headers, carrier: Headers
 ) -> None:
-    """START n registers a number with categories let through and ends no consent: it is
-    no opt-out, and the evidence behind the consent that stands is not refused as older
-    than one when recorded again (a new end date, another scope)."""
+    """START n registering a number is an opt-out like any registration: the evidence
+    given before it no longer counts; a consent given since does."""
     evidence = dated(given_now())
     consent(client, operator, C, evidence=evidence)
     time.sleep(1.1)  # registered_at is whole seconds
     assert stop(client, carrier, C, "START 2") == "registered"
+    assert look_up(client, operator, C) == ("blocked", "registered")
+    answer = client.post("/v1/consents", json={"number": C, "evidence": evidence}, headers=operator)
+    assert_error(answer, 409, "consent_predates_opt_out")
+    consent(client, operator, C, evidence=dated(given_now()))
     assert look_up(client, operator, C) == ("callable", "consent")
-    answer = client.post(
-        "/v1/consents",
-        json={"number": C, "evidence": evidence, "expires_at": "2099-01-01T00:00:00Z"},
-        headers=operator,
+
+
+def test_an_opt_out_outlives_its_retention_while_the_number_stays_registered(
+    client: TestClient, operator: Headers, carrier: Headers, redis_client: Any, tmp_path: Any
+) -> None:
+    """The opt-out's time was kept DNC_RETENTION_DAYS from the opt-out: past that, with the
+    number still registered, evidence from before the opt-out was taken again (an audit
+    deleted the key to stand for the days). It stays while the registration stands, and
+    the registration's start answers for one from before it was kept so."""
+    from loader.load import load_files
+
+    old = dated(given_now())
+    number = int(C[1:])
+    opted_out = keys.number_opted_out(number)
+    consent(client, operator, C, evidence=old)
+    time.sleep(1.1)  # registered_at is whole seconds
+    assert stop(client, carrier, C) == "registered"
+    assert redis_client.ttl(opted_out) == -1  # kept while registered
+    body = {"number": C, "evidence": old}
+    assert_error(client.post("/v1/consents", json=body, headers=operator), 409,
+                 "consent_predates_opt_out")  # fmt: skip
+    redis_client.delete(opted_out)  # as an opt-out time kept only the retention would be
+    error = assert_error(
+        client.post("/v1/consents", json=body, headers=operator), 409, "consent_predates_opt_out"
     )
-    assert answer.status_code == 201, answer.text
+    registered_at = client.get(f"/v1/registrations/{C}").json()["registered_at"]
+    assert error["details"]["opted_out_at"] == registered_at
+    # Deregistered, by a carrier or a bulk removal: its retention from then.
+    assert stop(client, carrier, C) == "registered"
+    assert client.delete(f"/v1/registrations/{C}", headers=carrier).status_code == 200
+    assert RETENTION - 60 < redis_client.ttl(opted_out) <= RETENTION
+    assert stop(client, carrier, A) == "registered"
+    assert redis_client.ttl(keys.number_opted_out(int(A[1:]))) == -1
+    path = tmp_path / "remove.txt"
+    path.write_text(f"{A}\n")
+    load_files(redis_client, [path], fmt="auto", column=None, region="US", remove=True,
+               retention_days=153, progress=False)  # fmt: skip
+    assert RETENTION - 60 < redis_client.ttl(keys.number_opted_out(int(A[1:]))) <= RETENTION
+
+
+def test_the_same_preferences_again_keep_how_the_registration_began(
+    client: TestClient, carrier: Headers, redis_client: Any
+) -> None:
+    """A carrier's re-sync or a second STOP replaced the record's source, and the way the
+    subscriber opted out was then only in an audit entry that ends after the retention."""
+    number = int(C[1:])
+
+    def source() -> str:
+        raw = redis_client.hget(keys.details(keys.bucket_of(number)), keys.member_of(number))
+        return str(raw.decode().split("|", 3)[3])
+
+    assert client.put(f"/v1/registrations/{C}", json={"source": "ivr"},
+                      headers=carrier).status_code == 201  # fmt: skip
+    began = source()
+    assert began.endswith(":ivr")
+    assert stop(client, carrier, C) == "registered"  # the same preferences
+    assert client.put(f"/v1/registrations/{C}", headers=carrier).status_code == 200
+    assert source() == began
+    assert client.put(f"/v1/registrations/{C}", json={"channels": ["sms"]},
+                      headers=carrier).status_code == 200  # fmt: skip
+    assert source().endswith(":carrier")

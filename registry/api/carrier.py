@@ -194,8 +194,10 @@ async def _act_on_keyword(
         allow_categories=",".join(map(str, prefs.category_codes())),
         **audit,
     )
-    # START n is the subscriber letting some marketing through, not a refusal.
-    if intent.kind == keywords.OPT_OUT:
+    # A STOP, and a START n that registers the number or changes what it lets through,
+    # are the subscriber's later word, as a carrier's PUT or a confirmed code: they end
+    # the consents given before. The same preferences again (a second START 2) end none.
+    if intent.kind == keywords.OPT_OUT or created or before is None or before.preferences != prefs:
         await end_on_opt_out(services, value, actor, source)
     # The contract's words: STOP and START 0 answer "registered" whatever was there before.
     if created or intent.kind == keywords.OPT_OUT:

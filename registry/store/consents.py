@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from registry.store import codes, keys
+from registry.store.registrations import parse_details
 
 _COMMON = """
 local function live(score, now)
@@ -146,6 +147,17 @@ return 1
 # for none; '' to take the operator out), retention seconds. The hash lives while a
 # consent in it can be live or its record is kept past its expires_at: no TTL while one
 # has no end date, else the retention past the last expires_at.
+# KEYS: the number's opt-out time (keys.number_opted_out), its bucket's set. ARGV: the
+# time (unix ms), the member, retention seconds. Kept while the number is registered (an
+# opt-out is a registration; a deregistration gives it its retention), else only the
+# retention: one that a deregistration overtook must not stay for ever.
+OPTED_OUT_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+end
+"""
+
 HOLDERS_SCRIPT = """
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -312,12 +324,21 @@ class ConsentStore:
     async def opted_out_ms(self, number: int) -> int:
         """When (unix ms) the subscriber last opted out of calls from everyone: the last
         opt-out that ended consents from the number (`end_for_opt_out`: a registration by
-        any way in, an opt-out text; kept the retention); 0 for none known. Not a
-        registration's start as such: a `START n` registers with some categories let
-        through and ends no consent, and evidence behind a consent that stands must not
-        be refused."""
-        opted_out = await self.redis.get(keys.number_opted_out(number))
-        return int(opted_out) if opted_out else 0
+        any way in, an opt-out text; kept while the number is registered, and the
+        retention after), and no earlier than the start of the registration that stands
+        (each is an opt-out; one from before the opt-out's time was kept has only its
+        start to say so); 0 for none known (a bulk-loaded number's start is unknown)."""
+        bucket, member = keys.bucket_of(number), keys.member_of(number)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.number_opted_out(number))
+        pipe.sismember(keys.numbers_set(bucket), member)
+        pipe.hget(keys.details(bucket), member)
+        opted_out, registered, details = await pipe.execute()
+        since = int(opted_out) if opted_out else 0
+        if registered and details:
+            began = parse_details(number, details).registered_at
+            since = max(since, (began or 0) * 1000)
+        return since
 
     async def withdraw(
         self,
@@ -369,7 +390,15 @@ class ConsentStore:
         at_ms = int(time.time() * 1000)
         # Before the holders are read: a consent being recorded meanwhile either sees it
         # or is among them (ConsentStore.record).
-        await self.redis.set(keys.number_opted_out(number), at_ms, ex=self.retention_seconds)
+        await self.redis.eval(
+            OPTED_OUT_SCRIPT,
+            2,
+            keys.number_opted_out(number),
+            keys.numbers_set(keys.bucket_of(number)),
+            at_ms,
+            keys.member_of(number),
+            self.retention_seconds,
+        )
         holders = await self.redis.hkeys(keys.consent_holders(number))
         ended = []
         for raw in holders:

@@ -193,9 +193,15 @@ def consents_kept(number: int) -> str:
 
 def number_opted_out(number: int) -> str:
     """When (unix ms) the subscriber's last opt-out ended the consents from a number, every
-    operator's: evidence given before it no longer counts. Kept DNC_RETENTION_DAYS, in the
-    number's bucket slot."""
-    return f"dnc:cno:{{{bucket_of(number)}}}:{member_of(number)}"
+    operator's: evidence given before it no longer counts. Kept as long as the number stays
+    registered, and DNC_RETENTION_DAYS after its registration ends; in the number's bucket
+    slot."""
+    return opted_out_prefix(bucket_of(number)) + str(member_of(number))
+
+
+def opted_out_prefix(bucket: int) -> str:
+    """keys.number_opted_out without its member: in the bucket's slot, as its set."""
+    return f"dnc:cno:{{{bucket}}}:"
 
 
 def consents_opted_out(operator_id: str) -> str:

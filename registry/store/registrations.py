@@ -104,9 +104,14 @@ REGISTER_SCRIPT = (
 local added = redis.call('SADD', KEYS[1], ARGV[2])
 local at = ARGV[3]
 if added == 0 then
-  local old = redis.call('HGET', KEYS[2], ARGV[2]) or '0|3|0|bulk'
+  local stored = redis.call('HGET', KEYS[2], ARGV[2])
+  local old = stored or '0|3|0|bulk'
   at = string.match(old, '^(%d+)') or '0'
-  if string.match(old, '^%d+|(%d+|%d+)|') ~= string.match(ARGV[4], '^(%d+|%d+)|') then
+  local same = string.match(old, '^%d+|(%d+|%d+)|') == string.match(ARGV[4], '^(%d+|%d+)|')
+  -- The same preferences again (a carrier's re-sync, a second STOP): the record stands,
+  -- saying how the registration began, as its audit entry no longer may after retention.
+  if same and stored then return {added, tonumber(at)} end
+  if not same then
     local since = at
     if redis.call('TYPE', KEYS[3]).ok == 'list' then
       local last = redis.call('LINDEX', KEYS[3], -1)
@@ -150,6 +155,8 @@ local old = redis.call('HGET', KEYS[2], ARGV[1]) or '0|3|0|bulk'
 keep_ended(KEYS[3], old .. '|' .. ARGV[2] .. '|' .. ARGV[4], tonumber(ARGV[2]), tonumber(ARGV[3]))
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+-- The last opt-out's time, kept while the registration stood: now its retention.
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
 return 1
 """
 )
@@ -442,10 +449,11 @@ class RegistrationStore:
         async with self.one_writer(number):
             removed = await self.redis.eval(
                 DEREGISTER_SCRIPT,
-                3,
+                4,
                 keys.numbers_set(bucket),
                 keys.details(bucket),
                 keys.ended(bucket, member),
+                keys.number_opted_out(number),
                 member,
                 now,
                 self.retention_days * 86400,
