@@ -20,9 +20,10 @@ from registry.store import changes, keys, resp
 from registry.store.registrations import KEEP_ENDED
 
 # KEYS: set, details. ARGV: now, retention seconds, who, the bucket's ended-record key
-# prefix, its opt-out-time key prefix (keys.opted_out_prefix), members. Returns the members that were in the set: exactly those must be
-# logged as removed. Details exist only for numbers registered one by one (a
-# subscriber's or a carrier's act), so most buckets skip the HDELs; those numbers keep
+# prefix, its opt-out-time key prefix (keys.opted_out_prefix), members. Returns the
+# members that were in the set: exactly those must be logged as removed. Details exist
+# only for numbers registered one by one (a subscriber's or a carrier's act), so most
+# buckets skip the HDELs; those numbers keep
 # their ended record as a deregistration does (the same key, in the bucket's slot).
 # A bulk-loaded number's record is the file it came in, and its removal's is the change
 # list's `remove` entry, kept DNC_RETENTION_DAYS.
