@@ -333,21 +333,30 @@ def test_the_page_names_the_region_a_national_number_is_read_in(
 def test_a_report_is_followed_from_the_link_its_page_gives(web: TestClient) -> None:
     then = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
     fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": then, "channel": "sms"}
-    report = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
+    # A browser that asks for Chinese, on the English page: the report stays in English.
+    report = web.post(
+        "/forms/complaints",
+        data={**fields, "utc_offset": "+00:00", "lang": "en"},
+        headers={"Accept-Language": "zh-CN"},
+    )
     assert report.status_code == 201
-    (link,) = re.findall(r'href="(/complaints/cmp_[0-9a-f]{16})"', report.text)
+    (link,) = re.findall(r'href="(/complaints/cmp_[0-9a-f]{16})\?lang=en"', report.text)
     complaint_id = link.rsplit("/", 1)[1]
+    link += "?lang=en"
+    assert "It is being looked at." in web.get(link, headers={"Accept-Language": "zh-CN"}).text
     page = web.get(link)
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     assert f"Report {complaint_id}, received on" in shown(page)
     assert "It is being looked at." in page.text and NUMBER not in page.text
 
-    body = {"outcome": "sender_suspended", "reply": "<b>Cut off</b> today."}
+    body = {"outcome": "sender_suspended", "reply": "<b>Cut off</b> today.\n\nSorry."}
     answer = web.post(f"/v1/complaints/{complaint_id}/resolution", json=body, headers=ADMIN)
     assert answer.status_code == 200, answer.text
     page = web.get(link)
     assert "The caller&#x27;s service was suspended." in page.text
-    assert "&lt;b&gt;Cut off&lt;/b&gt; today." in page.text  # the reply is text, not HTML
+    # The reply is text, not HTML, and its lines stay lines.
+    assert "<p>&lt;b&gt;Cut off&lt;/b&gt; today.</p>\n" in page.text
+    assert "<p>Sorry.</p>" in page.text
 
     missing = web.get("/complaints/cmp_0123456789abcdef")
     assert missing.status_code == 404 and "We have no report with that reference." in missing.text

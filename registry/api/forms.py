@@ -493,9 +493,9 @@ async def complain(request: Request) -> Response:
     if not answer.ok:
         return _error(say, answer, "/#complain")
     reference = str(answer.data.get("complaint_id", ""))
-    link = f"/complaints/{quote(reference, safe='')}"
-    if say.lang != language.DEFAULT:
-        link += f"?lang={say.lang}"
+    # The page's language named always, as the script's link names it: a browser that
+    # asks for another would otherwise get the report in that one.
+    link = f"/complaints/{quote(reference, safe='')}?lang={say.lang}"
     parts = [
         _p(say.thanks, "outcome"),
         _p(say.reference(reference)),
@@ -535,7 +535,8 @@ async def complaint_status(complaint_id: str, request: Request, lang: str = "") 
         parts.append(_p(say.dealt_with_on(_date(say, str(data.get("resolved_at")))), "outcome"))
         parts.append(_p(say.outcomes.get(str(data.get("outcome")), say.dealt_with)))
         if data.get("reply"):
-            parts.append(_p(str(data["reply"])))
+            # Its lines as the administrator wrote them (a reply may hold newlines).
+            parts.extend(_p(line) for line in str(data["reply"]).split("\n") if line.strip())
     else:
         parts.append(_p(say.being_looked_at))
     return _page(say, say.your_report_title, parts, 200, "/#complain")
