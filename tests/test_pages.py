@@ -711,6 +711,23 @@ def test_without_javascript_a_subscriber_registers_checks_and_deregisters(
     assert "Thank you: your report was recorded." in page.shown("answer")
 
 
+def test_without_javascript_the_portal_sends_nothing(
+    chromium_without_scripts: Any, server: Server
+) -> None:
+    """Its forms posted the pasted key to /portal and showed a raw 405: with scripts off
+    their buttons stay disabled, Enter in a field submits nothing, and the page says why."""
+    driver = chromium_without_scripts
+    page = Page(driver, server, "/portal")
+    assert "This page needs JavaScript" in page.element("main").text
+    buttons = driver.find_elements("css selector", 'button[type="submit"]')
+    assert len(buttons) == 4 and not any(button.is_enabled() for button in buttons)
+    page.fill("key-input", "dnc_not_a_real_key")
+    page.element("key-input").send_keys("\n")
+    time.sleep(0.3)
+    assert driver.current_url == server.url + "/portal"
+    assert "method_not_allowed" not in driver.page_source
+
+
 def test_the_api_documentation_renders_from_this_server_alone(
     chromium: Any, server: Server
 ) -> None:

@@ -377,4 +377,10 @@
     byId("changes-since").value = data.next || "";
     byId("changes-summary").textContent = say.changes(data.changes.length, data.next);
   });
+
+  // The page ships its submit buttons disabled: without this script a form would post
+  // the pasted key to the page itself and get an error back. Enabled once it runs.
+  document.querySelectorAll('button[type="submit"][disabled]').forEach(function (button) {
+    button.disabled = false;
+  });
 })();
