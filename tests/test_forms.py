@@ -43,6 +43,18 @@ def codes(outbox: Path) -> list[str]:
     return [json.loads(line)["code"] for line in lines]
 
 
+def filed(answer: Response) -> bool:
+    """A complaint form's answer: a 303 to the report's own page (a reload reads it again,
+    and files nothing more), which shows the complaint recorded."""
+    first = answer.history[0] if answer.history else answer
+    return (
+        first.status_code == 303
+        and first.headers["location"].startswith("/complaints/cmp_")
+        and first.headers["cache-control"] == "no-store"
+        and answer.status_code == 200
+    )
+
+
 def shown(answer: Response) -> str:
     """The answer page's message, tags stripped."""
     assert answer.headers["content-type"].startswith("text/html"), answer.text
@@ -171,7 +183,7 @@ def test_a_complaint_on_a_channel_the_registration_leaves_open_is_not_called_unr
         "channel": "voice",
     }
     report = web.post("/forms/complaints", data=fields)
-    assert report.status_code == 201, shown(report)
+    assert filed(report), shown(report)
     assert "your registration did not cover it" in shown(report)
     assert "or not for this kind of contact" in shown(report)
 
@@ -194,7 +206,7 @@ def test_the_complaint_forms_longest_text_is_taken(web: TestClient, text: str) -
         "text": text,
     }
     report = web.post("/forms/complaints", data=fields)
-    assert report.status_code == 201, shown(report)
+    assert filed(report), shown(report)
 
 
 def test_the_status_form_reads_a_number_written_with_slashes(web: TestClient) -> None:
@@ -215,7 +227,7 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     local = (then + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M")
     fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": local, "channel": "voice"}
     report = web.post("/forms/complaints", data={**fields, "utc_offset": "+05:30"})
-    assert report.status_code == 201
+    assert filed(report)
     assert "Thank you: your report was recorded." in shown(report)
     assert "the number was not registered then" in shown(report)  # before the carrier's PUT
     # The same wall-clock time read as UTC would be five hours ahead: in the future.
@@ -229,7 +241,7 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     assert missing.status_code == 400 and "Caller" in shown(missing)
     # Seconds and their fraction (a browser's step="any" field) take the zone just the same.
     precise = {**fields, "occurred_at": local + ":07.250", "utc_offset": "+05:30"}
-    assert web.post("/forms/complaints", data=precise).status_code == 201
+    assert filed(web.post("/forms/complaints", data=precise))
     unknown = web.post(
         "/forms/complaints", data={**fields, "category": "99999", "utc_offset": "+05:30"}
     )
@@ -244,7 +256,7 @@ def test_a_complaint_takes_the_local_time_in_the_zone_the_form_names(web: TestCl
     no_zone = web.post("/forms/complaints", data=fields)
     assert no_zone.status_code == 400 and "time zone" in shown(no_zone)
     explicit = {**fields, "occurred_at": local + ":00+05:30"}  # a zone in the time itself
-    assert web.post("/forms/complaints", data=explicit).status_code == 201
+    assert filed(web.post("/forms/complaints", data=explicit))
 
 
 def test_a_form_that_cannot_be_read_gets_a_page_not_a_500(web: TestClient, outbox: Path) -> None:
@@ -339,7 +351,7 @@ def test_a_report_is_followed_from_the_link_its_page_gives(web: TestClient) -> N
         data={**fields, "utc_offset": "+00:00", "lang": "en"},
         headers={"Accept-Language": "zh-CN"},
     )
-    assert report.status_code == 201
+    assert filed(report)
     (link,) = re.findall(r'href="(/complaints/cmp_[0-9a-f]{16})\?lang=en"', report.text)
     complaint_id = link.rsplit("/", 1)[1]
     link += "?lang=en"
@@ -360,6 +372,24 @@ def test_a_report_is_followed_from_the_link_its_page_gives(web: TestClient) -> N
 
     missing = web.get("/complaints/cmp_0123456789abcdef")
     assert missing.status_code == 404 and "We have no report with that reference." in missing.text
+
+
+def test_reloading_a_complaints_answer_files_nothing_more(web: TestClient) -> None:
+    """The answer was the POST's own page: a reload (or Back and Forward) posted the form
+    again and filed the complaint twice, as a browser audit found with scripts off."""
+    then = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    fields = {"number": NUMBER, "caller": "+13105550000", "occurred_at": then, "channel": "sms"}
+    report = web.post("/forms/complaints", data={**fields, "utc_offset": "+00:00"})
+    assert filed(report)
+    for _ in range(2):  # what a reload asks for now: the page it was sent to
+        again = web.get(str(report.url))
+        assert again.status_code == 200
+        assert "Thank you: your report was recorded." in shown(again)
+    queue = web.get("/v1/complaints", headers=ADMIN).json()
+    assert queue["open"] == 1
+    # The note is the form's answer only: the report's page without it follows the report.
+    plain = web.get(str(report.url).split("&recorded=")[0])
+    assert "Thank you" not in shown(plain) and "It is being looked at." in shown(plain)
 
 
 def test_the_follow_form_takes_a_reference_to_its_report(web: TestClient) -> None:

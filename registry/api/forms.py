@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import Message
 
 from registry.api import language
@@ -493,20 +493,22 @@ async def complain(request: Request) -> Response:
     if not answer.ok:
         return _error(say, answer, "/#complain")
     reference = str(answer.data.get("complaint_id", ""))
-    # The page's language named always, as the script's link names it: a browser that
-    # asks for another would otherwise get the report in that one.
-    link = f"/complaints/{quote(reference, safe='')}?lang={say.lang}"
-    parts = [
-        _p(say.thanks, "outcome"),
-        _p(say.reference(reference)),
-        f'<p>{html.escape(say.follow[0])}<a href="{link}">{html.escape(say.follow_link)}</a>'
-        f"{html.escape(say.follow[1])}</p>",
-    ]
     if answer.data.get("registered_at_time") in (False, None):
-        parts.append(_p(say.not_registered_then))
+        then = _NOT_REGISTERED_THEN
     elif answer.data.get("within_grace"):
-        parts.append(_p(say.within_grace))
-    return _page(say, say.recorded_title, parts, answer.status, "/#complain")
+        then = _WITHIN_GRACE
+    else:
+        then = _COVERED
+    # Post, then redirect, then get: the answer is the report's own page, which a reload
+    # or Back only reads again. Answered here, a reload re-posted the form and filed the
+    # complaint twice.
+    link = f"/complaints/{quote(reference, safe='')}?lang={say.lang}&recorded={then}"
+    return RedirectResponse(link, 303, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+# What the report's page says of the registration when the complaint came, right after it
+# was filed (?recorded=): the flags of POST /v1/complaints' answer.
+_NOT_REGISTERED_THEN, _WITHIN_GRACE, _COVERED = "not_registered", "within_grace", "covered"
 
 
 @router.get("/complaints", include_in_schema=False)
@@ -520,8 +522,11 @@ async def follow_report(request: Request, reference: str = "", lang: str = "") -
 
 
 @router.get("/complaints/{complaint_id}", include_in_schema=False)
-async def complaint_status(complaint_id: str, request: Request, lang: str = "") -> Response:
-    """A report's handling, for whoever holds its reference: GET /v1/complaints/{id}/status."""
+async def complaint_status(
+    complaint_id: str, request: Request, lang: str = "", recorded: str = ""
+) -> Response:
+    """A report's handling, for whoever holds its reference: GET /v1/complaints/{id}/status.
+    With `recorded`, the complaint form's answer too (it redirects here once filed)."""
     say = _say(language.chosen(lang or None, request.headers))
     answer = await _call(request, "GET", f"/v1/complaints/{complaint_id}/status")
     if answer.code == "complaint_not_found":
@@ -530,7 +535,22 @@ async def complaint_status(complaint_id: str, request: Request, lang: str = "") 
     if not answer.ok:
         return _error(say, answer, "/#complain")
     data = answer.data
-    parts = [_p(say.report_received(complaint_id, _date(say, str(data.get("received_at")))))]
+    parts = []
+    just_filed = recorded in (_NOT_REGISTERED_THEN, _WITHIN_GRACE, _COVERED)
+    if just_filed:
+        # This page's own address, without the note: where to follow the report.
+        link = f"/complaints/{quote(complaint_id, safe='')}?lang={say.lang}"
+        parts += [
+            _p(say.thanks, "outcome"),
+            _p(say.reference(complaint_id)),
+            f'<p>{html.escape(say.follow[0])}<a href="{link}">'
+            f"{html.escape(say.follow_link)}</a>{html.escape(say.follow[1])}</p>",
+        ]
+        if recorded == _NOT_REGISTERED_THEN:
+            parts.append(_p(say.not_registered_then))
+        elif recorded == _WITHIN_GRACE:
+            parts.append(_p(say.within_grace))
+    parts.append(_p(say.report_received(complaint_id, _date(say, str(data.get("received_at"))))))
     if data.get("status") == "resolved":
         parts.append(_p(say.dealt_with_on(_date(say, str(data.get("resolved_at")))), "outcome"))
         parts.append(_p(say.outcomes.get(str(data.get("outcome")), say.dealt_with)))
@@ -539,4 +559,5 @@ async def complaint_status(complaint_id: str, request: Request, lang: str = "") 
             parts.extend(_p(line) for line in str(data["reply"]).split("\n") if line.strip())
     else:
         parts.append(_p(say.being_looked_at))
-    return _page(say, say.your_report_title, parts, 200, "/#complain")
+    title = say.recorded_title if just_filed else say.your_report_title
+    return _page(say, title, parts, 200, "/#complain")
