@@ -90,6 +90,11 @@ def test_a_subscriber_registers_with_a_code_and_the_number_is_blocked_at_once(
     assert wrong.status_code == 400
     assert "That is not the code sent; 4 tries left." in shown(wrong)
     assert code_form(wrong) == confirm  # typed again on the same page
+    # Announced, and tied to the field it is about, as the page with scripts ties it.
+    assert '<p class="error" role="alert" id="code-error">' in wrong.text
+    assert 'aria-invalid="true" aria-describedby="code-error"' in wrong.text
+    unreadable = web.post(confirm, data={"code": "12"})
+    assert unreadable.status_code == 400 and 'aria-describedby="code-error"' in unreadable.text
 
     done = web.post(confirm, data={"code": f"{code[:3]} {code[3:]}"})
     assert done.status_code == 201

@@ -650,6 +650,42 @@ def test_the_portal_asks_for_a_key_and_explains_a_wrong_one(chromium: Any, serve
     assert portal.shown("key-state") == "No key in use."
 
 
+def test_the_portals_errors_mark_the_field_they_are_about(chromium: Any, server: Server) -> None:
+    """As the subscriber page's do: caught in the page or refused by the API, an error marks
+    its field aria-invalid and names its box in the field's aria-describedby."""
+    portal = Page(chromium, server, "/portal")
+
+    def marked(field_id: str, box_id: str) -> bool:
+        field = portal.element(field_id)
+        described = (field.get_attribute("aria-describedby") or "").split()
+        return field.get_attribute("aria-invalid") == "true" and box_id in described
+
+    portal.submit("key-form")
+    portal.shown("key-error")
+    assert marked("key-input", "key-error")
+    portal.submit("lookup-form")
+    portal.shown("lookup-error")
+    assert marked("lookup-number", "lookup-error")
+    portal = open_portal(chromium, server, server.key("operator"))
+    assert not marked("key-input", "key-error")
+    portal.submit("scrub-form")
+    portal.shown("scrub-error")
+    assert marked("scrub-text", "scrub-error")
+    portal.fill("scrub-text", "phone,name\n+12125551234,Ann\n")
+    portal.choose("scrub-format", "text/csv")
+    portal.fill("scrub-column", "telephone")
+    portal.submit("scrub-form")
+    portal.wait(lambda: marked("scrub-column", "scrub-error"), "the column marked")
+    assert not marked("scrub-text", "scrub-error")
+    portal.fill("changes-since", "not-a-cursor")
+    portal.submit("changes-form")
+    portal.wait(lambda: marked("changes-since", "changes-error"), "the cursor marked")
+    portal.fill("changes-since", "")
+    portal.fill("changes-limit", "100001")
+    portal.submit("changes-form")
+    portal.wait(lambda: marked("changes-limit", "changes-error"), "the limit marked")
+
+
 def test_the_portal_shows_the_change_list(chromium: Any, server: Server) -> None:
     server.register("+12125550001", "+12125550002")
     portal = open_portal(chromium, server, server.key("operator"))

@@ -290,17 +290,27 @@ def _date(say: Words, iso: str) -> str:
         return iso
 
 
-def _code_form(say: Words, kind: str, request_id: str, number: str) -> str:
+def _code_form(
+    say: Words, kind: str, request_id: str, number: str, error: str | None = None
+) -> str:
+    """The code step; with `error`, what was wrong with the code typed, announced and tied
+    to the field as the page with scripts ties it (aria-invalid, aria-describedby)."""
     action = f"/forms/{kind}s/{quote(request_id, safe='')}/confirm"
     verb = say.confirm_registration if kind == "registration" else say.confirm_removal
-    return (
+    wrong = ""
+    if error is not None:
+        wrong = ' aria-invalid="true" aria-describedby="code-error"'
+    said = (
+        f'<p class="error" role="alert" id="code-error">{html.escape(error)}</p>\n' if error else ""
+    )
+    return said + (
         f'<form method="post" action="{html.escape(action)}">\n'
         f'  <input type="hidden" name="number" value="{html.escape(number)}">\n'
         f'  <input type="hidden" name="lang" value="{say.lang}">\n'
         '  <div class="field">\n'
         f'    <label for="code">{html.escape(say.code_label)}</label>\n'
         '    <input id="code" name="code" type="text" inputmode="numeric"'
-        ' autocomplete="one-time-code" maxlength="9" size="8" required autofocus>\n'
+        f' autocomplete="one-time-code" maxlength="9" size="8" required autofocus{wrong}>\n'
         "  </div>\n"
         f'  <button type="submit">{html.escape(verb)}</button>\n'
         "</form>"
@@ -380,16 +390,16 @@ async def confirm(kind: str, request_id: str, request: Request) -> Response:
     path = f"/v1/{kind}/{request_id}/confirm"
     answer = await _call(request, "POST", path, {"code": _one(fields, "code")})
     if answer.code == "invalid_code":
-        parts = [_p(say.known.get("invalid_code") or _sentence(answer.message), "error")]
-        parts.append(_code_form(say, kind[:-1], request_id, number))
+        why = say.known.get("invalid_code") or _sentence(answer.message)
+        parts = [_code_form(say, kind[:-1], request_id, number, why)]
         return _page(say, say.enter_code, parts, answer.status, back)
     if answer.code == "wrong_code":
         left = answer.details.get("tries_left")
         left = left if isinstance(left, int) and not isinstance(left, bool) else 0
-        parts = [_p(say.wrong_code(left), "error")]
         if not left:  # void: the code form would only be refused again
+            parts = [_p(say.wrong_code(left), "error")]
             return _page(say, say.failed, parts, answer.status, back)
-        parts.append(_code_form(say, kind[:-1], request_id, number))
+        parts = [_code_form(say, kind[:-1], request_id, number, say.wrong_code(left))]
         return _page(say, say.enter_code, parts, answer.status, back)
     if not answer.ok:
         return _error(say, answer, back)

@@ -339,19 +339,30 @@ window.DNC = (function () {
     invalid_time: "occurred_at",
     text_too_long: "text",
     invalid_preferences: "channels",
+    unknown_column: "column",
+    ambiguous_column: "column",
+    invalid_cursor: "since",
   };
   // The fields each error box marked, to unmark when the box is cleared or refilled.
   const marked = new WeakMap();
 
   function fieldsInError(box, problem) {
     const form = box.closest("form");
-    const name = problem instanceof Problem && (problem.details.field || FIELD_OF[problem.code]);
+    const name = problem instanceof Problem && (problem.details.field || FIELD_OF[problem.code] ||
+      queryField(problem));
     if (!form || !name) {
       return [];
     }
     return Array.prototype.filter.call(form.elements, function (field) {
       return field.name === name && field.type !== "hidden";
     });
+  }
+
+  /** The query parameter a 400 invalid_request names first ("query.limit": limit). */
+  function queryField(problem) {
+    const first = (problem.details.problems || [])[0];
+    const where = first && typeof first.where === "string" ? first.where.split(".") : [];
+    return where.length === 2 && where[0] === "query" ? where[1] : null;
   }
 
   function describedBy(field) {

@@ -104,7 +104,7 @@
     api.clear(error);
     const key = value(keyForm, "key");
     if (!key) {
-      api.showError(error, new api.Problem(0, "input", say.pasteKey));
+      api.showError(error, new api.Problem(0, "input", say.pasteKey, { field: "key" }));
       return;
     }
     window.sessionStorage.setItem(KEY, key);
@@ -154,7 +154,7 @@
     result.hidden = true;
     const number = value(lookupForm, "number");
     if (!number) {
-      throw new api.Problem(0, "input", say.enterNumber);
+      throw new api.Problem(0, "input", say.enterNumber, { field: "number" });
     }
     const key = requireKey();
     const answer = await api.call(
@@ -281,7 +281,7 @@
       body = text;
       kind = format === "text/csv" ? "text/csv" : "text/plain";
     } else {
-      throw new api.Problem(0, "input", say.enterList);
+      throw new api.Problem(0, "input", say.enterList, { field: "text" });
     }
     const key = requireKey();
     const path = "/v1/scrub" + api.query({
