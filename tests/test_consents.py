@@ -731,6 +731,11 @@ def test_bad_bodies_are_4xx_and_record_nothing(
         ({"method": "\uff49\uff4d\uff50\uff4c\uff49\uff45\uff44", "text": "Yes"},
          "consent_not_explicit", "method"),
         ({"method": "第三方名单", "text": "同意"}, "consent_not_explicit", "method"),
+        # Found accepted by an audit: never obtained, no word of how, lists from elsewhere.
+        *(({"method": method, "text": "Yes"}, "consent_not_explicit", "method") for method in (
+            "not obtained", "no", "N/A", "?", "customer did not object", "list rental",
+            "data vendor", "inherited from acquisition", "未同意", "默许", "无", "不详",
+            "合作方提供", "預設勾選")),
     ],
 )  # fmt: skip
 def test_evidence_that_proves_no_explicit_consent_is_a_400_naming_the_field(

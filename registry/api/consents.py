@@ -100,11 +100,28 @@ NOT_EXPLICIT = frozenset(
      "autoenrollment", "autoenrol", "autoenroll", "autosubscribed", "autooptin",
      "imported", "import", "migrated", "migration", "transferred",
      "softoptin", "softopt", "existingcustomer", "previouscustomer", "ebr",
-     "businessrelationship", "preselected"}
+     "businessrelationship", "preselected",
+     # Never asked, or not given: "not obtained", "customer did not object".
+     "notobtained", "notasked", "notgiven", "notrecorded", "noobjection", "didnotobject",
+     "notobject", "notobjected", "unspecified", "notapplicable", "tacit", "passive",
+     # Lists from elsewhere: rented, bought from a vendor, taken over with a business.
+     "rental", "listrental", "datavendor", "listvendor", "leadvendor", "vendorlist",
+     "inherited"}
 )  # fmt: skip
+# Whole methods that say nothing of how: "no", "N/A".
+NOT_EXPLICIT_WHOLE = frozenset({"no", "na", "nil", "null", "tbd", "tba", "nope", "x"})
 # The same in Chinese, matched anywhere in the method: 默认 default, 默示 implied, 推定
-# presumed, 第三方 third party, 导入 imported, 购买 purchased, 自动 automatic.
-NOT_EXPLICIT_CJK = ("默认", "默示", "推定", "第三方", "导入", "购买", "自动")
+# presumed, 第三方 third party, 导入 imported, 购买 purchased, 自动 automatic, 默许 tacit,
+# 未同意 not agreed, 未经 without (consent), 未获/未取得 not obtained, 不详/未知 unknown,
+# 合作方 partner, 租用 rented, 购得/购入 bought, 数据商 data vendor, 沉默 silence, 勾选 a
+# box ticked (预先勾选, 默认勾选); with their traditional forms (默認, 預設, 導入, 購買, 自動).
+NOT_EXPLICIT_CJK = (
+    "默认", "默示", "推定", "第三方", "导入", "购买", "自动", "默许", "未同意", "未经", "未获",
+    "未取得", "不详", "未知", "合作方", "租用", "购得", "购入", "数据商", "沉默", "预先勾选",
+    "預先勾選", "默認", "預設", "導入", "購買", "自動", "默許", "未經", "不詳", "購得", "數據商",
+)  # fmt: skip
+# A method that is only this is no method: 无/無 none, 否 no.
+NOT_EXPLICIT_CJK_WHOLE = frozenset({"无", "無", "否", "没有", "沒有"})
 # Letters that show nothing (fillers), on top of spaces, controls and format characters.
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
@@ -125,7 +142,11 @@ def _not_explicit(method: str) -> bool:
     )
     if any(word in folded for word in NOT_EXPLICIT_CJK):
         return True
+    if folded.strip() in NOT_EXPLICIT_CJK_WHOLE or not any(c.isalpha() for c in folded):
+        return True  # no method, or one without a word in it ("?", "-", "0")
     words = re.findall(r"[a-z]+", folded.lower())
+    if "".join(words) in NOT_EXPLICIT_WHOLE:
+        return True
     said = {
         *words,
         *(a + b for a, b in itertools.pairwise(words)),
