@@ -195,3 +195,62 @@ def test_a_sentinel_url_that_reaches_no_sentinel_is_a_503_and_one_line(
             assert_cli_error(result, 1, words)
             assert len(result.stderr) < 300, result.stderr  # not redis-py's repr of every client
             assert "None:None" not in result.stderr  # a Sentinel's master has no host of its own
+
+
+def test_a_stopped_cluster_master_fails_a_command_after_one_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py retried a command a stopped master left unanswered, each time for the whole
+    reply timeout: 90 s for one command in the API, seven minutes for `dnc export` (an
+    audit found both). One timeout now, for commands and pipelines, either client kind."""
+    import signal
+    import time
+
+    from embedded_cluster import EmbeddedCluster
+    from redis.exceptions import RedisError
+
+    from registry.store import keys
+
+    monkeypatch.setattr(connect, "REPLY_TIMEOUT", 1.0)
+    with EmbeddedCluster(tmp_path / "cluster", masters=3, node_timeout_ms=60_000) as cluster:
+        client = sync_client(cluster.url)
+        client.set(keys.EPOCH, "e")
+        port = int(client.get_node_from_key(keys.EPOCH).port)
+        (node,) = [n for n in cluster.nodes if n.port == port]
+
+        def failed_within(seconds: float, command: Any) -> None:
+            started = time.monotonic()
+            with pytest.raises(RedisError):
+                command()
+            assert time.monotonic() - started < seconds
+
+        async def async_commands() -> None:
+            remote = async_client(cluster.url)
+            try:
+                await remote.exists(keys.EPOCH)  # the slots read while all answer
+                node.process.send_signal(signal.SIGSTOP)
+                for command in (
+                    lambda: remote.exists(keys.EPOCH),
+                    lambda: (
+                        remote.pipeline(transaction=False).get(keys.EPOCH).get(keys.EPOCH).execute()
+                    ),
+                ):
+                    started = time.monotonic()
+                    with pytest.raises(RedisError):
+                        await command()
+                    assert time.monotonic() - started < 2.5
+            finally:
+                node.process.send_signal(signal.SIGCONT)
+                await remote.aclose()
+
+        try:
+            node.process.send_signal(signal.SIGSTOP)
+            failed_within(2.5, lambda: client.exists(keys.EPOCH))
+            pipe = client.pipeline()
+            pipe.get(keys.EPOCH)
+            pipe.get(keys.EPOCH)
+            failed_within(2.5, pipe.execute)
+        finally:
+            node.process.send_signal(signal.SIGCONT)
+            client.close()
+        asyncio.run(async_commands())

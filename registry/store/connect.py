@@ -20,10 +20,11 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError as AsyncMasterNotFoundError
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry as SyncRetry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 # redis+cluster://[[user]:password@]host:port[,host:port...]: the nodes to start from;
@@ -31,6 +32,22 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 # redis-py looks its own version up in the installed packages' metadata for every
 # connection it opens (about 2 ms of CPU, on the event loop as a pool grows): once will do.
 redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
+
+
+def _but_timeouts(errors: tuple[type[Exception], ...]) -> Any:
+    return tuple(error for error in errors if error is not RedisTimeoutError)
+
+
+# A Cluster node that leaves a command unanswered for its whole timeout (stopped, hung) is
+# not asked again. redis-py retries a timeout as it retries a refused connection: each
+# retry waits the full REPLY_TIMEOUT again, after a re-read of the slots, so one command to
+# a stopped master took 90 s to fail in the API and `dnc export` seven minutes (an audit
+# found both). A refused or broken connection, CLUSTERDOWN and an uncovered slot are still
+# retried (a failover, a moved slot). Set on the classes: the pipelines read the lists
+# from there, not from their client.
+RedisCluster.ERRORS_ALLOW_RETRY = _but_timeouts(RedisCluster.ERRORS_ALLOW_RETRY)
+AsyncRedisCluster.ERRORS_ALLOW_RETRY = _but_timeouts(AsyncRedisCluster.ERRORS_ALLOW_RETRY)
+ClusterPipeline.ERRORS_ALLOW_RETRY = _but_timeouts(ClusterPipeline.ERRORS_ALLOW_RETRY)
 
 CLUSTER_SCHEME = "redis+cluster://"
 TLS_CLUSTER_SCHEME = "rediss+cluster://"
@@ -209,6 +226,7 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
         found, options = _cluster_parts(url)
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in found],
+            retry=SyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), CLUSTER_RETRIES),
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
             **options,
