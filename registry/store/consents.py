@@ -143,10 +143,6 @@ return 1
 """
 )
 
-# KEYS: the number's consent holders. ARGV: operator, its consent's expires_at ('inf'
-# for none; '' to take the operator out), retention seconds. The hash lives while a
-# consent in it can be live or its record is kept past its expires_at: no TTL while one
-# has no end date, else the retention past the last expires_at.
 # KEYS: the number's opt-out time (keys.number_opted_out), its bucket's set. ARGV: the
 # time (unix ms), the member, retention seconds. Kept while the number is registered (an
 # opt-out is a registration; a deregistration gives it its retention), else only the
@@ -158,6 +154,10 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
 end
 """
 
+# KEYS: the number's consent holders. ARGV: operator, its consent's expires_at ('inf'
+# for none; '' to take the operator out), retention seconds. The hash lives while a
+# consent in it can be live or its record is kept past its expires_at: no TTL while one
+# has no end date, else the retention past the last expires_at.
 HOLDERS_SCRIPT = """
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
