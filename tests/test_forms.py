@@ -408,5 +408,17 @@ def test_the_follow_form_takes_a_reference_to_its_report(web: TestClient) -> Non
     assert empty.status_code == 400 and "Enter the reference" in shown(empty)
     unknown = web.get("/complaints", params={"reference": "cmp_nope"})
     assert unknown.status_code == 404
+    # As people paste it: the report's address, or the sentence that gave the reference.
+    for pasted in (
+        f"https://registry.example/complaints/{complaint_id}?lang=en",
+        f"Its reference is {complaint_id.upper()}.",
+    ):
+        page = web.get("/complaints", params={"reference": pasted})
+        assert page.status_code == 200 and f"Report {complaint_id}, received on" in shown(page)
+    # A `/` in what is no reference asked the API for a path that does not exist.
+    for odd in ("a/b", "../v1/stats", "cmp_0123/4567"):
+        page = web.get("/complaints", params={"reference": odd})
+        assert page.status_code == 404
+        assert "We have no report with that reference." in shown(page), odd
     home = web.get("/")
     assert 'action="/complaints"' in home.text and 'name="reference"' in home.text

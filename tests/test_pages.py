@@ -645,9 +645,15 @@ def test_the_portal_asks_for_a_key_and_explains_a_wrong_one(chromium: Any, serve
     portal.wait(lambda: "was not accepted" in portal.shown("lookup-error"))
     assert "not-a-key" not in chromium.current_url
 
+    portal.fill("scrub-text", "+12125550100\n")
     portal.element("key-forget").click()
     assert portal.storage("sessionStorage") == {}
     assert portal.shown("key-state") == "No key in use."
+    # What was typed and pasted, and the error about it, go with the key: the next person
+    # at a shared computer finds none of this account's numbers.
+    assert portal.element("lookup-number").get_attribute("value") == ""
+    assert portal.element("scrub-text").get_attribute("value") == ""
+    assert not portal.element("lookup-error").is_displayed()
 
 
 def test_the_portals_errors_mark_the_field_they_are_about(chromium: Any, server: Server) -> None:

@@ -528,7 +528,14 @@ async def follow_report(request: Request, reference: str = "", lang: str = "") -
     if not reference:
         say = _say(language.chosen(lang or None, request.headers))
         return _page(say, say.failed, [_p(say.enter_reference, "error")], 400, "/#complain")
-    return await complaint_status(reference, request, lang)
+    # The reference as people paste it: the report's address, or the sentence that gave
+    # it ("Its reference is cmp_….", in any case). A `/` left in it asked the API for
+    # a path that does not exist, and its answer was for programmers.
+    found = _REFERENCE.search(reference.lower())
+    return await complaint_status(found[0] if found else reference, request, lang)
+
+
+_REFERENCE = re.compile(r"cmp_[0-9a-f]{16}")
 
 
 @router.get("/complaints/{complaint_id}", include_in_schema=False)
@@ -538,6 +545,9 @@ async def complaint_status(
     """A report's handling, for whoever holds its reference: GET /v1/complaints/{id}/status.
     With `recorded`, the complaint form's answer too (it redirects here once filed)."""
     say = _say(language.chosen(lang or None, request.headers))
+    if not _REFERENCE.fullmatch(complaint_id):  # no report has it: not a question for the API
+        parts = [_p(say.no_such_report, "error")]
+        return _page(say, say.report_not_found_title, parts, 404, "/#complain")
     answer = await _call(request, "GET", f"/v1/complaints/{complaint_id}/status")
     if answer.code == "complaint_not_found":
         parts = [_p(say.no_such_report, "error")]

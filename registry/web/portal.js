@@ -115,9 +115,16 @@
     window.sessionStorage.removeItem(KEY);
     keyForm.reset();
     showKeyState();
-    // On a shared computer the next person must not find this account's numbers on screen.
+    // On a shared computer the next person must not find this account's numbers on screen:
+    // not its answers, nor what was typed or pasted to ask, nor an error about them.
     ["lookup-result", "scrub-result", "changes-result"].forEach(function (id) {
       byId(id).hidden = true;
+    });
+    [lookupForm, scrubForm, changesForm].forEach(function (form) {
+      form.reset();
+    });
+    ["key-error", "lookup-error", "scrub-error", "changes-error"].forEach(function (id) {
+      api.clear(byId(id));
     });
     byId("lookup-result").replaceChildren();
     byId("scrub-preview").querySelector("thead").replaceChildren();
