@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 import numpy as np
@@ -56,9 +56,25 @@ Found = tuple[bool, int, int, int]
 NOT_REGISTERED: Found = (False, ALL_CHANNELS, 0, 0)
 # A number's hash and the bits it sets in its word of a Bloom filter.
 Spot = tuple[int, int]
+
+
+class Asker(Protocol):
+    """Who waits for a number's answer: an asyncio.Future, or the HTTP protocol's look-up
+    answered without a task (registry/api/protocol.py), which writes its answer as the
+    round sets it."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Found, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+
 # A number, its asker, and the keys of the operator's consents and their scopes to read
 # with it (None: no operator's).
-Ask = tuple[int, asyncio.Future[Found], tuple[bytes, bytes] | None]
+Ask = tuple[int, Asker, tuple[bytes, bytes] | None]
 # Below this many numbers a round hashes them in plain Python (`locate`), not numpy.
 SMALL_BATCH = 4
 
@@ -130,6 +146,18 @@ class Lookups:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Found] = loop.create_future()
+        self.ask(number, operator_id, future, loop)
+        return future
+
+    def ask(
+        self,
+        number: int,
+        operator_id: str | None,
+        asker: Asker,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """As `registration`, for any `asker` on the running `loop`: the round that
+        answers it calls its set_result or set_exception (unless it is done by then)."""
         consents = None
         if operator_id is not None:
             consents = self._consent_keys.get(operator_id)
@@ -140,12 +168,11 @@ class Lookups:
                     keys.consents(operator_id).encode(),
                     keys.consent_scopes(operator_id).encode(),
                 )
-        self._asked.append((number, future, consents))
+        self._asked.append((number, asker, consents))
         # A runner left by another event loop (a closed test client's) never returns.
         if self._runner is None or self._loop is not loop:
             self._loop = loop
             self._runner = loop.create_task(self._run())
-        return future
 
     def close(self) -> None:
         if self.wire is not None:
@@ -160,14 +187,14 @@ class Lookups:
                 try:
                     await self._round(batch)
                 except Exception as exc:  # noqa: BLE001 - every asker of the round gets it
-                    for _, future, _ in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for _, asker, _ in batch:
+                        if not asker.done():
+                            asker.set_exception(exc)
                 batch = []
         except BaseException:
             # Cancelled (the loop is closing): nobody may wait for a round that never comes.
-            for _, future, _ in batch + self._asked:
-                future.cancel()
+            for _, asker, _ in batch + self._asked:
+                asker.cancel()
             self._asked = []
             raise
         finally:
@@ -187,19 +214,19 @@ class Lookups:
         if version[0] is None and self.registered.epoch is not None:
             raise self.registered.lost_error()
         now = time.time()
-        for (number, future, _), (registered, raw, consent) in zip(confirm, replies, strict=True):
-            if future.done():
+        for (number, asker, _), (registered, raw, consent) in zip(confirm, replies, strict=True):
+            if asker.done():
                 continue
             if not registered:
-                future.set_result(NOT_REGISTERED)
+                asker.set_result(NOT_REGISTERED)
                 continue
             try:
                 prefs = parse_details(number, raw).preferences
             except Exception as exc:  # noqa: BLE001 - a damaged record fails its own look-up
-                future.set_exception(exc)
+                asker.set_exception(exc)
                 continue
             scope = 0 if consent is None else scope_of(consent[0], consent[1], now)
-            future.set_result((True, prefs.channels, prefs.allow_categories, scope))
+            asker.set_result((True, prefs.channels, prefs.allow_categories, scope))
         if not negatives:
             return
         bloom, caught_up = await self._caught_up(*version)

@@ -151,9 +151,18 @@ def live_server(settings: Settings, http: Any = "h11") -> Iterator[str]:
     Yields its URL once it is ready."""
     assert settings.redis_url is not None
     new_registry(settings.redis_url)  # as dnc serve makes it before its workers
+    with live_app(create_app(settings), http) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def live_app(app: Any, http: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+    """`app` behind a real uvicorn on a loopback port, in a thread, with no access log
+    as dnc serve runs it: its URL once it is ready, and the server (a test may stop it).
+    Its Redis must hold a registry."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, http=http, log_level="critical"
+        app, host="127.0.0.1", port=port, http=http, log_level="critical", access_log=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -167,7 +176,7 @@ def live_server(settings: Settings, http: Any = "h11") -> Iterator[str]:
         assert time.monotonic() < deadline, "the server never became ready"
         time.sleep(0.05)
     try:
-        yield url
+        yield url, server
     finally:
         server.should_exit = True
         thread.join(15)

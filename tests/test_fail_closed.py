@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
-from conftest import ADMIN, ADMIN_KEY, ready_client, start_redis
+from conftest import ADMIN, ADMIN_KEY, live_app, new_registry, ready_client, start_redis
 from embedded_cluster import CLUSTER_SLOTS, EmbeddedCluster
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -26,6 +27,7 @@ from redis.crc import key_slot
 
 from registry.api import create_app
 from registry.api.lookup import LookupRoute
+from registry.api.protocol import Protocol
 from registry.config import Settings
 from registry.embedded import RedisProcess, free_port, redis_server_binary
 from registry.store import keys
@@ -51,11 +53,15 @@ def assert_unavailable(answer: Response, code: str = "redis_unavailable") -> Non
 class Registry:
     """An app on a private redis-server (or Redis Cluster) that the test may kill."""
 
-    client: TestClient
+    client: httpx.Client  # a TestClient, or a client of a real server (`served`)
     server: RedisProcess | EmbeddedCluster
     carrier: Headers
     operator: Headers
     unused_operator: Headers  # created before Redis went away, never used: not cached
+    route: LookupRoute | None = None  # a served app's: look-ups its protocol took
+
+    def taken(self) -> int:
+        return 0 if self.route is None else self.route.answered_in_protocol
 
 
 def create_key(client: TestClient, role: str) -> Headers:
@@ -65,8 +71,12 @@ def create_key(client: TestClient, role: str) -> Headers:
 
 
 @contextlib.contextmanager
-def warmed_up(server: RedisProcess | EmbeddedCluster, tmp_path: Path) -> Iterator[Registry]:
-    """An app on `server` with accounts, a registration, and every path warmed up."""
+def warmed_up(
+    server: RedisProcess | EmbeddedCluster, tmp_path: Path, served: bool = False
+) -> Iterator[Registry]:
+    """An app on `server` with accounts, a registration, and every path warmed up; a
+    TestClient's, or `served` by uvicorn with dnc serve's protocol (which answers a
+    look-up itself, registry/api/protocol.py)."""
     settings = Settings(
         redis_url=server.url,
         admin_key=ADMIN_KEY,
@@ -74,8 +84,16 @@ def warmed_up(server: RedisProcess | EmbeddedCluster, tmp_path: Path) -> Iterato
         auth_cache_seconds=60,  # keys used before the outage stay known, so the
         # look-up itself (not only the key check) meets the missing Redis
     )
-    client = ready_client(settings)
-    try:
+    with contextlib.ExitStack() as stack:
+        route = None
+        if served:
+            new_registry(server.url)
+            route = create_app(settings)
+            url, _ = stack.enter_context(live_app(route, Protocol))
+            client: httpx.Client = stack.enter_context(httpx.Client(base_url=url, timeout=60))
+        else:
+            client = ready_client(settings)
+            stack.callback(client.__exit__, None, None, None)
         carrier = create_key(client, "carrier")
         operator = create_key(client, "operator")
         unused = create_key(client, "operator")
@@ -86,9 +104,7 @@ def warmed_up(server: RedisProcess | EmbeddedCluster, tmp_path: Path) -> Iterato
         )
         scrub = client.post("/v1/scrub", json={"numbers": [REGISTERED]}, headers=operator)
         assert scrub.json()["blocked"] == [REGISTERED]
-        yield Registry(client, server, carrier, operator, unused)
-    finally:
-        client.__exit__(None, None, None)
+        yield Registry(client, server, carrier, operator, unused, route)
 
 
 @pytest.fixture
@@ -101,13 +117,28 @@ def private(tmp_path: Path) -> Iterator[Registry]:
         server.kill()
 
 
-def test_look_ups_answer_503_never_callable(private: Registry) -> None:
+@pytest.fixture(params=["asgi", "served"])
+def private_look_ups(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """`private`, and the same behind a real server whose protocol answers look-ups."""
+    server = start_redis(tmp_path / "redis", durable=True)
+    try:
+        with warmed_up(server, tmp_path, served=request.param == "served") as registry:
+            yield registry
+    finally:
+        server.kill()
+
+
+def test_look_ups_answer_503_never_callable(private_look_ups: Registry) -> None:
+    private = private_look_ups
     private.server.kill()
+    taken = private.taken()
     for number in (REGISTERED, NOT_REGISTERED, "(212) 555-0000"):
         for query in ("", "?channel=sms", "?category=3"):
             answer = private.client.get(f"/v1/numbers/{number}{query}", headers=private.operator)
             assert_unavailable(answer)
             assert answer.headers.get("retry-after")
+    # Served, the protocol took those it could (not the percent-encoded ones).
+    assert private.taken() == taken + (6 if private.route else 0)
 
 
 def test_json_scrubs_answer_503(private: Registry) -> None:
@@ -253,9 +284,10 @@ def test_a_redis_that_refuses_writes_is_a_503_and_still_answers_reads(
 
 
 def test_a_hung_redis_is_a_503_within_seconds_for_look_ups_and_readiness(
-    private: Registry,
+    private_look_ups: Registry,
 ) -> None:
     """A stopped redis-server still accepts connections and never answers."""
+    private = private_look_ups
     assert isinstance(private.server, RedisProcess) and private.server.process is not None
     private.server.process.send_signal(signal.SIGSTOP)
     try:
@@ -330,7 +362,8 @@ def restart_on_the_same_port(server: RedisProcess) -> subprocess.Popen[bytes]:
         probe.close()
 
 
-def test_service_resumes_when_redis_comes_back(private: Registry) -> None:
+def test_service_resumes_when_redis_comes_back(private_look_ups: Registry) -> None:
+    private = private_look_ups
     client, operator = private.client, private.operator
     private.server.kill()
     assert_unavailable(client.get(f"/v1/numbers/{NOT_REGISTERED}", headers=operator))

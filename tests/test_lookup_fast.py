@@ -84,7 +84,7 @@ def pair(settings: Settings) -> Iterator[Pair]:
     slow.__exit__(None, None, None)
 
 
-def new_key(client: TestClient, role: str = "operator", **body: Any) -> str:
+def new_key(client: httpx.Client, role: str = "operator", **body: Any) -> str:
     answer = client.post("/v1/operators", json={"name": role, "role": role, **body}, headers=ADMIN)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["api_key"])
@@ -94,7 +94,7 @@ def bearer(key: str) -> list[tuple[str, str]]:
     return [("Authorization", f"Bearer {key}")]
 
 
-def register(client: TestClient, carrier: str, number: str, **prefs: Any) -> None:
+def register(client: httpx.Client, carrier: str, number: str, **prefs: Any) -> None:
     answer = client.put(f"/v1/registrations/{number}", json=prefs or None, headers=bearer(carrier))
     assert answer.status_code in (200, 201), answer.text
 
@@ -222,7 +222,11 @@ class World:
 
 @pytest.fixture
 def world(pair: Pair, redis_url: str, tmp_path: Path) -> World:
-    client = pair.slow
+    return make_world(pair.slow, redis_url, tmp_path)
+
+
+def make_world(client: httpx.Client, redis_url: str, tmp_path: Path) -> World:
+    """The registrations, accounts and consents above, made through `client`'s app."""
     carrier = new_key(client, "carrier")
     for number, prefs in REGISTERED.items():
         register(client, carrier, number, **prefs)

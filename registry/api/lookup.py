@@ -33,6 +33,10 @@ from registry.api.errors import AnswerCutOff
 
 if TYPE_CHECKING:
     from registry.api.app import Services
+    from registry.freshness import Found
+
+# LookupRoute.quick's answer: None, a body, or (number, operator id, channel, category).
+Quick = tuple[int, str, int, int | None] | bytes | None
 
 PATH = "/v1/numbers/"
 ROLE = "operator"
@@ -57,6 +61,7 @@ class LookupRoute:
         self._operator_key = require(ROLE)
         default = services.settings.default_region
         self._no_query = (params.channel(None), params.category(None), params.region(None, default))
+        self.answered_in_protocol = 0  # look-ups registry/api/protocol.py took on itself
         self._verdicts: dict[tuple[bool, int, int, bool, int, int | None], bytes] = {}
         self._starts: dict[int, Message] = {}
 
@@ -84,7 +89,7 @@ class LookupRoute:
         try:
             body = await self._look_up(scope, number)
         except Exception as exc:  # noqa: BLE001 - answered by the app's handlers
-            await self._fail(scope, receive, send, exc)
+            await self.fail(scope, receive, send, exc)
             return
         self.counts["GET", 200] += 1
         await send(self._start(len(body)))
@@ -129,7 +134,44 @@ class LookupRoute:
             return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
         if operator.prefixes:
             params.check_prefix(operator, value)
-        registered, channels, allowed, held = await self.lookups.registration(value, operator.id)
+        found = await self.lookups.registration(value, operator.id)
+        return self.body(value, found, channel, category)
+
+    def quick(self, number: str, raw_query: bytes, authorization: str | None) -> Quick:
+        """What `_look_up` would do first, with nothing to wait for: for the HTTP
+        protocol, which answers a look-up without the ASGI cycle (registry/api/protocol.py).
+
+        None: hand the request to the app (any error, a key not in the cache, a rate
+        limit or another role's key: the app answers those as it does any other);
+        bytes: the answer's body (an invalid number); else what to look up.
+        """
+        if self.services.bloom.lost:
+            return None
+        operator = authorization and self.auth.cached(authorization)
+        if not operator or operator.rate_limit is not None:
+            return None
+        if operator.role != ROLE and not operator.is_admin:
+            return None
+        try:
+            if raw_query:
+                query = params.query(raw_query)
+                channel = params.channel(query.get("channel"))
+                category = params.category(query.get("category"))
+                region = params.region(query.get("region"), self.services.settings.default_region)
+            else:
+                channel, category, region = self._no_query
+            value, reason = nums.normalize(number, region)
+            if reason is not None:
+                return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
+            if operator.prefixes:
+                params.check_prefix(operator, value)
+        except Exception:  # noqa: BLE001 - the app answers it, in the contract's shape
+            return None
+        return value, operator.id, channel, category
+
+    def body(self, value: int, found: Found, channel: int, category: int | None) -> bytes:
+        """The answer's body for `value`, as the registry has it (`found`)."""
+        registered, channels, allowed, held = found
         consent = bool(held) and rules.covers(held, channel, category)
         key = (registered, channels, allowed, consent, channel, category)
         verdict = self._verdicts.get(key) or self._decide(*key)
@@ -173,7 +215,7 @@ class LookupRoute:
                 self._starts[length] = start
         return start
 
-    async def _fail(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    async def fail(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
         """Answer as the FastAPI app would: its handler for the nearest class of `exc`.
 
         The handler for Exception is the app's 500, which Starlette sends and then
