@@ -208,9 +208,8 @@ def bare_serve(workers: int) -> HttpServer:
     """benchmarks.bare:app on uvicorn with the settings `dnc serve` gives uvicorn."""
     port = free_port()
     args = [
-        sys.executable, "-m", "uvicorn", "benchmarks.bare:app",
+        sys.executable, "-m", "benchmarks.bare",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "info", "--no-access-log",
     ]  # fmt: skip
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).parent.parent)

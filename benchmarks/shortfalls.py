@@ -78,13 +78,14 @@ def goal_5(r: dict[str, Any], f: dict[str, Any]) -> str:
         f", {f['per_round']:.1f} a round at the peak in this run" if f.get("per_round") else ""
     )
     text = (
-        "Look-ups are answered by a pure-ASGI route in front of FastAPI "
-        "(`registry/api/lookup.py`) and share their Redis round trips "
+        "Look-ups are answered in `dnc serve`'s HTTP protocol, without uvicorn's ASGI cycle "
+        "(`registry/api/protocol.py`: a plain GET with a key the worker checked in the last "
+        "seconds; the rest goes through the app), and share their Redis round trips "
         "(`registry/freshness.py`: every look-up that arrives while a round is in flight "
         f"joins the next one{per_round}; the round probes the Bloom filter for its whole batch "
         "at once; a Bloom negative then needs only an unchanged epoch and version, a Bloom "
-        "hit is confirmed in the same round). In this run the route reached "
-        f"{f['lookup_share']:.0%} of the bare app's requests a second."
+        "hit is confirmed in the same round; the round writes each answer as it has it). In "
+        f"this run look-ups reached {f['lookup_share']:.0%} of the bare app's requests a second."
     )
     api, bare, budget = f["api_cpu_us"], f["bare_cpu_us"], f["budget_us"]
     if api is not None and bare is not None and budget is not None:
@@ -115,42 +116,18 @@ def goal_5(r: dict[str, Any], f: dict[str, Any]) -> str:
     return text + " " + EARLIER_LOOKUP_STEPS
 
 
-# Goal 5's stages, measured apart from any committed run: the scratch copies of the route
-# are not in the repository. The percentages are of the bare app's rate at the time.
+# What goal 5's text says of the design before this one, measured then (not in any run
+# this report renders).
 EARLIER_LOOKUP_STEPS = (
-    "**An earlier, separate measurement, not this run's figures** (2026-11-30, scale 0.1, "
-    "the same wrk load, with scratch copies of the route cut short at each step, not "
-    "committed; server CPU a request, the bare app beside each, two runs each): bare app "
-    "26.5 us (budget at 70%: 37.9 us); the bare app's body answered by `dnc serve`'s own ASGI "
-    "callable, before any of the route's work, 30.4 us (the worker's larger heap and its "
-    "background work: the change follower, retention and metrics); the route answering a "
-    "fixed body after its path checks 30.8 us; with the key check and parameters 34.8 us; "
-    "with normalizing the number 39.4 us; with a future resolved a loop turn later in place "
-    "of the round 39.6 us; as built then 47.6 us, when the route reached 57% of the bare app "
-    "(5% before the shared rounds and the ASGI route). So a look-up that read nothing at all, "
-    "neither Redis nor the filter, already cost more than the budget: no cheaper way of "
-    "reading the registry could close the gap by itself. Each step cost two to five times "
-    "under load what it cost in a tight loop in process (0.9, 0.8, 2.1, 2.8 and 4.7 us for "
-    "the same steps), most likely because the kernel's and the server's work between "
-    "requests evict the route's code and data from the caches (this machine exposes no "
-    "hardware counters to confirm it). Tried and measured then, none reaching 70%: the "
-    "route's modules (look-up route, freshness, normalizing, parameters, rules) compiled to "
-    "C extensions with mypyc, 47.8 against 47.6 us as built, and in process the normalizing "
-    "step 2.25 against 2.1 us: the time is in the interpreter's C objects, the event loop and "
-    "the kernel, not in bytecode; the getpid system call that `asyncio.get_running_loop` "
-    "makes on Python 3.11 taken out of each look-up (no change); Bloom negatives answered in "
-    "the request's own step with no round, the upper bound of a lease scheme that would make "
-    "writers wait for every live worker (52% against 57%: a round's answers go out in a "
-    "burst, and a burst costs the worker less a request in kernel time than answers spread "
-    "one by one); the same with the negatives answered together once a loop turn, and with "
-    "the hits' rounds paced to one every 1 or 2 ms (both within a point of as built). Before "
-    "that: normalizing a loop turn's look-ups together (57%), waiting a loop turn to double "
-    "a round (one point), one shared future for a round's negatives, gc.freeze() after start "
-    "(kept, no measurable gain), pinning the worker to one core (61% against 57%, for both "
-    "apps), huge pages for the filter. What would close it is all of the route's steps "
-    "shrinking by half together, the HTTP side included, which the goal's own terms (the "
-    "same uvicorn server) leave to uvicorn; we know of no way to do that in Python, and "
-    "mypyc, the nearest thing to compiled code that keeps the source in Python, showed none."
+    "Before the protocol answered look-ups, a pure-ASGI route in front of FastAPI with the "
+    "same shared rounds reached 54-57% of the bare app (RESULTS.md of 2026-11-30): measured "
+    "step by step then, a look-up that read nothing at all through uvicorn's ASGI cycle "
+    "already cost the worker more CPU than 70% of the bare app's rate leaves it, and "
+    "compiling the route with mypyc, pinning, gc.freeze() and pacing the rounds changed it "
+    "by a few points at most. Skipping the ASGI cycle (its scope, task, and receive and send "
+    "calls, which cost more than the look-up's own work) is what moved it. What would take "
+    "more off now: the route's own steps (the key and parameter checks, normalizing) in one "
+    "compiled function, and answers of a round written with one system call."
 )
 
 

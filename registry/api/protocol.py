@@ -12,8 +12,15 @@ headers past MAX_HEADER_BYTES are a 431, headers not complete MAX_HEADER_SECONDS
 they began are a 408, and a body that stops arriving for MAX_BODY_IDLE_SECONDS ends
 its connection (the route sees the client gone: a 499). The clocks are one sweep a
 worker every SWEEP_SECONDS over its connections, not a timer a request: a request pays
-a few additions and comparisons as its bytes arrive. Everything a well-formed request
-does then takes uvicorn's own path, as the bare app of goal 5 does.
+a few additions and comparisons as its bytes arrive.
+
+A plain look-up (`GET /v1/numbers/{n}` with a key the worker checked in the last
+seconds, `_look_up_here`) is answered here, without the ASGI cycle: uvicorn's scope,
+task, and receive and send calls cost a worker more than the look-up's own work
+(benchmarks/RESULTS.md, goal 5). The look-up route's checks run as the head completes,
+the request joins the route's shared Redis round, and the round writes the answer,
+the same bytes the route's would be. Every other request, and every error, takes
+uvicorn's own path to the app, as the bare app of goal 5 does.
 """
 
 from __future__ import annotations
