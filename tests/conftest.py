@@ -156,13 +156,19 @@ def live_server(settings: Settings, http: Any = "h11") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def live_app(app: Any, http: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+def live_app(app: Any, http: Any, **options: Any) -> Iterator[tuple[str, uvicorn.Server]]:
     """`app` behind a real uvicorn on a loopback port, in a thread, with no access log
     as dnc serve runs it: its URL once it is ready, and the server (a test may stop it).
-    Its Redis must hold a registry."""
+    Its Redis must hold a registry. `options`: more of uvicorn's settings."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=http, log_level="critical", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=http,
+        log_level="critical",
+        access_log=False,
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -25,7 +25,7 @@ import pytest
 import redis
 import uvicorn
 from conftest import ADMIN_KEY, live_app, new_registry
-from test_lookup_fast import NUMBERS, QUERIES, World, bearer, make_world, register
+from test_lookup_fast import NUMBERS, QUERIES, World, bearer, make_world, new_key, register
 
 from registry.api import create_app
 from registry.api.lookup import LookupRoute
@@ -52,11 +52,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, http: Any) -> Iterator[Served]:
+def serve(settings: Settings, http: Any, **options: Any) -> Iterator[Served]:
     assert settings.redis_url is not None
     new_registry(settings.redis_url)
     route = create_app(settings)
-    with live_app(route, http) as (url, server):
+    with live_app(route, http, **options) as (url, server):
         yield Served(url, route, server)
 
 
@@ -338,3 +338,25 @@ def test_a_round_that_fails_is_the_apps_error(wire: Wire, world: World, redis_cl
     metrics = httpx.get(wire.fast.url + "/metrics").text.splitlines()
     served = [line for line in metrics if line.startswith("dnc_http_requests_total")]
     assert any('status="500"' in line and line.endswith(" 1") for line in served), served
+
+
+@pytest.mark.single_node
+def test_a_request_behind_an_answer_given_at_once_keeps_its_connection(
+    settings: Settings, redis_url: str
+) -> None:
+    """An invalid number is answered without Redis; a request pipelined behind it that
+    waits on Redis longer than the keep-alive timeout still gets its answer."""
+    with (
+        serve(settings, Protocol, timeout_keep_alive=1) as fast,
+        httpx.Client(base_url=fast.url) as client,
+    ):
+        key = bearer(new_key(client))
+        invalid, waiting = request(look_up("abc"), key), request(look_up("%2B12125550001"), key)
+        with Connection(fast.port) as conn:
+            exchange(conn, request(look_up("+12125550001"), key))  # the key is cached
+            taken = fast.taken()
+            with redis_asleep(redis_url, 1.6):
+                conn.send(invalid + waiting)
+                assert b'"status":"invalid"' in conn.answer()
+                assert b'"status":"callable"' in conn.answer()
+            assert fast.taken() == taken + 1

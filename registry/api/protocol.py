@@ -159,7 +159,10 @@ class Protocol(HttpToolsProtocol):
         route.answered_in_protocol += 1
         answer = self.cycle = _Answer(self, url)  # type: ignore[assignment]
         if isinstance(quick, bytes):
-            self._respond(answer, quick)
+            # Not from inside the parser: a response completed there would arm the
+            # keep-alive timer while a request pipelined behind it is still to be read,
+            # and the timer would close the connection under that request.
+            self.loop.call_soon(self._respond, answer, quick)
             return True
         answer.number, operator_id, answer.channel, answer.category = quick
         route.lookups.ask(answer.number, operator_id, answer, self.loop)
