@@ -6,15 +6,13 @@ from __future__ import annotations
 from conftest import live_app
 from starlette.types import Receive, Scope, Send
 
-from benchmarks import loadgen
+from benchmarks import bare, loadgen
 from registry.api.protocol import Protocol
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await bare.app(scope, receive, send)
         return
     status = 404 if scope["path"] == "/missing" else 200
     body = b"x" * (5000 if scope["path"] == "/big" else 10)

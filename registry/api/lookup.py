@@ -34,6 +34,7 @@ from registry.api.errors import AnswerCutOff
 if TYPE_CHECKING:
     from registry.api.app import Services
     from registry.freshness import Found
+    from registry.store.operators import Operator
 
 # LookupRoute.quick's answer: None, a body, or (number, operator id, channel, category).
 Quick = tuple[int, str, int, int | None] | bytes | None
@@ -123,6 +124,19 @@ class LookupRoute:
             # The role's 403 and the rate limit's 429 come from the dependency FastAPI runs.
             scope["app"] = self.app
             operator = await self._operator_key(Request(scope))
+        target = self._target(query, number, operator)
+        if isinstance(target, bytes):
+            return target
+        value, channel, category = target
+        found = await self.lookups.registration(value, operator.id)
+        return self.body(value, found, channel, category)
+
+    def _target(
+        self, query: dict[str, str] | None, number: str, operator: Operator
+    ) -> tuple[int, int, int | None] | bytes:
+        """The number to look up and the channel and category asked, or the body of an
+        invalid number's answer; raises what the app answers (a wrong parameter, a
+        number outside the operator's prefixes)."""
         if query is not None:
             channel = params.channel(query.get("channel"))
             category = params.category(query.get("category"))
@@ -134,8 +148,7 @@ class LookupRoute:
             return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
         if operator.prefixes:
             params.check_prefix(operator, value)
-        found = await self.lookups.registration(value, operator.id)
-        return self.body(value, found, channel, category)
+        return value, channel, category
 
     def quick(self, number: str, raw_query: bytes, authorization: str | None) -> Quick:
         """What `_look_up` would do first, with nothing to wait for: for the HTTP
@@ -153,20 +166,12 @@ class LookupRoute:
         if operator.role != ROLE and not operator.is_admin:
             return None
         try:
-            if raw_query:
-                query = params.query(raw_query)
-                channel = params.channel(query.get("channel"))
-                category = params.category(query.get("category"))
-                region = params.region(query.get("region"), self.services.settings.default_region)
-            else:
-                channel, category, region = self._no_query
-            value, reason = nums.normalize(number, region)
-            if reason is not None:
-                return orjson.dumps({"number": None, "status": "invalid", "reason": reason})
-            if operator.prefixes:
-                params.check_prefix(operator, value)
+            target = self._target(params.query(raw_query) if raw_query else None, number, operator)
         except Exception:  # noqa: BLE001 - the app answers it, in the contract's shape
             return None
+        if isinstance(target, bytes):
+            return target
+        value, channel, category = target
         return value, operator.id, channel, category
 
     def body(self, value: int, found: Found, channel: int, category: int | None) -> bytes:
